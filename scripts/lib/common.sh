@@ -1,0 +1,38 @@
+# Shared by the setup steps: where things are cached, how steps report, how waits end.
+# Sourced, never run. Every step script sets `set -euo pipefail` itself.
+
+QUAYSIDE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+QUAYSIDE_CACHE=${QUAYSIDE_CACHE:-$HOME/.cache/quayside}
+# Built tools (pulumi, kamal-proxy), keyed by version below this, and put on PATH by `scripts/setup`.
+QUAYSIDE_BIN=$QUAYSIDE_CACHE/bin
+# The loopback test server, the registry and the files tests read (keys, ports).
+QUAYSIDE_TESTBED=$QUAYSIDE_CACHE/testbed
+export QUAYSIDE_ROOT QUAYSIDE_CACHE QUAYSIDE_BIN QUAYSIDE_TESTBED
+mkdir -p "$QUAYSIDE_BIN" "$QUAYSIDE_TESTBED"
+case ":$PATH:" in *":$QUAYSIDE_BIN:"*) ;; *) PATH=$QUAYSIDE_BIN:$PATH ;; esac
+export PATH
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# die MESSAGE: the one line a user reads; it says what to do.
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s until it succeeds.
+wait_until() {
+  local seconds=$1 what=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# port_taken PORT: true when something listens on 127.0.0.1:PORT (or on all addresses).
+port_taken() {
+  ss -Hltn "( sport = :$1 )" 2>/dev/null | grep -q .
+}
+
+# port_owner PORT: the process listening on PORT, for error messages.
+port_owner() {
+  ss -Hltnp "( sport = :$1 )" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\).*/\1/p' | head -n 1
+}

@@ -1,0 +1,19 @@
+"""Fixtures every layer shares: the bench started by scripts/setup."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.testbed import TestServer, registry_address
+
+
+@pytest.fixture(scope="session")
+def test_server() -> TestServer:
+    """The loopback SSH server; fails (never skips) when scripts/setup has not started it."""
+    return TestServer.from_testbed()
+
+
+@pytest.fixture(scope="session")
+def registry() -> str:
+    """host:port of the loopback registry."""
+    return registry_address()

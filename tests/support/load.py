@@ -1,0 +1,149 @@
+"""Constant concurrent HTTP load with every response recorded, so a test can say "0 failed of N"."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Final
+
+# Bounds so no load loop can outlive its test.
+MAX_SECONDS: Final = 600.0
+MAX_REQUESTS: Final = 2_000_000
+
+
+@dataclass(frozen=True)
+class Response:
+    at: float  # seconds since the load started
+    status: int  # 0 when the request failed without a response
+    version: str  # first token of the body; "" on failure
+    error: str  # "" on success
+
+
+@dataclass
+class LoadReport:
+    responses: list[Response] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.responses)
+
+    @property
+    def failures(self) -> list[Response]:
+        return [r for r in self.responses if r.status != 200]
+
+    def versions(self) -> Counter[str]:
+        return Counter(r.version for r in self.responses if r.status == 200)
+
+    def version_sequence(self) -> list[str]:
+        """The versions that answered, in time order, with repeats collapsed: ["v1", "v2"] is one flip."""
+        ordered = sorted((r for r in self.responses if r.status == 200), key=lambda r: r.at)
+        sequence: list[str] = []
+        for response in ordered:
+            if not sequence or sequence[-1] != response.version:
+                sequence.append(response.version)
+        return sequence
+
+    def summary(self) -> str:
+        failures = self.failures
+        sample = "; ".join(f"{r.at:.2f}s {r.status} {r.error}" for r in failures[:5])
+        return (
+            f"{len(failures)} failed of {self.total}; versions {dict(self.versions())}; "
+            f"sequence {self.version_sequence()}" + (f"; first failures: {sample}" if failures else "")
+        )
+
+
+class Load:
+    """`with Load(port, host_header) as load: ...` then `load.report`.
+
+    Each worker keeps one keep-alive connection to 127.0.0.1:port, as browsers do, and reconnects after
+    an error; a connection error, a timeout or any non-200 status is a failed request.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        host_header: str,
+        *,
+        path: str = "/",
+        workers: int = 4,
+        address: str = "127.0.0.1",
+        request_timeout: float = 5.0,
+        max_seconds: float = MAX_SECONDS,
+    ) -> None:
+        if not address.startswith("127."):
+            raise ValueError(f"load is only sent to loopback, not {address}")
+        self._port = port
+        self._host_header = host_header
+        self._path = path
+        self._workers = workers
+        self._address = address
+        self._request_timeout = request_timeout
+        self._max_seconds = min(max_seconds, MAX_SECONDS)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._started = 0.0
+        self.report = LoadReport()
+
+    def __enter__(self) -> Load:
+        self._started = time.monotonic()
+        for index in range(self._workers):
+            thread = threading.Thread(target=self._work, name=f"load-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> LoadReport:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self._request_timeout + 5)
+        return self.report
+
+    def wait_for_requests(self, count: int, timeout: float = 30) -> None:
+        """Blocks until at least `count` responses were recorded, so a test knows load is flowing."""
+        deadline = time.monotonic() + timeout
+        while self.report.total < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"load made only {self.report.total} requests in {timeout} s")
+            time.sleep(0.05)
+
+    def _record(self, response: Response) -> None:
+        with self._lock:
+            self.report.responses.append(response)
+
+    def _work(self) -> None:
+        connection: http.client.HTTPConnection | None = None
+        while not self._stop.is_set():
+            elapsed = time.monotonic() - self._started
+            if elapsed > self._max_seconds or self.report.total >= MAX_REQUESTS:
+                break
+            if connection is None:
+                connection = http.client.HTTPConnection(self._address, self._port, timeout=self._request_timeout)
+            if not self._request(connection, elapsed):
+                connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
+
+    def _request(self, connection: http.client.HTTPConnection, elapsed: float) -> bool:
+        """One request; False when the connection cannot be used again."""
+        try:
+            connection.request("GET", self._path, headers={"Host": self._host_header})
+            reply = connection.getresponse()
+            body = reply.read().decode(errors="replace")
+        except (OSError, http.client.HTTPException) as failure:
+            self._record(Response(elapsed, 0, "", f"{type(failure).__name__}: {failure}"))
+            return False
+        words = body.split()
+        error = "" if reply.status == 200 else body[:80]
+        self._record(Response(elapsed, reply.status, words[0] if words else "", error))
+        return not reply.will_close
