@@ -1,0 +1,302 @@
+"""The stack config, as pydantic models: the documentation of every key, and its validation.
+
+A stack file holds these under the project's namespace (`quayside:service`, `quayside:roles`, ...).
+Secrets are separate config keys set with `pulumi config set --secret`: `ssh_private_key`,
+`registry_password`, and one key per name a role lists in `env.secret` (e.g. `DATABASE_URL`).
+
+Every error is one line that names the key and what is allowed, raised before any resource exists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from components import defaults
+
+NAME_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+DURATION_PATTERN = r"^[1-9][0-9]*(ms|s|m)$"
+HOSTNAME_PATTERN = r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=40)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, description="a duration like 500ms, 30s or 2m")]
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
+Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
+
+
+class ConfigError(ValueError):
+    """A stack config mistake; str() is the one line to show the user."""
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class ImageSpec(Model):
+    """A ready image (`image: ghcr.io/acme/web:1.4`), or a build (`image: {context: ../web}`)."""
+
+    ref: str | None = Field(default=None, description="an image reference with a tag or @sha256 digest")
+    context: str | None = Field(default=None, description="a build context directory, relative to the project")
+    dockerfile: str | None = Field(default=None, description="the Dockerfile, relative to the context")
+    target: str | None = Field(default=None, description="the build stage to build")
+    args: dict[str, str] = Field(default_factory=dict, description="build arguments")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ref_shorthand(cls, value: Any) -> Any:
+        return {"ref": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _ref_or_context(self) -> Self:
+        if (self.ref is None) == (self.context is None):
+            raise ValueError("give an image reference (image: repo:tag) or a build (image: {context: dir})")
+        if self.ref is not None and (self.dockerfile or self.target or self.args):
+            raise ValueError("dockerfile, target and args go with context, not with an image reference")
+        if self.ref is not None and not re.fullmatch(r"[^\s@:]+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?", self.ref):
+            raise ValueError(f"{self.ref!r} is not an image reference like registry/repo:tag or repo@sha256:<64 hex>")
+        if self.ref is not None and ":" not in self.ref.rsplit("/", 1)[-1] and "@" not in self.ref:
+            raise ValueError(f"{self.ref!r} has no tag or digest: pin one (repo:1.4 or repo@sha256:...)")
+        return self
+
+
+class Health(Model):
+    path: str = Field(default=defaults.HEALTH_PATH, pattern=r"^/\S*$", description="path answering 200 when ready")
+    interval: Duration = Field(default=defaults.HEALTH_INTERVAL, description="time between health checks")
+    timeout: Duration = Field(default=defaults.HEALTH_TIMEOUT, description="time one health check may take")
+
+
+class Env(Model):
+    clear: dict[EnvName, str] = Field(default_factory=dict, description="plain variables, visible in the plan")
+    secret: list[EnvName] = Field(
+        default_factory=list, description="names of config secrets passed to the container (never in plain text)"
+    )
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> Self:
+        both = sorted(set(self.clear) & set(self.secret))
+        if both:
+            raise ValueError(f"{', '.join(both)} is both clear and secret: keep it in one of them")
+        return self
+
+
+class Role(Model):
+    """One app role: a container per version, behind kamal-proxy unless `proxy: false`."""
+
+    image: ImageSpec = Field(description="the image: a reference, or a build context")
+    version: str | None = Field(
+        default=None,
+        pattern=VERSION_PATTERN,
+        description="pin the version name (default: the image digest's first 12 hex, or its tag)",
+    )
+    port: Port = Field(default=defaults.APP_PORT, description="the port the app listens on in its container")
+    proxy: bool = Field(default=True, description="serve through kamal-proxy; false for workers")
+    hosts: list[Hostname] = Field(default_factory=list, description="hostnames the proxy routes to this role")
+    path_prefix: str | None = Field(default=None, pattern=r"^/\S*$", description="route only below this path")
+    health: Health | None = Field(default=None, description="the proxy's health check (required with proxy)")
+    deploy_timeout: Duration = Field(default=defaults.DEPLOY_TIMEOUT, description="time to become healthy")
+    drain_timeout: Duration = Field(default=defaults.DRAIN_TIMEOUT, description="time old requests have to finish")
+    readiness_delay: int = Field(
+        default=defaults.READINESS_DELAY_SECONDS, ge=0, le=600,
+        description="seconds a proxy-less role must keep running to count as ready (no Docker healthcheck)",
+    )  # fmt: skip
+    cmd: list[str] | None = Field(default=None, description="the container command, as an argument list")
+    env: Env = Field(default_factory=Env)
+    volumes: list[Annotated[str, Field(pattern=r"^[^:\s]+:/[^:\s]*(:(ro|rw))?$")]] = Field(
+        default_factory=list, description="volume or /host/dir:/container/dir[:ro]"
+    )
+    memory: str | None = Field(default=None, pattern=r"^[1-9][0-9]*[kmg]$", description="memory limit, e.g. 512m")
+    cpus: float | None = Field(default=None, gt=0, le=256, description="CPU limit, e.g. 0.5")
+    retain_containers: int = Field(
+        default=defaults.RETAIN_CONTAINERS, ge=1, le=50, description="stopped versions kept for rollback"
+    )
+    migrate: list[str] | None = Field(
+        default=None, description="a one-off command of the new image, run before its swap (argument list)"
+    )
+    depends_on: list[Name] = Field(default_factory=list, description="roles whose deploy (and migration) goes first")
+
+    @field_validator("cmd", "migrate", mode="before")
+    @classmethod
+    def _command_as_list(cls, value: Any) -> Any:
+        # A string is run by the image's shell, as Kamal's `cmd:` is.
+        return ["sh", "-c", value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _proxy_needs_routing(self) -> Self:
+        if self.proxy and self.health is None:
+            raise ValueError("a proxied role needs health: {path: /up} (or set proxy: false)")
+        if not self.proxy and (self.hosts or self.path_prefix):
+            raise ValueError("hosts and path_prefix need proxy: true")
+        return self
+
+
+class ExistingServer(Model):
+    provider: Literal["existing"]
+    host: str = Field(min_length=1, description="address or name the deploy connects to over SSH")
+    port: Port = Field(default=defaults.SSH_PORT)
+    user: str = Field(default=defaults.SSH_USER, pattern=r"^[a-z_][a-z0-9_-]*$")
+    install_docker: bool = Field(default=True, description="install Debian's docker.io when Docker is missing")
+
+
+class HetznerServer(Model):
+    provider: Literal["hetzner"]
+    type: str = Field(default="cx22", pattern=r"^[a-z0-9]+$", description="server type, e.g. cx32")
+    location: str = Field(default="nbg1", pattern=r"^[a-z0-9]+$", description="location, e.g. nbg1, fsn1, hel1")
+    image: str = Field(default="debian-12", description="operating system image")
+
+
+Server = Annotated[ExistingServer | HetznerServer, Field(discriminator="provider")]
+
+
+class Registry(Model):
+    server: str = Field(min_length=1, description="registry host, e.g. ghcr.io (password: config secret)")
+    username: str | None = Field(default=None, description="login name; with it, registry_password is required")
+
+
+class Proxy(Model):
+    image: str = Field(default=defaults.PROXY_IMAGE, description="kamal-proxy image repository")
+    version: str = Field(default=defaults.PROXY_VERSION, pattern=VERSION_PATTERN, description="kamal-proxy tag")
+    ssl: bool = Field(default=False, description="TLS by Let's Encrypt for every role host")
+    http_port: Port = Field(default=defaults.HTTP_PORT)
+    https_port: Port = Field(default=defaults.HTTPS_PORT)
+    bind: str = Field(default="0.0.0.0", description="address the ports are published on")
+    state_dir: str = Field(default=defaults.PROXY_STATE_DIR, pattern=r"^/\S+$", description="state path in the image")
+
+    @property
+    def image_ref(self) -> str:
+        return f"{self.image}:{self.version}"
+
+
+class StackConfig(Model):
+    service: Name = Field(description="the service name: container, network and proxy route prefix")
+    server: Server
+    registry: Registry | None = None
+    proxy: Proxy = Field(default_factory=Proxy)
+    roles: dict[Name, Role] = Field(min_length=1, description="app roles by name")
+
+    @model_validator(mode="after")
+    def _roles_fit_together(self) -> Self:
+        routes: dict[tuple[str, str], str] = {}
+        for name, role in self.roles.items():
+            for other in role.depends_on:
+                if other not in self.roles or other == name:
+                    raise ValueError(f"roles.{name}.depends_on: {other!r} is not another role ({self._role_names()})")
+            for host in (role.hosts or [""]) if role.proxy else []:
+                route = (host, role.path_prefix or "/")
+                if route in routes:
+                    where = f"host {host or '(any)'} path {route[1]}"
+                    raise ValueError(f"roles.{name}.hosts: {where} is already served by role {routes[route]}")
+                routes[route] = name
+            if self.proxy.ssl and role.proxy and not role.hosts:
+                raise ValueError(f"roles.{name}.hosts: proxy.ssl needs at least one hostname per proxied role")
+        self._check_no_cycle()
+        return self
+
+    def _role_names(self) -> str:
+        return "roles: " + ", ".join(self.roles)
+
+    def _check_no_cycle(self) -> None:
+        visiting: set[str] = set()
+        done: set[str] = set()
+
+        def visit(name: str, path: list[str]) -> None:
+            if name in done:
+                return
+            if name in visiting:
+                raise ValueError(f"roles.{name}.depends_on: a cycle {' -> '.join([*path, name])}")
+            visiting.add(name)
+            for other in self.roles[name].depends_on:
+                visit(other, [*path, name])
+            done.add(name)
+
+        for name in self.roles:
+            visit(name, [])
+
+    def secret_names(self) -> set[str]:
+        """Config secrets this stack needs besides the role env: they must be set before `up`."""
+        needed = {name for role in self.roles.values() for name in role.env.secret}
+        if isinstance(self.server, ExistingServer):
+            needed.add("ssh_private_key")
+        if self.registry is not None and self.registry.username is not None:
+            needed.add("registry_password")
+        return needed
+
+
+# What each pattern allows, in words, for error messages.
+PATTERN_HELP = {
+    NAME_PATTERN: "lowercase letters and digits, words joined by single dashes, starting with a letter (web, api-v2)",
+    ENV_NAME_PATTERN: "letters, digits and underscores, not starting with a digit (DATABASE_URL)",
+    DURATION_PATTERN: "a duration like 500ms, 30s or 2m",
+    HOSTNAME_PATTERN: "a lowercase hostname like app.example.com (or *.example.com)",
+    VERSION_PATTERN: "letters, digits, dot, dash and underscore, up to 64 (v1.4.2)",
+}
+
+
+def parse(raw: Mapping[str, Any], *, secrets_set: set[str]) -> StackConfig:
+    """Validates the stack's config values; `secrets_set` names the keys present as secrets."""
+    try:
+        config = StackConfig.model_validate(dict(raw))
+    except ValidationError as error:
+        raise ConfigError(_one_line(error.errors()[0])) from None
+    missing = sorted(config.secret_names() - secrets_set)
+    if missing:
+        raise ConfigError(f"quayside config: {missing[0]} is not set: pulumi config set --secret {missing[0]} <value>")
+    return config
+
+
+def _one_line(error: ErrorDetails) -> str:
+    loc = [str(part) for part in error["loc"] if part not in ("existing", "hetzner")]
+    key = ".".join(loc)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return f"quayside config: {key}: unknown key; allowed: {', '.join(allowed)}"
+    if error["type"] == "missing":
+        return f"quayside config: {key}: required"
+    if error["type"] == "union_tag_invalid" or error["type"] == "union_tag_not_found":
+        return f"quayside config: {key}.provider: must be one of existing, hetzner"
+    if error["type"] == "string_pattern_mismatch":
+        pattern = str((error.get("ctx") or {}).get("pattern", ""))
+        message = "must be " + PATTERN_HELP.get(pattern, f"text matching {pattern}")
+        if loc and loc[-1] == "[key]":
+            key = ".".join(loc[:-1]) + f" (name {loc[-2]!r})"
+    got = error.get("input")
+    plain = not isinstance(got, dict | list) and got is not None and not error["type"].startswith("value_error")
+    shown = f" (got {got!r})" if plain else ""
+    # Messages raised by our validators already name their own key when it is not the location's.
+    return f"quayside config: {key + ': ' if key else ''}{message}{shown}"
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = StackConfig
+    fields = model.model_fields
+    index = 0
+    while index < len(loc):
+        part = loc[index]
+        annotation = fields[part].annotation if part in fields else None
+        if part == "roles" and index + 1 < len(loc):
+            model, index = Role, index + 2
+        elif part == "server":
+            model, index = ExistingServer, index + 1
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model, index = annotation, index + 1
+        else:
+            inner = _model_in(annotation)
+            if inner is None:
+                break
+            model, index = inner, index + 1
+        fields = model.model_fields
+    return list(fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None

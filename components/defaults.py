@@ -1,0 +1,35 @@
+"""Every default quayside applies, named once. Config fields and scripts read them from here."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# kamal-proxy, as Kamal 2 pins it; the image is configurable so tests can use a locally built one.
+PROXY_IMAGE: Final = "basecamp/kamal-proxy"
+PROXY_VERSION: Final = "v0.9.2"
+PROXY_CONTAINER: Final = "quayside-proxy"
+PROXY_STATE_VOLUME: Final = "quayside-proxy-state"
+# Where the official image keeps its state (routes survive a reboot because they live here).
+PROXY_STATE_DIR: Final = "/home/kamal-proxy/.config/kamal-proxy"
+HTTP_PORT: Final = 80
+HTTPS_PORT: Final = 443
+
+APP_PORT: Final = 80
+HEALTH_PATH: Final = "/up"
+HEALTH_INTERVAL: Final = "1s"
+HEALTH_TIMEOUT: Final = "5s"
+DEPLOY_TIMEOUT: Final = "30s"
+DRAIN_TIMEOUT: Final = "30s"
+# Roles without the proxy are ready when running this long, unless their image has a Docker healthcheck.
+READINESS_DELAY_SECONDS: Final = 7
+RETAIN_CONTAINERS: Final = 5
+LOCK_TIMEOUT_SECONDS: Final = 300
+
+SSH_PORT: Final = 22
+SSH_USER: Final = "root"
+
+# Server-side layout: one directory per service.
+REMOTE_ROOT: Final = "/var/lib/quayside"
+
+# Seconds a remote step may take beyond its own waits before `timeout` ends it.
+STEP_SLACK_SECONDS: Final = 120

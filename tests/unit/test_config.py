@@ -1,0 +1,124 @@
+"""Stack config: a valid stack parses with its defaults; each malformed one fails with one line naming the key."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from components import config, defaults
+
+Mutation = Callable[[dict[str, Any]], object]
+
+SECRETS = {"ssh_private_key", "registry_password", "DATABASE_URL"}
+
+
+def valid_stack() -> dict[str, Any]:
+    return {
+        "service": "acme",
+        "server": {"provider": "existing", "host": "203.0.113.7"},
+        "registry": {"server": "ghcr.io", "username": "acme"},
+        "roles": {
+            "web": {"image": "ghcr.io/acme/web:1.0", "hosts": ["acme.com"], "health": {"path": "/"}},
+            "backend": {
+                "image": {"context": "../backend"},
+                "port": 3001,
+                "hosts": ["app.acme.com"],
+                "health": {"path": "/health"},
+                "migrate": "node dist/migrate.js",
+                "env": {"clear": {"NODE_ENV": "production"}, "secret": ["DATABASE_URL"]},
+            },
+            "api": {
+                "image": "ghcr.io/acme/api:1.0",
+                "port": 3002,
+                "hosts": ["api.acme.com"],
+                "health": {"path": "/health"},
+                "depends_on": ["backend"],
+            },
+            "worker": {"image": "ghcr.io/acme/api:1.0", "proxy": False, "cmd": ["bin/jobs"]},
+        },
+        "proxy": {"ssl": True},
+    }
+
+
+def test_a_valid_stack_parses_with_kamal_like_defaults() -> None:
+    stack = config.parse(valid_stack(), secrets_set=SECRETS)
+
+    web = stack.roles["web"]
+    assert web.port == 80
+    assert web.deploy_timeout == defaults.DEPLOY_TIMEOUT
+    assert web.retain_containers == 5
+    assert stack.roles["backend"].migrate == ["sh", "-c", "node dist/migrate.js"]
+    assert stack.roles["backend"].image.context == "../backend"
+    assert stack.proxy.image_ref == "basecamp/kamal-proxy:v0.9.2"
+    assert stack.secret_names() == SECRETS
+
+
+def set_in(path: str, value: Any) -> Mutation:
+    def mutate(stack: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = stack
+        for part in parents:
+            node = node[part]
+        node[last] = value
+
+    return mutate
+
+
+def drop(path: str) -> Mutation:
+    def mutate(stack: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = stack
+        for part in parents:
+            node = node[part]
+        del node[last]
+
+    return mutate
+
+
+MALFORMED: list[tuple[str, Mutation, str]] = [
+    ("unknown top-level key", set_in("servers", {}), "servers: unknown key; allowed: service, server, registry, proxy, roles"),
+    ("unknown role key", set_in("roles.web.prot", 80), "roles.web.prot: unknown key; allowed: image, version, port,"),
+    ("port out of range", set_in("roles.web.port", 70000), "roles.web.port: Input should be less than or equal to 65535 (got 70000)"),
+    ("port as text", set_in("roles.web.port", "80"), "roles.web.port: Input should be a valid integer (got '80')"),
+    ("two roles, one host", set_in("roles.api.hosts", ["acme.com"]), "roles.api.hosts: host acme.com path / is already served by role web"),
+    ("proxied role without health", drop("roles.web.health"), "roles.web: a proxied role needs health: {path: /up} (or set proxy: false)"),
+    ("bad role name", set_in("roles.Web_1", {"image": "a:1", "proxy": False}), "roles.Web_1 (name 'Web_1'): must be lowercase letters and digits"),
+    ("bad service name", set_in("service", "Acme"), "service: must be lowercase letters and digits"),
+    ("unknown server provider", set_in("server.provider", "aws"), "server.provider: must be one of existing, hetzner"),
+    ("existing server without host", drop("server.host"), "server.host: required"),
+    ("misspelt server key", set_in("server.hots", "x"), "server.hots: unknown key; allowed: provider, host, port, user, install_docker"),
+    ("image without tag", set_in("roles.web.image", "ghcr.io/acme/web"), "roles.web.image: 'ghcr.io/acme/web' has no tag or digest"),
+    ("image ref and context", set_in("roles.web.image", {"ref": "a:1", "context": "."}), "roles.web.image: give an image reference"),
+    ("duration without unit", set_in("roles.web.deploy_timeout", "30"), "roles.web.deploy_timeout: must be a duration like 500ms, 30s or 2m (got '30')"),
+    ("depends on unknown role", set_in("roles.api.depends_on", ["db"]), "roles.api.depends_on: 'db' is not another role (roles: web, backend, api, worker)"),
+    ("dependency cycle", set_in("roles.backend.depends_on", ["api"]), "roles.backend.depends_on: a cycle backend -> api -> backend"),
+    ("secret env not set", set_in("roles.web.env", {"secret": ["STRIPE_KEY"]}), "STRIPE_KEY is not set: pulumi config set --secret STRIPE_KEY <value>"),
+    ("worker with hosts", set_in("roles.worker.hosts", ["jobs.acme.com"]), "roles.worker: hosts and path_prefix need proxy: true"),
+    ("no roles", set_in("roles", {}), "roles: Dictionary should have at least 1 item"),
+    ("hostname with a space", set_in("roles.web.hosts", ["acme .com"]), "roles.web.hosts.0: must be a lowercase hostname"),
+    ("health path without slash", set_in("roles.web.health.path", "up"), "roles.web.health.path: must be text matching"),
+    ("retain zero containers", set_in("roles.web.retain_containers", 0), "roles.web.retain_containers: Input should be greater than or equal to 1 (got 0)"),
+    ("env both clear and secret", set_in("roles.backend.env", {"clear": {"DATABASE_URL": "x"}, "secret": ["DATABASE_URL"]}), "roles.backend.env: DATABASE_URL is both clear and secret"),
+    ("ssl role without host", set_in("roles.web.hosts", []), "roles.web.hosts: proxy.ssl needs at least one hostname per proxied role"),
+    ("registry user without password", lambda s: None, "registry_password is not set: pulumi config set --secret registry_password <value>"),
+    ("volume without target", set_in("roles.web.volumes", ["data"]), "roles.web.volumes.0: must be text matching"),
+    ("memory in words", set_in("roles.web.memory", "lots"), "roles.web.memory: must be text matching"),
+    ("proxy version with a space", set_in("proxy.version", "v 1"), "proxy.version: must be letters, digits, dot, dash and underscore"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("mutation", "expected"), [(m, e) for _, m, e in MALFORMED], ids=[n for n, _, _ in MALFORMED])
+def test_malformed_stack_fails_with_one_line_naming_the_key(mutation: Mutation, expected: str) -> None:
+    stack = valid_stack()
+    mutation(stack)
+    secrets = SECRETS - {"registry_password"} if expected.startswith("registry_password") else SECRETS
+
+    with pytest.raises(config.ConfigError) as raised:
+        config.parse(copy.deepcopy(stack), secrets_set=secrets)
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"quayside config: {expected}"), message
