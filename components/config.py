@@ -23,6 +23,9 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DURATION_PATTERN = r"^[1-9][0-9]*(ms|s|m)$"
 HOSTNAME_PATTERN = r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+PATH_PATTERN = r"^/\S*$"
+VOLUME_PATTERN = r"^[^:\s]+:/[^:\s]*(:(ro|rw))?$"
+MEMORY_PATTERN = r"^[1-9][0-9]*[kmg]$"
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=40)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -67,7 +70,7 @@ class ImageSpec(Model):
 
 
 class Health(Model):
-    path: str = Field(default=defaults.HEALTH_PATH, pattern=r"^/\S*$", description="path answering 200 when ready")
+    path: str = Field(default=defaults.HEALTH_PATH, pattern=PATH_PATTERN, description="path answering 200 when ready")
     interval: Duration = Field(default=defaults.HEALTH_INTERVAL, description="time between health checks")
     timeout: Duration = Field(default=defaults.HEALTH_TIMEOUT, description="time one health check may take")
 
@@ -98,7 +101,7 @@ class Role(Model):
     port: Port = Field(default=defaults.APP_PORT, description="the port the app listens on in its container")
     proxy: bool = Field(default=True, description="serve through kamal-proxy; false for workers")
     hosts: list[Hostname] = Field(default_factory=list, description="hostnames the proxy routes to this role")
-    path_prefix: str | None = Field(default=None, pattern=r"^/\S*$", description="route only below this path")
+    path_prefix: str | None = Field(default=None, pattern=PATH_PATTERN, description="route only below this path")
     health: Health | None = Field(default=None, description="the proxy's health check (required with proxy)")
     deploy_timeout: Duration = Field(default=defaults.DEPLOY_TIMEOUT, description="time to become healthy")
     drain_timeout: Duration = Field(default=defaults.DRAIN_TIMEOUT, description="time old requests have to finish")
@@ -108,10 +111,10 @@ class Role(Model):
     )  # fmt: skip
     cmd: list[str] | None = Field(default=None, description="the container command, as an argument list")
     env: Env = Field(default_factory=Env)
-    volumes: list[Annotated[str, Field(pattern=r"^[^:\s]+:/[^:\s]*(:(ro|rw))?$")]] = Field(
+    volumes: list[Annotated[str, Field(pattern=VOLUME_PATTERN)]] = Field(
         default_factory=list, description="volume or /host/dir:/container/dir[:ro]"
     )
-    memory: str | None = Field(default=None, pattern=r"^[1-9][0-9]*[kmg]$", description="memory limit, e.g. 512m")
+    memory: str | None = Field(default=None, pattern=MEMORY_PATTERN, description="memory limit, e.g. 512m")
     cpus: float | None = Field(default=None, gt=0, le=256, description="CPU limit, e.g. 0.5")
     retain_containers: int = Field(
         default=defaults.RETAIN_CONTAINERS, ge=1, le=50, description="stopped versions kept for rollback"
@@ -235,6 +238,9 @@ PATTERN_HELP = {
     DURATION_PATTERN: "a duration like 500ms, 30s or 2m",
     HOSTNAME_PATTERN: "a lowercase hostname like app.example.com (or *.example.com)",
     VERSION_PATTERN: "letters, digits, dot, dash and underscore, up to 64 (v1.4.2)",
+    PATH_PATTERN: "a path starting with / (/up)",
+    VOLUME_PATTERN: "name:/path or /host/dir:/path, optionally :ro (data:/var/lib/app)",
+    MEMORY_PATTERN: "a size with its unit k, m or g (512m)",
 }
 
 

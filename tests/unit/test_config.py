@@ -99,13 +99,13 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("worker with hosts", set_in("roles.worker.hosts", ["jobs.acme.com"]), "roles.worker: hosts and path_prefix need proxy: true"),
     ("no roles", set_in("roles", {}), "roles: Dictionary should have at least 1 item"),
     ("hostname with a space", set_in("roles.web.hosts", ["acme .com"]), "roles.web.hosts.0: must be a lowercase hostname"),
-    ("health path without slash", set_in("roles.web.health.path", "up"), "roles.web.health.path: must be text matching"),
+    ("health path without slash", set_in("roles.web.health.path", "up"), "roles.web.health.path: must be a path starting with / (/up) (got 'up')"),
     ("retain zero containers", set_in("roles.web.retain_containers", 0), "roles.web.retain_containers: Input should be greater than or equal to 1 (got 0)"),
     ("env both clear and secret", set_in("roles.backend.env", {"clear": {"DATABASE_URL": "x"}, "secret": ["DATABASE_URL"]}), "roles.backend.env: DATABASE_URL is both clear and secret"),
     ("ssl role without host", set_in("roles.web.hosts", []), "roles.web.hosts: proxy.ssl needs at least one hostname per proxied role"),
     ("registry user without password", lambda s: None, "registry_password is not set: pulumi config set --secret registry_password <value>"),
-    ("volume without target", set_in("roles.web.volumes", ["data"]), "roles.web.volumes.0: must be text matching"),
-    ("memory in words", set_in("roles.web.memory", "lots"), "roles.web.memory: must be text matching"),
+    ("volume without target", set_in("roles.web.volumes", ["data"]), "roles.web.volumes.0: must be name:/path or /host/dir:/path"),
+    ("memory in words", set_in("roles.web.memory", "lots"), "roles.web.memory: must be a size with its unit k, m or g (512m) (got 'lots')"),
     ("proxy version with a space", set_in("proxy.version", "v 1"), "proxy.version: must be letters, digits, dot, dash and underscore"),
 ]  # fmt: skip
 
