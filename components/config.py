@@ -9,6 +9,7 @@ Every error is one line that names the key and what is allowed, raised before an
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
@@ -231,6 +232,8 @@ class StackConfig(Model):
         return needed
 
 
+TOP_LEVEL_KEYS = tuple(StackConfig.model_fields)
+
 # What each pattern allows, in words, for error messages.
 PATTERN_HELP = {
     NAME_PATTERN: "lowercase letters and digits, words joined by single dashes, starting with a letter (web, api-v2)",
@@ -242,6 +245,29 @@ PATTERN_HELP = {
     VOLUME_PATTERN: "name:/path or /host/dir:/path, optionally :ro (data:/var/lib/app)",
     MEMORY_PATTERN: "a size with its unit k, m or g (512m)",
 }
+
+
+NAMESPACE = "quayside"
+
+
+def load(values: Mapping[str, str]) -> StackConfig:
+    """The stack config from Pulumi's raw config (`{"quayside:roles": "<json>", ...}`), validated."""
+    mine = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith(f"{NAMESPACE}:")}
+    raw = {key: _decode(value) for key, value in mine.items() if key in TOP_LEVEL_KEYS}
+    config = parse(raw, secrets_set={key for key in mine if key not in TOP_LEVEL_KEYS})
+    unknown = sorted(set(mine) - set(TOP_LEVEL_KEYS) - config.secret_names())
+    if unknown:
+        allowed = ", ".join([*TOP_LEVEL_KEYS, *sorted(config.secret_names())])
+        raise ConfigError(f"quayside config: {unknown[0]}: unknown key; allowed: {allowed}")
+    return config
+
+
+def _decode(value: str) -> Any:
+    # Structured values arrive as JSON; a plain string (service: acme) does not.
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
 
 
 def parse(raw: Mapping[str, Any], *, secrets_set: set[str]) -> StackConfig:

@@ -1,0 +1,76 @@
+"""DockerHost: the server made ready for containers: scripts shipped, Docker present, the service network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from components import config
+from components import remote as commands
+
+
+@dataclass
+class DockerHostArgs:
+    service: str
+    connection: remote.ConnectionArgs
+    install_docker: bool = True
+    registry: config.Registry | None = None
+    registry_password: pulumi.Input[str] | None = None
+
+
+class DockerHost(pulumi.ComponentResource):
+    """`ready` is the step later commands depend on (depending on the component itself may not wait:
+    pulumi/pulumi#8721)."""
+
+    ready: remote.Command
+    registry_login: remote.Command | None
+
+    def __init__(self, name: str, args: DockerHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("quayside:index:DockerHost", name, None, opts)
+        self._args = args
+        scripts = self._install_scripts(name)
+        self.ready = self._prepare_host(name, scripts)
+        self.registry_login = self._log_in_to_registry(name) if args.registry_password is not None else None
+        self.register_outputs({"scripts": scripts.id, "ready": self.ready.stdout})
+
+    def _command(
+        self,
+        name: str,
+        create: str,
+        *,
+        stdin: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> remote.Command:
+        return remote.Command(
+            name,
+            connection=self._args.connection,
+            create=create,
+            stdin=stdin,
+            add_previous_output_in_env=False,
+            opts=opts or pulumi.ResourceOptions(parent=self),
+        )
+
+    def _install_scripts(self, name: str) -> remote.Command:
+        # The archive on stdin: a change to a script is an update that ships it again.
+        return self._command(
+            f"{name}-scripts", commands.install_scripts(self._args.service), stdin=commands.scripts_archive()
+        )
+
+    def _prepare_host(self, name: str, scripts: remote.Command) -> remote.Command:
+        args = ["--service", self._args.service, *([] if self._args.install_docker else ["--no-install-docker"])]
+        create = commands.script(self._args.service, "host.sh", args, timeout_seconds=600)
+        return self._command(f"{name}-docker", create, opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts]))
+
+    def _log_in_to_registry(self, name: str) -> remote.Command:
+        registry = self._args.registry
+        assert registry is not None and registry.username is not None
+        args = ["--server", registry.server, "--username", registry.username]
+        create = commands.script(self._args.service, "registry-login.sh", args, timeout_seconds=120)
+        return self._command(
+            f"{name}-registry-login",
+            create,
+            stdin=self._args.registry_password,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ready], additional_secret_outputs=["stdin"]),
+        )

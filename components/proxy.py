@@ -1,0 +1,58 @@
+"""Proxy: kamal-proxy on the server's HTTP/HTTPS ports, its routes kept on a named volume, its version pinned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from components import config, defaults
+from components import remote as commands
+
+
+@dataclass
+class ProxyArgs:
+    service: str
+    connection: remote.ConnectionArgs
+    proxy: config.Proxy
+    host_ready: remote.Command
+
+
+def boot_args(service: str, proxy: config.Proxy) -> list[str]:
+    return [
+        "boot",
+        "--image", proxy.image_ref,
+        "--network", service,
+        "--name", defaults.PROXY_CONTAINER,
+        "--http-port", str(proxy.http_port),
+        "--https-port", str(proxy.https_port),
+        "--bind", proxy.bind,
+        "--state-volume", defaults.PROXY_STATE_VOLUME,
+        "--state-dir", proxy.state_dir,
+    ]  # fmt: skip
+
+
+def remove_args(service: str) -> list[str]:
+    return ["remove", "--network", service, "--name", defaults.PROXY_CONTAINER]
+
+
+class Proxy(pulumi.ComponentResource):
+    """One kamal-proxy per server, shared by the services on it; each service's network is joined to it.
+    A new version or port reboots it (brief downtime, as `kamal proxy reboot`); routes survive on its volume."""
+
+    ready: remote.Command
+    version: str
+
+    def __init__(self, name: str, args: ProxyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("quayside:index:Proxy", name, None, opts)
+        self.version = args.proxy.version
+        self.ready = remote.Command(
+            f"{name}-container",
+            connection=args.connection,
+            create=commands.script(args.service, "proxy.sh", boot_args(args.service, args.proxy), timeout_seconds=600),
+            delete=commands.script(args.service, "proxy.sh", remove_args(args.service), timeout_seconds=120),
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.host_ready]),
+        )
+        self.register_outputs({"version": self.version, "image": args.proxy.image_ref})

@@ -1,0 +1,80 @@
+"""How Python turns config into the remote scripts' command lines: argv lists, quoted once by shlex.join.
+
+The scripts in components/scripts/ are shipped to /var/lib/quayside/<service>/bin/ and each runs one step;
+every invocation is wrapped in `timeout` so a hung step ends. Secrets never pass through here: they go
+over stdin.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shlex
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+from components import defaults
+
+SCRIPTS_DIR: Final = Path(__file__).parent / "scripts"
+
+# Extracts the shipped scripts: the archive arrives base64-encoded on stdin.
+INSTALL_SCRIPT: Final = 'mkdir -p "$1" && base64 -d | tar -xzf - -C "$1"'
+
+
+def service_dir(service: str) -> str:
+    return f"{defaults.REMOTE_ROOT}/{service}"
+
+
+def scripts_dir(service: str) -> str:
+    return f"{service_dir(service)}/bin"
+
+
+def script(service: str, name: str, args: Iterable[str], *, timeout_seconds: int) -> str:
+    """`timeout ... bash <bin>/<name> <args>`, quoted for a remote shell."""
+    argv = ["timeout", "--kill-after=10s", f"{timeout_seconds}s", "bash", f"{scripts_dir(service)}/{name}", *args]
+    return shlex.join(argv)
+
+
+def install_scripts(service: str) -> str:
+    return shlex.join(["sh", "-c", INSTALL_SCRIPT, "install-scripts", scripts_dir(service)])
+
+
+def scripts_archive() -> str:
+    """The scripts as a base64 tar.gz, byte-for-byte the same while they are unchanged (so no spurious diff)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=9, format=tarfile.USTAR_FORMAT) as archive:
+        for path in sorted(SCRIPTS_DIR.glob("*.sh")):
+            info = tarfile.TarInfo(path.name)
+            data = path.read_bytes()
+            info.size, info.mode, info.mtime = len(data), 0o755, 0
+            archive.addfile(info, io.BytesIO(data))
+    # gzip stamps the time too: zero it so the archive depends on content only.
+    raw = bytearray(buffer.getvalue())
+    raw[4:8] = b"\0\0\0\0"
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def flag(name: str, value: object | None) -> list[str]:
+    """`--name value`, or nothing when the value is unset."""
+    return [] if value is None else [f"--{name}", str(value)]
+
+
+def flags(name: str, values: Iterable[object]) -> list[str]:
+    """`--name a --name b`: one pair per value."""
+    return [part for value in values for part in (f"--{name}", str(value))]
+
+
+def switch(name: str, on: bool) -> list[str]:
+    return [f"--{name}"] if on else [f"--no-{name}"]
+
+
+def seconds(duration: str) -> int:
+    """Whole seconds in a config duration (500ms → 1, 30s → 30, 2m → 120)."""
+    match = re.fullmatch(r"(\d+)(ms|s|m)", duration)
+    if match is None:
+        raise ValueError(f"not a duration: {duration!r}")
+    amount, unit = int(match[1]), match[2]
+    return {"ms": -(-amount // 1000), "s": amount, "m": amount * 60}[unit]

@@ -1,0 +1,85 @@
+"""Wires the components in deploy order and returns the stack outputs (the contract other stacks read)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+
+from components import config
+from components.host import DockerHost, DockerHostArgs
+from components.proxy import Proxy, ProxyArgs
+from components.role import AppRole, AppRoleArgs
+from components.server import ExistingServer, ExistingServerArgs
+
+# Reads one config secret by name; the result stays secret.
+SecretReader = Callable[[str], pulumi.Output[str]]
+
+
+def deploy(stack: config.StackConfig, secret: SecretReader) -> dict[str, Any]:
+    service = stack.service
+    if not isinstance(stack.server, config.ExistingServer):
+        raise config.ConfigError("quayside config: server.provider: hetzner is not built yet; use existing")
+    server = ExistingServer(
+        f"{service}-server", ExistingServerArgs(server=stack.server, private_key=secret("ssh_private_key"))
+    )
+    registry_password = secret("registry_password") if "registry_password" in stack.secret_names() else None
+    host = DockerHost(
+        f"{service}-host",
+        DockerHostArgs(
+            service=service,
+            connection=server.connection,
+            install_docker=stack.server.install_docker,
+            registry=stack.registry,
+            registry_password=registry_password,
+        ),
+    )
+    proxy = Proxy(
+        f"{service}-proxy",
+        ProxyArgs(service=service, connection=server.connection, proxy=stack.proxy, host_ready=host.ready),
+    )
+    host_steps: list[pulumi.Resource] = [host.ready, proxy.ready]
+    if host.registry_login is not None:
+        host_steps.append(host.registry_login)
+
+    roles: dict[str, AppRole] = {}
+    for name in deploy_order(stack):
+        role = stack.roles[name]
+        roles[name] = AppRole(
+            f"{service}-{name}",
+            AppRoleArgs(
+                service=service,
+                name=name,
+                role=role,
+                connection=server.connection,
+                proxy=stack.proxy,
+                secrets={key: secret(key) for key in role.env.secret},
+                registry=stack.registry,
+                registry_password=registry_password,
+                depends_on=[*host_steps, *(roles[other].deployed for other in role.depends_on)],
+            ),
+        )
+
+    return {
+        "server_host": server.host,
+        "proxy_version": proxy.version,
+        "roles": {
+            name: {"urls": role.urls, "version": role.version, "image": role.image_ref} for name, role in roles.items()
+        },
+    }
+
+
+def deploy_order(stack: config.StackConfig) -> list[str]:
+    """Roles after the roles they depend on; otherwise in config order (config rejects cycles)."""
+    ordered: list[str] = []
+
+    def place(name: str) -> None:
+        if name not in ordered:
+            for other in stack.roles[name].depends_on:
+                place(other)
+            ordered.append(name)
+
+    for name in stack.roles:
+        place(name)
+    return ordered
