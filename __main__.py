@@ -9,5 +9,5 @@ from components import config, stack
 raw_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 settings = config.load(raw_config)
 secrets = pulumi.Config(config.NAMESPACE)
-for key, value in stack.deploy(settings, secrets.require_secret).items():
+for key, value in stack.deploy(settings, secrets.require_secret).outputs().items():
     pulumi.export(key, value)

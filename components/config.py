@@ -63,11 +63,21 @@ class ImageSpec(Model):
             raise ValueError("give an image reference (image: repo:tag) or a build (image: {context: dir})")
         if self.ref is not None and (self.dockerfile or self.target or self.args):
             raise ValueError("dockerfile, target and args go with context, not with an image reference")
-        if self.ref is not None and not re.fullmatch(r"[^\s@:]+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?", self.ref):
-            raise ValueError(f"{self.ref!r} is not an image reference like registry/repo:tag or repo@sha256:<64 hex>")
-        if self.ref is not None and ":" not in self.ref.rsplit("/", 1)[-1] and "@" not in self.ref:
-            raise ValueError(f"{self.ref!r} has no tag or digest: pin one (repo:1.4 or repo@sha256:...)")
+        if self.ref is not None:
+            _check_image_ref(self.ref)
         return self
+
+
+def _check_image_ref(ref: str) -> None:
+    name, _, digest = ref.partition("@")
+    last = name.rsplit("/", 1)[-1]  # a registry's host:port comes before the last slash
+    repo, _, tag = last.partition(":")
+    if not repo or re.search(r"\s", ref) or (digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest)):
+        raise ValueError(f"{ref!r} is not an image reference like registry/repo:tag or repo@sha256:<64 hex>")
+    if not tag and not digest:
+        raise ValueError(f"{ref!r} has no tag or digest: pin one (repo:1.4 or repo@sha256:...)")
+    if tag and not re.fullmatch(r"[\w][\w.-]{0,127}", tag):
+        raise ValueError(f"{ref!r} has a malformed tag {tag!r}")
 
 
 class Health(Model):

@@ -125,7 +125,9 @@ class AppRole(pulumi.ComponentResource):
         self.version = self.image_ref.apply(lambda ref: version_of(args.role, ref))
         self.urls = urls(args.role, args.proxy)
         # Secret in, secret out: the env file inherits the secrecy of its values.
-        stdin: pulumi.Output[str] = pulumi.Output.all(**args.secrets).apply(env_file)
+        stdin: pulumi.Output[str] = (
+            pulumi.Output.all(**args.secrets).apply(env_file) if args.secrets else pulumi.Output.from_input("")
+        )
         self.migration = self._migrate(name, stdin) if args.role.migrate else None
         self.deployed = self._swap(name, stdin)
         self.register_outputs({"urls": self.urls, "version": self.version, "image": self.image_ref})

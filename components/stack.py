@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -17,7 +18,26 @@ from components.server import ExistingServer, ExistingServerArgs
 SecretReader = Callable[[str], pulumi.Output[str]]
 
 
-def deploy(stack: config.StackConfig, secret: SecretReader) -> dict[str, Any]:
+@dataclass
+class Deployment:
+    server: ExistingServer
+    host: DockerHost
+    proxy: Proxy
+    roles: dict[str, AppRole]
+
+    def outputs(self) -> dict[str, Any]:
+        """The stack outputs: names and shapes are a contract other stacks read (StackReference)."""
+        return {
+            "server_host": self.server.host,
+            "proxy_version": self.proxy.version,
+            "roles": {
+                name: {"urls": role.urls, "version": role.version, "image": role.image_ref}
+                for name, role in self.roles.items()
+            },
+        }
+
+
+def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
     service = stack.service
     if not isinstance(stack.server, config.ExistingServer):
         raise config.ConfigError("quayside config: server.provider: hetzner is not built yet; use existing")
@@ -61,13 +81,7 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> dict[str, Any]:
             ),
         )
 
-    return {
-        "server_host": server.host,
-        "proxy_version": proxy.version,
-        "roles": {
-            name: {"urls": role.urls, "version": role.version, "image": role.image_ref} for name, role in roles.items()
-        },
-    }
+    return Deployment(server, host, proxy, roles)
 
 
 def deploy_order(stack: config.StackConfig) -> list[str]:

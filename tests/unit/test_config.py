@@ -56,6 +56,12 @@ def test_a_valid_stack_parses_with_kamal_like_defaults() -> None:
     assert stack.secret_names() == SECRETS
 
 
+def test_an_image_from_a_registry_with_a_port_keeps_its_tag_as_version() -> None:
+    stack = valid_stack()
+    stack["roles"]["web"]["image"] = "127.0.0.1:5000/acme/web:v7"
+    assert config.parse(stack, secrets_set=SECRETS).roles["web"].image.ref == "127.0.0.1:5000/acme/web:v7"
+
+
 def set_in(path: str, value: Any) -> Mutation:
     def mutate(stack: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -91,6 +97,7 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("existing server without host", drop("server.host"), "server.host: required"),
     ("misspelt server key", set_in("server.hots", "x"), "server.hots: unknown key; allowed: provider, host, port, user, install_docker"),
     ("image without tag", set_in("roles.web.image", "ghcr.io/acme/web"), "roles.web.image: 'ghcr.io/acme/web' has no tag or digest"),
+    ("image with a malformed digest", set_in("roles.web.image", "ghcr.io/acme/web@sha256:abc"), "roles.web.image: 'ghcr.io/acme/web@sha256:abc' is not an image reference"),
     ("image ref and context", set_in("roles.web.image", {"ref": "a:1", "context": "."}), "roles.web.image: give an image reference"),
     ("duration without unit", set_in("roles.web.deploy_timeout", "30"), "roles.web.deploy_timeout: must be a duration like 500ms, 30s or 2m (got '30')"),
     ("depends on unknown role", set_in("roles.api.depends_on", ["db"]), "roles.api.depends_on: 'db' is not another role (roles: web, backend, api, worker)"),

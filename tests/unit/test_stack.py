@@ -1,0 +1,210 @@
+"""The wiring, under Pulumi mocks: which remote commands a stack creates, with which inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from components import config, stack
+
+ROOT = Path(__file__).resolve().parents[2]
+DATABASE_URL = "postgres://acme:s3cr3t-p4ss@db/acme"
+BACKEND_DIGEST = "3f2a" * 16
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+pulumi.runtime.set_mocks(Mocks(), preview=False)
+
+
+def example_stack() -> config.StackConfig:
+    return config.parse(
+        {
+            "service": "acme",
+            "server": {"provider": "existing", "host": "203.0.113.7"},
+            "roles": {
+                "web": {"image": "ghcr.io/acme/web:1.0", "hosts": ["acme.com"], "health": {"path": "/"}},
+                "backend": {
+                    "image": f"ghcr.io/acme/backend@sha256:{BACKEND_DIGEST}",
+                    "port": 3001,
+                    "hosts": ["app.acme.com"],
+                    "health": {"path": "/health"},
+                    "migrate": "node dist/migrate.js",
+                    "env": {"clear": {"NODE_ENV": "production"}, "secret": ["DATABASE_URL"]},
+                },
+                "api": {
+                    "image": "ghcr.io/acme/api:1.0",
+                    "port": 3002,
+                    "hosts": ["api.acme.com"],
+                    "health": {"path": "/health"},
+                    "depends_on": ["backend"],
+                },
+                "worker": {"image": "ghcr.io/acme/api:1.0", "proxy": False, "cmd": ["bin/jobs", "--queue", "all"]},
+            },
+        },
+        secrets_set={"ssh_private_key", "DATABASE_URL"},
+    )
+
+
+def secret(name: str) -> pulumi.Output[str]:
+    values = {"ssh_private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n", "DATABASE_URL": DATABASE_URL}
+    return pulumi.Output.secret(values[name])
+
+
+def script_argv(command: str, script: str) -> list[str]:
+    """The script's own arguments, after checking the command runs it under `timeout`."""
+    argv = shlex.split(command)
+    assert argv[:2] == ["timeout", "--kill-after=10s"], command
+    assert argv[3:5] == ["bash", f"/var/lib/quayside/acme/bin/{script}"], command
+    return argv[5:]
+
+
+def option(argv: list[str], name: str) -> list[str]:
+    return [argv[i + 1] for i, part in enumerate(argv) if part == name]
+
+
+@pulumi.runtime.test
+def test_a_proxied_role_swaps_through_swap_sh_with_its_hosts_and_health_check() -> pulumi.Output[None]:
+    web = stack.deploy(example_stack(), secret).roles["web"]
+
+    def check(create: str | None) -> None:
+        assert create is not None
+        argv = script_argv(create, "swap.sh")
+        assert argv[:8] == ["--service", "acme", "--role", "web", "--image", "ghcr.io/acme/web:1.0", "--version", "1.0"]
+        assert "--proxy" in argv
+        assert option(argv, "--host") == ["acme.com"]
+        assert option(argv, "--health-path") == ["/"]
+        assert option(argv, "--deploy-timeout") == ["30s"]
+        assert option(argv, "--retain") == ["5"]
+
+    return web.deployed.create.apply(check)
+
+
+@pulumi.runtime.test
+def test_a_worker_has_no_proxy_route_and_keeps_its_command_argv() -> pulumi.Output[None]:
+    worker = stack.deploy(example_stack(), secret).roles["worker"]
+
+    def check(create: str | None) -> None:
+        assert create is not None
+        argv = script_argv(create, "swap.sh")
+        assert "--no-proxy" in argv and "--host" not in argv and "--health-path" not in argv
+        assert option(argv, "--cmd") == ["bin/jobs", "--queue", "all"]
+        assert worker.urls == []
+
+    return worker.deployed.create.apply(check)
+
+
+@pulumi.runtime.test
+def test_the_version_is_the_digest_prefix_and_the_only_trigger_of_a_swap() -> pulumi.Output[None]:
+    backend = stack.deploy(example_stack(), secret).roles["backend"]
+
+    def check(values: list[Any]) -> None:
+        create, triggers = values
+        assert option(script_argv(create, "swap.sh"), "--version") == [BACKEND_DIGEST[:12]]
+        assert triggers == [BACKEND_DIGEST[:12]]
+
+    return pulumi.Output.all(backend.deployed.create, backend.deployed.triggers).apply(check)
+
+
+@pulumi.runtime.test
+def test_deleting_a_swap_retires_exactly_that_version() -> pulumi.Output[None]:
+    api = stack.deploy(example_stack(), secret).roles["api"]
+
+    def check(delete: str | None) -> None:
+        assert delete is not None
+        argv = script_argv(delete, "retire.sh")
+        assert argv == [
+            "--service",
+            "acme",
+            "--role",
+            "api",
+            "--version",
+            "1.0",
+            "--proxy",
+            "--proxy-name",
+            "quayside-proxy",
+        ]
+
+    return api.deployed.delete.apply(check)
+
+
+@pulumi.runtime.test
+def test_secret_env_travels_over_stdin_as_a_secret_and_never_in_a_command() -> pulumi.Output[None]:
+    backend = stack.deploy(example_stack(), secret).roles["backend"]
+    assert backend.migration is not None
+    commands = [backend.deployed.create, backend.migration.create]
+
+    def check(values: list[Any]) -> None:
+        *texts, stdin = values
+        assert all(DATABASE_URL not in text for text in texts)
+        assert stdin == f"DATABASE_URL={DATABASE_URL}\n"
+
+    stdin = backend.deployed.stdin
+    assert stdin is not None
+
+    def check_secret(flag: bool) -> None:
+        assert flag, "the env file on stdin must stay a secret in state"
+
+    pulumi.Output.from_input(asyncio.ensure_future(stdin.is_secret())).apply(check_secret)  # type: ignore[arg-type]
+    return pulumi.Output.all(*commands, stdin).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_migration_runs_the_new_image_with_the_roles_env_before_its_swap() -> pulumi.Output[None]:
+    backend = stack.deploy(example_stack(), secret).roles["backend"]
+    assert backend.migration is not None
+
+    def check(create: str | None) -> None:
+        assert create is not None
+        argv = script_argv(create, "migrate.sh")
+        assert option(argv, "--image") == [f"ghcr.io/acme/backend@sha256:{BACKEND_DIGEST}"]
+        assert option(argv, "--env") == ["NODE_ENV=production"]
+        assert argv[argv.index("--") + 1 :] == ["sh", "-c", "node dist/migrate.js"]
+
+    return backend.migration.create.apply(check)
+
+
+@pulumi.runtime.test
+def test_outputs_name_each_roles_urls_version_and_image() -> pulumi.Output[None]:
+    outputs = stack.deploy(example_stack(), secret).outputs()
+
+    def check(roles: dict[str, Any]) -> None:
+        assert roles["web"] == {"urls": ["http://acme.com/"], "version": "1.0", "image": "ghcr.io/acme/web:1.0"}
+        assert roles["backend"]["version"] == BACKEND_DIGEST[:12]
+        assert roles["worker"]["urls"] == []
+
+    assert outputs["proxy_version"] == "v0.9.2"
+    return pulumi.Output.from_input(outputs["roles"]).apply(check)
+
+
+def test_roles_deploy_after_the_roles_they_depend_on() -> None:
+    order = stack.deploy_order(example_stack())
+    assert order.index("backend") < order.index("api")
+    assert sorted(order) == ["api", "backend", "web", "worker"]
+
+
+@pytest.mark.parametrize("stack_file", ["Pulumi.prod.yaml", "Pulumi.local.yaml"])
+def test_the_example_stack_files_are_valid_config(stack_file: str) -> None:
+    values = yaml.safe_load((ROOT / stack_file).read_text())["config"]
+    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
+    top_level = {key.removeprefix("quayside:"): value for key, value in values.items()}
+    needed = config.parse(
+        top_level, secrets_set={"ssh_private_key", "registry_password", "DATABASE_URL"}
+    ).secret_names()
+
+    loaded = config.load(raw | {f"quayside:{name}": "set by pulumi config set --secret" for name in needed})
+
+    assert loaded.roles
