@@ -1,0 +1,39 @@
+#!/bin/sh
+# PID 1 of quayside-test/app. PID 1 gets no default signal handlers, so TERM and INT are trapped here:
+# `docker stop` ends httpd and the container at once instead of waiting for the kill timeout.
+set -eu
+
+docroot=/www
+child=
+
+stop() {
+  trap - TERM INT
+  if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; fi
+  echo "app $VERSION: stopped"
+  exit 0
+}
+trap stop TERM INT
+
+# The wait runs in the background so a signal during the delay is handled at once.
+if [ "${START_DELAY:-0}" != 0 ]; then
+  echo "app $VERSION: starting in ${START_DELAY}s"
+  sleep "$START_DELAY" &
+  child=$!
+  wait "$child"
+  child=
+fi
+
+mkdir -p "$docroot"
+printf '%s %s\n' "$VERSION" "$(hostname)" >"$docroot/index.html"
+case ${HEALTHY:-yes} in
+  yes | true | 1) printf 'ok\n' >"$docroot/up" ;;
+  *) rm -f "$docroot/up" ;;
+esac
+
+echo "app $VERSION: listening on :${PORT:-80} (healthy: ${HEALTHY:-yes})"
+httpd -f -p "${PORT:-80}" -h "$docroot" &
+child=$!
+status=0
+wait "$child" || status=$?
+echo "app $VERSION: httpd exited with status $status" >&2
+exit "$status"
