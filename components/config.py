@@ -163,6 +163,11 @@ class HetznerServer(Model):
     type: str = Field(default="cx22", pattern=r"^[a-z0-9]+$", description="server type, e.g. cx32")
     location: str = Field(default="nbg1", pattern=r"^[a-z0-9]+$", description="location, e.g. nbg1, fsn1, hel1")
     image: str = Field(default="debian-12", description="operating system image")
+    ssh_public_key: str = Field(
+        pattern=r"^ssh-(ed25519|rsa) \S+", description="public half of ssh_private_key, installed for root"
+    )
+    # Replacing the server loses everything on it: Hetzner refuses to delete it unless this is false.
+    delete_protection: bool = Field(default=True, description="refuse to delete or rebuild the server")
 
 
 Server = Annotated[ExistingServer | HetznerServer, Field(discriminator="provider")]
@@ -235,8 +240,7 @@ class StackConfig(Model):
     def secret_names(self) -> set[str]:
         """Config secrets this stack needs besides the role env: they must be set before `up`."""
         needed = {name for role in self.roles.values() for name in role.env.secret}
-        if isinstance(self.server, ExistingServer):
-            needed.add("ssh_private_key")
+        needed.add("ssh_private_key")
         if self.registry is not None and self.registry.username is not None:
             needed.add("registry_password")
         return needed

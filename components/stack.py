@@ -12,7 +12,7 @@ from components import config
 from components.host import DockerHost, DockerHostArgs
 from components.proxy import Proxy, ProxyArgs
 from components.role import AppRole, AppRoleArgs
-from components.server import ExistingServer, ExistingServerArgs
+from components.server import ExistingServer, ExistingServerArgs, HetznerServer, HetznerServerArgs
 
 # Reads one config secret by name; the result stays secret.
 SecretReader = Callable[[str], pulumi.Output[str]]
@@ -20,7 +20,7 @@ SecretReader = Callable[[str], pulumi.Output[str]]
 
 @dataclass
 class Deployment:
-    server: ExistingServer
+    server: ExistingServer | HetznerServer
     host: DockerHost
     proxy: Proxy
     roles: dict[str, AppRole]
@@ -39,18 +39,23 @@ class Deployment:
 
 def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
     service = stack.service
-    if not isinstance(stack.server, config.ExistingServer):
-        raise config.ConfigError("quayside config: server.provider: hetzner is not built yet; use existing")
-    server = ExistingServer(
-        f"{service}-server", ExistingServerArgs(server=stack.server, private_key=secret("ssh_private_key"))
-    )
+    server: ExistingServer | HetznerServer
+    if isinstance(stack.server, config.ExistingServer):
+        server = ExistingServer(
+            f"{service}-server", ExistingServerArgs(server=stack.server, private_key=secret("ssh_private_key"))
+        )
+    else:
+        server = HetznerServer(
+            f"{service}-server",
+            HetznerServerArgs(service=service, server=stack.server, private_key=secret("ssh_private_key")),
+        )
     registry_password = secret("registry_password") if "registry_password" in stack.secret_names() else None
     host = DockerHost(
         f"{service}-host",
         DockerHostArgs(
             service=service,
             connection=server.connection,
-            install_docker=stack.server.install_docker,
+            install_docker=getattr(stack.server, "install_docker", True),
             registry=stack.registry,
             registry_password=registry_password,
         ),

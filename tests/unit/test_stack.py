@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,23 @@ import pytest
 import yaml
 
 from components import config, stack
+from components.server import HetznerServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE_URL = "postgres://acme:s3cr3t-p4ss@db/acme"
 BACKEND_DIGEST = "3f2a" * 16
 
 
+HETZNER_ADDRESS = "198.51.100.4"
+
+
 class Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
+        outputs = dict(args.inputs)
+        if args.typ == "hcloud:index/server:Server":
+            outputs["ipv4Address"] = HETZNER_ADDRESS
+        # Numeric ids, as Hetzner's: firewall_ids takes them as integers.
+        return str(zlib.crc32(args.name.encode())), outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
@@ -188,6 +197,28 @@ def test_outputs_name_each_roles_urls_version_and_image() -> pulumi.Output[None]
 
     assert outputs["proxy_version"] == "v0.9.2"
     return pulumi.Output.from_input(outputs["roles"]).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_hetzner_server_is_protected_firewalled_and_reached_at_its_address() -> pulumi.Output[None]:
+    settings = example_stack().model_copy(
+        update={
+            "server": config.HetznerServer(
+                provider="hetzner", type="cx32", location="nbg1", ssh_public_key="ssh-ed25519 AAAA deploy"
+            )
+        }
+    )
+    deployment = stack.deploy(settings, secret)
+    server = deployment.server
+    assert isinstance(server, HetznerServer)
+
+    def check(values: list[Any]) -> None:
+        host, protected, ports = values
+        assert host == HETZNER_ADDRESS
+        assert protected is True
+        assert sorted(rule["port"] for rule in ports) == ["22", "443", "80"]
+
+    return pulumi.Output.all(server.host, server.machine.delete_protection, server.firewall.rules).apply(check)
 
 
 def test_roles_deploy_after_the_roles_they_depend_on() -> None:
