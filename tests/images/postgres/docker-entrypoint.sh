@@ -10,7 +10,7 @@ die() { say "ERROR: $*"; exit 1; }
 file_env() {
   local name=$1 default=${2:-} file_var="$1_FILE"
   local value=${!name:-} file=${!file_var:-}
-  [[ -n $value && -n $file ]] && die "both $name and $file_var are set: set only one of them"
+  if [[ -n $value && -n $file ]]; then die "both $name and $file_var are set: set only one of them"; fi
   if [[ -n $file ]]; then
     [[ -r $file ]] || die "$file_var=$file is not a readable file: mount it into the container"
     value=$(<"$file")
@@ -43,11 +43,11 @@ run_initdb() {
   local pwfile args
   pwfile=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
-  is_root && chown postgres "$pwfile"
+  if is_root; then chown postgres "$pwfile"; fi
   read -ra args <<<"${POSTGRES_INITDB_ARGS:-}"
   args+=(--username="$POSTGRES_USER" --encoding=UTF8 --locale=C.UTF-8 --auth-local=trust
     --auth-host="$POSTGRES_HOST_AUTH_METHOD")
-  [[ -n $POSTGRES_PASSWORD ]] && args+=(--pwfile="$pwfile")
+  if [[ -n $POSTGRES_PASSWORD ]]; then args+=(--pwfile="$pwfile"); fi
   as_postgres initdb "${args[@]}" || { rm -f "$pwfile"; die "initdb failed for $PGDATA (see above)"; }
   rm -f "$pwfile"
   printf "\nlisten_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
@@ -59,7 +59,7 @@ run_initdb() {
 setup_database() {
   local sockdir f
   sockdir=$(mktemp -d)
-  is_root && chown postgres "$sockdir"
+  if is_root; then chown postgres "$sockdir"; fi
   as_postgres pg_ctl -D "$PGDATA" -w -o "-c listen_addresses='' -c unix_socket_directories=$sockdir" start \
     || die "the initialisation server did not start (see above)"
   export PGHOST=$sockdir PGUSER=$POSTGRES_USER
@@ -70,7 +70,7 @@ setup_database() {
     case $f in
       *.sh) say "running $f"; bash "$f" ;;
       *.sql) say "running $f"; psql -v ON_ERROR_STOP=1 --no-psqlrc --dbname="$POSTGRES_DB" -f "$f" ;;
-      *) [[ -e $f ]] && say "ignoring $f (only *.sh and *.sql run)" ;;
+      *) if [[ -e $f ]]; then say "ignoring $f (only *.sh and *.sql run)"; fi ;;
     esac
   done
   as_postgres pg_ctl -D "$PGDATA" -m fast -w stop
@@ -79,8 +79,8 @@ setup_database() {
 }
 
 main() {
-  [[ ${1:-} == -* ]] && set -- postgres "$@"
-  [[ ${1:-} == postgres ]] || exec "$@"
+  if [[ ${1:-} == -* ]]; then set -- postgres "$@"; fi
+  if [[ ${1:-} != postgres ]]; then exec "$@"; fi
 
   file_env POSTGRES_USER postgres
   file_env POSTGRES_PASSWORD

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# The local test images (tests/images/), built without Docker Hub:
+#   quayside-test/app:{v1,v2,v3,never-healthy,slow-start}  busybox httpd FROM scratch
+#   quayside-test/kamal-proxy:$KAMAL_PROXY_VERSION          the Go-built kamal-proxy FROM scratch
+#   quayside-test/postgres:15                               Debian's postgresql-15, official-image contract
+# Each image carries the label quayside.inputs = the hash of its build inputs; an image whose label
+# matches is not rebuilt, so a second run takes seconds. Needs a running dockerd and root (debootstrap).
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+
+KAMAL_PROXY_MODULE=github.com/basecamp/kamal-proxy
+KAMAL_PROXY_VERSION=v0.9.2
+DEBIAN_SUITE=bookworm
+DEBIAN_MIRROR=${QUAYSIDE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+POSTGRES_PACKAGES=postgresql-15
+BUSYBOX=${QUAYSIDE_BUSYBOX:-/bin/busybox}
+INPUTS_LABEL=quayside.inputs
+
+sources=$QUAYSIDE_ROOT/tests/images
+contexts=$QUAYSIDE_CACHE/images
+step_started=$EPOCHREALTIME
+
+# since START: seconds elapsed since the $EPOCHREALTIME value START, to a tenth.
+since() {
+  local now=${EPOCHREALTIME/[.,]/} start=${1/[.,]/}
+  local tenths=$(((now - start) / 100000))
+  printf '%d.%ds' $((tenths / 10)) $((tenths % 10))
+}
+
+# inputs_hash ITEM...: one hash over ITEMs; a file counts by its name and content, anything else as text.
+inputs_hash() {
+  local item
+  for item; do
+    if [[ -f $item ]]; then
+      printf 'file %s %s\n' "${item##*/}" "$(sha256sum <"$item" | cut -c1-64)"
+    else
+      printf 'text %s\n' "$item"
+    fi
+  done | sha256sum | cut -c1-64
+}
+
+# image_is_current IMAGE HASH: IMAGE exists and was built from the inputs HASH names.
+image_is_current() {
+  [[ $(docker image inspect --format "{{index .Config.Labels \"$INPUTS_LABEL\"}}" "$1" 2>/dev/null) == "$2" ]]
+}
+
+# build_image IMAGE CONTEXT HASH [DOCKER-BUILD-ARG...]
+build_image() {
+  local image=$1 context=$2 hash=$3 started=$EPOCHREALTIME log
+  shift 3
+  log=$contexts/build-${image//[\/:]/-}.log
+  if ! docker build --label "$INPUTS_LABEL=$hash" --tag "$image" "$@" "$context" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "docker build of $image from $context failed (full log: $log)"
+  fi
+  say "images: built $image in $(since "$started")"
+}
+
+check_docker() {
+  command -v docker >/dev/null || die "docker is missing: apt-get install docker.io"
+  docker info >/dev/null 2>&1 \
+    || die "cannot reach the Docker daemon: start dockerd (systemctl start docker, or run dockerd &) and retry"
+}
+
+# --- quayside-test/app --------------------------------------------------------------------------
+
+# app_tag_args TAG: the build arguments that make TAG.
+app_tag_args() {
+  case $1 in
+    v1 | v2 | v3) echo "--build-arg VERSION=$1" ;;
+    never-healthy) echo "--build-arg VERSION=$1 --build-arg HEALTHY=no" ;;
+    slow-start) echo "--build-arg VERSION=$1 --build-arg START_DELAY=5" ;;
+  esac
+}
+
+build_app_images() {
+  local src=$sources/app context=$contexts/app tag args hash
+  [[ -x $BUSYBOX ]] || die "$BUSYBOX is missing: apt-get install busybox-static (or set QUAYSIDE_BUSYBOX)"
+  if ldd "$BUSYBOX" >/dev/null 2>&1; then
+    die "$BUSYBOX is dynamically linked and cannot run FROM scratch: apt-get install busybox-static"
+  fi
+  rm -rf "$context"
+  mkdir -p "$context"
+  cp "$src/Dockerfile" "$src/entrypoint.sh" "$context/"
+  cp "$BUSYBOX" "$context/busybox"
+  for tag in v1 v2 v3 never-healthy slow-start; do
+    args=$(app_tag_args "$tag")
+    hash=$(inputs_hash "$context/Dockerfile" "$context/entrypoint.sh" "$context/busybox" "$args")
+    if image_is_current "quayside-test/app:$tag" "$hash"; then
+      say "images: quayside-test/app:$tag is up to date"
+    else
+      # shellcheck disable=SC2086 # args holds separate words
+      build_image "quayside-test/app:$tag" "$context" "$hash" $args
+    fi
+  done
+}
+
+# --- quayside-test/kamal-proxy ------------------------------------------------------------------
+
+# build_kamal_proxy_binary: $QUAYSIDE_CACHE/go/kamal-proxy-<version>/kamal-proxy, once per version.
+# `go install module/cmd/kamal-proxy@version` also asks the proxy for the module's version list (its
+# deprecation check) and fails where a proxy refuses listings; building the downloaded module with its
+# own go.mod and go.sum is the same build (the official Makefile's flags) without that request.
+build_kamal_proxy_binary() {
+  local dir=$QUAYSIDE_CACHE/go/kamal-proxy-$KAMAL_PROXY_VERSION module=$KAMAL_PROXY_MODULE@$KAMAL_PROXY_VERSION
+  local bin=$dir/kamal-proxy started=$EPOCHREALTIME src log reason
+  if [[ -x $bin ]]; then
+    say "images: kamal-proxy $KAMAL_PROXY_VERSION binary is cached ($bin)"
+  else
+    command -v go >/dev/null || die "go is missing: install Go 1.25 or newer (https://go.dev/dl/) to build $module"
+    mkdir -p "$dir"
+    log=$dir/build.log
+    (cd "$dir" && go mod download -json "$module") >"$log" 2>&1 || true
+    src=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' "$log")
+    if [[ -z $src || ! -d $src ]]; then
+      reason=$(sed -n 's/^[[:space:]]*"Error": "\(.*\)",*$/\1/p' "$log" | head -n 1)
+      die "could not download $module (GOPROXY=$(go env GOPROXY)): ${reason:-see $log}; check the Go module proxy and retry"
+    fi
+    if ! (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" ./cmd/kamal-proxy) >>"$log" 2>&1; then
+      tail -n 20 "$log" >&2
+      die "go build of $module/cmd/kamal-proxy failed (full log: $log)"
+    fi
+    mv "$bin.tmp" "$bin"
+    say "images: built kamal-proxy $KAMAL_PROXY_VERSION in $(since "$started")"
+  fi
+  ln -sfn "$bin" "$QUAYSIDE_BIN/kamal-proxy"
+  kamal_proxy_bin=$bin
+}
+
+build_kamal_proxy_image() {
+  local image=quayside-test/kamal-proxy:$KAMAL_PROXY_VERSION context=$contexts/kamal-proxy hash certs=()
+  build_kamal_proxy_binary
+  if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then certs=(/etc/ssl/certs/ca-certificates.crt); fi
+  hash=$(inputs_hash "$sources/kamal-proxy/Dockerfile" "$kamal_proxy_bin" "${certs[@]}")
+  if image_is_current "$image" "$hash"; then
+    say "images: $image is up to date"
+    return
+  fi
+  rm -rf "$context"
+  mkdir -p "$context/rootfs/tmp" "$context/rootfs/home/kamal-proxy/.config/kamal-proxy"
+  chmod 1777 "$context/rootfs/tmp"
+  if ((${#certs[@]})); then
+    mkdir -p "$context/rootfs/etc/ssl/certs"
+    cp "${certs[0]}" "$context/rootfs/etc/ssl/certs/"
+  fi
+  cp "$sources/kamal-proxy/Dockerfile" "$context/"
+  cp "$kamal_proxy_bin" "$context/kamal-proxy"
+  build_image "$image" "$context" "$hash"
+}
+
+# --- quayside-test/postgres ---------------------------------------------------------------------
+
+# unmount_under DIR: what a failed debootstrap left mounted (proc, sys) inside DIR, deepest first.
+unmount_under() {
+  local mount
+  awk -v dir="$1/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | while read -r mount; do
+    umount -l "$mount" || true
+  done
+}
+
+# build_postgres_rootfs: a tarball of a minbase Debian with POSTGRES_PACKAGES, once per suite+packages.
+build_postgres_rootfs() {
+  local key dir target started=$EPOCHREALTIME log
+  key=$(inputs_hash "$DEBIAN_SUITE" minbase "$POSTGRES_PACKAGES" prune-v1 | cut -c1-16)
+  rootfs_key=$key
+  rootfs_tar=$QUAYSIDE_CACHE/rootfs/debian-$DEBIAN_SUITE-postgres-$key.tar
+  if [[ -f $rootfs_tar ]]; then
+    say "images: Debian $DEBIAN_SUITE rootfs with $POSTGRES_PACKAGES is cached ($rootfs_tar)"
+    return
+  fi
+  ((EUID == 0)) || die "debootstrap needs root: run this step as root (sudo bash scripts/setup.d/images.sh)"
+  command -v debootstrap >/dev/null || die "debootstrap is missing: apt-get install debootstrap"
+  dir=$QUAYSIDE_CACHE/rootfs/build.$$
+  target=$dir/root
+  log=$dir/debootstrap.log
+  mkdir -p "$dir"
+  trap 'unmount_under "$dir"; rm -rf --one-file-system "$dir"' EXIT
+  say "images: debootstrap $DEBIAN_SUITE with $POSTGRES_PACKAGES from $DEBIAN_MIRROR (about a minute)"
+  if ! debootstrap --variant=minbase --include="$POSTGRES_PACKAGES" "$DEBIAN_SUITE" "$target" "$DEBIAN_MIRROR" \
+    >"$log" 2>&1; then
+    tail -n 15 "$log" >&2
+    cp "$log" "$QUAYSIDE_CACHE/rootfs/debootstrap-failed.log"
+    die "debootstrap from $DEBIAN_MIRROR failed (log: $QUAYSIDE_CACHE/rootfs/debootstrap-failed.log); check the mirror, or try by hand: debootstrap --variant=minbase --include=$POSTGRES_PACKAGES $DEBIAN_SUITE /tmp/rootfs $DEBIAN_MIRROR (another mirror: QUAYSIDE_DEBIAN_MIRROR=...)"
+  fi
+  unmount_under "$target"
+  # What an image does not need: package caches and lists, docs, translations, and the cluster that
+  # postgresql-common creates on install (the entrypoint runs initdb itself).
+  rm -rf "$target"/var/cache/apt/* "$target"/var/lib/apt/lists/* "$target"/usr/share/{doc,man,info,locale}/* \
+    "$target"/var/lib/postgresql/* "$target"/etc/postgresql/*
+  tar --numeric-owner --one-file-system -C "$target" -cf "$rootfs_tar.tmp" . \
+    || die "could not write $rootfs_tar.tmp: check free space in $QUAYSIDE_CACHE"
+  mv "$rootfs_tar.tmp" "$rootfs_tar"
+  find "$QUAYSIDE_CACHE/rootfs" -maxdepth 1 -name "debian-$DEBIAN_SUITE-postgres-*.tar" \! -path "$rootfs_tar" -delete
+  unmount_under "$dir"
+  rm -rf --one-file-system "$dir"
+  trap - EXIT
+  say "images: built the Debian $DEBIAN_SUITE rootfs in $(since "$started") ($rootfs_tar)"
+}
+
+build_postgres_image() {
+  local rootfs_image=quayside-test/debian-postgres-rootfs:$DEBIAN_SUITE image=quayside-test/postgres:15
+  local started hash
+  build_postgres_rootfs
+  if image_is_current "$rootfs_image" "$rootfs_key"; then
+    say "images: $rootfs_image is up to date"
+  else
+    started=$EPOCHREALTIME
+    docker import --change "LABEL $INPUTS_LABEL=$rootfs_key" "$rootfs_tar" "$rootfs_image" >/dev/null \
+      || die "docker import of $rootfs_tar failed: remove the file and rerun this step to build it again"
+    say "images: imported $rootfs_image in $(since "$started")"
+  fi
+  hash=$(inputs_hash "$sources/postgres/Dockerfile" "$sources/postgres/docker-entrypoint.sh" "$rootfs_key")
+  if image_is_current "$image" "$hash"; then
+    say "images: $image is up to date"
+  else
+    build_image "$image" "$sources/postgres" "$hash"
+  fi
+}
+
+check_docker
+mkdir -p "$contexts" "$QUAYSIDE_CACHE/rootfs"
+# One run at a time: concurrent runs would share the build contexts and the rootfs build.
+exec 9>"$contexts/.lock"
+flock 9
+build_app_images
+build_kamal_proxy_image
+build_postgres_image
+say "images: done in $(since "$step_started")"
