@@ -1,0 +1,170 @@
+"""The real Pulumi engine for tests: inline Automation API programs against a throwaway local file backend.
+
+Programs run in this Python process (Automation API inline programs pass `--client` to the CLI), so no Python
+language host is needed; the CLI is the one scripts/setup.d/pulumi.sh builds, pinned to the SDK's version.
+Nothing here touches the network: state lives under a test's tmp dir, plugins come from PULUMI_HOME only.
+
+    backend = LocalBackend.create(tmp_path)
+    stack = backend.stack("demo", "dev", program, config={"greeting": "hi", "token": secret("s3cr3t")})
+    result = stack.up(on_output=print)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any, Final
+
+from pulumi import automation as auto
+
+CACHE: Final = Path(os.environ.get("QUAYSIDE_CACHE", Path.home() / ".cache" / "quayside"))
+# Plugins that scripts/setup.d/pulumi.sh installs (the command provider) are found here; same default as there.
+PULUMI_HOME: Final = Path(os.environ.get("PULUMI_HOME", CACHE / "pulumi-home"))
+SETUP_HINT: Final = "run scripts/setup.d/pulumi.sh (it builds the pinned Pulumi CLI into ~/.cache/quayside/bin)"
+PASSPHRASE: Final = "quayside-tests-only"
+
+
+class PulumiMissing(RuntimeError):
+    """The pinned Pulumi CLI is not installed; the message says how to install it."""
+
+
+def sdk_version() -> str:
+    """The pulumi Python SDK's version; the CLI must be exactly this version."""
+    return installed_version("pulumi")
+
+
+def _cli_candidates() -> list[Path]:
+    found = [CACHE / "bin" / "pulumi"]
+    on_path = shutil.which("pulumi")
+    if on_path:
+        found.append(Path(on_path))
+    return found
+
+
+def _cli_version(cli: Path) -> str:
+    env = {**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "1"}
+    done = subprocess.run([cli, "version"], capture_output=True, text=True, env=env, timeout=60, check=False)
+    return done.stdout.strip().removeprefix("v") if done.returncode == 0 else ""
+
+
+@functools.cache
+def pulumi_cli() -> Path:
+    """The real path of the pinned `pulumi` binary; raises PulumiMissing (never skips) when there is none."""
+    want = sdk_version()
+    seen: list[str] = []
+    for candidate in _cli_candidates():
+        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+            continue
+        got = _cli_version(candidate)
+        if got == want:
+            return candidate.resolve()
+        seen.append(f"{candidate} is {got or 'unusable'}")
+    found = "; ".join(seen) if seen else f"no pulumi in {CACHE / 'bin'} or on PATH"
+    raise PulumiMissing(f"Pulumi CLI {want} is missing ({found}): {SETUP_HINT}")
+
+
+@functools.cache
+def pulumi_command() -> auto.PulumiCommand:
+    """An Automation API handle on the pinned CLI (PulumiCommand runs `<root>/bin/pulumi`)."""
+    cli = pulumi_cli()
+    if cli.parent.name != "bin":
+        # PulumiCommand only knows the <root>/bin/pulumi layout; give it one.
+        root = CACHE / "pulumi-root"
+        (root / "bin").mkdir(parents=True, exist_ok=True)
+        link = root / "bin" / "pulumi"
+        link.unlink(missing_ok=True)
+        link.symlink_to(cli)
+        return auto.PulumiCommand(root=str(root))
+    return auto.PulumiCommand(root=str(cli.parent.parent))
+
+
+def secret(value: str) -> auto.ConfigValue:
+    """A config value that Pulumi stores encrypted (`pulumi config set --secret`)."""
+    return auto.ConfigValue(value=value, secret=True)
+
+
+@dataclass(frozen=True)
+class LocalBackend:
+    """A `file://` backend in one directory, with a passphrase secrets provider; stacks share it."""
+
+    directory: Path
+    passphrase: str = PASSPHRASE
+
+    @classmethod
+    def create(cls, directory: Path) -> LocalBackend:
+        directory.mkdir(parents=True, exist_ok=True)
+        return cls(directory=directory)
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.directory}"
+
+    def env(self) -> dict[str, str]:
+        """What every CLI call gets: no update check, no plugin downloads, the test passphrase."""
+        return {
+            "PULUMI_BACKEND_URL": self.url,
+            "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
+            "PULUMI_SKIP_UPDATE_CHECK": "1",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "1",  # pulumi_cli() already checked it is the SDK's
+            # Dynamic providers (pulumi-resource-pulumi-python) run this interpreter with this import path, so the
+            # provider classes a test module defines (pickled by reference) load there as they do here.
+            "PULUMI_PYTHON_CMD": sys.executable,
+            "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry),
+        }
+
+    def stack(
+        self,
+        project: str,
+        stack: str,
+        program: auto.PulumiFn,
+        config: Mapping[str, str | auto.ConfigValue] | None = None,
+    ) -> auto.Stack:
+        """Creates (or selects) `project/stack` running `program` inline, and sets `config` on it.
+
+        Config keys without a namespace land in the project's namespace (`pulumi.Config()` reads them).
+        """
+        work_dir = self.directory / "work" / project
+        work_dir.mkdir(parents=True, exist_ok=True)
+        options = auto.LocalWorkspaceOptions(
+            work_dir=str(work_dir),
+            pulumi_home=str(PULUMI_HOME),
+            pulumi_command=pulumi_command(),
+            env_vars=self.env(),
+            secrets_provider="passphrase",
+            project_settings=auto.ProjectSettings(
+                name=project, runtime="python", backend=auto.ProjectBackend(url=self.url)
+            ),
+        )
+        handle = auto.create_or_select_stack(stack_name=stack, project_name=project, program=program, opts=options)
+        if config:
+            values = {key: value if isinstance(value, auto.ConfigValue) else auto.ConfigValue(value=value)
+                      for key, value in config.items()}  # fmt: skip
+            handle.set_all_config(values)
+        return handle
+
+    @staticmethod
+    def reference_name(project: str, stack: str) -> str:
+        """The name a pulumi.StackReference uses for a stack on a file backend."""
+        return f"organization/{project}/{stack}"
+
+    def state_file(self, project: str, stack: str) -> Path:
+        """Where the file backend keeps the stack's current checkpoint."""
+        return self.directory / ".pulumi" / "stacks" / project / f"{stack}.json"
+
+    def state(self, project: str, stack: str) -> dict[str, Any]:
+        checkpoint: dict[str, Any] = json.loads(self.state_file(project, stack).read_text())
+        return checkpoint
+
+    def files_containing(self, text: str) -> list[Path]:
+        """Every file under the backend (state, backups, history, stack config) whose bytes contain `text`."""
+        needle = text.encode()
+        return sorted(path for path in self.directory.rglob("*") if path.is_file() and needle in path.read_bytes())
