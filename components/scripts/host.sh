@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# host: make the server ready for a service: Docker answering (Debian's docker.io installed when missing),
+# log rotation by default, the service's network and its private directories.
+#
+#   host.sh --service S [--no-install-docker]
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+readonly DAEMON_JSON=/etc/docker/daemon.json
+readonly ENGINE_SECONDS=60
+service='' install=yes installed=no
+
+parse_options() {
+  while (($#)); do
+    case $1 in
+      --service) need_value "$@"; service=$2; shift ;;
+      --no-install-docker) install=no ;;
+      *) die "unknown option $1" ;;
+    esac
+    shift
+  done
+  required --service "$service"; check_name --service "$service"
+}
+
+install_docker() {
+  [[ $install == yes ]] || die "docker is not installed and --no-install-docker forbids installing it"
+  say "installing docker.io"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  installed=yes
+}
+
+engine() {
+  if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    systemctl "$1" docker
+  else
+    service docker "$1"
+  fi
+}
+
+wait_for_engine() {
+  local deadline=$((SECONDS + ENGINE_SECONDS))
+  until docker info >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "the docker engine did not answer within ${ENGINE_SECONDS}s"
+    sleep 1
+  done
+}
+
+# Only when absent: an operator's own daemon.json wins.
+write_daemon_json() {
+  [[ ! -e $DAEMON_JSON ]] || return 0
+  mkdir -p "${DAEMON_JSON%/*}"
+  printf '{\n  "log-driver": "json-file",\n  "log-opts": {"max-size": "10m", "max-file": "3"}\n}\n' >"$DAEMON_JSON"
+  say "wrote $DAEMON_JSON (log rotation)"
+  # A running engine with containers is never restarted; one installed just now has none.
+  [[ $installed == no ]] || { engine restart; wait_for_engine; }
+}
+
+main() {
+  parse_options "$@"
+  command -v docker >/dev/null || install_docker
+  docker info >/dev/null 2>&1 || engine start
+  wait_for_engine
+  write_daemon_json
+  docker network inspect "$service" >/dev/null 2>&1 || docker network create "$service" >/dev/null
+  mkdir -p "$(service_dir "$service")/env"
+  chmod 700 "$(service_dir "$service")" "$(service_dir "$service")/env"
+  say "docker $(docker version --format '{{.Server.Version}}'), network $service ready"
+}
+
+main "$@"

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# proxy: the kamal-proxy container that every service on this server shares.
+#
+#   proxy.sh boot --image IMG --network S [--name quayside-proxy] [--http-port 80] [--https-port 443]
+#     [--bind 0.0.0.0] [--state-volume quayside-proxy-state]
+#     [--state-dir /home/kamal-proxy/.config/kamal-proxy]
+#       Same image and options as the running one: make sure it runs and is on network S. Otherwise (absent,
+#       or an upgrade) replace it; kamal-proxy reloads its routes from the state volume, and the new
+#       container joins every network the old one was on. Waits until `kamal-proxy list` answers.
+#   proxy.sh remove --network S [--name quayside-proxy]
+#       Leave network S; remove the container once it routes no service (the state volume stays).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+readonly READY_SECONDS=30
+action='' image='' network='' name=quayside-proxy http_port=80 https_port=443 bind=0.0.0.0
+state_volume=quayside-proxy-state state_dir=/home/kamal-proxy/.config/kamal-proxy
+
+parse_options() {
+  action=${1:-}
+  [[ $action == boot || $action == remove ]] || die "first argument must be boot or remove, not '$action'"
+  shift
+  while (($#)); do
+    case $1 in
+      --image) need_value "$@"; image=$2; shift ;;
+      --network) need_value "$@"; network=$2; shift ;;
+      --name) need_value "$@"; name=$2; shift ;;
+      --http-port) need_value "$@"; http_port=$2; shift ;;
+      --https-port) need_value "$@"; https_port=$2; shift ;;
+      --bind) need_value "$@"; bind=$2; shift ;;
+      --state-volume) need_value "$@"; state_volume=$2; shift ;;
+      --state-dir) need_value "$@"; state_dir=$2; shift ;;
+      *) die "unknown option $1" ;;
+    esac
+    shift
+  done
+  required --network "$network"; check_name --network "$network"; check_name --name "$name"
+  [[ $action == remove ]] && return 0
+  required --image "$image"; check_name --state-volume "$state_volume"
+  check_number --http-port "$http_port"; check_number --https-port "$https_port"
+  [[ $state_dir == /* ]] || die "--state-dir '$state_dir' must be an absolute path"
+}
+
+# Everything that shapes the container; stored in a label, so a change is seen and means a reboot.
+options_label() {
+  echo "image=$image http=$bind:$http_port https=$bind:$https_port state=$state_volume:$state_dir"
+}
+
+# shellcheck disable=SC2016 # a Go template, not a shell expansion
+networks_of() { inspect_container "$name" '{{range $net, $_ := .NetworkSettings.Networks}}{{$net}} {{end}}'; }
+
+join_network() {
+  local joined
+  for joined in $(networks_of); do [[ $joined != "$1" ]] || return 0; done
+  docker network connect "$1" "$name"
+}
+
+run_proxy() {
+  docker run --detach --name "$name" --network "$network" --restart unless-stopped \
+    --log-opt max-size=10m --log-opt max-file=3 \
+    --publish "$bind:$http_port:80" --publish "$bind:$https_port:443" \
+    --volume "$state_volume:$state_dir" --label "quayside.proxy-options=$(options_label)" \
+    "$image" >/dev/null
+}
+
+wait_until_answering() {
+  local deadline=$((SECONDS + READY_SECONDS))
+  until docker exec "$name" kamal-proxy list >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "$name did not answer 'kamal-proxy list' within ${READY_SECONDS}s"
+    sleep 0.2
+  done
+}
+
+boot() {
+  local current
+  current=$(label_of "$name" quayside.proxy-options)
+  if [[ -n $current && $current == "$(options_label)" ]]; then
+    [[ $(inspect_container "$name" '{{.State.Running}}') == true ]] || docker start "$name" >/dev/null
+    join_network "$network"
+    wait_until_answering
+    say "$name up ($image), on network $network"
+    return 0
+  fi
+  pull_if_missing "$image"
+  local others=() joined
+  for joined in $(networks_of); do [[ $joined == "$network" ]] || others+=("$joined"); done
+  [[ -z $(inspect_container "$name" '{{.Id}}') ]] || docker rm --force "$name" >/dev/null
+  run_proxy
+  for joined in "${others[@]}"; do docker network connect "$joined" "$name"; done
+  wait_until_answering
+  say "$name booted ($image) on $bind:$http_port and $bind:$https_port, on network $network"
+}
+
+remove() {
+  if [[ -z $(inspect_container "$name" '{{.Id}}') ]]; then
+    say "$name is not here; nothing to do"
+    return 0
+  fi
+  local joined
+  for joined in $(networks_of); do
+    [[ $joined != "$network" ]] || docker network disconnect "$network" "$name"
+  done
+  local services
+  if ! services=$(proxy_service_count "$name"); then
+    say "$name left network $network; it does not answer, so it stays"
+  elif ((services > 0)); then
+    say "$name left network $network; it still routes $services service(s), so it stays"
+  else
+    docker rm --force "$name" >/dev/null
+    say "$name removed (it routed no service); its state volume is kept"
+  fi
+}
+
+main() {
+  parse_options "$@"
+  "$action"
+}
+
+main "$@"

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# swap: make VERSION the live container of a role. Boots it beside the running one; kamal-proxy health-checks
+# it and switches traffic (a role without the proxy waits for Docker health, or for it to keep running);
+# then stops the old one and keeps the newest --retain stopped containers for rollback. A stopped container
+# of the same version and config is started again instead (a rollback). Re-running converges.
+#
+#   swap.sh --service S --role R --image IMG --version V --config-hash H [--port 80] [--proxy | --no-proxy]
+#     [--tls] [--host H]... [--path-prefix P]... [--health-path /up] [--health-interval 1s]
+#     [--health-timeout 5s] [--deploy-timeout 30s] [--drain-timeout 30s] [--readiness-delay 7] [--retain 5]
+#     [--env K=V]... [--volume SPEC]... [--memory 512m] [--cpus 0.5] [--proxy-name quayside-proxy]
+#     [--lock-timeout 300] [--cmd ARG]...
+#   stdin: the role's secret env file (KEY=VALUE lines, may be empty)
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+service='' role='' image='' version='' config_hash='' port=80 proxy=yes tls=no
+health_path=/up health_interval=1s health_timeout=5s deploy_timeout=30s drain_timeout=30s
+readiness_delay=7 retain=5 memory='' cpus='' proxy_name=quayside-proxy lock_timeout=300
+hosts=() prefixes=() envs=() volumes=() cmd=()
+
+parse_options() {
+  while (($#)); do
+    case $1 in
+      --service) need_value "$@"; service=$2; shift ;;
+      --role) need_value "$@"; role=$2; shift ;;
+      --image) need_value "$@"; image=$2; shift ;;
+      --version) need_value "$@"; version=$2; shift ;;
+      --config-hash) need_value "$@"; config_hash=$2; shift ;;
+      --port) need_value "$@"; port=$2; shift ;;
+      --proxy) proxy=yes ;;
+      --no-proxy) proxy=no ;;
+      --tls) tls=yes ;;
+      --host) need_value "$@"; hosts+=("$2"); shift ;;
+      --path-prefix) need_value "$@"; prefixes+=("$2"); shift ;;
+      --health-path) need_value "$@"; health_path=$2; shift ;;
+      --health-interval) need_value "$@"; health_interval=$2; shift ;;
+      --health-timeout) need_value "$@"; health_timeout=$2; shift ;;
+      --deploy-timeout) need_value "$@"; deploy_timeout=$2; shift ;;
+      --drain-timeout) need_value "$@"; drain_timeout=$2; shift ;;
+      --readiness-delay) need_value "$@"; readiness_delay=$2; shift ;;
+      --retain) need_value "$@"; retain=$2; shift ;;
+      --env) need_value "$@"; envs+=("$2"); shift ;;
+      --volume) need_value "$@"; volumes+=("$2"); shift ;;
+      --memory) need_value "$@"; memory=$2; shift ;;
+      --cpus) need_value "$@"; cpus=$2; shift ;;
+      --proxy-name) need_value "$@"; proxy_name=$2; shift ;;
+      --lock-timeout) need_value "$@"; lock_timeout=$2; shift ;;
+      --cmd) need_value "$@"; cmd+=("$2"); shift ;;
+      *) die "unknown option $1" ;;
+    esac
+    shift
+  done
+  required --service "$service"; required --role "$role"; required --image "$image"
+  required --version "$version"; required --config-hash "$config_hash"
+  check_name --service "$service"; check_name --role "$role"; check_name --version "$version"
+  check_name --proxy-name "$proxy_name"; check_name --config-hash "$config_hash"
+  check_number --port "$port"; check_number --readiness-delay "$readiness_delay"
+  check_number --retain "$retain"; check_number --lock-timeout "$lock_timeout"
+  check_duration --health-interval "$health_interval"; check_duration --health-timeout "$health_timeout"
+  check_duration --deploy-timeout "$deploy_timeout"; check_duration --drain-timeout "$drain_timeout"
+  local env
+  for env in "${envs[@]}"; do [[ $env == [A-Za-z_]*=* ]] || die "--env '$env' is not KEY=VALUE"; done
+}
+
+# --- the container ----------------------------------------------------------------------------------------
+
+run_container() {
+  local args=(--detach --name "$name" --network "$service" --restart unless-stopped
+    --log-opt max-size=10m --log-opt max-file=3
+    --label "quayside.service=$service" --label "quayside.role=$role" --label "quayside.version=$version"
+    --label "quayside.config=$config_hash" --label "quayside.env-hash=$env_hash"
+    --env-file "$(env_file "$service" "$role")")
+  local env volume
+  for env in "${envs[@]}"; do args+=(--env "$env"); done
+  for volume in "${volumes[@]}"; do args+=(--volume "$volume"); done
+  [[ -z $memory ]] || args+=(--memory "$memory")
+  [[ -z $cpus ]] || args+=(--cpus "$cpus")
+  docker run "${args[@]}" "$image" "${cmd[@]}"
+}
+
+# "<status> <config hash> <env hash> <id>" of the container named $name, or nothing.
+read_existing() {
+  read -r status old_config old_env id <<<"$(inspect_container "$name" \
+    '{{.State.Status}} {{index .Config.Labels "quayside.config"}} {{index .Config.Labels "quayside.env-hash"}} {{.Id}}')" || true
+}
+
+same_config() { [[ $old_config == "$config_hash" && $old_env == "$env_hash" ]]; }
+
+is_live() {
+  [[ $status == running ]] && same_config || return 1
+  [[ $proxy == no || $(live_target) == "${id:0:12}:$port" ]]
+}
+
+live_target() { proxy_target "$proxy_name" "$service-$role" 2>/dev/null || true; }
+
+# The version serving now, for the audit line ("" on a first deploy).
+live_version() {
+  local target
+  if [[ $proxy == yes ]]; then
+    target=$(live_target)
+    [[ -z $target ]] || label_of "${target%:*}" quayside.version
+  else
+    local running
+    running=$(role_containers "$service" "$role" --filter status=running | head -n 1)
+    [[ -z $running ]] || label_of "$running" quayside.version
+  fi
+}
+
+# Moves a container of this version with another config out of the way, so the new one can take its name.
+set_aside() {
+  aside="${name}_replaced_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+  docker rename "$name" "$aside"
+}
+
+# --- switching traffic ------------------------------------------------------------------------------------
+
+proxy_deploy() {
+  local args=(--target "${id:0:12}:$port" --health-check-path "$health_path"
+    --health-check-interval "$health_interval" --health-check-timeout "$health_timeout"
+    --deploy-timeout "$deploy_timeout" --drain-timeout "$drain_timeout")
+  local host prefix
+  for host in "${hosts[@]}"; do args+=(--host "$host"); done
+  for prefix in "${prefixes[@]}"; do args+=(--path-prefix "$prefix"); done
+  [[ $tls == no ]] || args+=(--tls)
+  docker exec "$proxy_name" kamal-proxy deploy "$service-$role" "${args[@]}" 2>&1
+}
+
+# Without the proxy: healthy by its Docker healthcheck within --deploy-timeout, else still running
+# (and never restarted) after --readiness-delay seconds.
+wait_ready() {
+  if [[ -n $(inspect_container "$id" '{{if .State.Health}}yes{{end}}') ]]; then
+    local deadline=$((SECONDS + $(seconds_of "$deploy_timeout")))
+    until [[ $(inspect_container "$id" '{{.State.Health.Status}}') == healthy ]]; do
+      ((SECONDS < deadline)) || { echo "not healthy within $deploy_timeout"; return 1; }
+      sleep 1
+    done
+  else
+    sleep "$readiness_delay"
+    [[ $(inspect_container "$id" '{{.State.Status}} {{.RestartCount}}') == "running 0" ]] ||
+      { echo "not running ${readiness_delay}s after start"; return 1; }
+  fi
+}
+
+readiness() {
+  if [[ $proxy == yes ]]; then echo "health path $health_path"
+  elif [[ -n $(inspect_container "$id" '{{if .State.Health}}yes{{end}}') ]]; then echo "docker healthcheck"
+  else echo "readiness delay ${readiness_delay}s"
+  fi
+}
+
+# --- failure: one line why, the container's state and logs; then put things back -------------------------
+
+fail() {
+  local reason=$1
+  {
+    echo "swap failed: role $role on $(uname -n): $reason ($(readiness))"
+    if [[ -n $(inspect_container "$id" '{{.Id}}') ]]; then
+      echo "container $name: $(inspect_container "$id" \
+        '{{.State.Status}}{{if .State.Health}}, health {{.State.Health.Status}}{{end}}, exit code {{.State.ExitCode}}, restarts {{.RestartCount}}')"
+      echo "last log lines of $name:"
+      docker logs --tail 30 "$id" 2>&1 | sed 's/^/  | /' || true
+    fi
+  } >&2
+  put_back
+  audit "$service" "$role" "$version" failed "$reason"
+  exit 1
+}
+
+put_back() {
+  if [[ $event == rollback ]]; then
+    docker stop "$id" >/dev/null 2>&1 || true
+  else
+    docker rm --force "$id" >/dev/null 2>&1 || true
+  fi
+  [[ -z $aside ]] || docker rename "$aside" "$name"
+}
+
+# Killed by the caller's timeout: the proxy may still switch to the new container, so leave everything
+# running; the next run finds this container and converges.
+interrupted() {
+  echo "swap failed: role $role on $(uname -n): interrupted; $name left running beside the old one" >&2
+  audit "$service" "$role" "$version" failed "interrupted"
+  exit 1
+}
+
+# --- after the switch -------------------------------------------------------------------------------------
+
+stop_others() {
+  local other
+  for other in $(role_containers "$service" "$role" --filter status=running --filter status=restarting); do
+    [[ $other == "${id:0:12}" ]] || docker stop "$other" >/dev/null
+  done
+}
+
+# Keeps the newest $retain stopped containers of the role (by when they stopped); removes the rest and
+# their images when no container uses them any more.
+prune_stopped() {
+  local stopped old image_id image_ref
+  stopped=$(role_containers "$service" "$role" --filter status=exited --filter status=created)
+  [[ -n $stopped ]] || return 0
+  # shellcheck disable=SC2086 # one argument per ID
+  for old in $(docker inspect --format '{{.State.FinishedAt}} {{.Id}}' $stopped | sort -r |
+    tail -n +"$((retain + 1))" | cut -d' ' -f2); do
+    read -r image_id image_ref <<<"$(inspect_container "$old" '{{.Image}} {{.Config.Image}}')"
+    docker rm "$old" >/dev/null
+    [[ -n $(docker ps --all --quiet --filter "ancestor=$image_id") ]] ||
+      docker image rm "$image_ref" >/dev/null 2>&1 || true
+  done
+}
+
+finish() {
+  stop_others
+  prune_stopped
+}
+
+main() {
+  local started
+  started=$(now_ms)
+  parse_options "$@"
+  name="$service-$role-$version"
+  lock_service "$service" "$lock_timeout"
+  write_env_file "$service" "$role"
+  env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
+  status='' old_config='' old_env='' id='' aside='' event=deploy
+  pull_if_missing "$image" || fail "could not pull $image"
+
+  read_existing
+  if is_live; then
+    finish
+    say "$role already live at $version"
+    return 0
+  fi
+  local previous output
+  previous=$(live_version)
+  if [[ -n $status ]] && same_config; then
+    if [[ $status != running ]]; then
+      event=rollback
+      output=$(docker start "$name" 2>&1) || fail "${output%%$'\n'*}"
+    fi
+  else
+    [[ -z $status ]] || set_aside
+    output=$(run_container 2>&1) || { id=$name; fail "${output%%$'\n'*}"; }
+    id=${output##*$'\n'}
+  fi
+  trap interrupted TERM INT
+  say "$role $version: $event to $name (${id:0:12})${previous:+, replacing $previous}"
+
+  local reason
+  if [[ $proxy == yes ]]; then
+    reason=$(proxy_deploy) || fail "${reason##*Error: }"
+  else
+    reason=$(wait_ready) || fail "$reason"
+  fi
+  local switched
+  switched=$(now_ms)
+  trap - TERM INT
+  say "$role $version: switched $((switched - started)) ms after start"
+
+  finish
+  audit "$service" "$role" "$version" "$event" "$name ${id:0:12}${previous:+ replaced $previous}"
+  say "$role now $version"
+}
+
+main "$@"

@@ -1,0 +1,222 @@
+"""A service on the test server: its scripts installed, its network, its own kamal-proxy on free loopback
+ports, and everything it leaves behind removed at teardown. Tests drive it only through the scripts."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import shlex
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from tests.support import images
+from tests.support.docker import docker, free_loopback_port, unique_name
+from tests.support.load import Load, LoadReport
+from tests.support.remote import REMOTE_ROOT, install_scripts, run_script
+from tests.support.testbed import TestServer
+
+DAEMON_JSON: Final = Path("/etc/docker/daemon.json")
+# Fast enough for tests, still the real mechanism: kamal-proxy checks /up, drains, switches.
+SWAP_DEFAULTS: Final = ("--health-interval", "500ms", "--deploy-timeout", "10s", "--drain-timeout", "5s")
+# Load stamps each response with the moment its worker began the request; a worker can be descheduled
+# between that stamp and the send, so right at a switch a request stamped a few ms earlier may reach the new
+# version while one stamped later still reaches the old. A flip back within this many seconds is that.
+STAMP_SLACK: Final = 0.1
+
+
+def switch_sequence(report: LoadReport) -> list[str]:
+    """report.version_sequence(), except that an answer from a version that already handed over counts as
+    a flip back only when its request began more than STAMP_SLACK after the handover."""
+    ordered = sorted((r for r in report.responses if r.status == 200), key=lambda r: r.at)
+    sequence: list[str] = []
+    took_over = 0.0
+    for response in ordered:
+        if sequence and response.version == sequence[-1]:
+            continue
+        if response.version in sequence and response.at - took_over <= STAMP_SLACK:
+            continue
+        sequence.append(response.version)
+        took_over = response.at
+    return sequence
+
+
+@dataclass
+class Service:
+    server: TestServer
+    name: str
+    proxy: str
+    state_volume: str
+    http_port: int
+    https_port: int
+    extra_images: list[str] = field(default_factory=list)
+
+    # --- the scripts ---
+
+    def run(
+        self, script: str, *args: str, stdin: str = "", timeout_seconds: int = 240
+    ) -> subprocess.CompletedProcess[str]:
+        return run_script(self.server, self.name, script, args, stdin=stdin, timeout_seconds=timeout_seconds)
+
+    def boot_proxy(self, *extra: str, network: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            "proxy.sh", "boot", "--image", images.KAMAL_PROXY, "--network", network or self.name,
+            "--name", self.proxy, "--bind", "127.0.0.1", "--http-port", str(self.http_port),
+            "--https-port", str(self.https_port), "--state-volume", self.state_volume, *extra,
+        )  # fmt: skip
+
+    def swap_args(self, role: str, image: str, version: str, *extra: str, config_hash: str = "c0ffee") -> list[str]:
+        return [
+            "--service", self.name, "--role", role, "--image", image, "--version", version,
+            "--config-hash", config_hash, "--host", self.host(role), "--proxy-name", self.proxy,
+            *SWAP_DEFAULTS, *extra,
+        ]  # fmt: skip
+
+    def swap(
+        self, role: str, tag: str, *extra: str, version: str | None = None, stdin: str = "", image: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        args = self.swap_args(role, image or images.app(tag), version or tag, *extra)
+        return self.run("swap.sh", *args, stdin=stdin)
+
+    def deploy(self, role: str, tag: str, *extra: str, version: str | None = None, stdin: str = "") -> str:
+        """A swap that must succeed; returns its output."""
+        done = self.swap(role, tag, *extra, version=version, stdin=stdin)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def swap_under_load(
+        self, role: str, tag: str, *extra: str, version: str | None = None, stdin: str = "", image: str | None = None
+    ) -> tuple[subprocess.CompletedProcess[str], LoadReport]:
+        """The swap with load on the role's host from before it starts until 100 responses after it ends."""
+        with self.load(role) as load:
+            load.wait_for_requests(100)
+            done = self.swap(role, tag, *extra, version=version, stdin=stdin, image=image)
+            load.wait_for_requests(load.report.total + 100)
+        return done, load.report
+
+    def retire(self, role: str, version: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        args = ["--service", self.name, "--role", role, "--version", version, "--proxy-name", self.proxy, *extra]
+        return self.run("retire.sh", *args)
+
+    # --- what the server shows ---
+
+    def host(self, role: str) -> str:
+        return f"{role}.{self.name}.test"
+
+    def load(self, role: str) -> Load:
+        return Load(self.http_port, self.host(role))
+
+    def get(self, role: str, *, port: int | None = None) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", port or self.http_port, timeout=5)
+        try:
+            connection.request("GET", "/", headers={"Host": self.host(role)})
+            reply = connection.getresponse()
+            return reply.status, reply.read().decode()
+        finally:
+            connection.close()
+
+    def container(self, role: str, version: str) -> str:
+        return f"{self.name}-{role}-{version}"
+
+    def containers(self, role: str) -> dict[str, str]:
+        """name → state of the role's containers."""
+        listing = docker(
+            "ps", "--all", "--filter", f"label=quayside.service={self.name}", "--filter", f"label=quayside.role={role}",
+            "--format", "{{.Names}} {{.State}}",
+        )  # fmt: skip
+        return dict(line.split() for line in listing.splitlines())
+
+    def container_ids(self) -> list[str]:
+        return docker("ps", "--all", "--quiet", "--no-trunc", "--filter", f"label=quayside.service={self.name}").split()
+
+    def proxy_routes(self) -> str:
+        return re.sub(r"\x1b\[[0-9;]*m", "", docker("exec", self.proxy, "kamal-proxy", "list"))
+
+    def audit(self) -> list[str]:
+        done = self.server.run(shlex.join(["cat", f"{REMOTE_ROOT}/{self.name}/audit.log"]), check=False)
+        return done.stdout.splitlines()
+
+    def audit_events(self) -> list[tuple[str, str, str]]:
+        """(role, version, event) of each audit line."""
+        events = []
+        for line in self.audit():
+            _time, role, version, event, *_detail = line.split()
+            events.append((role, version, event))
+        return events
+
+    def remove_everything(self) -> None:
+        ids = docker("ps", "--all", "--quiet", "--filter", f"label=quayside.service={self.name}").split()
+        docker("rm", "--force", self.proxy, *ids, check=False)
+        docker("network", "rm", self.name, check=False)
+        docker("volume", "rm", self.state_volume, check=False)
+        for image in self.extra_images:
+            docker("image", "rm", image, check=False)
+        self.server.run(shlex.join(["rm", "-rf", f"{REMOTE_ROOT}/{self.name}"]), check=False)
+
+
+def new_service(server: TestServer, prefix: str = "qs") -> Service:
+    name = unique_name(prefix)
+    service = Service(server, name, f"{name}-proxy", f"{name}-proxy-state", free_loopback_port(), free_loopback_port())
+    install_scripts(server, name)
+    return service
+
+
+def prepare(service: Service) -> None:
+    host = service.run("host.sh", "--service", service.name)
+    assert host.returncode == 0, host.stderr
+    booted = service.boot_proxy()
+    assert booted.returncode == 0, booted.stderr
+
+
+@pytest.fixture(scope="session")
+def daemon_json_left_as_found() -> Iterator[None]:
+    """host.sh writes /etc/docker/daemon.json when it is absent; take it away again if it was."""
+    existed = DAEMON_JSON.exists()
+    yield
+    if not existed:
+        DAEMON_JSON.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def bare_service(test_server: TestServer, daemon_json_left_as_found: None) -> Iterator[Service]:
+    """Scripts installed; nothing run yet."""
+    service = new_service(test_server)
+    try:
+        yield service
+    finally:
+        service.remove_everything()
+
+
+@pytest.fixture
+def service(bare_service: Service) -> Service:
+    """Host prepared and the proxy booted: ready for swaps."""
+    prepare(bare_service)
+    return bare_service
+
+
+@pytest.fixture
+def other_service(test_server: TestServer, daemon_json_left_as_found: None) -> Iterator[Service]:
+    """A second service on the same server, for tests about what must stay untouched."""
+    service = new_service(test_server)
+    try:
+        yield service
+    finally:
+        service.remove_everything()
+
+
+@pytest.fixture(scope="session")
+def server_hostname(test_server: TestServer) -> str:
+    return test_server.run("uname -n").stdout.strip()
+
+
+def derived_image(tag: str, dockerfile: str) -> str:
+    """A small image built FROM a test image (no network): distinct IDs, or a HEALTHCHECK the base lacks."""
+    done = subprocess.run(
+        ["docker", "build", "--quiet", "--tag", tag, "-"], input=dockerfile, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return tag

@@ -1,0 +1,95 @@
+"""host.sh and registry-login.sh: the server made ready, Docker logged in."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import DAEMON_JSON, Service, switch_sequence
+from tests.support import images
+from tests.support.docker import docker, unique_name
+from tests.support.remote import REMOTE_ROOT, script_command, scripts_dir
+from tests.support.testbed import registry_address
+
+
+@pytest.fixture
+def daemon_json_absent() -> Iterator[None]:
+    """host.sh only writes daemon.json when there is none: take any away for the test, then put it back."""
+    original = DAEMON_JSON.read_bytes() if DAEMON_JSON.exists() else None
+    DAEMON_JSON.unlink(missing_ok=True)
+    try:
+        yield
+    finally:
+        if original is None:
+            DAEMON_JSON.unlink(missing_ok=True)
+        else:
+            DAEMON_JSON.write_bytes(original)
+
+
+def test_host_prepares_network_and_directories_without_restarting_docker(
+    bare_service: Service, daemon_json_absent: None
+) -> None:
+    canary = unique_name("qs-canary")
+    docker("run", "-d", "--name", canary, images.app("v1"))
+    try:
+        canary_started = docker("inspect", "--format", "{{.State.StartedAt}}", canary)
+
+        first = bare_service.run("host.sh", "--service", bare_service.name)
+        daemon_json = json.loads(DAEMON_JSON.read_text())
+        DAEMON_JSON.write_text('{"log-driver": "json-file"}\n')  # an operator's own file stays as it is
+        second = bare_service.run("host.sh", "--service", bare_service.name)
+
+        assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+        version = docker("version", "--format", "{{.Server.Version}}")
+        assert f"host: docker {version}, network {bare_service.name} ready" in first.stdout
+        assert daemon_json == {"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}}
+        assert DAEMON_JSON.read_text() == '{"log-driver": "json-file"}\n'
+        assert docker("network", "inspect", "--format", "{{.Name}}", bare_service.name) == bare_service.name
+        root = Path(REMOTE_ROOT) / bare_service.name
+        assert (root.stat().st_mode & 0o777, (root / "env").stat().st_mode & 0o777) == (0o700, 0o700)
+        assert docker("inspect", "--format", "{{.State.StartedAt}}", canary) == canary_started
+    finally:
+        docker("rm", "--force", canary, check=False)
+
+
+def test_a_host_without_docker_is_refused_when_installing_is_not_allowed(bare_service: Service) -> None:
+    # A PATH with no docker on it: only what host.sh needs before it looks for docker.
+    bin_dir = f"/tmp/{bare_service.name}-no-docker"
+    bare_service.server.run(shlex.join(["sh", "-c", 'mkdir -p "$1" && ln -sf /usr/bin/dirname "$1/"', "-", bin_dir]))
+    command = script_command(bare_service.name, "host.sh", ["--service", bare_service.name, "--no-install-docker"],
+                             timeout_seconds=30).replace("bash ", f"env PATH={bin_dir} /bin/bash ", 1)  # fmt: skip
+    try:
+        done = bare_service.server.run(command, check=False)
+    finally:
+        bare_service.server.run(shlex.join(["rm", "-rf", bin_dir]))
+
+    assert done.returncode == 1
+    assert done.stderr == "host: docker is not installed and --no-install-docker forbids installing it\n"
+    assert scripts_dir(bare_service.name) in command
+
+
+def test_registry_login_takes_the_password_from_stdin_and_swap_pulls_from_the_registry(service: Service) -> None:
+    registry = registry_address()
+    image = f"{registry}/{service.name}/app:v2"
+    docker("tag", images.app("v2"), image)
+    docker("push", image, timeout=300)
+    docker("image", "rm", image)
+    service.extra_images.append(image)
+    try:
+        login = service.run("registry-login.sh", "--server", registry, "--username", "deployer", stdin="hunter2\n")
+        no_password = service.run("registry-login.sh", "--server", registry, "--username", "deployer")
+        service.deploy("web", "v1")
+        swapped, report = service.swap_under_load("web", "v2", image=image)
+    finally:
+        docker("logout", registry, check=False)
+
+    assert login.returncode == 0, login.stderr
+    assert login.stdout == f"registry-login: logged in to {registry} as deployer\n"
+    assert no_password.returncode == 1 and no_password.stderr == "registry-login: no password on stdin\n"
+    assert swapped.returncode == 0, swapped.stderr
+    assert f"pulling {image}" in swapped.stdout
+    assert report.failures == [] and switch_sequence(report) == ["v1", "v2"], report.summary()

@@ -1,0 +1,100 @@
+"""retire.sh: what Pulumi's delete of a version's swap command does on the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.conftest import Service
+from tests.support.remote import REMOTE_ROOT
+
+
+def test_retiring_a_replaced_version_keeps_it_stopped_and_the_live_one_serving(service: Service) -> None:
+    service.deploy("web", "v1")
+    service.deploy("web", "v2")
+
+    with service.load("web") as load:
+        load.wait_for_requests(100)
+        retired = service.retire("web", "v1")
+        load.wait_for_requests(load.report.total + 100)
+    report = load.report
+
+    assert retired.returncode == 0, retired.stderr
+    assert "kept for rollback" in retired.stdout
+    assert report.failures == [], report.summary()
+    assert set(report.versions()) == {"v2"}, report.summary()
+    assert service.containers("web") == {
+        service.container("web", "v1"): "exited",
+        service.container("web", "v2"): "running",
+    }
+    assert service.audit_events()[-1] == ("web", "v1", "retire")
+
+
+def test_retiring_a_version_that_still_runs_beside_the_live_one_stops_it(service: Service) -> None:
+    service.deploy("web", "v1")
+    service.deploy("web", "v2")
+    service.deploy("web", "v1")  # a rollback: v2 is now the stopped one; start it by hand as a leftover
+    service.server.run(f"docker start {service.container('web', 'v2')}")
+
+    retired = service.retire("web", "v2")
+
+    assert retired.returncode == 0, retired.stderr
+    assert service.containers("web") == {
+        service.container("web", "v1"): "running",
+        service.container("web", "v2"): "exited",
+    }
+    assert service.get("web")[1].split()[0] == "v1"
+
+
+def test_retiring_a_removed_role_removes_its_route_containers_and_env_file_only(
+    service: Service, other_service: Service
+) -> None:
+    service.deploy("web", "v1")
+    service.deploy("api", "v1")
+    service.deploy("api", "v2")
+    # Another service with a role of the same name on the same proxy must not notice either.
+    other_service.run("host.sh", "--service", other_service.name)
+    other_service.proxy = service.proxy
+    other_service.http_port = service.http_port
+    assert service.boot_proxy(network=other_service.name).returncode == 0
+    other_service.deploy("api", "v3")
+
+    with service.load("web") as web, other_service.load("api") as other_api:
+        web.wait_for_requests(100)
+        retired = service.retire("api", "v2")
+        web.wait_for_requests(web.report.total + 100)
+        other_api.wait_for_requests(100)
+
+    assert retired.returncode == 0, retired.stderr
+    assert "role api removed" in retired.stdout
+    assert service.get("api")[0] == 404
+    assert f"{service.name}-api " not in service.proxy_routes()
+    assert service.containers("api") == {}
+    assert not Path(f"{REMOTE_ROOT}/{service.name}/env/api.env").exists()
+    assert Path(f"{REMOTE_ROOT}/{service.name}/env/web.env").exists()
+    assert web.report.failures == [] and set(web.report.versions()) == {"v1"}, web.report.summary()
+    assert other_api.report.failures == [] and set(other_api.report.versions()) == {"v3"}, other_api.report.summary()
+    assert service.containers("web") == {service.container("web", "v1"): "running"}
+    assert other_service.containers("api") == {other_service.container("api", "v3"): "running"}
+    assert service.audit_events()[-1] == ("api", "v2", "retire")
+
+
+def test_retiring_a_removed_role_twice_is_harmless(service: Service) -> None:
+    service.deploy("web", "v1")
+
+    first = service.retire("web", "v1")
+    second = service.retire("web", "v1")
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert service.containers("web") == {}
+
+
+def test_retiring_a_role_without_the_proxy_keeps_the_running_version(service: Service) -> None:
+    service.deploy("worker", "v1", "--no-proxy", "--readiness-delay", "1")
+    service.deploy("worker", "v2", "--no-proxy", "--readiness-delay", "1")
+
+    kept = service.retire("worker", "v1", "--no-proxy")
+    removed = service.retire("worker", "v2", "--no-proxy")
+
+    assert kept.returncode == 0 and "kept for rollback" in kept.stdout, kept.stdout + kept.stderr
+    assert removed.returncode == 0 and "role worker removed" in removed.stdout, removed.stdout + removed.stderr
+    assert service.containers("worker") == {}

@@ -1,0 +1,298 @@
+"""swap.sh over real SSH against the real Docker engine and kamal-proxy, with load through the proxy."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+
+from tests.integration.conftest import Service, derived_image, switch_sequence
+from tests.support import images
+from tests.support.docker import docker, unique_name
+
+
+def image_exists(reference: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", reference], capture_output=True).returncode == 0
+
+
+def switched_ms(output: str) -> int:
+    """The script's own measure: its start to kamal-proxy's switch."""
+    match = re.search(r"switched (\d+) ms after start", output)
+    assert match is not None, output
+    return int(match[1])
+
+
+def test_a_first_deploy_answers_through_the_proxy_by_its_host(service: Service) -> None:
+    output = service.deploy("web", "v1")
+
+    status, body = service.get("web")
+    assert (status, body.split()[0]) == (200, "v1")
+    assert "swap: web now v1" in output
+    assert service.containers("web") == {service.container("web", "v1"): "running"}
+    assert service.audit_events() == [("web", "v1", "deploy")]
+
+
+def test_a_new_version_takes_over_under_load_without_a_failed_request(service: Service) -> None:
+    service.deploy("web", "v1")
+
+    started = time.monotonic()
+    swapped, report = service.swap_under_load("web", "v2")
+    wall = time.monotonic() - started
+
+    assert swapped.returncode == 0, swapped.stderr
+    assert report.failures == [], report.summary()
+    assert switch_sequence(report) == ["v1", "v2"], report.summary()
+    assert service.containers("web") == {
+        service.container("web", "v1"): "exited",
+        service.container("web", "v2"): "running",
+    }
+    print(f"\nswap v1→v2: switched {switched_ms(swapped.stdout)} ms after the script started; "
+          f"ssh round trip incl. load warm-up {wall:.1f} s; {report.summary()}")  # fmt: skip
+
+
+def test_a_never_healthy_version_fails_clearly_and_the_old_one_keeps_serving(
+    service: Service, server_hostname: str
+) -> None:
+    service.deploy("web", "v1")
+
+    failed, report = service.swap_under_load("web", "never-healthy", "--deploy-timeout", "4s")
+
+    output = failed.stdout + failed.stderr
+    first_line = failed.stderr.splitlines()[0]
+    assert failed.returncode == 1, output
+    assert first_line.startswith(f"swap failed: role web on {server_hostname}: "), output
+    assert "healthy" in first_line and first_line.endswith("(health path /up)"), output
+    assert "app never-healthy: listening on :80 (healthy: no)" in failed.stderr, output
+    assert report.failures == [], report.summary()
+    assert set(report.versions()) == {"v1"}, report.summary()
+    assert service.get("web")[1].split()[0] == "v1"
+    assert service.containers("web") == {service.container("web", "v1"): "running"}
+    assert service.audit_events()[-1] == ("web", "never-healthy", "failed")
+
+    recovered, report = service.swap_under_load("web", "v3")
+    assert recovered.returncode == 0, recovered.stderr
+    assert report.failures == [], report.summary()
+    assert switch_sequence(report) == ["v1", "v3"], report.summary()
+
+
+def test_a_container_docker_refuses_to_run_fails_the_swap_in_one_line(service: Service, server_hostname: str) -> None:
+    service.deploy("web", "v1")
+
+    failed, report = service.swap_under_load("web", "v2", "--memory", "1k")
+
+    assert failed.returncode == 1
+    assert failed.stderr.splitlines() == [
+        f"swap failed: role web on {server_hostname}: "
+        "docker: Error response from daemon: Minimum memory limit allowed is 6MB (health path /up)"
+    ]
+    assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
+    assert service.containers("web") == {service.container("web", "v1"): "running"}
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_swap_and_the_old_one_keeps_serving(
+    service: Service, registry: str, server_hostname: str
+) -> None:
+    service.deploy("web", "v1")
+    missing = f"{registry}/{service.name}/absent:v9"
+
+    failed = service.swap("web", "v9", image=missing)
+
+    assert failed.returncode == 1
+    assert f"swap failed: role web on {server_hostname}: could not pull {missing}" in failed.stderr
+    assert service.get("web")[1].split()[0] == "v1"
+    assert service.audit_events()[-1] == ("web", "v9", "failed")
+
+
+def test_a_swap_killed_by_its_timeout_leaves_both_running_and_the_next_run_converges(service: Service) -> None:
+    service.deploy("web", "v1")
+    slow = ("--env", "START_DELAY=4", "--deploy-timeout", "20s")
+
+    with service.load("web") as load:
+        load.wait_for_requests(100)
+        killed = service.run("swap.sh", *service.swap_args("web", images.app("slow-start"), "slow", *slow),
+                             timeout_seconds=2)  # fmt: skip
+        states_after_kill = service.containers("web")
+        rerun = service.run("swap.sh", *service.swap_args("web", images.app("slow-start"), "slow", *slow))
+        load.wait_for_requests(load.report.total + 100)
+    report = load.report
+
+    assert killed.returncode == 124, killed.stdout + killed.stderr
+    assert "interrupted" in killed.stderr
+    assert states_after_kill == {service.container("web", "v1"): "running", service.container("web", "slow"): "running"}
+    assert rerun.returncode == 0, rerun.stderr
+    assert report.failures == [], report.summary()
+    assert switch_sequence(report) == ["v1", "slow-start"], report.summary()
+    assert service.containers("web") == {
+        service.container("web", "v1"): "exited",
+        service.container("web", "slow"): "running",
+    }
+
+
+def test_a_slow_starting_version_is_waited_for_within_the_deploy_timeout(service: Service) -> None:
+    service.deploy("web", "v1")
+
+    swapped, report = service.swap_under_load("web", "slow-start", "--env", "START_DELAY=3", "--deploy-timeout", "20s")
+
+    assert swapped.returncode == 0, swapped.stderr
+    assert switched_ms(swapped.stdout) >= 3000, swapped.stdout
+    assert report.failures == [], report.summary()
+    assert switch_sequence(report) == ["v1", "slow-start"], report.summary()
+
+
+def test_swapping_back_restarts_the_retained_container_as_a_rollback(service: Service) -> None:
+    service.deploy("web", "v1")
+    first_id = docker("inspect", "--format", "{{.Id}}", service.container("web", "v1"))
+    service.deploy("web", "v2")
+
+    rolled_back, report = service.swap_under_load("web", "v1")
+
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    assert "rollback" in rolled_back.stdout
+    assert docker("inspect", "--format", "{{.Id}}", service.container("web", "v1")) == first_id
+    assert report.failures == [], report.summary()
+    assert switch_sequence(report) == ["v2", "v1"], report.summary()
+    assert service.audit_events()[-1] == ("web", "v1", "rollback")
+    assert service.containers("web") == {
+        service.container("web", "v1"): "running",
+        service.container("web", "v2"): "exited",
+    }
+
+
+def test_the_same_swap_twice_changes_nothing_the_second_time(service: Service) -> None:
+    service.deploy("web", "v1")
+    before = service.container_ids()
+    audit_before = service.audit()
+
+    again = service.swap("web", "v1")
+
+    assert again.returncode == 0, again.stderr
+    assert "already live" in again.stdout
+    assert service.container_ids() == before
+    assert service.audit() == audit_before
+
+
+def test_a_changed_config_boots_a_fresh_container_of_the_same_version_under_load(service: Service) -> None:
+    service.deploy("web", "v1")
+
+    args = service.swap_args("web", images.app("v1"), "v1", "--env", "VERSION=v1-recolored", config_hash="c0ffee2")
+    with service.load("web") as load:
+        load.wait_for_requests(100)
+        changed = service.run("swap.sh", *args)
+        load.wait_for_requests(load.report.total + 100)
+    report = load.report
+
+    assert changed.returncode == 0, changed.stderr
+    assert report.failures == [], report.summary()
+    assert switch_sequence(report) == ["v1", "v1-recolored"], report.summary()
+    states = service.containers("web")
+    assert states.pop(service.container("web", "v1")) == "running"
+    [(aside, state)] = states.items()
+    assert aside.startswith(service.container("web", "v1") + "_replaced_") and state == "exited", states
+
+
+def test_retention_keeps_only_the_newest_stopped_containers_and_drops_unused_images(service: Service) -> None:
+    repository = unique_name("qs-retain")
+    tags = {}
+    for index, base in enumerate(["v1", "v2", "v3", "v1"], start=1):
+        # A distinct image per version (a label makes a new ID), so removing one never touches another.
+        tag = f"{repository}/app:r{index}"
+        derived_image(tag, f"FROM {images.app(base)}\nLABEL quayside.test.retention={repository}-{index}\n")
+        service.extra_images.append(tag)
+        tags[f"r{index}"] = tag
+
+    for version, tag in tags.items():
+        swapped = service.run("swap.sh", *service.swap_args("web", tag, version, "--retain", "2"))
+        assert swapped.returncode == 0, swapped.stderr
+
+    assert service.containers("web") == {
+        service.container("web", "r2"): "exited",
+        service.container("web", "r3"): "exited",
+        service.container("web", "r4"): "running",
+    }
+    assert not image_exists(tags["r1"])
+    assert image_exists(tags["r2"]) and image_exists(tags["r3"])
+
+
+def test_two_roles_swapped_at_once_take_turns_on_the_service_lock(service: Service) -> None:
+    results = {}
+
+    def swap(role: str) -> None:
+        results[role] = service.swap(role, "slow-start", "--env", "START_DELAY=2")
+
+    threads = [threading.Thread(target=swap, args=(role,)) for role in ("web", "api")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    for role, done in results.items():
+        assert done.returncode == 0, f"{role}: {done.stderr}"
+        assert service.get(role)[1].split()[0] == "slow-start"
+    # Each holds the lock for at least its 2 s start; the one that waited switched after both starts.
+    waits = sorted(switched_ms(done.stdout) for done in results.values())
+    assert waits[1] >= 4000, waits
+    assert sorted(service.audit_events()) == [("api", "slow-start", "deploy"), ("web", "slow-start", "deploy")]
+
+
+def test_a_role_without_the_proxy_is_live_once_it_keeps_running(service: Service) -> None:
+    for tag in ("v1", "v2"):
+        swapped = service.swap("worker", tag, "--no-proxy", "--readiness-delay", "1")
+        assert swapped.returncode == 0, swapped.stderr
+
+    again = service.swap("worker", "v2", "--no-proxy", "--readiness-delay", "1")
+
+    assert "already live" in again.stdout, again.stdout
+    assert service.containers("worker") == {
+        service.container("worker", "v1"): "exited",
+        service.container("worker", "v2"): "running",
+    }
+    assert "worker" not in service.proxy_routes()
+
+
+def test_a_role_without_the_proxy_that_exits_fails_and_the_old_one_keeps_running(
+    service: Service, server_hostname: str
+) -> None:
+    service.deploy("worker", "v1", "--no-proxy", "--readiness-delay", "1")
+
+    failed = service.swap("worker", "v2", "--no-proxy", "--readiness-delay", "2", "--env", "START_DELAY=never")
+
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(f"swap failed: role worker on {server_hostname}: not running 2s after start")
+    assert "(readiness delay 2s)" in failed.stderr.splitlines()[0]
+    assert "sleep: invalid number 'never'" in failed.stderr, failed.stderr
+    assert service.containers("worker") == {service.container("worker", "v1"): "running"}
+
+
+def test_a_role_without_the_proxy_waits_for_its_docker_healthcheck(service: Service) -> None:
+    healthcheck = "HEALTHCHECK --interval=1s --timeout=1s CMD wget -q -O /dev/null http://127.0.0.1/up\n"
+    good = derived_image(f"{unique_name('qs-health')}/app:good", f"FROM {images.app('slow-start')}\n{healthcheck}")
+    bad = derived_image(f"{unique_name('qs-health')}/app:bad", f"FROM {images.app('never-healthy')}\n{healthcheck}")
+    service.extra_images += [good, bad]
+    no_proxy = ("--no-proxy", "--readiness-delay", "0", "--env", "START_DELAY=2")
+
+    healthy = service.run("swap.sh", *service.swap_args("worker", good, "good", *no_proxy, "--deploy-timeout", "20s"))
+    unhealthy = service.run("swap.sh", *service.swap_args("worker", bad, "bad", *no_proxy, "--deploy-timeout", "5s"))
+
+    assert healthy.returncode == 0, healthy.stderr
+    assert docker("inspect", "--format", "{{.State.Health.Status}}", service.container("worker", "good")) == "healthy"
+    assert unhealthy.returncode == 1
+    assert "not healthy within 5s (docker healthcheck)" in unhealthy.stderr, unhealthy.stderr
+    assert service.containers("worker") == {service.container("worker", "good"): "running"}
+
+
+def test_bad_options_are_named_in_one_line(service: Service) -> None:
+    cases = {
+        ("--role", "web"): "swap: missing required option --service",
+        ("--bogus",): "swap: unknown option --bogus",
+        ("--service", service.name, "--role"): "swap: option --role needs a value",
+        ("--service", "../etc", "--role", "web", "--image", "app", "--version", "v1", "--config-hash", "c0"): (
+            "swap: --service '../etc' may hold only letters"
+        ),
+    }
+    for args, message in cases.items():
+        done = service.run("swap.sh", *args)
+        assert done.returncode == 1 and done.stderr.startswith(message), (args, done.stderr)
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+    bad_timeout = service.swap("web", "v1", "--deploy-timeout", "soon")
+    assert bad_timeout.stderr.strip() == "swap: --deploy-timeout 'soon' is not a duration like 500ms, 30s or 2m"
