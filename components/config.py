@@ -121,7 +121,7 @@ class Role(Model):
         description="seconds a proxy-less role must keep running to count as ready (no Docker healthcheck)",
     )  # fmt: skip
     cmd: list[str] | None = Field(default=None, description="the container command, as an argument list")
-    env: Env = Field(default_factory=Env)
+    env: Env = Field(default_factory=Env, description="the container's environment: clear values and secret names")
     volumes: list[Annotated[str, Field(pattern=VOLUME_PATTERN)]] = Field(
         default_factory=list, description="volume or /host/dir:/container/dir[:ro]"
     )
@@ -151,15 +151,19 @@ class Role(Model):
 
 
 class ExistingServer(Model):
-    provider: Literal["existing"]
+    provider: Literal["existing"] = Field(description="existing: any SSH host, Docker installed when missing")
     host: str = Field(min_length=1, description="address or name the deploy connects to over SSH")
-    port: Port = Field(default=defaults.SSH_PORT)
-    user: str = Field(default=defaults.SSH_USER, pattern=r"^[a-z_][a-z0-9_-]*$")
+    port: Port = Field(default=defaults.SSH_PORT, description="SSH port")
+    user: str = Field(
+        default=defaults.SSH_USER,
+        pattern=r"^[a-z_][a-z0-9_-]*$",
+        description="SSH user (root, or one in the docker group)",
+    )
     install_docker: bool = Field(default=True, description="install Debian's docker.io when Docker is missing")
 
 
 class HetznerServer(Model):
-    provider: Literal["hetzner"]
+    provider: Literal["hetzner"] = Field(description="hetzner: a Hetzner Cloud server made by pulumi-hcloud")
     type: str = Field(default="cx22", pattern=r"^[a-z0-9]+$", description="server type, e.g. cx32")
     location: str = Field(default="nbg1", pattern=r"^[a-z0-9]+$", description="location, e.g. nbg1, fsn1, hel1")
     image: str = Field(default="debian-12", description="operating system image")
@@ -182,8 +186,8 @@ class Proxy(Model):
     image: str = Field(default=defaults.PROXY_IMAGE, description="kamal-proxy image repository")
     version: str = Field(default=defaults.PROXY_VERSION, pattern=VERSION_PATTERN, description="kamal-proxy tag")
     ssl: bool = Field(default=False, description="TLS by Let's Encrypt for every role host")
-    http_port: Port = Field(default=defaults.HTTP_PORT)
-    https_port: Port = Field(default=defaults.HTTPS_PORT)
+    http_port: Port = Field(default=defaults.HTTP_PORT, description="host port for HTTP")
+    https_port: Port = Field(default=defaults.HTTPS_PORT, description="host port for HTTPS")
     bind: str = Field(default="0.0.0.0", description="address the ports are published on")
     state_dir: str = Field(default=defaults.PROXY_STATE_DIR, pattern=r"^/\S+$", description="state path in the image")
 
@@ -194,10 +198,13 @@ class Proxy(Model):
 
 class StackConfig(Model):
     service: Name = Field(description="the service name: container, network and proxy route prefix")
-    server: Server
-    registry: Registry | None = None
-    proxy: Proxy = Field(default_factory=Proxy)
+    server: Server = Field(description="the server: an existing SSH host, or a Hetzner Cloud server")
+    registry: Registry | None = Field(default=None, description="the registry roles' images are pulled from")
+    proxy: Proxy = Field(default_factory=Proxy, description="kamal-proxy, shared by every role on the server")
     roles: dict[Name, Role] = Field(min_length=1, description="app roles by name")
+    accessories: Accessories | None = Field(
+        default=None, description="Postgres, its backups and Vector, beside the roles; their data is kept"
+    )
 
     @model_validator(mode="after")
     def _roles_fit_together(self) -> Self:
@@ -240,6 +247,10 @@ class StackConfig(Model):
     def secret_names(self) -> set[str]:
         """Config secrets this stack needs besides the role env: they must be set before `up`."""
         needed = {name for role in self.roles.values() for name in role.env.secret}
+        if self.accessories is not None:
+            needed |= self.accessories.secret_names()
+            if self.accessories.postgres is not None:
+                needed.discard(DATABASE_URL)  # the Postgres accessory provides it
         needed.add("ssh_private_key")
         if self.registry is not None and self.registry.username is not None:
             needed.add("registry_password")
@@ -249,7 +260,7 @@ class StackConfig(Model):
 TOP_LEVEL_KEYS = tuple(StackConfig.model_fields)
 
 # What each pattern allows, in words, for error messages.
-PATTERN_HELP = {
+PATTERN_HELP: dict[str, str] = {
     NAME_PATTERN: "lowercase letters and digits, words joined by single dashes, starting with a letter (web, api-v2)",
     ENV_NAME_PATTERN: "letters, digits and underscores, not starting with a digit (DATABASE_URL)",
     DURATION_PATTERN: "a duration like 500ms, 30s or 2m",
@@ -262,6 +273,8 @@ PATTERN_HELP = {
 
 
 NAMESPACE = "quayside"
+# A role listing this secret gets the Postgres accessory's URL when there is one.
+DATABASE_URL = "DATABASE_URL"
 
 
 def load(values: Mapping[str, str]) -> StackConfig:
@@ -346,3 +359,9 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             return arg
     return None
+
+
+# The accessories' models build on the ones above; the stack config names them last.
+from components.accessories.models import Accessories  # noqa: E402
+
+StackConfig.model_rebuild()

@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 
 from components import config
+from components.accessories.wiring import DeployedAccessories, deploy_accessories
 from components.host import DockerHost, DockerHostArgs
 from components.proxy import Proxy, ProxyArgs
 from components.role import AppRole, AppRoleArgs
@@ -24,6 +25,7 @@ class Deployment:
     host: DockerHost
     proxy: Proxy
     roles: dict[str, AppRole]
+    accessories: DeployedAccessories
 
     def outputs(self) -> dict[str, Any]:
         """The stack outputs: names and shapes are a contract other stacks read (StackReference)."""
@@ -34,6 +36,7 @@ class Deployment:
                 name: {"urls": role.urls, "version": role.version, "image": role.image_ref}
                 for name, role in self.roles.items()
             },
+            **self.accessories.outputs(),
         }
 
 
@@ -64,7 +67,9 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
         f"{service}-proxy",
         ProxyArgs(service=service, connection=server.connection, proxy=stack.proxy, host_ready=host.ready),
     )
-    host_steps: list[pulumi.Resource] = [host.ready, proxy.ready]
+    accessories = deploy_accessories(service, stack.accessories, server.connection, host.ready, secret)
+    # Every role boots after the database answers: any of them may run queries at start.
+    host_steps: list[pulumi.Resource] = [host.ready, proxy.ready, *accessories.ready]
     if host.registry_login is not None:
         host_steps.append(host.registry_login)
 
@@ -79,14 +84,20 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
                 role=role,
                 connection=server.connection,
                 proxy=stack.proxy,
-                secrets={key: secret(key) for key in role.env.secret},
+                secrets={key: _role_secret(key, secret, accessories) for key in role.env.secret},
                 registry=stack.registry,
                 registry_password=registry_password,
                 depends_on=[*host_steps, *(roles[other].deployed for other in role.depends_on)],
             ),
         )
 
-    return Deployment(server, host, proxy, roles)
+    return Deployment(server, host, proxy, roles, accessories)
+
+
+def _role_secret(key: str, secret: SecretReader, accessories: DeployedAccessories) -> pulumi.Output[str]:
+    if key == config.DATABASE_URL and accessories.database_url is not None:
+        return accessories.database_url
+    return secret(key)
 
 
 def deploy_order(stack: config.StackConfig) -> list[str]:

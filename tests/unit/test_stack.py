@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from components import config, stack
+from components.accessories.models import Accessories
 from components.server import HetznerServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,3 +240,34 @@ def test_the_example_stack_files_are_valid_config(stack_file: str) -> None:
     loaded = config.load(raw | {f"quayside:{name}": "set by pulumi config set --secret" for name in needed})
 
     assert loaded.roles
+
+
+def with_postgres() -> config.StackConfig:
+    return example_stack().model_copy(update={"accessories": Accessories.model_validate({"postgres": {}})})
+
+
+def secret_with_postgres(name: str) -> pulumi.Output[str]:
+    return pulumi.Output.secret("pg-s3cr3t") if name == "postgres_password" else secret(name)
+
+
+@pulumi.runtime.test
+def test_a_role_listing_database_url_gets_the_postgres_accessorys_url_as_a_secret() -> pulumi.Output[None]:
+    deployment = stack.deploy(with_postgres(), secret_with_postgres)
+    stdin = deployment.roles["backend"].deployed.stdin
+    assert stdin is not None
+    outputs = deployment.outputs()
+
+    def check(values: list[Any]) -> None:
+        env_file, url, url_is_secret = values
+        assert env_file == "DATABASE_URL=postgres://acme:pg-s3cr3t@acme-postgres:5432/acme\n"
+        assert url == "postgres://acme:pg-s3cr3t@acme-postgres:5432/acme"
+        assert url_is_secret, "the database_url output must stay a secret"
+
+    url_is_secret = pulumi.Output.from_input(asyncio.ensure_future(outputs["database_url"].is_secret()))
+    return pulumi.Output.all(stdin, outputs["database_url"], url_is_secret).apply(check)
+
+
+def test_with_postgres_database_url_is_not_a_secret_to_set_but_postgres_password_is() -> None:
+    needed = with_postgres().secret_names()
+    assert "DATABASE_URL" not in needed
+    assert "postgres_password" in needed

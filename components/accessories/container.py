@@ -1,0 +1,122 @@
+"""One accessory container as a remote command: accessory.sh boots or reconciles it on create and update, and
+stops it on delete (keeping its data unless the config said delete_data). Python only builds the argv."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi_command import remote
+
+from components import defaults as core
+from components import remote as commands
+from components.accessories import defaults
+
+SCRIPT = "accessory.sh"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What `<service>-<name>` runs with; every field but the secrets (which go over stdin)."""
+
+    name: str
+    image: str
+    env: dict[str, str] = field(default_factory=dict)
+    data: str | None = None  # the container path of /var/lib/quayside/<service>/<name>/data
+    volumes: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # container path → content, mounted read-only
+    publish: list[str] = field(default_factory=list)
+    health_cmd: str | None = None
+    health_interval: str = "2s"
+    ready_timeout: int = 120
+    readiness_delay: int = 5
+    stop_timeout: int = 30
+    memory: str | None = None
+    network: str | None = None  # default: the service network
+    cmd: list[str] = field(default_factory=list)
+
+
+def boot_args(service: str, spec: ContainerSpec) -> list[str]:
+    options = [
+        *commands.flag("network", spec.network),
+        *commands.flags("env", (f"{key}={value}" for key, value in sorted(spec.env.items()))),
+        *commands.flag("data", spec.data),
+        *commands.flags("volume", spec.volumes),
+        *commands.flags("file", (f"{path}={_base64(text)}" for path, text in sorted(spec.files.items()))),
+        *commands.flags("publish", spec.publish),
+        *commands.flag("health-cmd", spec.health_cmd),
+        *(["--health-interval", spec.health_interval] if spec.health_cmd else []),
+        "--ready-timeout", str(spec.ready_timeout),
+        "--readiness-delay", str(spec.readiness_delay),
+        "--stop-timeout", str(spec.stop_timeout),
+        *commands.flag("memory", spec.memory),
+        *commands.flags("cmd", spec.cmd),
+    ]  # fmt: skip
+    return [
+        "boot", "--service", service, "--name", spec.name, "--image", spec.image,
+        "--config-hash", config_hash([spec.image, *options]), *options,
+    ]  # fmt: skip
+
+
+def remove_args(service: str, spec: ContainerSpec, *, delete_data: bool) -> list[str]:
+    return [
+        "remove", "--service", service, "--name", spec.name, "--stop-timeout", str(spec.stop_timeout),
+        *(["--delete-data"] if delete_data else []),
+    ]  # fmt: skip
+
+
+def config_hash(options: Sequence[str]) -> str:
+    """Names the container's public options; the script adds the secret env file's hash and the image ID."""
+    return hashlib.sha256(json.dumps(list(options)).encode()).hexdigest()[:16]
+
+
+def boot_timeout(spec: ContainerSpec) -> int:
+    waits = spec.ready_timeout + spec.readiness_delay + spec.stop_timeout
+    return core.LOCK_TIMEOUT_SECONDS + defaults.PULL_SECONDS + waits + core.STEP_SLACK_SECONDS
+
+
+def env_file(values: dict[str, str]) -> str:
+    """KEY=VALUE lines for docker --env-file (a value cannot hold a newline there)."""
+    for key, value in values.items():
+        if "\n" in value:
+            raise ValueError(f"the secret for {key} holds a newline; docker env files cannot carry one")
+    return "".join(f"{key}={value}\n" for key, value in sorted(values.items()))
+
+
+def secret_env(values: dict[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+    """The env file for stdin; built from secrets, so it stays a secret."""
+    return pulumi.Output.secret(pulumi.Output.all(**values).apply(env_file))
+
+
+def container_command(
+    resource_name: str,
+    *,
+    service: str,
+    spec: ContainerSpec,
+    connection: remote.ConnectionArgs,
+    stdin: pulumi.Input[str],
+    delete_data: bool,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource],
+) -> remote.Command:
+    """create: boot (a no-op when nothing changed); update: the same, reconciling; delete: remove."""
+    timeout = boot_timeout(spec)
+    return remote.Command(
+        resource_name,
+        connection=connection,
+        create=commands.script(service, SCRIPT, boot_args(service, spec), timeout_seconds=timeout),
+        delete=commands.script(
+            service, SCRIPT, remove_args(service, spec, delete_data=delete_data), timeout_seconds=timeout
+        ),
+        stdin=stdin,
+        add_previous_output_in_env=False,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), additional_secret_outputs=["stdin"]),
+    )
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()

@@ -1,0 +1,81 @@
+"""Postgres: `<service>-postgres` on the service network, health-checked with pg_isready, its data in
+/var/lib/quayside/<service>/postgres/data. A config change reboots it on the same data; `ready` is the step
+roles wait for; `database_url` (secret) is how roles and other stacks reach it."""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from components.accessories import container, defaults, models
+
+NAME = "postgres"
+
+
+@dataclass
+class PostgresArgs:
+    service: str
+    postgres: models.Postgres
+    connection: remote.ConnectionArgs
+    password: pulumi.Input[str]  # the postgres_password config secret
+    host_ready: pulumi.Resource
+
+
+def host_name(service: str) -> str:
+    """The container's name, which is its DNS name on the service network."""
+    return f"{service}-{NAME}"
+
+
+def spec(service: str, postgres: models.Postgres) -> container.ContainerSpec:
+    settings = [part for key, value in sorted(postgres.settings.items()) for part in ("-c", f"{key}={value}")]
+    return container.ContainerSpec(
+        name=NAME,
+        image=postgres.image_ref(),
+        env={"POSTGRES_USER": postgres.user_for(service), "POSTGRES_DB": postgres.database_for(service),
+             **postgres.env},
+        data=defaults.POSTGRES_DATA,
+        publish=[f"127.0.0.1:{postgres.publish.port}:{defaults.POSTGRES_PORT}"] if postgres.publish else [],
+        health_cmd=defaults.POSTGRES_HEALTH_CMD,
+        health_interval=defaults.POSTGRES_HEALTH_INTERVAL,
+        ready_timeout=postgres.ready_timeout,
+        stop_timeout=defaults.POSTGRES_STOP_SECONDS,
+        memory=postgres.memory,
+        cmd=["postgres", *settings] if settings else [],
+    )  # fmt: skip
+
+
+def database_url(service: str, postgres: models.Postgres, password: str) -> str:
+    user = postgres.user_for(service)
+    secret = urllib.parse.quote(password, safe="")
+    return f"postgres://{user}:{secret}@{host_name(service)}:{defaults.POSTGRES_PORT}/{postgres.database_for(service)}"
+
+
+class Postgres(pulumi.ComponentResource):
+    """`ready` answers pg_isready once created or updated: roles that use the database depend on it."""
+
+    ready: remote.Command
+    host: str
+    database_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("quayside:accessories:Postgres", name, None, opts)
+        self.host = host_name(args.service)
+        self.ready = container.container_command(
+            f"{name}-container",
+            service=args.service,
+            spec=spec(args.service, args.postgres),
+            connection=args.connection,
+            stdin=container.secret_env({"POSTGRES_PASSWORD": args.password}),
+            delete_data=args.postgres.delete_data,
+            parent=self,
+            depends_on=[args.host_ready],
+        )
+        self.database_url = pulumi.Output.secret(
+            pulumi.Output.from_input(args.password).apply(lambda p: database_url(args.service, args.postgres, p))
+        )
+        self.register_outputs({
+            "image": args.postgres.image_ref(), "host": self.host, "database_url": self.database_url,
+        })  # fmt: skip

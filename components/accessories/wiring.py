@@ -1,0 +1,91 @@
+"""Wires the accessories for stack.py: Postgres after the host, the backup after Postgres, Vector after the host.
+Roles that use the database depend on `DeployedAccessories.ready` (Postgres answering pg_isready)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_command import remote
+
+from components.accessories import defaults, models
+from components.accessories.backup import Backup, BackupArgs
+from components.accessories.postgres import Postgres, PostgresArgs
+from components.accessories.vector import Vector, VectorArgs
+
+# Reads one config secret by name; the result stays secret.
+SecretReader = Callable[[str], pulumi.Output[str]]
+
+
+@dataclass
+class DeployedAccessories:
+    postgres: Postgres | None = None
+    backup: Backup | None = None
+    vector: Vector | None = None
+
+    @property
+    def ready(self) -> list[remote.Command]:
+        """What roles wait for before they boot: the database answering."""
+        return [self.postgres.ready] if self.postgres else []
+
+    @property
+    def database_url(self) -> pulumi.Output[str] | None:
+        """postgres://user:pass@<service>-postgres:5432/db, a secret; None without Postgres."""
+        return self.postgres.database_url if self.postgres else None
+
+    def outputs(self) -> dict[str, Any]:
+        """Stack outputs (a contract): `database_url` (secret) when there is a Postgres."""
+        return {"database_url": self.postgres.database_url} if self.postgres else {}
+
+
+def deploy_accessories(
+    service: str,
+    accessories: models.Accessories | None,
+    connection: remote.ConnectionArgs,
+    host_ready: pulumi.Resource,
+    secret: SecretReader,
+) -> DeployedAccessories:
+    deployed = DeployedAccessories()
+    if accessories is None:
+        return deployed
+    if accessories.postgres is not None:
+        deployed.postgres = Postgres(
+            f"{service}-postgres",
+            PostgresArgs(
+                service=service,
+                postgres=accessories.postgres,
+                connection=connection,
+                password=secret(defaults.POSTGRES_PASSWORD_SECRET),
+                host_ready=host_ready,
+            ),
+        )
+    if accessories.backup is not None:
+        assert accessories.postgres is not None and deployed.postgres is not None  # the config requires it
+        deployed.backup = Backup(
+            f"{service}-backup",
+            BackupArgs(
+                service=service,
+                backup=accessories.backup,
+                postgres=accessories.postgres,
+                connection=connection,
+                passphrase=secret(defaults.BACKUP_PASSPHRASE_SECRET),
+                access_key_id=secret(defaults.S3_ACCESS_KEY_SECRET),
+                secret_access_key=secret(defaults.S3_SECRET_KEY_SECRET),
+                database_password=secret(defaults.POSTGRES_PASSWORD_SECRET),
+                depends_on=[deployed.postgres.ready],
+            ),
+        )
+    if accessories.vector is not None:
+        deployed.vector = Vector(
+            f"{service}-vector",
+            VectorArgs(
+                service=service,
+                vector=accessories.vector,
+                connection=connection,
+                token=secret(defaults.BETTERSTACK_TOKEN_SECRET),
+                host_ready=host_ready,
+            ),
+        )
+    return deployed

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# accessory: one long-lived container beside the app roles (Postgres, the backup scheduler, Vector), named
+# <service>-<name>. Kamal leaves accessories alone on deploy; quayside reconciles them: the same options,
+# secret env and image as the running container is a no-op; anything else stops it and boots a new one on the
+# same data directory. If the new one does not become ready, it is removed and the old one started again.
+# Data lives in /var/lib/quayside/<service>/<name>/data and is never deleted, except by `remove --delete-data`.
+#
+#   accessory.sh boot --service S --name N --image IMG --config-hash H [--network S] [--env K=V]...
+#     [--data CONTAINER_PATH] [--volume SPEC]... [--file CONTAINER_PATH=BASE64]...
+#     [--publish 127.0.0.1:PORT:PORT]... [--health-cmd CMD] [--health-interval 2s] [--ready-timeout 120]
+#     [--readiness-delay 5] [--stop-timeout 30] [--memory 512m] [--lock-timeout 300] [--cmd ARG]...
+#       stdin: the accessory's secret env file (KEY=VALUE lines, may be empty), kept 0600 in
+#       /var/lib/quayside/<service>/env/accessory-<name>.env
+#       --file writes a (non-secret) config file under /var/lib/quayside/<service>/<name>/files and mounts it
+#       read-only at CONTAINER_PATH.
+#   accessory.sh remove --service S --name N [--delete-data] [--stop-timeout 30] [--lock-timeout 300]
+#       Stops and removes the container and its env file; its data directory stays unless --delete-data.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+action='' service='' name='' image='' config_hash='' network='' data='' health_cmd='' health_interval=2s
+ready_timeout=120 readiness_delay=5 stop_timeout=30 memory='' lock_timeout=300 delete_data=no
+envs=() volumes=() files=() publishes=() cmd=()
+
+parse_options() {
+  action=${1:-}
+  [[ $action == boot || $action == remove ]] || die "first argument must be boot or remove, not '$action'"
+  shift
+  while (($#)); do
+    case $1 in
+      --service) need_value "$@"; service=$2; shift ;;
+      --name) need_value "$@"; name=$2; shift ;;
+      --image) need_value "$@"; image=$2; shift ;;
+      --config-hash) need_value "$@"; config_hash=$2; shift ;;
+      --network) need_value "$@"; network=$2; shift ;;
+      --env) need_value "$@"; envs+=("$2"); shift ;;
+      --data) need_value "$@"; data=$2; shift ;;
+      --volume) need_value "$@"; volumes+=("$2"); shift ;;
+      --file) need_value "$@"; files+=("$2"); shift ;;
+      --publish) need_value "$@"; publishes+=("$2"); shift ;;
+      --health-cmd) need_value "$@"; health_cmd=$2; shift ;;
+      --health-interval) need_value "$@"; health_interval=$2; shift ;;
+      --ready-timeout) need_value "$@"; ready_timeout=$2; shift ;;
+      --readiness-delay) need_value "$@"; readiness_delay=$2; shift ;;
+      --stop-timeout) need_value "$@"; stop_timeout=$2; shift ;;
+      --memory) need_value "$@"; memory=$2; shift ;;
+      --lock-timeout) need_value "$@"; lock_timeout=$2; shift ;;
+      --delete-data) delete_data=yes ;;
+      --cmd) need_value "$@"; cmd+=("$2"); shift ;;
+      *) die "unknown option $1" ;;
+    esac
+    shift
+  done
+  required --service "$service"; required --name "$name"
+  check_name --service "$service"; check_name --name "$name"
+  check_number --stop-timeout "$stop_timeout"; check_number --lock-timeout "$lock_timeout"
+  [[ $action == remove ]] && return 0
+  required --image "$image"; required --config-hash "$config_hash"; check_name --config-hash "$config_hash"
+  network=${network:-$service}
+  check_name --network "$network"
+  check_number --ready-timeout "$ready_timeout"; check_number --readiness-delay "$readiness_delay"
+  check_duration --health-interval "$health_interval"
+  [[ -z $data || $data == /* ]] || die "--data '$data' must be an absolute path in the container"
+  local item
+  for item in "${envs[@]}"; do [[ $item == [A-Za-z_]*=* ]] || die "--env '$item' is not KEY=VALUE"; done
+  # Never on a public interface: only the server's loopback (reach it over an SSH tunnel).
+  for item in "${publishes[@]}"; do
+    [[ $item =~ ^127\.0\.0\.1:[0-9]+:[0-9]+$ ]] || die "--publish '$item' must be 127.0.0.1:HOST_PORT:CONTAINER_PORT"
+  done
+  for item in "${files[@]}"; do
+    [[ $item =~ ^/[^=]*[^/=]=[A-Za-z0-9+/]*=*$ ]] || die "--file '${item%%=*}=...' must be /container/path=BASE64"
+  done
+}
+
+# --- where things live ------------------------------------------------------------------------------------
+
+accessory_dir() { echo "$(service_dir "$service")/$name"; }
+data_dir() { echo "$(accessory_dir)/data"; }
+files_dir() { echo "$(accessory_dir)/files"; }
+secrets_name() { echo "accessory-$name"; }
+
+# Writes each --file (base64 on the command line: it is config, not a secret) for a read-only mount.
+write_files() {
+  local item path target seen=' '
+  ((${#files[@]})) || return 0
+  mkdir -p "$(files_dir)"
+  for item in "${files[@]}"; do
+    path=${item%%=*}
+    target=$(files_dir)/${path##*/}
+    [[ $seen != *" $target "* ]] || die "two --file options share the name ${path##*/}"
+    seen+="$target "
+    base64 -d <<<"${item#*=}" >"$target.tmp" || die "--file $path: the content is not valid base64"
+    chmod 644 "$target.tmp"
+    mv -f "$target.tmp" "$target"
+  done
+}
+
+# --- the container ----------------------------------------------------------------------------------------
+
+run_container() {
+  local args=(--detach --name "$container" --network "$network" --restart unless-stopped
+    --log-opt max-size=10m --log-opt max-file=3 --stop-timeout "$stop_timeout"
+    --label "quayside.service=$service" --label "quayside.accessory=$name"
+    --label "quayside.config=$config_hash" --label "quayside.env-hash=$env_hash"
+    --label "quayside.image-id=$image_id"
+    --env-file "$(env_file "$service" "$(secrets_name)")")
+  local item
+  for item in "${envs[@]}"; do args+=(--env "$item"); done
+  [[ -z $data ]] || args+=(--volume "$(data_dir):$data")
+  for item in "${volumes[@]}"; do args+=(--volume "$item"); done
+  for item in "${files[@]}"; do
+    item=${item%%=*}
+    args+=(--volume "$(files_dir)/${item##*/}:$item:ro")
+  done
+  for item in "${publishes[@]}"; do args+=(--publish "$item"); done
+  [[ -z $health_cmd ]] || args+=(--health-cmd "$health_cmd" --health-interval "$health_interval"
+    --health-timeout 5s --health-retries 3)
+  [[ -z $memory ]] || args+=(--memory "$memory")
+  docker run "${args[@]}" "$image" "${cmd[@]}"
+}
+
+# "<config hash> <env hash> <image id>" the container was booted with, or nothing.
+booted_with() {
+  inspect_container "$1" \
+    '{{index .Config.Labels "quayside.config"}} {{index .Config.Labels "quayside.env-hash"}} {{index .Config.Labels "quayside.image-id"}}'
+}
+
+# Ready: healthy by its --health-cmd within --ready-timeout; without one, still running (and not restarted
+# meanwhile) after --readiness-delay seconds. Prints why not and fails.
+wait_ready() {
+  local deadline=$((SECONDS + ready_timeout)) restarts state
+  restarts=$(inspect_container "$container" '{{.RestartCount}}')
+  if [[ -z $health_cmd ]]; then
+    sleep "$readiness_delay"
+    state=$(inspect_container "$container" '{{.State.Status}} {{.RestartCount}}')
+    [[ $state == "running $restarts" ]] || { echo "not running ${readiness_delay}s after start ($state)"; return 1; }
+    return 0
+  fi
+  while true; do
+    state=$(inspect_container "$container" '{{.State.Status}} {{.State.Health.Status}}')
+    case $state in
+      "running healthy") return 0 ;;
+      "running "*) ;;
+      *) echo "stopped before it became healthy ($state)"; return 1 ;;
+    esac
+    ((SECONDS < deadline)) || { echo "not healthy within ${ready_timeout}s ($state)"; return 1; }
+    sleep 1
+  done
+}
+
+report_failure() {
+  {
+    echo "accessory failed: $name of $service on $(uname -n): $1"
+    echo "last log lines of $container:"
+    docker logs --tail 30 "$container" 2>&1 | sed 's/^/  | /'
+  } >&2
+}
+
+# Puts the previous container back after a failed replacement; the data directory is the same.
+put_back() {
+  docker rm --force "$container" >/dev/null 2>&1 || true
+  [[ -n $aside ]] || return 0
+  docker rename "$aside" "$container"
+  docker start "$container" >/dev/null
+  echo "accessory $name: the previous container is running again" >&2
+}
+
+boot() {
+  lock_service "$service" "$lock_timeout"
+  write_env_file "$service" "$(secrets_name)"
+  env_hash=$(sha256sum "$(env_file "$service" "$(secrets_name)")" | cut -c1-16)
+  write_files
+  [[ -z $data ]] || mkdir -p "$(data_dir)"
+  pull_if_missing "$image"
+  image_id=$(docker image inspect --format '{{.Id}}' "$image")
+  container=$service-$name aside=''
+
+  local current reason output
+  current=$(booted_with "$container")
+  if [[ $current == "$config_hash $env_hash $image_id" ]]; then
+    [[ $(inspect_container "$container" '{{.State.Running}}') == true ]] || docker start "$container" >/dev/null
+    reason=$(wait_ready) || { report_failure "$reason"; exit 1; }
+    say "$container is up to date ($image)"
+    return 0
+  fi
+  if [[ -n $current ]]; then
+    # Stopped first: two servers must never share a data directory.
+    docker stop --time "$stop_timeout" "$container" >/dev/null
+    aside="${container}_replaced_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+    docker rename "$container" "$aside"
+  fi
+  output=$(run_container 2>&1) || { report_failure "docker run: ${output##*$'\n'}"; put_back; exit 1; }
+  reason=$(wait_ready) || { report_failure "$reason"; put_back; exit 1; }
+  [[ -z $aside ]] || docker rm "$aside" >/dev/null
+  say "$container ${current:+re}booted ($image)${data:+, data in $(data_dir)}"
+}
+
+remove() {
+  lock_service "$service" "$lock_timeout"
+  local container=$service-$name
+  if [[ -n $(inspect_container "$container" '{{.Id}}') ]]; then
+    docker stop --time "$stop_timeout" "$container" >/dev/null
+    docker rm "$container" >/dev/null
+    say "$container removed"
+  else
+    say "$container is not here"
+  fi
+  rm -f "$(env_file "$service" "$(secrets_name)")"
+  if [[ $delete_data == yes ]]; then
+    rm -rf --one-file-system "$(accessory_dir)"
+    say "deleted $(accessory_dir) (--delete-data)"
+  elif [[ -d $(accessory_dir) ]]; then
+    say "kept its data in $(accessory_dir)"
+  fi
+}
+
+main() {
+  parse_options "$@"
+  "$action"
+}
+
+main "$@"

@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# backup-agent: runs INSIDE the backup container (<service>-backup), where the service's scripts are mounted
+# read-only at /quayside/bin. It dumps the database with pg_dump (custom format, compressed), encrypts the
+# dump with gpg (AES-256, passphrase on a file descriptor, never in argv), uploads it with rclone to an
+# S3-compatible bucket, reads it back to prove it restores, and prunes old backups. The container's command
+# is `schedule`; backup.sh runs the others through `docker exec`.
+#
+#   backup-agent.sh schedule                 every minute matching BACKUP_SCHEDULE (UTC): now
+#   backup-agent.sh now                      back up, verify, prune
+#   backup-agent.sh restore NAME|latest [--passphrase-stdin]
+#   backup-agent.sh list | prune
+#   backup-agent.sh verify NAME|latest       download, decrypt and list the dump's contents
+#   backup-agent.sh due SPEC "MIN HOUR DAY MONTH WEEKDAY"   exit 0 when SPEC (cron or @hourly/@daily) matches
+#
+# Environment (the accessory's clear --env and its 0600 secret env file):
+#   PGHOST PGPORT PGUSER PGDATABASE, PGPASSWORD (secret)
+#   BACKUP_S3_BUCKET BACKUP_S3_PREFIX BACKUP_S3_REGION [BACKUP_S3_ENDPOINT], AWS_ACCESS_KEY_ID and
+#   AWS_SECRET_ACCESS_KEY (secret), BACKUP_PASSPHRASE (secret), BACKUP_SCHEDULE, BACKUP_KEEP_DAYS
+# Backups are named <database>-<YYYYMMDDTHHMMSSZ>.dump.gpg under s3://<bucket>/<prefix>/.
+set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+readonly LOCK=/tmp/quayside-backup.lock
+readonly NAME_PATTERN='-[0-9]{8}T[0-9]{6}Z\.dump\.gpg$'
+work=''
+
+# --- settings ---------------------------------------------------------------------------------------------
+
+need_env() {
+  local var
+  for var; do [[ -n ${!var:-} ]] || die "$var is not set in the backup container's environment"; done
+}
+
+configure_rclone() {
+  need_env BACKUP_S3_BUCKET BACKUP_S3_REGION PGDATABASE
+  # One remote, "s3", configured by environment; the keys come from AWS_* (env_auth), never from argv.
+  export RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_ENV_AUTH=true RCLONE_CONFIG_S3_NO_CHECK_BUCKET=true
+  export RCLONE_CONFIG_S3_REGION=$BACKUP_S3_REGION
+  if [[ -n ${BACKUP_S3_ENDPOINT:-} ]]; then
+    export RCLONE_CONFIG_S3_PROVIDER=Other RCLONE_CONFIG_S3_ENDPOINT=$BACKUP_S3_ENDPOINT
+  else
+    export RCLONE_CONFIG_S3_PROVIDER=AWS
+  fi
+  prefix=${BACKUP_S3_PREFIX:-}
+  prefix=${prefix%/}
+  folder="s3:$BACKUP_S3_BUCKET${prefix:+/$prefix}"
+  at=" at ${BACKUP_S3_ENDPOINT:-AWS S3}"
+  where="$(url '')$at"
+}
+
+# url NAME: where backup NAME is (or the folder, for an empty NAME).
+url() { echo "s3://$BACKUP_S3_BUCKET${prefix:+/$prefix}/$1"; }
+
+# rclone fails fast: a wrong endpoint should be an error in seconds, not after minutes of retries.
+s3() { rclone --config /dev/null --retries 2 --low-level-retries 2 --contimeout 10s --timeout 60s "$@"; }
+
+# The last line rclone (or another tool) wrote, without its timestamp: the reason to print.
+last_error() { { grep -v '^\s*$' "$1" || true; } | tail -n 1 | sed -E 's#^[0-9/]+ [0-9:]+ (ERROR|NOTICE|Failed)[^:]*: ?##; s#^caused by: ##'; }
+
+make_work_dir() {
+  work=$(mktemp -d /tmp/quayside-backup.XXXXXX)
+  mkdir -m 700 "$work/gnupg"
+  trap cleanup EXIT
+}
+
+cleanup() {
+  [[ -z $work ]] || { gpgconf --homedir "$work/gnupg" --kill gpg-agent 2>/dev/null || true; rm -rf "$work"; }
+}
+
+# --- the backups in the bucket ----------------------------------------------------------------------------
+
+# Names of this database's backups, oldest first (the name's UTC timestamp sorts as text).
+list_names() {
+  local names
+  names=$(s3 lsf --files-only "$folder/" 2>"$work/lsf.err") ||
+    fail "cannot list $where: $(last_error "$work/lsf.err")"
+  grep -E "^$PGDATABASE$NAME_PATTERN" <<<"$names" | sort || true
+}
+
+resolve() {
+  local wanted=$1 names
+  names=$(list_names)
+  if [[ $wanted == latest ]]; then
+    [[ -n $names ]] || fail "there is no backup of $PGDATABASE in $where"
+    tail -n 1 <<<"$names"
+  else
+    grep -qxF "$wanted" <<<"$names" || fail "there is no backup $wanted in $where"
+    echo "$wanted"
+  fi
+}
+
+# --- encryption: the passphrase reaches gpg on fd 3, from a pipe -------------------------------------------
+
+encrypt() {
+  gpg --batch --quiet --homedir "$work/gnupg" --pinentry-mode loopback --passphrase-fd 3 --no-symkey-cache \
+    --symmetric --cipher-algo AES256 --s2k-digest-algo SHA512 --compress-algo none --output "$2" "$1" \
+    3< <(printf '%s\n' "$passphrase")
+}
+
+decrypt() {
+  gpg --batch --quiet --homedir "$work/gnupg" --pinentry-mode loopback --passphrase-fd 3 --no-symkey-cache \
+    --decrypt --output "$2" "$1" 3< <(printf '%s\n' "$passphrase")
+}
+
+# Downloads and decrypts backup $1 into $work/restore.dump.
+fetch() {
+  s3 copyto "$folder/$1" "$work/download.gpg" 2>"$work/fetch.err" ||
+    fail "cannot download $1 from $where: $(last_error "$work/fetch.err")"
+  decrypt "$work/download.gpg" "$work/restore.dump" 2>"$work/gpg.err" ||
+    fail "cannot decrypt $1: wrong passphrase, or not a quayside backup ($(last_error "$work/gpg.err"))"
+}
+
+fail() {
+  printf '%s failed: %s\n' "$verb" "$1" >&2
+  exit 1
+}
+
+# --- the subcommands --------------------------------------------------------------------------------------
+
+now() {
+  local name size
+  need_env PGHOST PGUSER BACKUP_PASSPHRASE
+  name="$PGDATABASE-$(date -u +%Y%m%dT%H%M%SZ).dump.gpg"
+  pg_dump --format=custom --compress=6 --no-owner --file "$work/db.dump" 2>"$work/pg_dump.err" ||
+    fail "pg_dump of $PGDATABASE at ${PGHOST}:${PGPORT:-5432}: $(last_error "$work/pg_dump.err")"
+  encrypt "$work/db.dump" "$work/$name" 2>"$work/gpg.err" || fail "cannot encrypt the dump: $(last_error "$work/gpg.err")"
+  size=$(stat -c %s "$work/$name")
+  s3 copyto "$work/$name" "$folder/$name" 2>"$work/upload.err" ||
+    fail "cannot upload $name to $where: $(last_error "$work/upload.err")"
+  verify_one "$name"
+  say "backed up $PGDATABASE to $(url "$name")$at ($size bytes, encrypted, verified by reading it back)"
+  prune
+}
+
+verify_one() {
+  fetch "$1"
+  pg_restore --list "$work/restore.dump" >/dev/null 2>"$work/verify.err" ||
+    fail "$1 does not read back as a dump: $(last_error "$work/verify.err")"
+  rm -f "$work/download.gpg" "$work/restore.dump"
+}
+
+restore() {
+  local name
+  need_env PGHOST PGUSER
+  name=$(resolve "$1")
+  fetch "$name"
+  # One transaction: a restore that fails part-way leaves the database as it was.
+  pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error --dbname "$PGDATABASE" \
+    "$work/restore.dump" 2>"$work/pg_restore.err" ||
+    fail "pg_restore of $name into $PGDATABASE: $(last_error "$work/pg_restore.err")"
+  say "restored $PGDATABASE from $(url "$name")$at"
+}
+
+# Deletes backups whose name is older than BACKUP_KEEP_DAYS days; the newest one always stays.
+prune() {
+  need_env BACKUP_KEEP_DAYS
+  check_number BACKUP_KEEP_DAYS "$BACKUP_KEEP_DAYS"
+  local cutoff names name stamp deleted=0 kept=0
+  cutoff=$(date -u -d "-$BACKUP_KEEP_DAYS days" +%Y%m%dT%H%M%SZ)
+  names=$(list_names)
+  [[ -n $names ]] || { say "no backups of $PGDATABASE in $where to prune"; return 0; }
+  while read -r name; do
+    stamp=${name#"$PGDATABASE-"}
+    stamp=${stamp%.dump.gpg}
+    if [[ $stamp < $cutoff && $name != "$(tail -n 1 <<<"$names")" ]]; then
+      s3 deletefile "$folder/$name" 2>"$work/delete.err" ||
+        fail "cannot delete $name from $where: $(last_error "$work/delete.err")"
+      deleted=$((deleted + 1))
+    else
+      kept=$((kept + 1))
+    fi
+  done <<<"$names"
+  say "pruned $deleted backup(s) older than $BACKUP_KEEP_DAYS days; $kept kept"
+}
+
+# --- the schedule -----------------------------------------------------------------------------------------
+
+# field_matches VALUE SPEC MIN MAX: one cron field (*, N, A-B, */S, A-B/S, and lists of them).
+field_matches() {
+  local value=$1 min=$3 max=$4 part range step low high parts
+  IFS=, read -ra parts <<<"$2"
+  for part in "${parts[@]}"; do
+    range=${part%/*} step=1
+    [[ $part != */* ]] || step=${part#*/}
+    case $range in
+      '*') low=$min high=$max ;;
+      *-*) low=${range%-*} high=${range#*-} ;;
+      *) low=$range high=$range; [[ $part != */* ]] || high=$max ;;
+    esac
+    ((10#$value >= 10#$low && 10#$value <= 10#$high && (10#$value - 10#$low) % step == 0)) && return 0
+  done
+  return 1
+}
+
+# due SPEC "MIN HOUR DAY MONTH WEEKDAY": as cron, when both day fields are restricted either may match.
+due() {
+  local spec=$1 minute hour day month weekday
+  local f_minute f_hour f_day f_month f_weekday
+  read -r minute hour day month weekday <<<"$2"
+  case $spec in
+    @hourly) spec='0 * * * *' ;;
+    @daily | @midnight) spec='0 0 * * *' ;;
+    @weekly) spec='0 0 * * 0' ;;
+  esac
+  read -r f_minute f_hour f_day f_month f_weekday <<<"$spec"
+  [[ -n $f_weekday ]] || die "schedule '$1' is not @hourly, @daily, @weekly or five cron fields"
+  ((10#$weekday != 7)) || weekday=0
+  f_weekday=${f_weekday//7/0}
+  field_matches "$minute" "$f_minute" 0 59 && field_matches "$hour" "$f_hour" 0 23 &&
+    field_matches "$month" "$f_month" 1 12 || return 1
+  local day_ok=1 weekday_ok=1
+  field_matches "$day" "$f_day" 1 31 || day_ok=0
+  field_matches "$weekday" "$f_weekday" 0 6 || weekday_ok=0
+  if [[ $f_day != '*' && $f_weekday != '*' ]]; then
+    ((day_ok || weekday_ok))
+  else
+    ((day_ok && weekday_ok))
+  fi
+}
+
+schedule() {
+  need_env BACKUP_SCHEDULE
+  due "$BACKUP_SCHEDULE" "0 0 1 1 1" || true  # dies now on a malformed schedule, not at the first tick
+  trap 'say "stopping"; exit 0' TERM INT
+  say "backing up $PGDATABASE on '$BACKUP_SCHEDULE' (UTC) to ${BACKUP_S3_BUCKET:-?}, keeping $BACKUP_KEEP_DAYS days"
+  while true; do
+    # Sleeps in the background so `docker stop` ends it at once.
+    sleep $((60 - 10#$(date -u +%S))) &
+    wait $! || true
+    if due "$BACKUP_SCHEDULE" "$(date -u '+%M %H %d %m %w')"; then
+      bash "${BASH_SOURCE[0]}" now || say "the scheduled backup failed (see above); the next one runs as scheduled"
+    fi
+  done
+}
+
+main() {
+  local command=${1:-}
+  verb=backup
+  shift || true
+  case $command in
+    due) due "$@"; return ;;
+    schedule) schedule; return ;;
+    now | list | prune) ;;
+    restore | verify) verb=$command; [[ $# -ge 1 ]] || die "$command needs a backup name or latest" ;;
+    *) die "first argument must be schedule, now, restore, verify, list, prune or due, not '$command'" ;;
+  esac
+  passphrase=${BACKUP_PASSPHRASE:-}
+  if [[ ${2:-} == --passphrase-stdin ]]; then
+    IFS= read -r passphrase || [[ -n $passphrase ]] || die "--passphrase-stdin: no passphrase on stdin"
+  fi
+  configure_rclone
+  make_work_dir
+  # One backup job at a time in this container: the schedule and an operator's `now` do not overlap.
+  exec 8>"$LOCK"
+  flock -w 3600 8 || fail "another backup job still runs after an hour"
+  case $command in
+    now) now ;;
+    list) list_names ;;
+    prune) prune ;;
+    restore) restore "$1" ;;
+    verify) verify_one "$(resolve "$1")"; say "$1 decrypts and reads back as a dump" ;;
+  esac
+}
+
+main "$@"

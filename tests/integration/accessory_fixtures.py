@@ -1,0 +1,210 @@
+"""The accessories' bench: a service with its scripts installed and its network made, booted through the same
+argv the components build (container.boot_args of postgres.spec, backup.spec, vector.spec), and an S3 store
+(moto_server on loopback) that tests read and write over plain HTTP."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import shlex
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from components.accessories import backup, container, models, postgres, vector
+from tests.support import images
+from tests.support.docker import docker, free_loopback_port, unique_name
+from tests.support.remote import REMOTE_ROOT, install_scripts, run_script
+from tests.support.testbed import TestServer
+
+ROOT: Final = Path(__file__).resolve().parents[2]
+PASSWORD: Final = "pg-s3cr3t-!@#%&*( p"
+PASSPHRASE: Final = "backup passphrase: correct horse battery staple"
+S3_KEY_ID: Final = "AKIAQUAYSIDETEST"
+S3_SECRET: Final = "quayside/test+secret=key"
+S3_NAMESPACE: Final = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+# --- S3 on loopback ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Store:
+    """moto_server checks no signatures: the test talks to it over plain HTTP, naming the test's access key in an
+    unsigned Authorization header (moto answers an anonymous GET of a private object with 403)."""
+
+    endpoint: str
+
+    def _request(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        headers = {
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={S3_KEY_ID}/20260101/us-east-1/s3/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+            "Content-Type": "application/octet-stream",
+        }
+        request = urllib.request.Request(f"{self.endpoint}/{path}", data=body, method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            data: bytes = reply.read()
+            return data
+
+    def create_bucket(self, bucket: str) -> None:
+        self._request("PUT", bucket)
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        self._request("PUT", f"{bucket}/{key}", body)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        return self._request("GET", f"{bucket}/{key}")
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        listing = ElementTree.fromstring(self._request("GET", f"{bucket}?list-type=2&prefix={prefix}"))
+        return sorted(node.text or "" for node in listing.iter(f"{S3_NAMESPACE}Key"))
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def running_s3_store() -> Iterator[S3Store]:
+    port = free_loopback_port()
+    moto = Path(sys.executable).parent / "moto_server"
+    process = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while not _answers(endpoint):
+            assert process.poll() is None, "moto_server exited: pip install -r requirements-dev.txt"
+            assert time.monotonic() < deadline, "moto_server did not answer within 30 s"
+            time.sleep(0.2)
+        yield S3Store(endpoint)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# --- a service with accessories ---------------------------------------------------------------------------
+
+
+@dataclass
+class AccessoryService:
+    server: TestServer
+    name: str
+
+    def run(self, script: str, *args: str, stdin: str = "", timeout: int = 300) -> subprocess.CompletedProcess[str]:
+        return run_script(self.server, self.name, script, args, stdin=stdin, timeout_seconds=timeout)
+
+    def boot(self, spec: container.ContainerSpec, secrets: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        args = container.boot_args(self.name, spec)
+        return self.run("accessory.sh", *args, stdin=container.env_file(secrets))
+
+    def remove(self, spec: container.ContainerSpec, *, delete_data: bool = False) -> subprocess.CompletedProcess[str]:
+        return self.run("accessory.sh", *container.remove_args(self.name, spec, delete_data=delete_data))
+
+    # --- postgres ---
+
+    def postgres_config(self, **fields: object) -> models.Postgres:
+        return models.Postgres.model_validate({"image": images.POSTGRES, "ready_timeout": 60, **fields})
+
+    def postgres_spec(self, config: models.Postgres) -> container.ContainerSpec:
+        return postgres.spec(self.name, config)
+
+    def boot_postgres(self, config: models.Postgres, *, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
+        return self.boot(postgres.spec(self.name, config), {"POSTGRES_PASSWORD": password})
+
+    def start_postgres(self, config: models.Postgres) -> str:
+        done = self.boot_postgres(config)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def sql(self, statement: str, *, database: str | None = None) -> str:
+        """psql as the service's user, in the Postgres container (over its local socket)."""
+        user = self.name.replace("-", "_")
+        return docker(
+            "exec", self.container("postgres"), "psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-tA",
+            "-U", user, "-d", database or user, "-c", statement,
+        )  # fmt: skip
+
+    # --- backup ---
+
+    def backup_config(self, s3: S3Store, bucket: str, **fields: object) -> models.Backup:
+        return models.Backup.model_validate(
+            {"s3": {"bucket": bucket, "endpoint": s3.endpoint}, "host_network": True, **fields}
+        )
+
+    def boot_backup(
+        self, config: models.Backup, pg: models.Postgres, *, passphrase: str = PASSPHRASE
+    ) -> subprocess.CompletedProcess[str]:
+        secrets = {
+            "PGPASSWORD": PASSWORD, "AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "BACKUP_PASSPHRASE": passphrase,
+        }  # fmt: skip
+        return self.boot(backup.spec(self.name, config, pg), secrets)
+
+    def backup_script(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return self.run("backup.sh", *args, "--service", self.name, stdin=stdin)
+
+    # --- vector ---
+
+    def boot_vector(self, config: models.Vector, token: str) -> subprocess.CompletedProcess[str]:
+        return self.boot(vector.spec(self.name, config), {"BETTERSTACK_TOKEN": token})
+
+    # --- what the server shows ---
+
+    def container(self, accessory: str) -> str:
+        return f"{self.name}-{accessory}"
+
+    def inspect(self, accessory: str, template: str) -> str:
+        return docker("inspect", "--type", "container", "--format", template, self.container(accessory))
+
+    def remote_path(self, *parts: str) -> str:
+        return "/".join([REMOTE_ROOT, self.name, *parts])
+
+    def remote(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return self.server.run(shlex.join(argv), check=False)
+
+    def remove_everything(self) -> None:
+        ids = docker("ps", "--all", "--quiet", "--filter", f"label=quayside.service={self.name}").split()
+        if ids:
+            docker("rm", "--force", *ids, check=False)
+        docker("network", "rm", self.name, check=False)
+        self.remote("rm", "-rf", f"{REMOTE_ROOT}/{self.name}")
+
+
+def new_accessory_service(server: TestServer) -> AccessoryService:
+    service = AccessoryService(server, unique_name("qa"))
+    install_scripts(server, service.name)
+    done = service.run("host.sh", "--service", service.name)
+    assert done.returncode == 0, done.stderr
+    return service
+
+
+def build_backup_image(test_server: TestServer) -> str:
+    """The backup image, built the way `pulumi up` builds it on a server: backup.sh image FROM the Postgres image
+    (scripts/setup.d/accessory-images.sh builds it ahead, so this is a no-op then)."""
+    service = unique_name("qa-image")
+    install_scripts(test_server, service)
+    try:
+        done = run_script(test_server, service, "backup.sh", backup.image_args(images.POSTGRES), timeout_seconds=900)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        test_server.run(shlex.join(["rm", "-rf", f"{REMOTE_ROOT}/{service}"]), check=False)
+    return backup.image_tag(images.POSTGRES)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()

@@ -1,0 +1,421 @@
+# mypy: disable-error-code="untyped-decorator"
+# ruff: noqa: E501 (the table of config errors reads best one case per line)
+"""The accessories under Pulumi mocks: which remote commands they create, with which argv and stdin, what stays
+secret, the generated Vector config, and the one-line errors of a malformed `accessories` section."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from pulumi_command import remote
+
+from components import config
+from components.accessories import backup, container, defaults, models, postgres, vector, wiring
+
+PASSWORD = "p@ss/word:with%odd&chars"
+PASSPHRASE = "correct horse battery staple"
+TOKEN = "bs-source-token-123"
+SECRETS = {
+    "postgres_password": PASSWORD,
+    "backup_passphrase": PASSPHRASE,
+    "s3_access_key_id": "AKIAEXAMPLE",
+    "s3_secret_access_key": "s3-secret-key",
+    "betterstack_token": TOKEN,
+}
+ROOT = Path(__file__).resolve().parents[2]
+CONNECTION = remote.ConnectionArgs(host="203.0.113.7", user="root", private_key="key")
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+# Mocks are process-wide: keep another module's (they echo inputs too, and may answer more types).
+if not isinstance(pulumi.runtime.settings.get_monitor(), pulumi.runtime.mocks.MockMonitor):
+    pulumi.runtime.set_mocks(Mocks(), preview=False)
+
+
+def secret(name: str) -> pulumi.Output[str]:
+    return pulumi.Output.secret(SECRETS[name])
+
+
+def accessories(**overrides: Any) -> models.Accessories:
+    raw: dict[str, Any] = {
+        "postgres": {"version": 16, "database": "acme"},
+        "backup": {"schedule": "@hourly", "keep_days": 14, "s3": {"bucket": "acme-backups",
+                                                                  "endpoint": "https://fsn1.example.com"}},
+        "vector": {"sink": "betterstack"},
+    }  # fmt: skip
+    raw.update(overrides)
+    return models.parse({key: value for key, value in raw.items() if value is not None})
+
+
+def deploy(settings: models.Accessories | None = None) -> wiring.DeployedAccessories:
+    host_ready = remote.Command("acme-host-docker", connection=CONNECTION, create="true")
+    return wiring.deploy_accessories("acme", settings or accessories(), CONNECTION, host_ready, secret)
+
+
+def script_argv(command: str, script: str) -> list[str]:
+    argv = shlex.split(command)
+    assert argv[:2] == ["timeout", "--kill-after=10s"], command
+    assert argv[3:5] == ["bash", f"/var/lib/quayside/acme/bin/{script}"], command
+    return argv[5:]
+
+
+def option(argv: list[str], name: str) -> list[str]:
+    return [argv[i + 1] for i, part in enumerate(argv) if part == name]
+
+
+def is_secret(output: pulumi.Output[Any]) -> pulumi.Output[bool]:
+    return pulumi.Output.from_input(asyncio.ensure_future(output.is_secret()))
+
+
+# --- Postgres -------------------------------------------------------------------------------------------------
+
+
+@pulumi.runtime.test
+def test_postgres_boots_through_accessory_sh_with_its_data_dir_and_health_check() -> pulumi.Output[None]:
+    deployed = deploy()
+    assert deployed.postgres is not None and deployed.ready == [deployed.postgres.ready]
+
+    def check(values: list[Any]) -> None:
+        create, delete = values
+        argv = script_argv(create, "accessory.sh")
+        assert argv[:7] == ["boot", "--service", "acme", "--name", "postgres", "--image", "postgres:16"]
+        assert option(argv, "--env") == ["POSTGRES_DB=acme", "POSTGRES_USER=acme"]
+        assert option(argv, "--data") == ["/var/lib/postgresql/data"]
+        assert option(argv, "--health-cmd") == ['pg_isready -U "$POSTGRES_USER" -d "$POSTGRES_DB"']
+        assert option(argv, "--stop-timeout") == ["60"]
+        assert "--publish" not in argv and "--network" not in argv and "--cmd" not in argv
+        assert script_argv(delete, "accessory.sh") == [
+            "remove", "--service", "acme", "--name", "postgres", "--stop-timeout", "60",
+        ]  # fmt: skip
+
+    return pulumi.Output.all(deployed.postgres.ready.create, deployed.postgres.ready.delete).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_postgres_password_travels_as_a_secret_on_stdin_only() -> pulumi.Output[None]:
+    deployed = deploy()
+    assert deployed.postgres is not None
+    command = deployed.postgres.ready
+
+    def check(values: list[Any]) -> None:
+        create, delete, stdin, stdin_secret = values
+        assert stdin == f"POSTGRES_PASSWORD={PASSWORD}\n"
+        assert PASSWORD not in create and PASSWORD not in delete
+        assert stdin_secret, "the env file on stdin must stay a secret in state"
+
+    return pulumi.Output.all(command.create, command.delete, command.stdin, is_secret(command.stdin)).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_database_url_is_a_secret_naming_the_container_on_the_service_network() -> pulumi.Output[None]:
+    deployed = deploy()
+    url = deployed.database_url
+    assert url is not None and deployed.outputs() == {"database_url": url}
+
+    def check(values: list[Any]) -> None:
+        value, secret_flag = values
+        assert value == "postgres://acme:p%40ss%2Fword%3Awith%25odd%26chars@acme-postgres:5432/acme"
+        assert secret_flag, "database_url must be a secret output"
+
+    return pulumi.Output.all(url, is_secret(url)).apply(check)
+
+
+def test_postgres_publishes_on_loopback_only_and_only_when_asked() -> None:
+    published = models.Postgres.model_validate({"publish": {"port": 15432}})
+    argv = container.boot_args("acme", postgres.spec("acme", published))
+    assert option(argv, "--publish") == ["127.0.0.1:15432:5432"]
+    assert "--publish" not in container.boot_args("acme", postgres.spec("acme", models.Postgres()))
+
+
+def test_a_postgres_config_change_changes_the_config_hash_and_the_server_command() -> None:
+    before = container.boot_args("acme", postgres.spec("acme", models.Postgres()))
+    tuned = models.Postgres.model_validate({"settings": {"max_connections": 200, "shared_buffers": "256MB"}})
+    after = container.boot_args("acme", postgres.spec("acme", tuned))
+    upgraded = container.boot_args("acme", postgres.spec("acme", models.Postgres(version="17")))
+
+    assert option(after, "--cmd") == ["postgres", "-c", "max_connections=200", "-c", "shared_buffers=256MB"]
+    hashes = {option(argv, "--config-hash")[0] for argv in (before, after, upgraded)}
+    assert len(hashes) == 3
+    assert option(upgraded, "--image") == ["postgres:17"]
+
+
+@pulumi.runtime.test
+def test_delete_data_is_the_only_way_a_removal_deletes_the_data() -> pulumi.Output[None]:
+    deployed = deploy(accessories(postgres={"delete_data": True}, backup=None, vector=None))
+    assert deployed.postgres is not None and deployed.backup is None and deployed.vector is None
+
+    def check(delete: str | None) -> None:
+        assert delete is not None
+        assert script_argv(delete, "accessory.sh")[-1] == "--delete-data"
+
+    return deployed.postgres.ready.delete.apply(check)
+
+
+# --- backups ----------------------------------------------------------------------------------------------------
+
+
+@pulumi.runtime.test
+def test_the_backup_image_is_built_on_the_server_from_the_postgres_image() -> pulumi.Output[None]:
+    deployed = deploy()
+    assert deployed.backup is not None and deployed.backup.image is not None
+
+    def check(create: str | None) -> None:
+        assert create is not None
+        argv = script_argv(create, "backup.sh")
+        assert argv == ["image", "--from", "postgres:16", "--tag", backup.image_tag("postgres:16")]
+
+    return deployed.backup.image.create.apply(check)
+
+
+@pulumi.runtime.test
+def test_the_backup_container_runs_the_schedule_with_settings_in_argv_and_keys_on_stdin() -> pulumi.Output[None]:
+    deployed = deploy()
+    assert deployed.backup is not None
+    command = deployed.backup.ready
+
+    def check(values: list[Any]) -> None:
+        create, stdin, stdin_secret = values
+        argv = script_argv(create, "accessory.sh")
+        assert option(argv, "--name") == ["backup"] and option(argv, "--image") == [backup.image_tag("postgres:16")]
+        assert option(argv, "--env") == [
+            "BACKUP_KEEP_DAYS=14", "BACKUP_S3_BUCKET=acme-backups", "BACKUP_S3_ENDPOINT=https://fsn1.example.com",
+            "BACKUP_S3_PREFIX=acme/postgres", "BACKUP_S3_REGION=us-east-1", "BACKUP_SCHEDULE=@hourly",
+            "PGDATABASE=acme", "PGHOST=acme-postgres", "PGPORT=5432", "PGUSER=acme",
+        ]  # fmt: skip
+        assert option(argv, "--volume") == ["/var/lib/quayside/acme/bin:/quayside/bin:ro"]
+        assert option(argv, "--cmd") == ["bash", "/quayside/bin/backup-agent.sh", "schedule"]
+        assert "--network" not in argv and "--data" not in argv
+        assert stdin == (
+            f"AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=s3-secret-key\nBACKUP_PASSPHRASE={PASSPHRASE}\n"
+            f"PGPASSWORD={PASSWORD}\n"
+        )
+        assert all(value not in create for value in SECRETS.values())
+        assert stdin_secret
+
+    return pulumi.Output.all(command.create, command.stdin, is_secret(command.stdin)).apply(check)
+
+
+def test_a_host_network_backup_reaches_postgres_on_its_loopback_port() -> None:
+    settings = accessories(
+        postgres={"publish": {"port": 15432}},
+        backup={"s3": {"bucket": "acme-backups"}, "host_network": True, "image": "ghcr.io/acme/backup:1"},
+    )
+    assert settings.backup is not None and settings.postgres is not None
+    argv = container.boot_args("acme", backup.spec("acme", settings.backup, settings.postgres))
+    assert option(argv, "--network") == ["host"]
+    assert "PGHOST=127.0.0.1" in option(argv, "--env") and "PGPORT=15432" in option(argv, "--env")
+    assert option(argv, "--image") == ["ghcr.io/acme/backup:1"]
+    assert not any(env.startswith("BACKUP_S3_ENDPOINT=") for env in option(argv, "--env"))
+
+
+def test_a_named_backup_image_is_not_built() -> None:
+    deployed = deploy(accessories(backup={"s3": {"bucket": "acme-backups"}, "image": "ghcr.io/acme/backup:1"}))
+    assert deployed.backup is not None and deployed.backup.image is None
+
+
+def test_the_backup_image_tag_names_its_base_and_the_recipe() -> None:
+    recipe = hashlib.sha256((ROOT / "components" / "scripts" / "backup.sh").read_bytes()).hexdigest()[:8]
+    assert backup.image_tag("postgres:16") == f"quayside/backup:postgres-16-{recipe}"
+    assert backup.image_tag("quayside-test/postgres:15") == f"quayside/backup:quayside-test-postgres-15-{recipe}"
+    assert re.fullmatch(r"quayside/backup:127\.0\.0\.1-5000-pg-sha256-a{64}-[0-9a-f]{8}",
+                        backup.image_tag("127.0.0.1:5000/pg@sha256:" + "a" * 64))  # fmt: skip
+
+
+# --- Vector -----------------------------------------------------------------------------------------------------
+
+
+def test_the_vector_config_collects_the_services_containers_and_ships_them_with_a_bearer_token() -> None:
+    generated = vector.config("acme", models.Vector())
+    source = generated["sources"]["containers"]
+    sink = generated["sinks"]["betterstack"]
+
+    assert source == {
+        "type": "docker_logs",
+        "docker_host": "unix:///var/run/docker.sock",
+        "include_labels": ["quayside.service=acme"],
+        "exclude_containers": ["acme-vector"],
+    }
+    assert sink["type"] == "http" and sink["inputs"] == ["containers"]
+    assert sink["uri"] == "https://in.logs.betterstack.com" and sink["encoding"] == {"codec": "json"}
+    assert sink["auth"] == {"strategy": "bearer", "token": "${BETTERSTACK_TOKEN}"}
+    assert generated["data_dir"] == "/var/lib/vector"
+    text = vector.config_text("acme", models.Vector(ingest_url="https://s1234.eu-nbg-2.betterstackdata.com"))
+    assert yaml.safe_load(text)["sinks"]["betterstack"]["uri"] == "https://s1234.eu-nbg-2.betterstackdata.com"
+
+
+@pulumi.runtime.test
+def test_vector_runs_with_its_config_and_the_docker_socket_read_only_and_the_token_on_stdin() -> pulumi.Output[None]:
+    deployed = deploy()
+    assert deployed.vector is not None
+    command = deployed.vector.ready
+
+    def check(values: list[Any]) -> None:
+        create, stdin, stdin_secret = values
+        argv = script_argv(create, "accessory.sh")
+        encoded = base64.b64encode(vector.config_text("acme", models.Vector()).encode()).decode()
+        options = [
+            "--data", "/var/lib/vector",
+            "--volume", "/var/run/docker.sock:/var/run/docker.sock:ro",
+            "--file", f"/etc/vector/vector.yaml={encoded}",
+            "--ready-timeout", "120", "--readiness-delay", "5", "--stop-timeout", "30",
+            "--cmd", "--config", "--cmd", "/etc/vector/vector.yaml",
+        ]  # fmt: skip
+        assert argv == [
+            "boot", "--service", "acme", "--name", "vector", "--image", defaults.VECTOR_IMAGE,
+            "--config-hash", container.config_hash([defaults.VECTOR_IMAGE, *options]), *options,
+        ]  # fmt: skip
+        assert TOKEN not in create and stdin == f"BETTERSTACK_TOKEN={TOKEN}\n" and stdin_secret
+
+    return pulumi.Output.all(command.create, command.stdin, is_secret(command.stdin)).apply(check)
+
+
+# --- the wiring and the config ----------------------------------------------------------------------------------
+
+
+@pulumi.runtime.test
+def test_each_accessory_is_a_component_whose_commands_are_its_children() -> pulumi.Output[None]:
+    deployed = deploy()
+    assert deployed.postgres and deployed.backup and deployed.backup.image and deployed.vector
+    commands = [deployed.postgres.ready, deployed.backup.image, deployed.backup.ready, deployed.vector.ready]
+
+    def check(urns: list[str]) -> None:
+        assert [urn.split("::")[-2:] for urn in urns] == [
+            ["quayside:accessories:Postgres$command:remote:Command", "acme-postgres-container"],
+            ["quayside:accessories:Backup$command:remote:Command", "acme-backup-image"],
+            ["quayside:accessories:Backup$command:remote:Command", "acme-backup-container"],
+            ["quayside:accessories:Vector$command:remote:Command", "acme-vector-container"],
+        ]
+
+    return pulumi.Output.all(*(command.urn for command in commands)).apply(check)
+
+
+def test_no_accessories_create_nothing() -> None:
+    host_ready = remote.Command("acme-host-docker", connection=CONNECTION, create="true")
+    deployed = wiring.deploy_accessories("acme", None, CONNECTION, host_ready, secret)
+    assert deployed.ready == [] and deployed.database_url is None and deployed.outputs() == {}
+
+
+def test_each_accessory_names_the_secrets_it_needs() -> None:
+    assert accessories().secret_names() == set(SECRETS)
+    assert models.parse({"vector": {}}).secret_names() == {"betterstack_token"}
+
+
+def test_the_design_example_parses_with_defaults() -> None:
+    parsed = accessories()
+    assert parsed.postgres is not None and parsed.backup is not None and parsed.vector is not None
+    assert parsed.postgres.image_ref() == "postgres:16" and parsed.postgres.user_for("acme") == "acme"
+    assert parsed.backup.s3.prefix_for("acme") == "acme/postgres" and parsed.backup.s3.region == "us-east-1"
+    assert parsed.vector.image == defaults.VECTOR_IMAGE
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"postgress": {}}, "accessories.postgress: unknown key; allowed: postgres, backup, vector"),
+        (
+            {"postgres": {"passwd": "x"}},
+            "accessories.postgres.passwd: unknown key; allowed: version, image, user, database, settings, env, publish, memory, ready_timeout, delete_data",
+        ),
+        (
+            {"postgres": {"version": "16 beta"}},
+            "accessories.postgres.version: must be letters, digits, dot, dash and underscore, up to 64 (v1.4.2) (got '16 beta')",
+        ),
+        (
+            {"postgres": {"image": "postgres"}},
+            "accessories.postgres.image: 'postgres' has no tag or digest: pin one (repo:1.4 or repo@sha256:...)",
+        ),
+        (
+            {"postgres": {"user": "Acme"}},
+            "accessories.postgres.user: must be a lowercase Postgres name: letters, digits and underscores, up to 63 (acme_app) (got 'Acme')",
+        ),
+        (
+            {"postgres": {"publish": {"port": 70000}}},
+            "accessories.postgres.publish.port: Input should be less than or equal to 65535 (got 70000)",
+        ),
+        (
+            {"postgres": {"publish": {"port": 5432, "bind": "0.0.0.0"}}},
+            "accessories.postgres.publish.bind: unknown key; allowed: port",
+        ),
+        (
+            {"postgres": {"env": {"POSTGRES_PASSWORD": "x"}}},
+            "accessories.postgres.env: POSTGRES_PASSWORD is set by quayside (use user, database, and the postgres_password secret)",
+        ),
+        (
+            {"postgres": {"settings": {"Max Conn": 1}}},
+            "accessories.postgres.settings.Max Conn (name 'Max Conn'): must be a Postgres setting name (max_connections, shared_buffers) (got 'Max Conn')",
+        ),
+        (
+            {"backup": {"s3": {"bucket": "b-1"}}},
+            "accessories.backup: needs accessories.postgres: it backs up that database",
+        ),
+        ({"postgres": {}, "backup": {}}, "accessories.backup.s3: required"),
+        (
+            {"postgres": {}, "backup": {"s3": {"bucket": "Acme_Backups"}}},
+            "accessories.backup.s3.bucket: must be an S3 bucket name: lowercase letters, digits, dots and dashes (acme-backups) (got 'Acme_Backups')",
+        ),
+        (
+            {"postgres": {}, "backup": {"s3": {"bucket": "ab1", "endpoint": "fsn1.example.com"}}},
+            "accessories.backup.s3.endpoint: must be an http(s) URL like https://fsn1.your-objectstorage.com (got 'fsn1.example.com')",
+        ),
+        (
+            {"postgres": {}, "backup": {"s3": {"bucket": "ab1", "key": "x"}}},
+            "accessories.backup.s3.key: unknown key; allowed: bucket, endpoint, region, prefix",
+        ),
+        (
+            {"postgres": {}, "backup": {"schedule": "hourly", "s3": {"bucket": "ab1"}}},
+            "accessories.backup.schedule: 'hourly' is not @hourly, @daily, @weekly or five cron fields like '0 3 * * *'",
+        ),
+        (
+            {"postgres": {}, "backup": {"schedule": "0 25 * * *", "s3": {"bucket": "ab1"}}},
+            "accessories.backup.schedule: '0 25 * * *': hour 25 is outside 0-23",
+        ),
+        (
+            {"postgres": {}, "backup": {"schedule": "*/0 * * * *", "s3": {"bucket": "ab1"}}},
+            "accessories.backup.schedule: '*/0 * * * *': a step of 0 in the minute",
+        ),
+        (
+            {"postgres": {}, "backup": {"keep_days": 0, "s3": {"bucket": "ab1"}}},
+            "accessories.backup.keep_days: Input should be greater than or equal to 1 (got 0)",
+        ),
+        (
+            {"postgres": {}, "backup": {"host_network": True, "s3": {"bucket": "ab1"}}},
+            "accessories.backup: host_network needs accessories.postgres.publish: {port: N} to reach the database",
+        ),
+        ({"vector": {"sink": "datadog"}}, "accessories.vector.sink: Input should be 'betterstack' (got 'datadog')"),
+        (
+            {"vector": {"ingest_url": "http://in.logs.betterstack.com"}},
+            "accessories.vector.ingest_url: must be an https URL like https://in.logs.betterstack.com (got 'http://in.logs.betterstack.com')",
+        ),
+        (
+            {"vector": {"image": "timberio/vector:latest extra"}},
+            "accessories.vector.image: 'timberio/vector:latest extra' is not an image reference like registry/repo:tag or repo@sha256:<64 hex>",
+        ),
+    ],
+)
+def test_a_malformed_accessories_section_fails_with_one_line_naming_the_key(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(config.ConfigError) as raised:
+        models.parse(raw)
+    assert str(raised.value) == f"quayside config: {message}"
+    assert "\n" not in str(raised.value)
+
+
+def test_schedules_as_cron_takes_them() -> None:
+    for schedule in ("@hourly", "@daily", "@weekly", "0 3 * * *", "*/15 * * * 1-5", "30 2 1,15 * 0", "0 0 * * 7"):
+        backup_section = {"schedule": schedule, "s3": {"bucket": "ab1"}}
+        assert models.parse({"postgres": {}, "backup": backup_section}).backup is not None
