@@ -7,3 +7,7 @@ backup.py     the backup image and container: scheduled pg_dump | gpg | rclone t
 vector.py     Vector shipping the service's Docker logs to Better Stack; its config generated here
 wiring.py     deploy_accessories(): the three in order, for stack.py
 """
+
+# The stack config (components/config.py) names the accessories' models, which build on its own: whichever
+# module is imported first, config must finish defining its models before models.py reads them.
+from components import config as _config  # noqa: F401

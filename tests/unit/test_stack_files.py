@@ -72,6 +72,6 @@ def as_pulumi_passes_it(values: dict[str, Any]) -> dict[str, str]:
     ours = {key: value for key, value in values.items() if key.startswith(prefix)}
     top_level = {key.removeprefix(prefix): value for key, value in ours.items()}
     top_level = {key: value for key, value in top_level.items() if key in config.TOP_LEVEL_KEYS}
-    needed = config.parse(top_level, secrets_set={"ssh_private_key", "registry_password", "DATABASE_URL"})
+    needed = config.StackConfig.model_validate(top_level)
     raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in ours.items()}
     return raw | {f"{prefix}{name}": "set by pulumi config set --secret" for name in needed.secret_names()}
