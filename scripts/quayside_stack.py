@@ -59,15 +59,23 @@ def stack_names() -> list[str]:
     return sorted(path.name.split(".")[1] for path in ROOT.glob("Pulumi.*.yaml"))
 
 
-def check_command_plugin(env: dict[str, str]) -> None:
-    listed = subprocess.run(["pulumi", "plugin", "ls", "--json"], capture_output=True, text=True, env=env)
-    plugins = json.loads(listed.stdout or "[]") if listed.returncode == 0 else []
-    if not any(p.get("name") == "command" and p.get("version") == COMMAND_PLUGIN_VERSION for p in plugins):
-        raise StackError(
-            f"the Pulumi command provider plugin v{COMMAND_PLUGIN_VERSION} is not installed: run "
-            f"`pulumi plugin install resource command {COMMAND_PLUGIN_VERSION}` (or, offline, "
-            f"`... --file <pulumi-resource-command binary>`; scripts/setup.d/pulumi.sh installs one it finds)"
+def plugin_home(env: dict[str, str]) -> str:
+    """The PULUMI_HOME holding the command provider plugin: $PULUMI_HOME, the one scripts/setup installs
+    into, or Pulumi's own ~/.pulumi; a clear error naming the install step when none has it."""
+    candidates = [os.environ["PULUMI_HOME"]] if "PULUMI_HOME" in os.environ else []
+    candidates += [str(CACHE / "pulumi-home"), str(Path.home() / ".pulumi")]
+    for home in candidates:
+        listed = subprocess.run(
+            ["pulumi", "plugin", "ls", "--json"], capture_output=True, text=True, env={**env, "PULUMI_HOME": home}
         )
+        plugins = json.loads(listed.stdout or "[]") if listed.returncode == 0 else []
+        if any(p.get("name") == "command" and p.get("version") == COMMAND_PLUGIN_VERSION for p in plugins):
+            return home
+    raise StackError(
+        f"the Pulumi command provider plugin v{COMMAND_PLUGIN_VERSION} is not installed in "
+        f"{' or '.join(candidates)}: run `pulumi plugin install resource command {COMMAND_PLUGIN_VERSION}` "
+        f"(or, offline, `... --file <pulumi-resource-command binary>`; scripts/setup.d/pulumi.sh installs one it finds)"
+    )
 
 
 def open_stack(name: str) -> auto.Stack:
@@ -80,7 +88,7 @@ def open_stack(name: str) -> auto.Stack:
     if name == "local":
         env.setdefault("PULUMI_CONFIG_PASSPHRASE", os.environ.get("PULUMI_CONFIG_PASSPHRASE", LOCAL_PASSPHRASE))
     (CACHE / "state").mkdir(parents=True, exist_ok=True)
-    check_command_plugin({**os.environ, **env})
+    env["PULUMI_HOME"] = plugin_home({**os.environ, **env})
     workspace = auto.LocalWorkspace(work_dir=str(workspace_dir(name)), program=program, env_vars=env)
     stack = auto.Stack.create_or_select(name, workspace)
     if name == "local":
