@@ -5,11 +5,9 @@ secret, the generated Vector config, and the one-line errors of a malformed `acc
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from pulumi_command import remote
 
 from components import config
 from components.accessories import backup, container, defaults, models, postgres, vector, wiring
+from tests.support.commands import is_secret, option, script_argv
 
 PASSWORD = "p@ss/word:with%odd&chars"
 PASSPHRASE = "correct horse battery staple"
@@ -65,25 +64,9 @@ def accessories(**overrides: Any) -> models.Accessories:
 
 def deploy(settings: models.Accessories | None = None) -> wiring.DeployedAccessories:
     host_ready = remote.Command("acme-host-docker", connection=CONNECTION, create="true")
-    return wiring.deploy_accessories("acme", settings or accessories(), CONNECTION, host_ready, secret)
-
-
-def script_argv(command: str, script: str) -> list[str]:
-    argv = shlex.split(command)
-    assert argv[:2] == ["timeout", "--kill-after=10s"], command
-    assert argv[3:5] == ["bash", f"/var/lib/quayside/acme/bin/{script}"], command
-    return argv[5:]
-
-
-def option(argv: list[str], name: str) -> list[str]:
-    return [argv[i + 1] for i, part in enumerate(argv) if part == name]
-
-
-def is_secret(output: pulumi.Output[Any]) -> pulumi.Output[bool]:
-    return pulumi.Output.from_input(asyncio.ensure_future(output.is_secret()))
-
-
-# --- Postgres -------------------------------------------------------------------------------------------------
+    return wiring.deploy_accessories(
+        "acme", settings or accessories(), CONNECTION, host_ready, secret
+    )  # --- Postgres -------------------------------------------------------------------------------------------------
 
 
 @pulumi.runtime.test

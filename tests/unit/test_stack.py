@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shlex
 import zlib
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pulumi
 from components import config, stack
 from components.accessories.models import Accessories
 from components.server import HetznerServer
+from tests.support.commands import option, script_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE_URL = "postgres://acme:s3cr3t-p4ss@db/acme"
@@ -69,18 +69,6 @@ def example_stack() -> config.StackConfig:
 def secret(name: str) -> pulumi.Output[str]:
     values = {"ssh_private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n", "DATABASE_URL": DATABASE_URL}
     return pulumi.Output.secret(values[name])
-
-
-def script_argv(command: str, script: str) -> list[str]:
-    """The script's own arguments, after checking the command runs it under `timeout`."""
-    argv = shlex.split(command)
-    assert argv[:2] == ["timeout", "--kill-after=10s"], command
-    assert argv[3:5] == ["bash", f"/var/lib/quayside/acme/bin/{script}"], command
-    return argv[5:]
-
-
-def option(argv: list[str], name: str) -> list[str]:
-    return [argv[i + 1] for i, part in enumerate(argv) if part == name]
 
 
 @pulumi.runtime.test
