@@ -60,7 +60,7 @@ class DockerHost(pulumi.ComponentResource):
 
     def _prepare_host(self, name: str, scripts: remote.Command) -> remote.Command:
         args = ["--service", self._args.service, *([] if self._args.install_docker else ["--no-install-docker"])]
-        create = commands.script(self._args.service, "host.sh", args, timeout_seconds=600)
+        create = commands.script(self._args.service, "host.sh", args, timeout_seconds=900)
         return self._command(f"{name}-docker", create, opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts]))
 
     def _log_in_to_registry(self, name: str) -> remote.Command:

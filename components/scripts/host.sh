@@ -9,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly DAEMON_JSON=/etc/docker/daemon.json
 readonly ENGINE_SECONDS=60
+readonly CLOUD_INIT_SECONDS=300
 service='' install=yes installed=no
 
 parse_options() {
@@ -29,6 +30,13 @@ install_docker() {
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
   installed=yes
+}
+
+# A new cloud server may still be in cloud-init (which installs Docker there): apt and dockerd wait for it.
+wait_for_cloud_init() {
+  command -v cloud-init >/dev/null || return 0
+  timeout "$CLOUD_INIT_SECONDS" cloud-init status --wait >/dev/null ||
+    say "cloud-init not done cleanly within ${CLOUD_INIT_SECONDS}s ($(cloud-init status 2>&1 | head -n 1)); going on"
 }
 
 engine() {
@@ -59,6 +67,7 @@ write_daemon_json() {
 
 main() {
   parse_options "$@"
+  wait_for_cloud_init
   command -v docker >/dev/null || install_docker
   docker info >/dev/null 2>&1 || engine start
   wait_for_engine
