@@ -245,7 +245,7 @@ class StackConfig(Model):
             visit(name, [])
 
     def secret_names(self) -> set[str]:
-        """Config secrets this stack needs besides the role env: they must be set before `up`."""
+        """Config secrets this stack needs (role env, accessories, SSH, registry): they must be set before `up`."""
         needed = {name for role in self.roles.values() for name in role.env.secret}
         if self.accessories is not None:
             needed |= self.accessories.secret_names()

@@ -10,6 +10,8 @@ QUAYSIDE_TESTBED=$QUAYSIDE_CACHE/testbed
 export QUAYSIDE_ROOT QUAYSIDE_CACHE QUAYSIDE_BIN QUAYSIDE_TESTBED
 mkdir -p "$QUAYSIDE_BIN" "$QUAYSIDE_TESTBED"
 case ":$PATH:" in *":$QUAYSIDE_BIN:"*) ;; *) PATH=$QUAYSIDE_BIN:$PATH ;; esac
+# Go's official tarball installs to /usr/local/go, which a login shell may not have on PATH.
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH=$PATH:/usr/local/go/bin; fi
 export PATH
 
 say() { printf '[setup] %s\n' "$*" >&2; }

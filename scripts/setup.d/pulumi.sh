@@ -40,12 +40,7 @@ want="$want $ldflags"
 
 version_of() { PULUMI_SKIP_UPDATE_CHECK=1 "$1" version 2>/dev/null | tr -d '[:space:]' || true; }
 
-find_go() {
-  if command -v go >/dev/null; then command -v go
-  elif [[ -x /usr/local/go/bin/go ]]; then echo /usr/local/go/bin/go
-  else return 1
-  fi
-}
+find_go() { command -v go; }   # common.sh has put /usr/local/go/bin on PATH when Go is there
 
 # 1. A pulumi on PATH at the pinned version (not our own link) wins; nothing is built.
 ambient=""
