@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
-# The Pulumi CLI (pinned to the Python SDK's version) and the plugins quayside's tests use.
+# The Pulumi CLI (pinned to the Python SDK's version); scripts/setup.d/plugins.sh installs the plugins it loads.
 #
 #   - a `pulumi` already on PATH at exactly $version is used as is (linked into $QUAYSIDE_BIN);
 #   - otherwise the CLI is built from the wrapper module scripts/go/pulumi-cli (go.mod + go.sum committed)
 #     into $QUAYSIDE_CACHE/go/pulumi-$version/bin, once per version (a re-run takes about a second);
-#   - the Python helper scripts from the sdk/v3 module go beside it;
-#   - the command provider plugin is installed into $PULUMI_HOME when a binary of it is at hand.
-#
-# Without the Python language host (its Go module is not served here) Pulumi.yaml programs cannot run through
-# `pulumi up`; the tests run programs inline through the Automation API, which needs no language host.
+#   - the Python helper scripts from the sdk/v3 module go beside it (the `plugins` step puts the language host there).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 
@@ -21,12 +17,10 @@ sdk_version=v$(sed -n 's/^pulumi==\([^ ;#]*\).*/\1/p' "$QUAYSIDE_ROOT/requiremen
 [[ $version == v* ]] || die "no $module version in $wrapper/go.mod"
 [[ $version == "$sdk_version" ]] \
   || die "the Pulumi CLI ($version, $wrapper/go.mod) and SDK ($sdk_version, requirements.txt) differ: pin both to one version"
-command_version=$(sed -n 's/^pulumi-command==\([^ ;#]*\).*/\1/p' "$QUAYSIDE_ROOT/requirements.txt")
-command_version=${command_version:-1.2.1}
 ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version"
 
-# Where tests keep plugins and workspace files (tests/support/pulumi_engine.py reads the same default).
-PULUMI_HOME=${PULUMI_HOME:-$QUAYSIDE_CACHE/pulumi-home}
+# The directory a user's `pulumi` reads by default; scripts/setup.d/plugins.sh installs the plugins there.
+PULUMI_HOME=${PULUMI_HOME:-$HOME/.pulumi}
 export PULUMI_HOME PULUMI_SKIP_UPDATE_CHECK=1
 mkdir -p "$PULUMI_HOME"
 
@@ -98,28 +92,6 @@ if [[ -z $ambient ]]; then
     say "pulumi: beside the CLI: ${placed[*]}"
   else
     say "pulumi: WARNING: no Python helper scripts found in $sdk_dir (only needed by Pulumi.yaml programs)"
-  fi
-fi
-
-# 3. The command provider plugin. Its Go module (github.com/pulumi/pulumi-command/provider) is refused by the
-#    Go module proxy here (403) and GitHub release downloads are not reachable, so it can only be installed from
-#    a binary someone provides: on PATH, or at $QUAYSIDE_CACHE/plugins/pulumi-resource-command-v$command_version.
-plugin_dir=$PULUMI_HOME/plugins/resource-command-v$command_version
-if [[ -x $plugin_dir/pulumi-resource-command ]]; then
-  say "pulumi: command provider $command_version already installed in $PULUMI_HOME"
-else
-  provider=""
-  for candidate in "$QUAYSIDE_CACHE/plugins/pulumi-resource-command-v$command_version" \
-                   "$QUAYSIDE_CACHE/plugins/pulumi-resource-command" \
-                   "$(command -v pulumi-resource-command || true)"; do
-    if [[ -n $candidate && -x $candidate ]]; then provider=$candidate; break; fi
-  done
-  if [[ -n $provider ]]; then
-    "$QUAYSIDE_BIN/pulumi" plugin install resource command "$command_version" --file "$provider" >/dev/null \
-      || die "pulumi plugin install resource command $command_version --file $provider failed (see above)"
-    say "pulumi: command provider $command_version installed from $provider into $PULUMI_HOME"
-  else
-    say "pulumi: WARNING: command provider plugin missing: github.com/pulumi/pulumi-command/provider@v$command_version is refused by the Go module proxy (403) and GitHub is unreachable; put a pulumi-resource-command v$command_version binary at $QUAYSIDE_CACHE/plugins/pulumi-resource-command-v$command_version and re-run (tests that deploy remote commands will fail until then)"
   fi
 fi
 
