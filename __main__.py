@@ -7,7 +7,11 @@ from components import config, stack
 
 # Every key of the stack's config (the SDK has no public call for all of them).
 raw_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-settings = config.load(raw_config)
 secrets = pulumi.Config(config.NAMESPACE)
-for key, value in stack.deploy(settings, secrets.require_secret).outputs().items():
+try:
+    deployment = stack.deploy(config.load(raw_config), secrets.require_secret)
+except config.ConfigError as error:
+    # The one line naming the key, without a traceback: nothing has been created yet.
+    raise pulumi.RunError(str(error)) from None
+for key, value in deployment.outputs().items():
     pulumi.export(key, value)

@@ -35,6 +35,14 @@ EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
 
 
+def milliseconds(duration: str) -> int:
+    """A config duration in milliseconds (500ms → 500, 30s → 30000, 2m → 120000)."""
+    match = re.fullmatch(r"(\d+)(ms|s|m)", duration)
+    if match is None:
+        raise ValueError(f"not a duration: {duration!r}")
+    return int(match[1]) * {"ms": 1, "s": 1000, "m": 60_000}[match[2]]
+
+
 class ConfigError(ValueError):
     """A stack config mistake; str() is the one line to show the user."""
 
@@ -147,6 +155,11 @@ class Role(Model):
             raise ValueError("a proxied role needs health: {path: /up} (or set proxy: false)")
         if not self.proxy and (self.hosts or self.path_prefix):
             raise ValueError("hosts and path_prefix need proxy: true")
+        if self.proxy and self.health and milliseconds(self.health.interval) > milliseconds(self.deploy_timeout):
+            raise ValueError(
+                f"health.interval {self.health.interval} is longer than deploy_timeout {self.deploy_timeout}: "
+                "the first health check would come too late; shorten the interval or lengthen deploy_timeout"
+            )
         return self
 
 
@@ -160,6 +173,12 @@ class ExistingServer(Model):
         description="SSH user (root, or one in the docker group)",
     )
     install_docker: bool = Field(default=True, description="install Debian's docker.io when Docker is missing")
+    private_key_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the SSH private key as a file on the deploying machine (~ expanded), instead of the "
+        "ssh_private_key secret; it is kept secret in state",
+    )
 
 
 class HetznerServer(Model):
@@ -190,6 +209,12 @@ class Proxy(Model):
     https_port: Port = Field(default=defaults.HTTPS_PORT, description="host port for HTTPS")
     bind: str = Field(default="0.0.0.0", description="address the ports are published on")
     state_dir: str = Field(default=defaults.PROXY_STATE_DIR, pattern=r"^/\S+$", description="state path in the image")
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Self:
+        if self.http_port == self.https_port:
+            raise ValueError(f"https_port {self.https_port} is also http_port: give HTTP and HTTPS a port each")
+        return self
 
     @property
     def image_ref(self) -> str:
@@ -251,7 +276,8 @@ class StackConfig(Model):
             needed |= self.accessories.secret_names()
             if self.accessories.postgres is not None:
                 needed.discard(DATABASE_URL)  # the Postgres accessory provides it
-        needed.add("ssh_private_key")
+        if getattr(self.server, "private_key_file", None) is None:
+            needed.add("ssh_private_key")
         if self.registry is not None and self.registry.username is not None:
             needed.add("registry_password")
         return needed
@@ -309,12 +335,17 @@ def parse(raw: Mapping[str, Any], *, secrets_set: set[str]) -> StackConfig:
     return config
 
 
+SERVER_PROVIDERS: dict[str, type[BaseModel]] = {"existing": ExistingServer, "hetzner": HetznerServer}
+
+
 def _one_line(error: ErrorDetails) -> str:
-    loc = [str(part) for part in error["loc"] if part not in ("existing", "hetzner")]
+    full_loc = [str(part) for part in error["loc"]]
+    # pydantic names the server's provider in the location (server.hetzner.type); the key a user wrote has none.
+    loc = [part for index, part in enumerate(full_loc) if not (index == 1 and full_loc[0] == "server")]
     key = ".".join(loc)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(full_loc[:-1])
         return f"quayside config: {key}: unknown key; allowed: {', '.join(allowed)}"
     if error["type"] == "missing":
         return f"quayside config: {key}: required"
@@ -341,8 +372,8 @@ def _allowed_keys(loc: list[str]) -> list[str]:
         annotation = fields[part].annotation if part in fields else None
         if part == "roles" and index + 1 < len(loc):
             model, index = Role, index + 2
-        elif part == "server":
-            model, index = ExistingServer, index + 1
+        elif part == "server" and index + 1 < len(loc):
+            model, index = SERVER_PROVIDERS[loc[index + 1]], index + 2
         elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model, index = annotation, index + 1
         else:

@@ -40,6 +40,7 @@ class DockerHost(pulumi.ComponentResource):
         name: str,
         create: str,
         *,
+        delete: str | None = None,
         stdin: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> remote.Command:
@@ -47,6 +48,7 @@ class DockerHost(pulumi.ComponentResource):
             name,
             connection=self._args.connection,
             create=create,
+            delete=delete,
             stdin=stdin,
             add_previous_output_in_env=False,
             opts=opts or pulumi.ResourceOptions(parent=self),
@@ -54,14 +56,22 @@ class DockerHost(pulumi.ComponentResource):
 
     def _install_scripts(self, name: str) -> remote.Command:
         # The archive on stdin: a change to a script is an update that ships it again.
+        service = self._args.service
         return self._command(
-            f"{name}-scripts", commands.install_scripts(self._args.service), stdin=commands.scripts_archive()
+            f"{name}-scripts",
+            commands.install_scripts(service),
+            delete=commands.remove_scripts(service),  # last of all: every other delete runs a script
+            stdin=commands.scripts_archive(),
         )
 
     def _prepare_host(self, name: str, scripts: remote.Command) -> remote.Command:
         args = ["--service", self._args.service, *([] if self._args.install_docker else ["--no-install-docker"])]
-        create = commands.script(self._args.service, "host.sh", args, timeout_seconds=900)
-        return self._command(f"{name}-docker", create, opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts]))
+        service = self._args.service
+        create = commands.script(service, "host.sh", args, timeout_seconds=900)
+        delete = commands.script(service, "host-remove.sh", ["--service", service], timeout_seconds=600)
+        return self._command(
+            f"{name}-docker", create, delete=delete, opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts])
+        )
 
     def _log_in_to_registry(self, name: str) -> remote.Command:
         registry = self._args.registry

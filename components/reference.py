@@ -114,7 +114,7 @@ EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
     {
         "service": "acme",
         "server": {"provider": "existing", "host": "deploy.acme.com", "port": 2222, "user": "deploy",
-                   "install_docker": False},
+                   "install_docker": False, "private_key_file": "~/.ssh/deploy_ed25519"},
         "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
         "accessories": {
             "postgres": {"image": "registry.acme.com:5000/postgres:16.6", "user": "acme_app",
@@ -140,7 +140,7 @@ class SecretKey:
 SECRET_KEYS: Final = (
     SecretKey(
         "ssh_private_key",
-        "always",
+        "unless `server.private_key_file` names a key file",
         "the private SSH key the deploy connects to the server with (OpenSSH format); with `server.provider: "
         "hetzner` its public half is `server.ssh_public_key`",
     ),

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 import shlex
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from components import defaults
+from components import config, defaults
 
 SCRIPTS_DIR: Final = Path(__file__).parent / "scripts"
 
@@ -40,6 +39,10 @@ def script(service: str, name: str, args: Iterable[str], *, timeout_seconds: int
 
 def install_scripts(service: str) -> str:
     return shlex.join(["sh", "-c", INSTALL_SCRIPT, "install-scripts", scripts_dir(service)])
+
+
+def remove_scripts(service: str) -> str:
+    return shlex.join(["rm", "-rf", "--", scripts_dir(service)])
 
 
 def scripts_archive() -> str:
@@ -72,9 +75,5 @@ def switch(name: str, on: bool) -> list[str]:
 
 
 def seconds(duration: str) -> int:
-    """Whole seconds in a config duration (500ms → 1, 30s → 30, 2m → 120)."""
-    match = re.fullmatch(r"(\d+)(ms|s|m)", duration)
-    if match is None:
-        raise ValueError(f"not a duration: {duration!r}")
-    amount, unit = int(match[1]), match[2]
-    return {"ms": -(-amount // 1000), "s": amount, "m": amount * 60}[unit]
+    """Whole seconds in a config duration, rounded up (500ms → 1, 30s → 30, 2m → 120)."""
+    return -(-config.milliseconds(duration) // 1000)

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
 from components import config
-from components.accessories.wiring import DeployedAccessories, deploy_accessories
+from components.accessories.wiring import DeployedAccessories, SecretReader, deploy_accessories
 from components.host import DockerHost, DockerHostArgs
 from components.proxy import Proxy, ProxyArgs
 from components.role import AppRole, AppRoleArgs
 from components.server import ExistingServer, ExistingServerArgs, HetznerServer, HetznerServerArgs
-
-# Reads one config secret by name; the result stays secret.
-SecretReader = Callable[[str], pulumi.Output[str]]
 
 
 @dataclass
@@ -45,7 +42,8 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
     server: ExistingServer | HetznerServer
     if isinstance(stack.server, config.ExistingServer):
         server = ExistingServer(
-            f"{service}-server", ExistingServerArgs(server=stack.server, private_key=secret("ssh_private_key"))
+            f"{service}-server",
+            ExistingServerArgs(server=stack.server, private_key=_private_key(stack.server, secret)),
         )
     else:
         server = HetznerServer(
@@ -92,6 +90,20 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
         )
 
     return Deployment(server, host, proxy, roles, accessories)
+
+
+def _private_key(server: config.ExistingServer, secret: SecretReader) -> pulumi.Output[str]:
+    """The `ssh_private_key` secret, or the key file the stack names (read here, kept secret from here on)."""
+    if server.private_key_file is None:
+        return secret("ssh_private_key")
+    path = Path(server.private_key_file).expanduser()
+    try:
+        return pulumi.Output.secret(path.read_text())
+    except OSError as error:
+        raise config.ConfigError(
+            f"quayside config: server.private_key_file: cannot read {path} ({error.strerror}): "
+            "name a readable key file, or remove the key and set the ssh_private_key secret"
+        ) from None
 
 
 def _role_secret(key: str, secret: SecretReader, accessories: DeployedAccessories) -> pulumi.Output[str]:

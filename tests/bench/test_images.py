@@ -156,6 +156,16 @@ def test_app_container_stops_within_a_second_or_two(run: Run, tag: str) -> None:
     assert docker("inspect", "--format", "{{.State.ExitCode}}", container) == "0"
 
 
+def test_app_image_given_a_command_runs_it_once_and_exits_with_its_code() -> None:
+    """A migration is `docker run IMAGE CMD...`: it must end, not start the server."""
+    ran = subprocess.run(
+        ["docker", "run", "--rm", images.app("v1"), "sh", "-c", "echo migrated; exit 3"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+    assert (ran.returncode, ran.stdout) == (3, "migrated\n")
+
+
 # --- quayside-test/kamal-proxy ----------------------------------------------------------------------
 
 

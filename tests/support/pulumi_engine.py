@@ -23,11 +23,13 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
 from pulumi import automation as auto
 
+ROOT: Final = Path(__file__).resolve().parents[2]
 CACHE: Final = Path(os.environ.get("QUAYSIDE_CACHE", Path.home() / ".cache" / "quayside"))
-# Plugins that scripts/setup.d/pulumi.sh installs (the command provider) are found here; same default as there.
-PULUMI_HOME: Final = Path(os.environ.get("PULUMI_HOME", CACHE / "pulumi-home"))
+# Where scripts/setup.d/plugins.sh installs the providers: Pulumi's own default, as a user's `pulumi` reads it.
+PULUMI_HOME: Final = Path(os.environ.get("PULUMI_HOME", Path.home() / ".pulumi"))
 SETUP_HINT: Final = "run scripts/setup.d/pulumi.sh (it builds the pinned Pulumi CLI into ~/.cache/quayside/bin)"
 PASSPHRASE: Final = "quayside-tests-only"
 
@@ -168,3 +170,40 @@ class LocalBackend:
         """Every file under the backend (state, backups, history, stack config) whose bytes contain `text`."""
         needle = text.encode()
         return sorted(path for path in self.directory.rglob("*") if path.is_file() and needle in path.read_bytes())
+
+
+@dataclass(frozen=True)
+class QuaysideProject:
+    """quayside's own program (`__main__.py`, `components/`) as `pulumi up` runs it in the project directory:
+    through Pulumi's Python language host and the project's `.venv`, no inline program. A scratch copy of
+    Pulumi.yaml points `main` at the repository, so a test's stack file and state stay out of it."""
+
+    backend: LocalBackend
+    work_dir: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> QuaysideProject:
+        work_dir = directory / "project"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+        project["main"] = os.path.relpath(ROOT, work_dir)
+        project["runtime"]["options"]["virtualenv"] = str(ROOT / ".venv")
+        (work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+        return cls(backend=LocalBackend.create(directory / "backend"), work_dir=work_dir)
+
+    def env(self) -> dict[str, str]:
+        """The backend's, less what only inline programs need: the language host runs the project's .venv."""
+        inline_only = {"PULUMI_PYTHON_CMD", "PYTHONPATH"}
+        return {key: value for key, value in self.backend.env().items() if key not in inline_only}
+
+    def stack(self, name: str, config: Mapping[str, Any]) -> auto.Stack:
+        """Writes Pulumi.<name>.yaml with `config` (as a stack file holds it) and creates or selects the stack."""
+        (self.work_dir / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": dict(config)}, sort_keys=False))
+        options = auto.LocalWorkspaceOptions(
+            work_dir=str(self.work_dir),
+            pulumi_home=str(PULUMI_HOME),
+            pulumi_command=pulumi_command(),
+            env_vars=self.env(),
+            secrets_provider="passphrase",
+        )
+        return auto.create_or_select_stack(stack_name=name, work_dir=str(self.work_dir), opts=options)

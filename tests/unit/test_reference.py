@@ -98,8 +98,11 @@ def probe(**changes: Any) -> set[str]:
 
 def test_the_documented_secret_keys_are_the_ones_the_config_asks_for() -> None:
     documented = {secret.key: secret.needed for secret in reference.SECRET_KEYS}
-    always = {key for key, needed in documented.items() if needed == "always"}
-    assert probe() == always == {"ssh_private_key"}
+    always = probe()
+    assert always == {"ssh_private_key"}
+    key_file = {"provider": "existing", "host": "203.0.113.7", "private_key_file": "~/.ssh/deploy_ed25519"}
+    assert probe(server=key_file) == set()
+    assert "server.private_key_file" in documented["ssh_private_key"]
 
     with_login = probe(registry={"server": "ghcr.io", "username": "acme"})
     assert with_login - always == {"registry_password"}

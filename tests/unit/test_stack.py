@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pytest
 
 from components import config, stack
 from components.accessories.models import Accessories
@@ -242,3 +243,45 @@ def test_with_postgres_database_url_is_not_a_secret_to_set_but_postgres_password
     needed = with_postgres().secret_names()
     assert "DATABASE_URL" not in needed
     assert "postgres_password" in needed
+
+
+def stack_with_key_file(path: Path) -> config.StackConfig:
+    return config.parse(
+        {
+            "service": "acme",
+            "server": {"provider": "existing", "host": "127.0.0.1", "private_key_file": str(path)},
+            "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
+        },
+        secrets_set=set(),
+    )
+
+
+@pulumi.runtime.test
+def test_a_key_file_replaces_the_ssh_private_key_secret_and_stays_secret(tmp_path: Path) -> pulumi.Output[None]:
+    key = tmp_path / "id_ed25519"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nfrom a file\n")
+    settings = stack_with_key_file(key)
+    assert "ssh_private_key" not in settings.secret_names()
+
+    def no_secret_reader(name: str) -> pulumi.Output[str]:
+        raise AssertionError(f"read the config secret {name}")
+
+    server = stack.deploy(settings, no_secret_reader).server
+    private_key = server.connection.private_key
+    assert isinstance(private_key, pulumi.Output)
+
+    def check(values: list[Any]) -> None:
+        text, is_secret = values
+        assert text == key.read_text()
+        assert is_secret
+
+    is_secret: pulumi.Output[bool] = pulumi.Output.from_input(asyncio.ensure_future(private_key.is_secret()))
+    return pulumi.Output.all(private_key, is_secret).apply(check)
+
+
+def test_an_unreadable_key_file_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(config.ConfigError) as raised:
+        stack.deploy(stack_with_key_file(missing), secret)
+
+    assert str(raised.value).startswith(f"quayside config: server.private_key_file: cannot read {missing}")

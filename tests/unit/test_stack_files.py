@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -75,3 +76,23 @@ def as_pulumi_passes_it(values: dict[str, Any]) -> dict[str, str]:
     needed = config.StackConfig.model_validate(top_level)
     raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in ours.items()}
     return raw | {f"{prefix}{name}": "set by pulumi config set --secret" for name in needed.secret_names()}
+
+
+def readme_prod_secrets() -> list[str]:
+    """The secret keys the README's prod steps set, in order (`pulumi config set --secret KEY ...`)."""
+    readme = (ROOT / "README.md").read_text()
+    steps = readme.split("## Using it on your servers", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\s*pulumi config set --secret (\S+)", steps, flags=re.MULTILINE)
+
+
+def test_the_readmes_prod_steps_set_exactly_the_secrets_pulumi_prod_yaml_needs() -> None:
+    listed = readme_prod_secrets()
+    prefix = f"{config.NAMESPACE}:"
+    stack = {key: value for key, value in merged_config("Pulumi.prod.yaml").items() if key.startswith(prefix)}
+    raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in stack.items()}
+    secrets = {f"{prefix}{name}": "set as the README says" for name in listed}
+
+    loaded = config.load(raw | secrets)  # an unknown or missing key raises ConfigError naming it
+
+    assert sorted(listed) == sorted(loaded.secret_names())
+    assert len(listed) == len(set(listed)), "the README sets a secret twice"

@@ -3,6 +3,11 @@
 # `docker stop` ends httpd and the container at once instead of waiting for the kill timeout.
 set -eu
 
+# `docker run IMAGE CMD...`: a one-off command (a migration, `quayside exec`), not the server.
+if [ "$#" -gt 0 ]; then
+  exec "$@"
+fi
+
 docroot=/www
 child=
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# host-remove: the service is being destroyed, after its roles, its proxy route and its accessories: remove
+# its network and its env files. Accessory data and the audit log stay; so does a network that still holds
+# containers quayside did not make.
+#
+#   host-remove.sh --service S [--lock-timeout 300]
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+service='' lock_timeout=300
+
+parse_options() {
+  while (($#)); do
+    case $1 in
+      --service) need_value "$@"; service=$2; shift ;;
+      --lock-timeout) need_value "$@"; lock_timeout=$2; shift ;;
+      *) die "unknown option $1" ;;
+    esac
+    shift
+  done
+  required --service "$service"; check_name --service "$service"; check_number --lock-timeout "$lock_timeout"
+}
+
+# Names of the containers still attached to the network.
+attached() { docker network inspect --format '{{range .Containers}}{{.Name}} {{end}}' "$service" 2>/dev/null; }
+
+remove_network() {
+  docker network inspect "$service" >/dev/null 2>&1 || return 0
+  local left
+  left=$(attached)
+  if [[ -n ${left// /} ]]; then
+    say "network $service kept: still attached: $left"
+  else
+    docker network rm "$service" >/dev/null
+  fi
+}
+
+main() {
+  parse_options "$@"
+  lock_service "$service" "$lock_timeout"
+  remove_network
+  rm -rf "$(service_dir "$service")/env"
+  # Held until this script exits; nothing else of the service is left to deploy.
+  rm -f "$(service_dir "$service")/deploy.lock"
+  audit "$service" - - destroy "service removed; data and this log kept"
+  say "service $service removed from $(uname -n)"
+}
+
+main "$@"
