@@ -7,6 +7,8 @@ from typing import Final
 # Postgres: the official image's contract (POSTGRES_USER/PASSWORD/DB, PGDATA, pg_isready).
 POSTGRES_IMAGE: Final = "postgres"
 POSTGRES_VERSION: Final = "16"
+# The oldest major version the Postgres project still supports (each gets five years).
+POSTGRES_OLDEST_MAJOR: Final = 14
 POSTGRES_PORT: Final = 5432
 POSTGRES_DATA: Final = "/var/lib/postgresql/data"
 POSTGRES_READY_SECONDS: Final = 120

@@ -92,6 +92,17 @@ class Postgres(config.Model):
         # `version: 16` in YAML is a number.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("version")
+    @classmethod
+    def _version_is_supported(cls, value: str) -> str:
+        major = re.match(r"\d+", value)
+        if major is not None and int(major[0]) < defaults.POSTGRES_OLDEST_MAJOR:
+            raise ValueError(
+                f"Postgres {value} is not supported: use {defaults.POSTGRES_OLDEST_MAJOR} or newer "
+                f"(default {defaults.POSTGRES_VERSION})"
+            )
+        return value
+
     @field_validator("image")
     @classmethod
     def _image_is_pinned(cls, value: str | None) -> str | None:

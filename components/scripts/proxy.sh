@@ -7,13 +7,14 @@
 #       Same image and options as the running one: make sure it runs and is on network S. Otherwise (absent,
 #       or an upgrade) replace it; kamal-proxy reloads its routes from the state volume, and the new
 #       container joins every network the old one was on. Waits until `kamal-proxy list` answers.
+#       Options another service booted it with stay while S's own are what S asked for last time.
 #   proxy.sh remove --network S [--name quayside-proxy]
 #       Leave network S; remove the container once it routes no service (the state volume stays).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-readonly READY_SECONDS=30
+readonly READY_SECONDS=30 LOCK_SECONDS=300
 action='' image='' network='' name=quayside-proxy http_port=80 https_port=443 bind=0.0.0.0
 state_volume=quayside-proxy-state state_dir=/home/kamal-proxy/.config/kamal-proxy
 
@@ -72,10 +73,30 @@ wait_until_answering() {
   done
 }
 
+# One proxy serves every service of the server, so its boots and removals take turns on a server-wide lock.
+lock_proxy() {
+  mkdir -p "$QUAYSIDE_ROOT"
+  exec 8>>"$QUAYSIDE_ROOT/$name.lock"
+  flock -w "$LOCK_SECONDS" 8 || die "another service still holds $QUAYSIDE_ROOT/$name.lock after ${LOCK_SECONDS}s"
+}
+
+# What this service asked for at its last boot: a service whose own options did not change does not reboot a
+# proxy that another service has since booted with its options (no reboot on every `up` of each).
+asked_file() { echo "$(service_dir "$network")/proxy-options"; }
+
 boot() {
-  local current
+  lock_proxy
+  local current wanted asked
   current=$(label_of "$name" quayside.proxy-options)
-  if [[ -n $current && $current == "$(options_label)" ]]; then
+  wanted=$(options_label)
+  asked=$(cat "$(asked_file)" 2>/dev/null || true)
+  mkdir -p "$(service_dir "$network")"
+  echo "$wanted" >"$(asked_file)"
+  if [[ -n $current && $current != "$wanted" && $asked == "$wanted" ]]; then
+    say "$name keeps the options another service booted it with ($current); $network's are unchanged ($wanted)"
+    wanted=$current
+  fi
+  if [[ -n $current && $current == "$wanted" ]]; then
     [[ $(inspect_container "$name" '{{.State.Running}}') == true ]] || docker start "$name" >/dev/null
     join_network "$network"
     wait_until_answering
@@ -93,6 +114,8 @@ boot() {
 }
 
 remove() {
+  lock_proxy
+  rm -f "$(asked_file)"
   if [[ -z $(inspect_container "$name" '{{.Id}}') ]]; then
     say "$name is not here; nothing to do"
     return 0

@@ -30,19 +30,20 @@ parse_options() {
   check_name --proxy-name "$proxy_name"; check_number --lock-timeout "$lock_timeout"
 }
 
-# The running container of the role that serves instead of this version, or nothing. Proxied: the one
-# kamal-proxy targets; without a route (or without the proxy) any other running container of the role.
+# The container of the role that serves instead of this version, or nothing. Proxied: the one kamal-proxy
+# targets, whatever its state (Docker may be restarting it); without a route (or without the proxy) any
+# other running or restarting container of the role.
 live_elsewhere() {
   local target other
   if [[ $proxy == yes ]]; then
     target=$(proxy_target "$proxy_name" "$service-$role" 2>/dev/null || true)
     if [[ -n $target ]]; then
-      other=$(role_containers "$service" "$role" --filter status=running --filter "id=${target%:*}")
+      other=$(role_containers "$service" "$role" --filter "id=${target%:*}")
       [[ -z $other || $other == "$this_id" ]] || echo "$other"
       return 0
     fi
   fi
-  for other in $(role_containers "$service" "$role" --filter status=running); do
+  for other in $(role_containers "$service" "$role" --filter status=running --filter status=restarting); do
     [[ $other == "$this_id" ]] || { echo "$other"; return 0; }
   done
 }

@@ -209,7 +209,15 @@ prune_stopped() {
   done
 }
 
+# A role moved off the proxy (proxy: false) keeps no route; dropped before the old container stops.
+drop_route() {
+  [[ -n $(live_target) ]] || return 0
+  docker exec "$proxy_name" kamal-proxy remove "$service-$role" >/dev/null
+  say "$role: route removed from $proxy_name (the role no longer uses the proxy)"
+}
+
 finish() {
+  [[ $proxy == yes ]] || drop_route
   stop_others
   prune_stopped
 }

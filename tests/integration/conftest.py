@@ -155,7 +155,9 @@ class Service:
         docker("volume", "rm", self.state_volume, check=False)
         for image in self.extra_images:
             docker("image", "rm", image, check=False)
-        self.server.run(shlex.join(["rm", "-rf", f"{REMOTE_ROOT}/{self.name}"]), check=False)
+        self.server.run(
+            shlex.join(["rm", "-rf", f"{REMOTE_ROOT}/{self.name}", f"{REMOTE_ROOT}/{self.proxy}.lock"]), check=False
+        )
 
 
 def new_service(server: TestServer, prefix: str = "qs") -> Service:

@@ -65,6 +65,22 @@ def test_new_proxy_options_reboot_it_and_every_service_keeps_its_routes(
     assert report.failures == [] and switch_sequence(report) == ["v1", "v2"], report.summary()
 
 
+def test_two_services_asking_for_other_options_reboot_the_proxy_only_when_their_own_change(
+    service: Service, other_service: Service
+) -> None:
+    share_proxy(service, other_service)
+    other_service.http_port = free_loopback_port()
+    changed = other_service.boot_proxy()
+    assert changed.returncode == 0 and "booted" in changed.stdout, changed.stdout + changed.stderr
+    before = started(service)
+
+    unchanged = [service.boot_proxy(), other_service.boot_proxy(), service.boot_proxy()]
+
+    assert [done.returncode for done in unchanged] == [0, 0, 0], [done.stderr for done in unchanged]
+    assert "keeps the options another service booted it with" in unchanged[0].stdout, unchanged[0].stdout
+    assert started(service) == before
+
+
 def test_removing_the_proxy_waits_until_no_service_uses_it(service: Service, other_service: Service) -> None:
     share_proxy(service, other_service)
     service.deploy("web", "v1")

@@ -98,3 +98,20 @@ def test_retiring_a_role_without_the_proxy_keeps_the_running_version(service: Se
     assert kept.returncode == 0 and "kept for rollback" in kept.stdout, kept.stdout + kept.stderr
     assert removed.returncode == 0 and "role worker removed" in removed.stdout, removed.stdout + removed.stderr
     assert service.containers("worker") == {}
+
+
+def test_retiring_an_old_version_while_the_live_one_is_not_running_keeps_the_role(service: Service) -> None:
+    """Docker restarting the live container (here: paused) at retire time must not read as a removed role."""
+    service.deploy("web", "v1")
+    service.deploy("web", "v2")
+    live = service.container("web", "v2")
+    service.server.run(f"docker pause {live}")
+    try:
+        retired = service.retire("web", "v1")
+    finally:
+        service.server.run(f"docker unpause {live}")
+
+    assert retired.returncode == 0, retired.stderr
+    assert "kept for rollback" in retired.stdout, retired.stdout
+    assert service.containers("web") == {service.container("web", "v1"): "exited", live: "running"}
+    assert service.get("web")[1].split()[0] == "v2"

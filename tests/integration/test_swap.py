@@ -250,6 +250,21 @@ def test_a_role_without_the_proxy_is_live_once_it_keeps_running(service: Service
     assert "worker" not in service.proxy_routes()
 
 
+def test_a_role_moved_off_the_proxy_loses_its_route(service: Service) -> None:
+    service.deploy("web", "v1")
+    assert f"{service.name}-web " in service.proxy_routes()
+
+    moved = service.swap("web", "v2", "--no-proxy", "--readiness-delay", "1")
+
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert f"{service.name}-web " not in service.proxy_routes()
+    assert service.get("web")[0] == 404
+    assert service.containers("web") == {
+        service.container("web", "v1"): "exited",
+        service.container("web", "v2"): "running",
+    }
+
+
 def test_a_role_without_the_proxy_that_exits_fails_and_the_old_one_keeps_running(
     service: Service, server_hostname: str
 ) -> None:

@@ -320,6 +320,10 @@ def test_the_design_example_parses_with_defaults() -> None:
             "accessories.postgres.version: must be letters, digits, dot, dash and underscore, up to 64 (v1.4.2) (got '16 beta')",
         ),
         (
+            {"postgres": {"version": 9}},
+            "accessories.postgres.version: Postgres 9 is not supported: use 14 or newer (default 16)",
+        ),
+        (
             {"postgres": {"image": "postgres"}},
             "accessories.postgres.image: 'postgres' has no tag or digest: pin one (repo:1.4 or repo@sha256:...)",
         ),

@@ -113,6 +113,10 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("registry user without password", lambda s: None, "registry_password is not set: pulumi config set --secret registry_password <value>"),
     ("volume without target", set_in("roles.web.volumes", ["data"]), "roles.web.volumes.0: must be name:/path or /host/dir:/path"),
     ("memory in words", set_in("roles.web.memory", "lots"), "roles.web.memory: must be a size with its unit k, m or g (512m) (got 'lots')"),
+    ("misspelt hetzner server key", set_in("server", {"provider": "hetzner", "ssh_public_key": "ssh-ed25519 AAAA", "tpye": "cx32"}), "server.tpye: unknown key; allowed: provider, type, location, image, ssh_public_key, delete_protection"),
+    ("hetzner server type in capitals", set_in("server", {"provider": "hetzner", "ssh_public_key": "ssh-ed25519 AAAA", "type": "CX32"}), "server.type: must be text matching"),
+    ("http and https on one port", set_in("proxy", {"http_port": 8080, "https_port": 8080}), "proxy: https_port 8080 is also http_port: give HTTP and HTTPS a port each"),
+    ("health checks slower than the deploy timeout", set_in("roles.web.health", {"path": "/", "interval": "40s"}), "roles.web: health.interval 40s is longer than deploy_timeout 30s"),
     ("proxy version with a space", set_in("proxy.version", "v 1"), "proxy.version: must be letters, digits, dot, dash and underscore"),
 ]  # fmt: skip
 
