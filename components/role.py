@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -166,6 +167,9 @@ class AppRole(pulumi.ComponentResource):
             connection=a.connection,
             create=create,
             stdin=stdin,
+            # Once per version: a new version replaces the command (create runs the migration); a change of env,
+            # secrets or timeouts alone is an update, which only says so.
+            update=self.version.apply(lambda v: shlex.join(["echo", f"the migration of {v} ran already"])),
             triggers=[self.version],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=a.depends_on, additional_secret_outputs=["stdin"]),

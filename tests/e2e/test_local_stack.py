@@ -9,66 +9,24 @@ test server: scripts/setup installs and starts them.
 
 from __future__ import annotations
 
-import http.client
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import urlsplit
+from typing import Final
 
 import pytest
-import yaml
 from pulumi import automation as auto
 
 from tests.support.docker import docker
-from tests.support.pulumi_engine import ROOT, QuaysideProject
+from tests.support.pulumi_engine import QuaysideProject
+from tests.support.stacks import get, local_stack_config, proxy_routes, remove_leftovers, service_containers
 from tests.support.testbed import TestServer
 
 SERVICE: Final = "e2e"
 STACK: Final = "e2e"
-PROXY: Final = "quayside-proxy"
 # The image tag each role of Pulumi.local.yaml deploys: also the first word its `GET /` answers.
 VERSIONS: Final = {"web": "v1", "backend": "v2", "api": "v3"}
-
-
-def local_stack_config(test_server: TestServer) -> dict[str, Any]:
-    """Pulumi.local.yaml's config with this test's service name, its hosts below `e2e.localhost`."""
-    stack = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())["config"]
-    renamed: dict[str, Any] = json.loads(json.dumps(stack).replace(".demo.localhost", f".{SERVICE}.localhost"))
-    renamed["quayside:service"] = SERVICE
-    renamed["quayside:server"]["private_key_file"] = str(test_server.private_key)
-    return renamed
-
-
-def get(url: str) -> tuple[int, str]:
-    """(status, first word of the body) of GET url, sent to the loopback proxy with the URL's host."""
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection("127.0.0.1", parts.port or 80, timeout=10)
-    try:
-        connection.request("GET", parts.path or "/", headers={"Host": parts.netloc})
-        reply = connection.getresponse()
-        words = reply.read().decode(errors="replace").split()
-        return reply.status, words[0] if words else ""
-    finally:
-        connection.close()
-
-
-def service_containers() -> list[str]:
-    return docker("ps", "--all", "--quiet", "--filter", f"label=quayside.service={SERVICE}").split()
-
-
-def proxy_routes() -> list[str]:
-    listing = docker("exec", PROXY, "kamal-proxy", "list", check=False)
-    return [line.split()[0] for line in listing.splitlines()[1:] if line.strip()]
-
-
-def remove_leftovers() -> None:
-    """A run killed half-way may have left containers of the test's service: up must start from empty."""
-    leftovers = service_containers()
-    if leftovers:
-        docker("rm", "--force", *leftovers)
 
 
 @dataclass
@@ -85,12 +43,12 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory, test_server: TestServer) -> Iterator[Deployed]:
-    remove_leftovers()
+    remove_leftovers(SERVICE)
     service_dir = Path("/var/lib/quayside") / SERVICE
     audit_log = service_dir / "audit.log"
     audit_lines_before = len(audit_log.read_text().splitlines()) if audit_log.exists() else 0
     project = QuaysideProject.create(tmp_path_factory.mktemp("local-stack"))
-    stack = project.stack(STACK, local_stack_config(test_server))
+    stack = project.stack(STACK, local_stack_config(test_server, SERVICE))
     started = time.monotonic()
     first = stack.up(on_output=print, color="never")
     took = time.monotonic() - started
@@ -119,12 +77,12 @@ def test_the_backend_migration_ran_once_and_left_no_container(deployed: Deployed
 
 
 def test_a_second_up_changes_nothing_and_keeps_every_container(deployed: Deployed) -> None:
-    before = sorted(service_containers())
+    before = sorted(service_containers(SERVICE))
 
     second = deployed.stack.up(color="never")
 
     assert set(second.summary.resource_changes or {}) == {"same"}, second.summary.resource_changes
-    assert sorted(service_containers()) == before
+    assert sorted(service_containers(SERVICE)) == before
 
 
 def test_a_preview_after_up_shows_no_changes(deployed: Deployed) -> None:
@@ -136,7 +94,7 @@ def test_destroy_leaves_nothing_of_the_service_behind(deployed: Deployed) -> Non
     result = deployed.stack.destroy(color="never")
 
     assert result.summary.result == "succeeded"
-    assert service_containers() == []
+    assert service_containers(SERVICE) == []
     assert [route for route in proxy_routes() if route.startswith(f"{SERVICE}-")] == []
     assert docker("network", "ls", "--quiet", "--filter", f"name=^{SERVICE}$") == ""
     left = sorted(path.name for path in deployed.service_dir.iterdir()) if deployed.service_dir.exists() else []
@@ -146,7 +104,7 @@ def test_destroy_leaves_nothing_of_the_service_behind(deployed: Deployed) -> Non
 
 def test_a_config_mistake_is_one_line_naming_the_key_and_no_traceback(tmp_path: Path, test_server: TestServer) -> None:
     project = QuaysideProject.create(tmp_path)
-    config = local_stack_config(test_server)
+    config = local_stack_config(test_server, SERVICE)
     config["quayside:roles"]["web"]["health"] = {"path": "up"}
     stack = project.stack(STACK, config)
 
@@ -156,4 +114,4 @@ def test_a_config_mistake_is_one_line_naming_the_key_and_no_traceback(tmp_path: 
     output = str(failed.value)
     assert "quayside config: roles.web.health.path: must be a path starting with / (/up)" in output
     assert "Traceback" not in output
-    assert service_containers() == []
+    assert service_containers(SERVICE) == []

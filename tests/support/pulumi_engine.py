@@ -197,8 +197,12 @@ class QuaysideProject:
         return {key: value for key, value in self.backend.env().items() if key not in inline_only}
 
     def stack(self, name: str, config: Mapping[str, Any]) -> auto.Stack:
-        """Writes Pulumi.<name>.yaml with `config` (as a stack file holds it) and creates or selects the stack."""
-        (self.work_dir / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": dict(config)}, sort_keys=False))
+        """Writes Pulumi.<name>.yaml with `config` (as a stack file holds it) and creates or selects the stack.
+        The salt Pulumi wrote there when it created the stack is kept: secrets stay readable."""
+        stack_file = self.work_dir / f"Pulumi.{name}.yaml"
+        written = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else {}
+        salt = {"encryptionsalt": written["encryptionsalt"]} if "encryptionsalt" in written else {}
+        stack_file.write_text(yaml.safe_dump({"config": dict(config), **salt}, sort_keys=False))
         options = auto.LocalWorkspaceOptions(
             work_dir=str(self.work_dir),
             pulumi_home=str(PULUMI_HOME),

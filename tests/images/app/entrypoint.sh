@@ -3,8 +3,9 @@
 # `docker stop` ends httpd and the container at once instead of waiting for the kill timeout.
 set -eu
 
-# `docker run IMAGE CMD...`: a one-off command (a migration, `quayside exec`), not the server.
-if [ "$#" -gt 0 ]; then
+# `docker run IMAGE CMD...`: a one-off command (a migration, `quayside exec`), not the server. Arguments that
+# start with a dash are options for the server, which it ignores (tests run the app as a stand-in that way).
+if [ "$#" -gt 0 ] && [ "${1#-}" = "$1" ]; then
   exec "$@"
 fi
 

@@ -1,0 +1,357 @@
+"""What `pulumi up` of quayside's own program does to a running app, through the real engine and plugins, on the
+loopback server, with HTTP load counted through every change: which commands Pulumi replaces, when the old
+version's delete runs, what a failure leaves serving, and what never leaks.
+
+Each test deploys the three demo roles of Pulumi.local.yaml (web v1, backend v2 with a migration, api v3) as a
+service of its own, changes one thing, and destroys the service at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pulumi import automation as auto
+
+from tests.support.load import LoadReport
+from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
+from tests.support.stacks import (
+    DemoStack,
+    Events,
+    container_states,
+    proxy_routes,
+    registry_image,
+    service_containers,
+    unique_service,
+)
+from tests.support.testbed import TestServer
+
+NEVER_HEALTHY = "quayside-test/app:never-healthy"
+SLOW_START = "quayside-test/app:slow-start"
+
+
+@pytest.fixture
+def demo(tmp_path: Path, test_server: TestServer) -> Iterator[DemoStack]:
+    stack = DemoStack.create(tmp_path, test_server, unique_service("e2e"))
+    stack.up()
+    try:
+        yield stack
+    finally:
+        stack.destroy()
+
+
+@pytest.fixture(scope="session")
+def server_hostname(test_server: TestServer) -> str:
+    return test_server.run("uname -n").stdout.strip()
+
+
+def up_under_load(demo: DemoStack, role: str, events: Events | None = None) -> tuple[auto.UpResult, LoadReport]:
+    """`pulumi up` with load on the role's host from before it starts until 100 responses after it ends."""
+    with demo.load(role) as load:
+        load.wait_for_requests(100)
+        result = demo.up(events)
+        load.wait_for_requests(load.report.total + 100)
+    return result, load.report
+
+
+def swaps(events: Events) -> dict[str, list[str]]:
+    """The swap and migration commands the update changed, by role-resource name."""
+    return {name: ops for name, ops in events.changed().items() if name.endswith(("-swap", "-migrate"))}
+
+
+REPLACED = ["create-replacement", "replace", "delete-replaced"]
+
+
+def test_an_image_change_of_one_role_replaces_only_its_swap_and_drops_no_request(demo: DemoStack) -> None:
+    demo.roles["web"]["image"] = registry_image("v2")
+    events = Events()
+
+    result, report = up_under_load(demo, "web", events)
+
+    assert result.summary.result == "succeeded"
+    assert report.failures == [] and report.version_sequence() == ["v1", "v2"], report.summary()
+    assert swaps(events) == {f"{demo.service}-web-swap": REPLACED}
+    # The old command's delete retired v1: stopped and kept for rollback.
+    assert container_states(demo.service, "web") == {
+        f"{demo.service}-web-v1": "exited",
+        f"{demo.service}-web-v2": "running",
+    }
+    assert demo.audit()[-1].split()[1:4] == ["web", "v1", "retire"]
+    print(f"image change of web: {report.summary()}")
+
+
+def test_a_preview_of_an_image_change_names_exactly_the_role_that_changes(demo: DemoStack) -> None:
+    demo.roles["api"]["image"] = registry_image("v1")
+    events = Events()
+
+    preview = demo.preview(events)
+
+    assert swaps(events) == {f"{demo.service}-api-swap": REPLACED}
+    assert preview.change_summary.get(auto.OpType.REPLACE) == 1, preview.change_summary
+    assert demo.get("api") == (200, "v3"), "a preview changed the server"
+
+
+def test_a_failed_health_check_fails_up_clearly_and_the_old_version_keeps_serving(
+    demo: DemoStack, server_hostname: str
+) -> None:
+    deployed = demo.snapshot()
+    demo.roles["web"]["image"] = NEVER_HEALTHY
+    demo.roles["web"]["deploy_timeout"] = "5s"
+
+    with demo.load("web") as load:
+        load.wait_for_requests(100)
+        with pytest.raises(auto.errors.CommandError) as failed:
+            demo.up()
+        load.wait_for_requests(load.report.total + 100)
+
+    message = str(failed.value)
+    assert f"swap failed: role web on {server_hostname}:" in message
+    assert "(health path /up)" in message
+    assert f"last log lines of {demo.service}-web-never-healthy:" in message
+    assert "app never-healthy: listening on :80 (healthy: no)" in message
+    assert load.report.failures == [] and set(load.report.versions()) == {"v1"}, load.report.summary()
+    assert container_states(demo.service, "web") == {f"{demo.service}-web-v1": "running"}
+
+    demo.config = deployed
+    assert set(demo.preview().change_summary) == {"same"}, "restoring the config must be a no-op"
+
+    demo.roles["web"]["image"] = registry_image("v3")
+    assert demo.up().summary.result == "succeeded"
+    assert demo.get("web") == (200, "v3")
+
+
+def run_rollback(demo: DemoStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """scripts/rollback's program in the stack's project directory, with the stack's backend."""
+    cli_dir = str(pulumi_cli().parent)
+    env = {**os.environ, **demo.project.env(), "PULUMI_HOME": str(PULUMI_HOME)}
+    env["PATH"] = f"{cli_dir}{os.pathsep}{env['PATH']}"
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rollback.py"), "--stack", "e2e", *args],
+        cwd=demo.project.work_dir, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_a_rollback_under_load_brings_the_previous_version_back_and_state_agrees(demo: DemoStack) -> None:
+    demo.roles["web"]["image"] = registry_image("v2")
+    demo.up()
+    rolled_back_config = demo.snapshot()
+    rolled_back_config["quayside:roles"]["web"]["image"] = registry_image("v1")
+
+    with demo.load("web") as load:
+        load.wait_for_requests(100)
+        started = time.monotonic()
+        rolled = run_rollback(demo, "web")
+        took = time.monotonic() - started
+        load.wait_for_requests(load.report.total + 100)
+
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert "rollback: web from v2 to v1" in rolled.stdout
+    assert load.report.failures == [] and load.report.version_sequence() == ["v2", "v1"], load.report.summary()
+    print(f"rollback of web: {took:.1f} s; {load.report.summary()}")
+
+    newer = demo.snapshot()
+    demo.config = rolled_back_config
+    assert set(demo.preview().change_summary) == {"same"}, "state must say v1 after the rollback"
+    demo.config = newer
+    events = Events()
+    assert demo.up(events).summary.result == "succeeded"
+    assert swaps(events) == {f"{demo.service}-web-swap": REPLACED}
+    assert demo.get("web") == (200, "v2")
+
+
+def test_a_rollback_to_a_version_never_deployed_names_the_ones_that_were(demo: DemoStack) -> None:
+    demo.roles["web"]["image"] = registry_image("v2")
+    demo.up()
+
+    rolled = run_rollback(demo, "web", "v7")
+
+    assert rolled.returncode == 1
+    assert rolled.stderr.strip() == "rollback: web was never deployed at v7; earlier versions: v1"
+    assert demo.get("web") == (200, "v2")
+
+
+def migrations(demo: DemoStack) -> list[str]:
+    return [" ".join(line.split()[1:5]) for line in demo.audit() if line.split()[3] == "migrate"]
+
+
+def test_a_migration_runs_once_per_version_before_its_swap_and_not_for_other_changes(demo: DemoStack) -> None:
+    events_of_first = [" ".join(line.split()[1:4]) for line in demo.audit() if line.split()[1] == "backend"]
+    assert events_of_first[:2] == ["backend v2 migrate", "backend v2 deploy"]
+
+    demo.roles["backend"]["env"]["clear"]["FEATURE"] = "on"
+    demo.roles["backend"]["drain_timeout"] = "10s"
+    events = Events()
+    demo.up(events)
+
+    assert swaps(events) == {f"{demo.service}-backend-swap": ["update"], f"{demo.service}-backend-migrate": ["update"]}
+    assert migrations(demo) == ["backend v2 migrate ok"]
+
+    demo.roles["backend"]["image"] = registry_image("v3")
+    demo.up()
+    assert migrations(demo) == ["backend v2 migrate ok", "backend v3 migrate ok"]
+    assert demo.get("backend") == (200, "v3")
+
+
+def test_a_failing_migration_stops_its_role_and_the_old_version_keeps_serving(demo: DemoStack) -> None:
+    demo.roles["backend"]["image"] = registry_image("v3")
+    demo.roles["backend"]["migrate"] = ["sh", "-c", "echo 'relation users already exists' >&2; exit 3"]
+
+    with demo.load("backend") as load:
+        load.wait_for_requests(100)
+        with pytest.raises(auto.errors.CommandError) as failed:
+            demo.up()
+        load.wait_for_requests(load.report.total + 100)
+
+    message = str(failed.value)
+    assert "relation users already exists" in message
+    assert "migrate failed: role backend" in message and "exited with 3" in message
+    assert load.report.failures == [] and set(load.report.versions()) == {"v2"}, load.report.summary()
+    assert container_states(demo.service, "backend") == {f"{demo.service}-backend-v2": "running"}
+
+
+class ProcessWatch:
+    """Samples every process's command line on the server (this machine) while a deploy runs."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> ProcessWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + 300
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
+            self.seen.update(listing.splitlines())
+            time.sleep(0.05)
+
+
+def test_a_secret_change_alone_boots_a_fresh_container_and_the_secret_never_leaks(demo: DemoStack) -> None:
+    old_token, new_token = "tok-old-6f1d2a9e7c", "tok-new-b83e04d51a"
+    demo.roles["web"]["env"] = {"secret": ["API_TOKEN"]}
+    demo.secrets["API_TOKEN"] = old_token
+    demo.up()
+    before = service_containers(demo.service, "--filter", "label=quayside.role=web", "--filter", "status=running")
+
+    demo.secrets["API_TOKEN"] = new_token
+    output: list[str] = []
+    preview = demo.stack().preview(color="never", diff=True)
+    with demo.load("web") as load, ProcessWatch() as processes:
+        load.wait_for_requests(100)
+        demo.stack().up(color="never", diff=True, on_output=output.append)
+        load.wait_for_requests(load.report.total + 100)
+
+    after = service_containers(demo.service, "--filter", "label=quayside.role=web", "--filter", "status=running")
+    assert load.report.failures == [] and set(load.report.versions()) == {"v1"}, load.report.summary()
+    assert after != before, "a changed secret must boot a fresh container"
+    env = subprocess.run(["docker", "exec", after[0], "env"], capture_output=True, text=True, check=True).stdout
+    assert f"API_TOKEN={new_token}" in env.splitlines()
+    for token in (old_token, new_token):
+        assert demo.project.backend.files_containing(token) == []
+        assert token not in preview.stdout and token not in "\n".join(output)
+        assert [line for line in processes.seen if token in line] == []
+
+
+def test_removing_a_role_removes_its_route_and_containers_and_nothing_else(demo: DemoStack) -> None:
+    del demo.roles["api"]
+
+    with demo.load("web") as load:
+        load.wait_for_requests(100)
+        demo.up()
+        load.wait_for_requests(load.report.total + 100)
+
+    assert f"{demo.service}-api" not in proxy_routes()
+    assert container_states(demo.service, "api") == {}
+    assert demo.get("api")[0] == 404
+    assert load.report.failures == [] and set(load.report.versions()) == {"v1"}, load.report.summary()
+    assert demo.get("backend") == (200, "v2")
+
+
+def sshd_sessions() -> list[int]:
+    """PIDs of the test server's per-connection sshd processes (the listener is left alone)."""
+    listing = subprocess.run(["pgrep", "-f", "sshd: root@notty"], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in listing.stdout.split()]
+
+
+def test_an_ssh_connection_cut_mid_swap_drops_no_request_and_the_next_up_converges(demo: DemoStack) -> None:
+    demo.roles["web"]["image"] = SLOW_START  # 5 s before it answers: the cut lands inside the swap
+    cut: list[int] = []
+
+    def cut_connections() -> None:
+        deadline = time.monotonic() + 60
+        while not cut and time.monotonic() < deadline:
+            booted = service_containers(demo.service, "--filter", f"name={demo.service}-web-slow-start")
+            if booted:
+                time.sleep(1)
+                cut.extend(sshd_sessions())
+                for pid in cut:
+                    os.kill(pid, 9)
+            time.sleep(0.1)
+
+    with demo.load("web") as load:
+        load.wait_for_requests(100)
+        cutter = threading.Thread(target=cut_connections, daemon=True)
+        cutter.start()
+        with pytest.raises(auto.errors.CommandError):
+            demo.up()
+        cutter.join(timeout=60)
+        serving_after_cut = demo.get("web")
+        converged = demo.up()
+        load.wait_for_requests(load.report.total + 100)
+
+    assert cut, "no SSH session was cut"
+    print(f"after the cut: {serving_after_cut}; {load.report.summary()}")
+    assert load.report.failures == [], load.report.summary()
+    assert converged.summary.result == "succeeded"
+    assert demo.get("web") == (200, "slow-start")
+    assert set(demo.preview().change_summary) == {"same"}
+
+
+def sql(demo: DemoStack, statement: str) -> str:
+    """psql as the service's user inside its Postgres container."""
+    user = demo.service.replace("-", "_")
+    argv = ["docker", "exec", f"{demo.service}-postgres", "psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-tA",
+            "-U", user, "-d", user, "-c", statement]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+def test_an_accessory_config_change_by_up_keeps_its_data_and_destroy_keeps_the_data_dir(
+    tmp_path: Path, test_server: TestServer
+) -> None:
+    demo = DemoStack.create(tmp_path, test_server, unique_service("e2e-pg"))
+    demo.config["quayside:accessories"] = {"postgres": {"image": "quayside-test/postgres:15", "version": "15"}}
+    demo.roles["backend"]["env"]["secret"] = ["DATABASE_URL"]
+    demo.secrets["postgres_password"] = "pg-pass-2e9c51"
+    data_dir = demo.service_dir / "postgres" / "data"
+    try:
+        demo.up()
+        sql(demo, "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('written before the change')")
+
+        demo.config["quayside:accessories"]["postgres"]["settings"] = {"max_connections": 50}
+        events = Events()
+        demo.up(events)
+
+        assert events.changed().get(f"{demo.service}-postgres-container") == ["update"], events.changed()
+        assert sql(demo, "SHOW max_connections") == "50"
+        assert sql(demo, "SELECT body FROM notes") == "written before the change"
+        assert demo.get("backend") == (200, "v2")
+    finally:
+        demo.destroy()
+    try:
+        assert service_containers(demo.service) == []
+        assert (data_dir / "PG_VERSION").is_file(), "destroy must keep the accessory's data unless told"
+    finally:
+        subprocess.run(["rm", "-rf", str(demo.service_dir)], check=False)

@@ -1,0 +1,166 @@
+"""quayside stacks on the loopback server, for e2e tests through the real engine: a stack file of the shape of
+Pulumi.local.yaml under a service name of the test's own, and what the server shows of that service.
+
+    stack = DemoStack.create(tmp_path, test_server, service="e2e-web")
+    result = stack.up()                                   # pulumi up of __main__.py, through the language host
+    stack.roles["web"]["image"] = registry_image("v2")    # then stack.up() again: a new version of web
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import yaml
+from pulumi import automation as auto
+
+from tests.support.docker import docker
+from tests.support.load import Load
+from tests.support.pulumi_engine import ROOT, QuaysideProject, secret
+from tests.support.testbed import TestServer, registry_address
+
+PROXY: Final = "quayside-proxy"
+PROXY_PORT: Final = 80
+REMOTE_ROOT: Final = Path("/var/lib/quayside")
+STACK: Final = "e2e"
+
+
+def unique_service(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def registry_image(tag: str) -> str:
+    """The demo app as the local stack deploys it: pulled from the loopback registry."""
+    return f"{registry_address()}/quayside-test/app:{tag}"
+
+
+def local_stack_config(test_server: TestServer, service: str) -> dict[str, Any]:
+    """Pulumi.local.yaml's config under `service`, its hosts below `<service>.localhost`."""
+    stack = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())["config"]
+    renamed: dict[str, Any] = json.loads(json.dumps(stack).replace(".demo.localhost", f".{service}.localhost"))
+    renamed["quayside:service"] = service
+    renamed["quayside:server"]["private_key_file"] = str(test_server.private_key)
+    return renamed
+
+
+def get(url: str) -> tuple[int, str]:
+    """(status, first word of the body) of GET url, sent to the loopback proxy with the URL's host."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection("127.0.0.1", parts.port or PROXY_PORT, timeout=10)
+    try:
+        connection.request("GET", parts.path or "/", headers={"Host": parts.netloc})
+        reply = connection.getresponse()
+        words = reply.read().decode(errors="replace").split()
+        return reply.status, words[0] if words else ""
+    finally:
+        connection.close()
+
+
+def service_containers(service: str, *filters: str) -> list[str]:
+    """IDs of the service's containers (all states; more `docker ps` filters narrow it)."""
+    return docker("ps", "--all", "--quiet", "--filter", f"label=quayside.service={service}", *filters).split()
+
+
+def container_states(service: str, role: str) -> dict[str, str]:
+    """name → state of one role's containers."""
+    listing = docker(
+        "ps", "--all", "--filter", f"label=quayside.service={service}", "--filter", f"label=quayside.role={role}",
+        "--format", "{{.Names}} {{.State}}",
+    )  # fmt: skip
+    return dict(line.split() for line in listing.splitlines())
+
+
+def proxy_routes() -> list[str]:
+    """The services kamal-proxy routes (first column of `kamal-proxy list`)."""
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", docker("exec", PROXY, "kamal-proxy", "list", check=False))
+    return [line.split()[0] for line in listing.splitlines()[1:] if line.strip()]
+
+
+def remove_leftovers(service: str) -> None:
+    """A run killed half-way may have left containers of the test's service: tests start from empty."""
+    leftovers = service_containers(service)
+    if leftovers:
+        docker("rm", "--force", *leftovers)
+
+
+@dataclass
+class Events:
+    """What the engine did to each resource in one update: its op (create, update, replace, same, delete, ...)."""
+
+    ops: dict[str, list[str]] = field(default_factory=dict)
+
+    def record(self, event: auto.EngineEvent) -> None:
+        pre = event.resource_pre_event
+        if pre is not None and pre.metadata is not None:
+            name = pre.metadata.urn.rsplit("::", 1)[-1]
+            self.ops.setdefault(name, []).append(str(pre.metadata.op.value))
+
+    def changed(self) -> dict[str, list[str]]:
+        """Resource name → ops, for every resource the update did something to."""
+        return {name: ops for name, ops in self.ops.items() if ops != ["same"]}
+
+
+@dataclass
+class DemoStack:
+    """A quayside stack of its own service on the loopback server; `config` is its stack file, editable."""
+
+    project: QuaysideProject
+    service: str
+    config: dict[str, Any]
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, directory: Path, test_server: TestServer, service: str) -> DemoStack:
+        remove_leftovers(service)
+        return cls(QuaysideProject.create(directory), service, local_stack_config(test_server, service))
+
+    @property
+    def roles(self) -> dict[str, Any]:
+        roles: dict[str, Any] = self.config["quayside:roles"]
+        return roles
+
+    def stack(self) -> auto.Stack:
+        """Writes the current config (and secrets) and selects the stack."""
+        handle = self.project.stack(STACK, self.config)
+        for key, value in self.secrets.items():
+            handle.set_config(f"quayside:{key}", secret(value))
+        return handle
+
+    def up(self, events: Events | None = None) -> auto.UpResult:
+        on_event = events.record if events is not None else None
+        return self.stack().up(color="never", on_event=on_event)
+
+    def preview(self, events: Events | None = None) -> auto.PreviewResult:
+        on_event = events.record if events is not None else None
+        return self.stack().preview(color="never", on_event=on_event)
+
+    def destroy(self) -> auto.DestroyResult:
+        return self.stack().destroy(color="never")
+
+    def snapshot(self) -> dict[str, Any]:
+        return copy.deepcopy(self.config)
+
+    def host(self, role: str) -> str:
+        return f"{role}.{self.service}.localhost"
+
+    def load(self, role: str, workers: int = 4) -> Load:
+        return Load(PROXY_PORT, self.host(role), workers=workers)
+
+    def get(self, role: str) -> tuple[int, str]:
+        return get(f"http://{self.host(role)}/")
+
+    @property
+    def service_dir(self) -> Path:
+        return REMOTE_ROOT / self.service
+
+    def audit(self) -> list[str]:
+        """The service's audit log: `<time> <role> <version> <event> <detail>` lines."""
+        path = self.service_dir / "audit.log"
+        return path.read_text().splitlines() if path.exists() else []
