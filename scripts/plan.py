@@ -1,0 +1,455 @@
+"""The readable preview: reads `pulumi preview --json` of quayside's program and says, for the server, its host,
+the proxy, each accessory and each role, what `pulumi up` would do there, in plain words.
+
+    pulumi preview --json --diff -s prod | .venv/bin/python scripts/plan.py
+    .venv/bin/python scripts/plan.py preview.json
+
+Lines starting with `WARNING:` come first: they lose data or replace the server. Secret values never reach the
+output: the preview shows them as [secret], and only names, images, versions and public options are printed
+(an env variable by its name only). Exits 1 when the preview failed (its errors printed), else 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shlex
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+# How a preview shows a value that is known only once `up` has run (a build's digest, a new server's address).
+UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+QUIET_OPS: Final = frozenset({"same", "read", "refresh", "discard", "remove-pending-replace"})
+REPLACE_OPS: Final = frozenset({"replace", "create-replacement", "delete-replaced"})
+# Script options that take no value; every other `--option` of components/scripts/*.sh takes one.
+SWITCHES: Final = frozenset({"proxy", "no-proxy", "tls", "delete-data", "no-install-docker"})
+# Options that name the step rather than change what runs (the version and image are told apart).
+NAMING: Final = frozenset({"", "service", "role", "name", "network", "config-hash", "version", "proxy-name"})
+PARTS: Final = {
+    "quayside:index:ExistingServer": "server",
+    "quayside:index:HetznerServer": "server",
+    "quayside:index:DockerHost": "host",
+    "quayside:index:Proxy": "proxy",
+    "quayside:index:AppRole": "role",
+    "quayside:accessories:Postgres": "accessory",
+    "quayside:accessories:Backup": "accessory",
+    "quayside:accessories:Vector": "accessory",
+}
+ORDER: Final = ("server", "host", "proxy", "accessory", "role", "other")
+RECONNECTED: Final = "the server connection changed"
+HCLOUD_SERVER: Final = "hcloud:index/server:Server"
+HCLOUD_WORDS: Final = {"serverType": "type", "location": "location", "image": "image", "sshKeys": "SSH keys",
+                       "name": "name", "datacenter": "datacenter"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Step:
+    """One resource's step in the preview: what it is, and its inputs before and after."""
+
+    op: str
+    urn: str
+    old: Mapping[str, Any]
+    new: Mapping[str, Any]
+    changed: tuple[str, ...]  # the inputs whose change the provider reports (top-level names)
+    replaced_by: tuple[str, ...]
+
+    @classmethod
+    def read(cls, raw: Mapping[str, Any]) -> Step:
+        detailed = raw.get("detailedDiff") or {}
+        keys = [*detailed, *(raw.get("diffReasons") or [])]
+        top = dict.fromkeys(key.split(".")[0].split("[")[0] for key in keys)
+        return cls(
+            op=str(raw["op"]),
+            urn=str(raw["urn"]),
+            old=raw.get("oldState") or {},
+            new=raw.get("newState") or {},
+            changed=tuple(top),
+            replaced_by=tuple(raw.get("replaceReasons") or ()),
+        )
+
+    @property
+    def type(self) -> str:
+        return self.urn.split("::")[-2].rsplit("$", 1)[-1]
+
+    @property
+    def name(self) -> str:
+        return self.urn.split("::")[-1]
+
+    @property
+    def parent(self) -> str:
+        return str(self.new.get("parent") or self.old.get("parent") or "")
+
+    def before(self, key: str) -> Any:
+        return (self.old.get("inputs") or {}).get(key)
+
+    def after(self, key: str) -> Any:
+        return (self.new.get("inputs") or {}).get(key)
+
+
+@dataclass
+class Part:
+    """A component of quayside's program (a role, an accessory, the proxy...) and the steps of its resources."""
+
+    kind: str
+    label: str
+    own: Step | None = None  # the component's own step (created or deleted with its part)
+    steps: list[Step] = field(default_factory=list)
+
+    def child(self, suffix: str) -> Step | None:
+        return next((step for step in self.steps if step.name.endswith(f"-{suffix}")), None)
+
+    def of_type(self, type_: str) -> Step | None:
+        return next((step for step in self.steps if step.type == type_), None)
+
+    @property
+    def created(self) -> bool:
+        return self.own is not None and self.own.op == "create"
+
+    @property
+    def deleted(self) -> bool:
+        return self.own is not None and self.own.op == "delete"
+
+
+def options(command: object) -> dict[str, list[str]] | None:
+    """The options of a remote script's command line (`--flag value`, bare switches, and the action under "");
+    None when it is not known yet."""
+    if not isinstance(command, str) or UNKNOWN in command:
+        return None
+    words = shlex.split(command)
+    start = next((i + 1 for i, word in enumerate(words) if word.endswith(".sh")), len(words))
+    found: dict[str, list[str]] = {}
+    rest = words[start:]
+    while rest:
+        word = rest.pop(0)
+        if not word.startswith("--"):
+            found.setdefault("", []).append(word)
+        elif word[2:] in SWITCHES or not rest:
+            found.setdefault(word[2:], []).append("")
+        else:
+            found.setdefault(word[2:], []).append(rest.pop(0))
+    return found
+
+
+def pairs(values: Iterable[str]) -> dict[str, str]:
+    """NAME=value words by name."""
+    found: dict[str, str] = {}
+    for value in values:
+        name, _, text = value.partition("=")
+        found[name] = text
+    return found
+
+
+def settings(cmd: list[str]) -> dict[str, str]:
+    """`-c name=value` pairs of a Postgres command line."""
+    return pairs(value for flag, value in itertools.pairwise(cmd) if flag == "-c")
+
+
+def names_changed(before: dict[str, str], after: dict[str, str]) -> str:
+    return ", ".join(sorted(name for name in {*before, *after} if before.get(name) != after.get(name)))
+
+
+def option_changes(old: dict[str, list[str]] | None, new: dict[str, list[str]] | None) -> list[str]:
+    """Each changed option of a script in words: env variables and settings by name only."""
+    if old is None or new is None:
+        return []
+    words: list[str] = []
+    for flag in dict.fromkeys([*new, *old]):
+        was, now = old.get(flag, []), new.get(flag, [])
+        if flag in NAMING or was == now:
+            continue
+        if flag in ("proxy", "no-proxy"):
+            words.append("now behind the proxy" if "proxy" in new else "taken off the proxy")
+        elif flag == "env":
+            words.append(f"env changed ({names_changed(pairs(was), pairs(now))})")
+        elif flag == "cmd" and names_changed(settings(was), settings(now)):
+            words.append(f"settings changed ({names_changed(settings(was), settings(now))})")
+        elif flag in ("tls", "delete-data"):
+            words.append(f"{flag.replace('-', ' ')} {'on' if now else 'off'}")
+        elif len(was) == 1 and len(now) == 1 and flag not in ("cmd", "file"):
+            words.append(f"{flag.replace('-', ' ')} {was[0]} → {now[0]}")
+        else:
+            words.append(f"{flag.replace('-', ' ')} changed")
+    return list(dict.fromkeys(words))
+
+
+def secret_changes(step: Step, secrets: str) -> list[str]:
+    """What changed beyond the command line: the secrets on its stdin, the connection to the server."""
+    return [
+        *([f"{secrets} changed"] if "stdin" in step.changed else []),
+        *([RECONNECTED] if "connection" in step.changed else []),
+    ]
+
+
+def reconnected(label: str) -> str:
+    """A step whose only change is how the server is reached (its address, port, user or key)."""
+    return f"{label}: {RECONNECTED}: its step runs again through it (a no-op on the same server, a boot on another)"
+
+
+def version_of(command: dict[str, list[str]] | None) -> str:
+    version = (command or {}).get("version", [""])[0]
+    return version if version and UNKNOWN not in version else "a new build"
+
+
+def describe_role(part: Part) -> list[str]:
+    swap, migrate = part.child("swap"), part.child("migrate")
+    label = part.label
+    if part.deleted or (swap is not None and swap.op == "delete"):
+        proxied = swap is None or "proxy" in (options(swap.before("create")) or {})
+        return [f"{label}: removed: its {'route and ' if proxied else ''}containers go"]
+    if swap is None:
+        if migrate is not None:
+            return [f"{label}: its migration step changed ({', '.join(migrate.changed)}): no container restarts"]
+        return [f"{label}: {step.name} {step.op}" for step in part.steps]
+    old, new = options(swap.before("create")), options(swap.after("create"))
+    proxied = "proxy" in (new or {})
+    switch = "switches after its health check" if proxied else "takes over once it runs (or is healthy)"
+    first = "runs its migration, then " if migrate is not None and migrate.op != "delete" else ""
+    version = version_of(new)
+    if part.created or swap.op == "create":
+        takes = "takes traffic after its health check" if proxied else "runs"
+        return [f"{label}: new role at {version}: {first}boots and {takes}"]
+    also = option_changes(old, new) + secret_changes(swap, "secret env")
+    if swap.op in REPLACE_OPS:
+        was = version_of(old)
+        # The image's tag is the version named already.
+        changes = "".join(f", {change}" for change in also if not change.startswith("image "))
+        return [f"{label}: new version {version} (was {was}){changes}: {first}boots beside {was}, {switch}, "
+                f"keeps {was} for rollback"]  # fmt: skip
+    if also == [RECONNECTED]:
+        return [reconnected(label)]
+    if also:
+        return [f"{label}: {', '.join(also)}: a fresh container of {version} boots beside the live one and {switch}"]
+    return [f"{label}: {', '.join(swap.changed) or 'its steps'} changed: nothing restarts"]
+
+
+def data_dir(command: dict[str, list[str]] | None, name: str) -> str:
+    service = (command or {}).get("service", ["<service>"])[0]
+    return f"/var/lib/quayside/{service}/{name}/data"
+
+
+def describe_accessory(part: Part) -> list[str]:
+    container, image = part.child("container"), part.child("image")
+    label = part.label
+    if part.deleted or (container is not None and container.op == "delete"):
+        removal = options(container.before("delete")) if container else None
+        keeps_data = "data" in (options(container.before("create")) or {}) if container else False
+        if removal is not None and "delete-data" in removal:
+            return [f"WARNING: {label}: removed WITH ITS DATA (delete_data: true): {data_dir(removal, label)} "
+                    "is deleted for good"]  # fmt: skip
+        if keeps_data:
+            return [f"{label}: removed: its container stops and goes; its data stays in {data_dir(removal, label)}"]
+        return [f"{label}: removed: its container goes"]
+    new = options(container.after("create")) if container else None
+    keeps = " with its data kept" if "data" in (new or {}) else ""
+    if part.created or (container is not None and container.op == "create"):
+        where = f", its data in {data_dir(new, label)}" if keeps else ""
+        return [f"{label}: new accessory: boots {(new or {}).get('image', ['its image'])[0]}{where}"]
+    lines: list[str] = []
+    if image is not None:
+        lines.append(f"{label}: its image is built again")
+    if container is not None:
+        changes = option_changes(options(container.before("create")), new) + secret_changes(container, "secrets")
+        arming = option_changes(options(container.before("delete")), options(container.after("delete")))
+        if changes == [RECONNECTED]:
+            lines.append(reconnected(label))
+        elif changes:
+            lines.append(f"{label}: {', '.join(changes)}: restarted{keeps}")
+        elif "delete data on" in arming:
+            lines.append(f"{label}: delete_data on: removing it later deletes its data")
+        elif "delete data off" in arming:
+            lines.append(f"{label}: delete_data off: its data stays when it is removed")
+    return lines
+
+
+def describe_proxy(part: Part) -> list[str]:
+    container = part.child("container")
+    if part.deleted or (container is not None and container.op == "delete"):
+        return ["proxy: the service leaves kamal-proxy (removed once no service on the server uses it)"]
+    if container is None:
+        return []
+    new = options(container.after("create")) or {}
+    image = new.get("image", ["kamal-proxy"])[0]
+    if part.created or container.op == "create":
+        return [f"proxy: kamal-proxy {image.rsplit(':', 1)[-1]} routes the service (booted unless it already runs)"]
+    changes = option_changes(options(container.before("create")), new) + secret_changes(container, "secrets")
+    if changes == [RECONNECTED]:
+        return [reconnected("proxy")]
+    return [f"proxy: {', '.join(changes)}: kamal-proxy reboots, a brief pause for every service on the server; "
+            "routes are kept"]  # fmt: skip
+
+
+def describe_host(part: Part) -> list[str]:
+    if part.deleted:
+        return ["host: the service's network and env files go (accessory data and the audit log stay)"]
+    docker = part.child("docker")
+    if part.created or (docker is not None and docker.op == "create"):
+        return ["host: prepared: scripts shipped, Docker checked, the service network made"]
+    scripts, login = part.child("scripts"), part.child("registry-login")
+    reasons = [
+        *(["the scripts it runs changed"] if scripts is not None and "stdin" in scripts.changed else []),
+        *(["its set-up changed"] if docker is not None and "create" in docker.changed else []),
+    ]
+    lines = [f"host: {', '.join(reasons)}: prepared again"] if reasons else []
+    if not reasons and any("connection" in step.changed for step in part.steps):
+        lines.append(reconnected("host"))
+    if login is not None:
+        lines.append(f"host: registry login {'removed' if login.op == 'delete' else 'runs again'}")
+    return lines
+
+
+def hcloud_changes(step: Step) -> str:
+    words = []
+    for key in step.replaced_by or step.changed:
+        was, now = step.before(key), step.after(key)
+        name = HCLOUD_WORDS.get(key, key)
+        simple = isinstance(was, str | int) and isinstance(now, str | int) and UNKNOWN not in f"{was}{now}"
+        words.append(f"{name} {was} → {now}" if simple else f"{name} changed")
+    return ", ".join(words)
+
+
+def describe_server(part: Part, moved: tuple[str, str] | None, existing: str | None = None) -> list[str]:
+    lines: list[str] = []
+    if moved is not None:
+        lines.append(f"WARNING: server: moves to {moved[1]} (was {moved[0]}): everything is deployed there afresh, "
+                     f"accessories start empty; the old server keeps its containers and data")  # fmt: skip
+    machine = part.of_type(HCLOUD_SERVER)
+    if machine is not None:
+        protected = machine.before("deleteProtection") is True
+        refusal = "; Hetzner refuses while delete_protection is on: turn it off first if you mean it"
+        refusal = refusal if protected else ""
+        if machine.op in REPLACE_OPS:
+            lines.append(f"WARNING: server: REPLACED ({hcloud_changes(machine)}): a new server is made and the old one "
+                         f"is deleted with everything on it, accessory data included{refusal}")  # fmt: skip
+        elif machine.op == "delete":
+            lines.append(f"WARNING: server: DELETED with everything on it, accessory data included{refusal}")
+        elif machine.op == "create":
+            lines.append(f"server: a new Hetzner server ({machine.after('serverType')} in {machine.after('location')})")
+        elif "serverType" in machine.changed:
+            lines.append(f"server: {hcloud_changes(machine)}: Hetzner resizes it in place (it is off meanwhile)")
+        elif machine.op == "update":
+            lines.append(f"server: {hcloud_changes(machine)}: changed in place")
+    for step in part.steps:
+        if step.type.startswith("hcloud:") and step.type != HCLOUD_SERVER and step.op not in ("create", "delete"):
+            lines.append(f"server: its {step.type.rsplit(':', 1)[-1]} changes ({', '.join(step.changed)})")
+    if not lines and part.created and existing is not None:
+        lines.append(f"server: an existing server, {existing}, reached over SSH")
+    return lines
+
+
+def describe_volumes(steps: list[Step]) -> list[str]:
+    """Any volume deleted or replaced, whatever made it: the data on it goes."""
+    return [
+        f"WARNING: volume {step.name}: {'deleted' if step.op == 'delete' else 'replaced'}: the data on it goes"
+        for step in steps
+        if step.type.lower().endswith("volume:volume") and (step.op == "delete" or step.op in REPLACE_OPS)
+    ]
+
+
+def existing_host(config: Mapping[str, Any]) -> str | None:
+    """server.host of an existing server in the stack's config (the preview shows config values as JSON text)."""
+    try:
+        server = json.loads(str(config.get("quayside:server", "{}")))
+    except json.JSONDecodeError:
+        return None
+    if isinstance(server, dict) and server.get("provider") == "existing" and isinstance(server.get("host"), str):
+        return str(server["host"])
+    return None
+
+
+def server_move(steps: list[Step], config: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(old, new) address of an existing server whose host changes: the stack's output against the config."""
+    stack = next((step for step in steps if step.type == "pulumi:pulumi:Stack"), None)
+    was = ((stack.old.get("outputs") or {}) if stack else {}).get("server_host")
+    now = existing_host(config)
+    if isinstance(was, str) and isinstance(now, str) and was != now and "[secret]" not in (was, now):
+        return was, now
+    return None
+
+
+def says_nothing(step: Step) -> bool:
+    """The stack itself, and the default providers a first deploy makes: nothing to tell about the service."""
+    return step.type == "pulumi:pulumi:Stack" or (step.type.startswith("pulumi:providers:") and step.op == "create")
+
+
+def parts_of(steps: list[Step], service: str) -> list[Part]:
+    """The steps by the component they belong to (a resource belongs to its parent), in the order of ORDER."""
+    parts: dict[str, Part] = {}
+    for step in steps:
+        kind = PARTS.get(step.type)
+        key = step.urn if kind is not None else step.parent
+        parent_type = key.split("::")[-2].rsplit("$", 1)[-1] if "::" in key else ""
+        kind = kind or PARTS.get(parent_type)
+        if kind is None:
+            if not says_nothing(step):
+                parts.setdefault(step.urn, Part("other", step.name, None, [step]))
+            continue
+        name = key.split("::")[-1]
+        label = name.removeprefix(f"{service}-") if kind in ("role", "accessory") else kind
+        part = parts.setdefault(key, Part(kind, label))
+        if step.urn == key:
+            part.own = step
+        else:
+            part.steps.append(step)
+    return sorted(parts.values(), key=lambda part: ORDER.index(part.kind))
+
+
+def describe(preview: Mapping[str, Any]) -> list[str]:
+    """The plan in lines: warnings first, then server, host, proxy, accessories and roles in deploy order."""
+    steps = [Step.read(raw) for raw in preview.get("steps") or []]
+    config = preview.get("config") or {}
+    service = str(config.get("quayside:service", ""))
+    moved = server_move(steps, config)
+    lines = describe_volumes(steps)
+    if moved is not None:
+        lines += describe_server(Part("server", "server"), moved)
+    for part in parts_of([step for step in steps if step.op not in QUIET_OPS], service):
+        if part.kind == "role":
+            lines += describe_role(part)
+        elif part.kind == "accessory":
+            lines += describe_accessory(part)
+        elif part.kind == "proxy":
+            lines += describe_proxy(part)
+        elif part.kind == "host":
+            lines += describe_host(part)
+        elif part.kind == "server":
+            lines += describe_server(part, None, existing_host(config))
+        else:
+            lines += [f"{part.label}: {step.op} ({step.type})" for step in part.steps]
+    if not lines:
+        same = (preview.get("changeSummary") or {}).get("same", 0)
+        return [f"nothing changes: all {same} resources stay as they are"]
+    unique = list(dict.fromkeys(lines))
+    return [line for line in unique if line.startswith("WARNING:")] + [
+        line for line in unique if not line.startswith("WARNING:")
+    ]
+
+
+def failures(preview: Mapping[str, Any]) -> list[str]:
+    """The preview's own errors, as Pulumi printed them."""
+    return [
+        str(diagnostic.get("message", "")).strip()
+        for diagnostic in preview.get("diagnostics") or []
+        if diagnostic.get("severity") == "error"
+    ]
+
+
+def main(argv: list[str]) -> int:
+    text = Path(argv[0]).read_text() if argv else sys.stdin.read()
+    if not text.strip():
+        print("plan: pulumi preview printed nothing (it failed before it began: see its errors above)")
+        return 1
+    preview: dict[str, Any] = json.loads(text)
+    errors = failures(preview)
+    if errors:
+        print("the preview failed:")
+        print("\n".join(errors))
+        return 1
+    print("\n".join(describe(preview)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
