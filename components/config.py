@@ -128,6 +128,11 @@ class Role(Model):
         default=defaults.READINESS_DELAY_SECONDS, ge=0, le=600,
         description="seconds a proxy-less role must keep running to count as ready (no Docker healthcheck)",
     )  # fmt: skip
+    stop_timeout: int = Field(
+        default=defaults.STOP_TIMEOUT_SECONDS, ge=0, le=3600,
+        description="seconds an old container gets after SIGTERM before it is killed (docker stop -t); "
+        "it stops after the switch, off the deploy's critical path",
+    )  # fmt: skip
     cmd: list[str] | None = Field(default=None, description="the container command, as an argument list")
     env: Env = Field(default_factory=Env, description="the container's environment: clear values and secret names")
     volumes: list[Annotated[str, Field(pattern=VOLUME_PATTERN)]] = Field(

@@ -23,6 +23,8 @@ DRAIN_TIMEOUT: Final = "30s"
 # Roles without the proxy are ready when running this long, unless their image has a Docker healthcheck.
 READINESS_DELAY_SECONDS: Final = 7
 RETAIN_CONTAINERS: Final = 5
+# Docker's own grace after SIGTERM before a stopping container is killed.
+STOP_TIMEOUT_SECONDS: Final = 10
 LOCK_TIMEOUT_SECONDS: Final = 300
 
 SSH_PORT: Final = 22

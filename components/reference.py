@@ -108,6 +108,7 @@ EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
                 "memory": "512m",
                 "cpus": 0.5,
                 "retain_containers": 3,
+                "stop_timeout": 30,
             },
         },
     },

@@ -63,6 +63,7 @@ def swap_args(
         "--drain-timeout", role.drain_timeout,
         "--readiness-delay", str(role.readiness_delay),
         "--retain", str(role.retain_containers),
+        "--stop-timeout", str(role.stop_timeout),
         *commands.flags("env", (f"{key}={value}" for key, value in sorted(role.env.clear.items()))),
         *commands.flags("volume", role.volumes),
         *commands.flag("memory", role.memory),
@@ -98,7 +99,10 @@ def migrate_args(service: str, name: str, role: config.Role, image_ref: str, ver
 
 
 def swap_timeout(role: config.Role) -> int:
-    waits = commands.seconds(role.deploy_timeout) + commands.seconds(role.drain_timeout) + role.readiness_delay
+    waits = (
+        commands.seconds(role.deploy_timeout) + commands.seconds(role.drain_timeout) + role.readiness_delay
+        + role.stop_timeout
+    )  # fmt: skip
     return defaults.LOCK_TIMEOUT_SECONDS + PULL_SECONDS + waits + defaults.STEP_SLACK_SECONDS
 
 

@@ -11,13 +11,11 @@ from pulumi_command import remote
 
 from components import config
 
-# cloud-init on a new Hetzner server: Docker from Debian. DockerHost waits for cloud-init to finish.
+# cloud-init on a new Hetzner server: Docker from Debian. DockerHost waits for cloud-init to finish, then
+# host.sh writes the daemon's config (one place for it) and restarts the still empty engine.
 CLOUD_INIT: Final = """#cloud-config
 package_update: true
 packages: [docker.io]
-write_files:
-  - path: /etc/docker/daemon.json
-    content: '{"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}}'
 """
 PUBLIC_PORTS: Final = ("22", "80", "443")
 

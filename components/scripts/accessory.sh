@@ -167,7 +167,7 @@ put_back() {
 }
 
 boot() {
-  lock_service "$service" "$lock_timeout"
+  lock "$service" "accessory-$name" "$lock_timeout"
   write_env_file "$service" "$(secrets_name)"
   env_hash=$(sha256sum "$(env_file "$service" "$(secrets_name)")" | cut -c1-16)
   write_files
@@ -197,7 +197,7 @@ boot() {
 }
 
 remove() {
-  lock_service "$service" "$lock_timeout"
+  lock "$service" "accessory-$name" "$lock_timeout"
   local container=$service-$name
   if [[ -n $(inspect_container "$container" '{{.Id}}') ]]; then
     docker stop --time "$stop_timeout" "$container" >/dev/null

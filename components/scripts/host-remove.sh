@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # host-remove: the service is being destroyed, after its roles, its proxy route and its accessories: remove
-# its network and its env files. Accessory data and the audit log stay; so does a network that still holds
-# containers quayside did not make.
+# its network, env files, locks and logs. Accessory data and the audit log stay; so does a network that still
+# holds containers quayside did not make.
 #
 #   host-remove.sh --service S [--lock-timeout 300]
 set -euo pipefail
@@ -38,11 +38,11 @@ remove_network() {
 
 main() {
   parse_options "$@"
-  lock_service "$service" "$lock_timeout"
+  lock "$service" host "$lock_timeout"
   remove_network
   rm -rf "$(service_dir "$service")/env"
-  # Held until this script exits; nothing else of the service is left to deploy.
-  rm -f "$(service_dir "$service")/deploy.lock"
+  # Ours is held until this script exits; nothing else of the service is left to deploy.
+  rm -rf "$(service_dir "$service")/locks" "$(service_dir "$service")/logs"
   audit "$service" - - destroy "service removed; data and this log kept"
   say "service $service removed from $(uname -n)"
 }

@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 readonly DAEMON_JSON=/etc/docker/daemon.json
 readonly ENGINE_SECONDS=60
 readonly CLOUD_INIT_SECONDS=300
-service='' install=yes installed=no
+service='' install=yes
 
 parse_options() {
   while (($#)); do
@@ -29,7 +29,6 @@ install_docker() {
   say "installing docker.io"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
-  installed=yes
 }
 
 # A new cloud server may still be in cloud-init (which installs Docker there): apt and dockerd wait for it.
@@ -39,8 +38,10 @@ wait_for_cloud_init() {
     say "cloud-init not done cleanly within ${CLOUD_INIT_SECONDS}s ($(cloud-init status 2>&1 | head -n 1)); going on"
 }
 
+has_systemd() { command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; }
+
 engine() {
-  if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+  if has_systemd; then
     systemctl "$1" docker
   else
     service docker "$1"
@@ -55,14 +56,37 @@ wait_for_engine() {
   done
 }
 
-# Only when absent: an operator's own daemon.json wins.
+# Log rotation; containers that outlive a restart of dockerd (an upgrade of docker.io), and published ports
+# served by the kernel rather than by docker-proxy processes, which die with dockerd.
+daemon_json() {
+  cat <<'JSON'
+{
+  "log-driver": "json-file",
+  "log-opts": {"max-size": "10m", "max-file": "3"},
+  "live-restore": true,
+  "userland-proxy": false
+}
+JSON
+}
+
+# Only when absent: an operator's own daemon.json wins (with a word when it would stop containers on restart).
 write_daemon_json() {
-  [[ ! -e $DAEMON_JSON ]] || return 0
+  if [[ -e $DAEMON_JSON ]]; then
+    grep -Eq '"live-restore" *: *true' "$DAEMON_JSON" ||
+      say "note: $DAEMON_JSON lacks \"live-restore\": true, so a restart of dockerd stops every container"
+    return 0
+  fi
   mkdir -p "${DAEMON_JSON%/*}"
-  printf '{\n  "log-driver": "json-file",\n  "log-opts": {"max-size": "10m", "max-file": "3"}\n}\n' >"$DAEMON_JSON"
-  say "wrote $DAEMON_JSON (log rotation)"
-  # A running engine with containers is never restarted; one installed just now has none.
-  [[ $installed == no ]] || { engine restart; wait_for_engine; }
+  daemon_json >"$DAEMON_JSON"
+  say "wrote $DAEMON_JSON (log rotation, live restore, no userland proxy)"
+  # An engine with containers is never restarted: a reload turns live restore on now, the rest comes with its
+  # next restart. One with no container at all (a new server, under systemd) restarts to take all of it.
+  if [[ -z $(docker ps --all --quiet) ]] && has_systemd; then
+    systemctl restart docker
+    wait_for_engine
+  else
+    kill -HUP "$(pidof dockerd)"
+  fi
 }
 
 main() {

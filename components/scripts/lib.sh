@@ -44,14 +44,33 @@ now_ms() {
 service_dir() { echo "$QUAYSIDE_ROOT/$1"; }
 env_file() { echo "$QUAYSIDE_ROOT/$1/env/$2.env"; }
 
-# Holds the service's deploy lock on fd 9 until the script exits, waiting at most $2 seconds for it.
-lock_service() {
-  local dir
-  dir=$(service_dir "$1")
+# lock SERVICE NAME SECONDS: holds the lock of one part of the service (a role, an accessory, the host) on fd 9
+# until the script exits, and whatever it hands fd 9 to. Two steps of the same part never interleave; steps of
+# different parts do not wait for each other. A wait says who holds the lock and since when.
+lock() {
+  local service=$1 part=$2 seconds=$3 dir file holder
+  dir=$(service_dir "$service")/locks
   mkdir -p "$dir"
-  exec 9>>"$dir/deploy.lock"
-  flock -w "$2" 9 || die "another deploy of $1 still holds $dir/deploy.lock after ${2}s (--lock-timeout)"
+  file=$dir/$part.lock
+  exec 9<>"$file"
+  if ! flock -n 9; then
+    holder=$(head -n 1 "$file" 2>/dev/null || true)
+    say "waiting for the lock of $service $part: ${holder:-held}"
+    flock -w "$seconds" 9 || die "$service $part is still locked after ${seconds}s by ${holder:-another step} (--lock-timeout)"
+  fi
+  printf '%s (pid %s) since %s\n' "$STEP" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$file"
 }
+
+# hold_images SERVICE SECONDS: the service's images lock, shared, on fd 8, from pulling an image until a container
+# of it exists: pruning (exclusive) must not remove it in between. release_images lets go.
+hold_images() {
+  local dir
+  dir=$(service_dir "$1")/locks
+  mkdir -p "$dir"
+  exec 8<>"$dir/images.lock"
+  flock -s -w "$2" 8 || die "the images of $1 are still locked after ${2}s (--lock-timeout)"
+}
+release_images() { exec 8>&-; }
 
 # Replaces the role's env file with stdin (KEY=VALUE lines, possibly none): mode 600, swapped in atomically.
 write_env_file() {

@@ -47,7 +47,7 @@ run_migration() {
 main() {
   parse_options "$@"
   name="$service-$role-migrate-$version"
-  lock_service "$service" "$lock_timeout"
+  lock "$service" "$role" "$lock_timeout"
   write_env_file "$service" "$role"
   pull_if_missing "$image"
   # A run killed by a timeout may have left its container behind.

@@ -72,7 +72,7 @@ remove_role() {
 
 main() {
   parse_options "$@"
-  lock_service "$service" "$lock_timeout"
+  lock "$service" "$role" "$lock_timeout"
   this_id=$(inspect_container "$service-$role-$version" '{{.Id}}')
   this_id=${this_id:0:12}
   local live

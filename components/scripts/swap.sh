@@ -2,11 +2,14 @@
 # swap: make VERSION the live container of a role. Boots it beside the running one; kamal-proxy health-checks
 # it and switches traffic (a role without the proxy waits for Docker health, or for it to keep running);
 # then stops the old one and keeps the newest --retain stopped containers for rollback. A stopped container
-# of the same version and config is started again instead (a rollback). Re-running converges.
+# of the same version and config is started again instead (a rollback). Re-running converges. The swap is
+# done once the new version serves: the old one stops (within its --stop-timeout) and retention prunes in
+# the background, still holding the role's lock, logged to <service dir>/logs/<role>.log.
 #
 #   swap.sh --service S --role R --image IMG --version V --config-hash H [--port 80] [--proxy | --no-proxy]
 #     [--tls] [--host H]... [--path-prefix P]... [--health-path /up] [--health-interval 1s]
 #     [--health-timeout 5s] [--deploy-timeout 30s] [--drain-timeout 30s] [--readiness-delay 7] [--retain 5]
+#     [--stop-timeout 10]
 #     [--env K=V]... [--volume SPEC]... [--memory 512m] [--cpus 0.5] [--proxy-name quayside-proxy]
 #     [--lock-timeout 300] [--cmd ARG]...
 #   stdin: the role's secret env file (KEY=VALUE lines, may be empty)
@@ -16,7 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 service='' role='' image='' version='' config_hash='' port=80 proxy=yes tls=no
 health_path=/up health_interval=1s health_timeout=5s deploy_timeout=30s drain_timeout=30s
-readiness_delay=7 retain=5 memory='' cpus='' proxy_name=quayside-proxy lock_timeout=300
+readiness_delay=7 retain=5 stop_timeout=10 memory='' cpus='' proxy_name=quayside-proxy lock_timeout=300
 hosts=() prefixes=() envs=() volumes=() cmd=()
 
 parse_options() {
@@ -40,6 +43,7 @@ parse_options() {
       --drain-timeout) need_value "$@"; drain_timeout=$2; shift ;;
       --readiness-delay) need_value "$@"; readiness_delay=$2; shift ;;
       --retain) need_value "$@"; retain=$2; shift ;;
+      --stop-timeout) need_value "$@"; stop_timeout=$2; shift ;;
       --env) need_value "$@"; envs+=("$2"); shift ;;
       --volume) need_value "$@"; volumes+=("$2"); shift ;;
       --memory) need_value "$@"; memory=$2; shift ;;
@@ -57,6 +61,7 @@ parse_options() {
   check_name --proxy-name "$proxy_name"; check_name --config-hash "$config_hash"
   check_number --port "$port"; check_number --readiness-delay "$readiness_delay"
   check_number --retain "$retain"; check_number --lock-timeout "$lock_timeout"
+  check_number --stop-timeout "$stop_timeout"
   check_duration --health-interval "$health_interval"; check_duration --health-timeout "$health_timeout"
   check_duration --deploy-timeout "$deploy_timeout"; check_duration --drain-timeout "$drain_timeout"
   local env
@@ -66,7 +71,7 @@ parse_options() {
 # --- the container ----------------------------------------------------------------------------------------
 
 run_container() {
-  local args=(--detach --name "$name" --network "$service" --restart unless-stopped
+  local args=(--detach --name "$name" --network "$service" --restart unless-stopped --stop-timeout "$stop_timeout"
     --log-opt max-size=10m --log-opt max-file=3
     --label "quayside.service=$service" --label "quayside.role=$role" --label "quayside.version=$version"
     --label "quayside.config=$config_hash" --label "quayside.env-hash=$env_hash"
@@ -204,9 +209,16 @@ prune_stopped() {
     tail -n +"$((retain + 1))" | cut -d' ' -f2); do
     read -r image_id image_ref <<<"$(inspect_container "$old" '{{.Image}} {{.Config.Image}}')"
     docker rm "$old" >/dev/null
-    [[ -n $(docker ps --all --quiet --filter "ancestor=$image_id") ]] ||
-      docker image rm "$image_ref" >/dev/null 2>&1 || true
+    [[ -n $(docker ps --all --quiet --filter "ancestor=$image_id") ]] || remove_image_unless_in_use "$image_ref"
   done
+}
+
+# Not while another role of the service is between pulling an image and running it (it holds the images
+# lock shared): the image would go from under it. Pruning waits for no one; the next swap prunes again.
+remove_image_unless_in_use() {
+  exec 7<>"$(service_dir "$service")/locks/images.lock"
+  if flock -x -n 7; then docker image rm "$1" >/dev/null 2>&1 || true; fi
+  exec 7>&-
 }
 
 # A role moved off the proxy (proxy: false) keeps no route; dropped before the old container stops.
@@ -218,8 +230,17 @@ drop_route() {
 
 finish() {
   [[ $proxy == yes ]] || drop_route
-  stop_others
-  prune_stopped
+  local log
+  log=$(service_dir "$service")/logs/$role.log
+  mkdir -p "${log%/*}"
+  # fd 9 (the role's lock) goes along; the images lock and the SSH session's streams do not.
+  (
+    trap '' HUP
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $version: stopping the others, pruning"
+    stop_others
+    prune_stopped
+  ) </dev/null >>"$log" 2>&1 8>&- &
+  disown
 }
 
 main() {
@@ -227,10 +248,11 @@ main() {
   started=$(now_ms)
   parse_options "$@"
   name="$service-$role-$version"
-  lock_service "$service" "$lock_timeout"
+  lock "$service" "$role" "$lock_timeout"
   write_env_file "$service" "$role"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
   status='' old_config='' old_env='' id='' aside='' event=deploy
+  hold_images "$service" "$lock_timeout"
   pull_if_missing "$image" || fail "could not pull $image"
 
   read_existing
@@ -251,6 +273,7 @@ main() {
     output=$(run_container 2>&1) || { id=$name; fail "${output%%$'\n'*}"; }
     id=${output##*$'\n'}
   fi
+  release_images
   trap interrupted TERM INT
   say "$role $version: $event to $name (${id:0:12})${previous:+, replacing $previous}"
 

@@ -17,7 +17,7 @@ import pytest
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port, unique_name
 from tests.support.load import Load, LoadReport
-from tests.support.remote import REMOTE_ROOT, install_scripts, run_script
+from tests.support.remote import REMOTE_ROOT, install_scripts, run_script, settle
 from tests.support.testbed import TestServer
 
 DAEMON_JSON: Final = Path("/etc/docker/daemon.json")
@@ -60,7 +60,11 @@ class Service:
     def run(
         self, script: str, *args: str, stdin: str = "", timeout_seconds: int = 240
     ) -> subprocess.CompletedProcess[str]:
-        return run_script(self.server, self.name, script, args, stdin=stdin, timeout_seconds=timeout_seconds)
+        done = run_script(self.server, self.name, script, args, stdin=stdin, timeout_seconds=timeout_seconds)
+        # What the step left to finish in the background (a swap's old container), as the role's next step would.
+        role = args[args.index("--role") + 1 :][:1] if "--role" in args else ()
+        settle(self.server, self.name, role[0] if role else "*")
+        return done
 
     def boot_proxy(self, *extra: str, network: str | None = None) -> subprocess.CompletedProcess[str]:
         return self.run(

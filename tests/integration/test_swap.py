@@ -214,25 +214,57 @@ def test_retention_keeps_only_the_newest_stopped_containers_and_drops_unused_ima
     assert image_exists(tags["r2"]) and image_exists(tags["r3"])
 
 
-def test_two_roles_swapped_at_once_take_turns_on_the_service_lock(service: Service) -> None:
-    results = {}
+def swap_at_once(service: Service, *swaps: tuple[str, str]) -> list[subprocess.CompletedProcess[str]]:
+    """Runs swaps (role, version) in parallel, each of the slow-start image with a 2 s start."""
+    results: dict[int, subprocess.CompletedProcess[str]] = {}
 
-    def swap(role: str) -> None:
-        results[role] = service.swap(role, "slow-start", "--env", "START_DELAY=2")
+    def swap(index: int, role: str, version: str) -> None:
+        results[index] = service.swap(role, "slow-start", "--env", "START_DELAY=2", version=version)
 
-    threads = [threading.Thread(target=swap, args=(role,)) for role in ("web", "api")]
+    threads = [threading.Thread(target=swap, args=(i, *pair)) for i, pair in enumerate(swaps)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    return [results[index] for index in range(len(swaps))]
 
-    for role, done in results.items():
-        assert done.returncode == 0, f"{role}: {done.stderr}"
-        assert service.get(role)[1].split()[0] == "slow-start"
-    # Each holds the lock for at least its 2 s start; the one that waited switched after both starts.
-    waits = sorted(switched_ms(done.stdout) for done in results.values())
-    assert waits[1] >= 4000, waits
-    assert sorted(service.audit_events()) == [("api", "slow-start", "deploy"), ("web", "slow-start", "deploy")]
+
+def test_two_roles_swapped_at_once_switch_at_the_same_time(service: Service) -> None:
+    done = swap_at_once(service, ("web", "slow"), ("api", "slow"))
+
+    assert [result.returncode for result in done] == [0, 0], [result.stderr for result in done]
+    assert service.get("web")[1].split()[0] == "slow-start" and service.get("api")[1].split()[0] == "slow-start"
+    # Each waits only for its own 2 s start (and a health interval), not for the other role.
+    switched = sorted(switched_ms(result.stdout) for result in done)
+    assert switched[1] < 4000, switched
+    assert all("waiting for the lock" not in result.stdout for result in done)
+    assert sorted(service.audit_events()) == [("api", "slow", "deploy"), ("web", "slow", "deploy")]
+
+
+def test_two_swaps_of_one_role_at_once_take_turns_and_the_waiting_one_says_for_whom(service: Service) -> None:
+    done = swap_at_once(service, ("web", "slow-a"), ("web", "slow-b"))
+
+    assert [result.returncode for result in done] == [0, 0], [result.stderr for result in done]
+    switched = sorted(switched_ms(result.stdout) for result in done)
+    assert switched[1] >= 4000, switched
+    waited = [result.stdout for result in done if "waiting for the lock" in result.stdout]
+    assert len(waited) == 1 and f"waiting for the lock of {service.name} web: swap (pid " in waited[0], waited
+
+
+def test_a_slow_migration_of_one_role_does_not_delay_another_roles_swap(service: Service) -> None:
+    migration: list[subprocess.CompletedProcess[str]] = []
+    args = ["--service", service.name, "--role", "backend", "--image", images.app("v1"), "--version", "v1",
+            "--", "sleep", "6"]  # fmt: skip
+    migrating = threading.Thread(target=lambda: migration.append(service.run("migrate.sh", *args)))
+    migrating.start()
+    time.sleep(1)
+    swapped = service.swap("web", "v2")
+    migration_still_running = migrating.is_alive()
+    migrating.join(timeout=60)
+
+    assert swapped.returncode == 0 and migration[0].returncode == 0, swapped.stderr + migration[0].stderr
+    assert "waiting for the lock" not in swapped.stdout
+    assert migration_still_running, "the swap of web waited for the 6 s migration of backend"
 
 
 def test_a_role_without_the_proxy_is_live_once_it_keeps_running(service: Service) -> None:

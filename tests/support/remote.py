@@ -55,3 +55,13 @@ def run_script(
     """Runs one installed script; never raises on its exit code (tests assert on it)."""
     command = script_command(service, name, args, timeout_seconds=timeout_seconds)
     return server.run(command, stdin=stdin, check=False, timeout=timeout_seconds + 30)
+
+
+# Waits until no step of the service holds a lock, as a next deploy would: a swap leaves its old container to
+# stop in the background, holding the role's lock until it has.
+SETTLE: Final = 'for lock in "$1"/locks/$2.lock; do [ -e "$lock" ] && flock -w 60 "$lock" true; done; true'
+
+
+def settle(server: TestServer, service: str, part: str = "*") -> None:
+    """Waits for the locks of one part of the service (a role), or of all its parts."""
+    server.run(shlex.join(["sh", "-c", SETTLE, "settle", f"{REMOTE_ROOT}/{service}", part]), timeout=90)

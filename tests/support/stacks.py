@@ -24,6 +24,7 @@ from pulumi import automation as auto
 from tests.support.docker import docker
 from tests.support.load import Load
 from tests.support.pulumi_engine import ROOT, QuaysideProject, secret
+from tests.support.remote import settle
 from tests.support.testbed import TestServer, registry_address
 
 PROXY: Final = "quayside-proxy"
@@ -134,8 +135,15 @@ class DemoStack:
         return handle
 
     def up(self, events: Events | None = None) -> auto.UpResult:
+        """`pulumi up`, then waits for the old containers it left stopping in the background."""
         on_event = events.record if events is not None else None
-        return self.stack().up(color="never", on_event=on_event)
+        try:
+            return self.stack().up(color="never", on_event=on_event)
+        finally:
+            self.settle()
+
+    def settle(self) -> None:
+        settle(TestServer.from_testbed(), self.service)
 
     def preview(self, events: Events | None = None) -> auto.PreviewResult:
         on_event = events.record if events is not None else None
