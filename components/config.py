@@ -27,12 +27,21 @@ VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 PATH_PATTERN = r"^/\S*$"
 VOLUME_PATTERN = r"^[^:\s]+:/[^:\s]*(:(ro|rw))?$"
 MEMORY_PATTERN = r"^[1-9][0-9]*[kmg]$"
+# An OpenSSH public key line, optionally after the host name ssh-keyscan puts first.
+HOST_KEY_PATTERN = r"^(\S+ )?(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$"
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=40)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, description="a duration like 500ms, 30s or 2m")]
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
+
+
+def public_key(line: str) -> str:
+    """`<type> <base64>` out of a host key line (ssh-keyscan puts the host name first; a comment may follow)."""
+    fields = line.split()
+    start = 0 if fields[0].startswith(("ssh-", "ecdsa-")) else 1
+    return " ".join(fields[start : start + 2])
 
 
 def milliseconds(duration: str) -> int:
@@ -184,6 +193,31 @@ class ExistingServer(Model):
         description="the SSH private key as a file on the deploying machine (~ expanded), instead of the "
         "ssh_private_key secret; it is kept secret in state",
     )
+    host_key: str | None = Field(
+        default=None,
+        pattern=HOST_KEY_PATTERN,
+        description="the server's SSH host key, as `ssh-keyscan -t ed25519 <host>` prints it: every connection "
+        "is refused unless the server presents it",
+    )
+    host_key_file: str | None = Field(
+        default=None, min_length=1, description="the host key as a file on the deploying machine, instead of host_key"
+    )
+    trust_first_use: bool = Field(
+        default=False,
+        description="instead of a host key: pin the key the server presents at the first deploy (ssh-keyscan)",
+    )
+
+    @model_validator(mode="after")
+    def _host_key_given_once(self) -> Self:
+        given = [key for key in ("host_key", "host_key_file", "trust_first_use") if getattr(self, key)]
+        if not given:
+            raise ValueError(
+                "host_key: required: the server's SSH host key, e.g. the line `ssh-keyscan -t ed25519 "
+                f"{self.host}` prints (or host_key_file, or trust_first_use: true to pin the key it presents first)"
+            )
+        if len(given) > 1:
+            raise ValueError(f"{' and '.join(given)}: give the host key one way only")
+        return self
 
 
 class HetznerServer(Model):
@@ -300,6 +334,7 @@ PATTERN_HELP: dict[str, str] = {
     PATH_PATTERN: "a path starting with / (/up)",
     VOLUME_PATTERN: "name:/path or /host/dir:/path, optionally :ro (data:/var/lib/app)",
     MEMORY_PATTERN: "a size with its unit k, m or g (512m)",
+    HOST_KEY_PATTERN: "an SSH public key line like `ssh-ed25519 AAAA...` (what ssh-keyscan prints)",
 }
 
 

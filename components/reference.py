@@ -31,12 +31,15 @@ SECRETS_SECTION: Final = "secrets"
 # A container key's example is shown inline when its flow form is this short; else the section's block shows it.
 INLINE_EXAMPLE_MAX: Final = 100
 
+# A host key as ssh-keyscan prints it (made up).
+EXAMPLE_HOST_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
+
 # Stacks that validate (tests/unit/test_reference.py checks them), together setting every key: the first is the
 # typical SaaS of Pulumi.prod.yaml and gives each section's example block; the others set the remaining keys.
 EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
     {
         "service": "acme",
-        "server": {"provider": "existing", "host": "203.0.113.7"},
+        "server": {"provider": "existing", "host": "203.0.113.7", "host_key": f"203.0.113.7 {EXAMPLE_HOST_KEY}"},
         "registry": {"server": "ghcr.io", "username": "acme"},
         "proxy": {"ssl": True},
         "roles": {
@@ -115,7 +118,8 @@ EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
     {
         "service": "acme",
         "server": {"provider": "existing", "host": "deploy.acme.com", "port": 2222, "user": "deploy",
-                   "install_docker": False, "private_key_file": "~/.ssh/deploy_ed25519"},
+                   "install_docker": False, "private_key_file": "~/.ssh/deploy_ed25519",
+                   "host_key_file": "~/.ssh/acme_host_ed25519.pub"},
         "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
         "accessories": {
             "postgres": {"image": "registry.acme.com:5000/postgres:16.6", "user": "acme_app",
@@ -126,6 +130,11 @@ EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
             "vector": {"image": "registry.acme.com:5000/vector:0.46.1-debian", "memory": "256m",
                        "delete_data": True},
         },
+    },
+    {
+        "service": "acme",
+        "server": {"provider": "existing", "host": "203.0.113.9", "trust_first_use": True},
+        "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
     },
 )  # fmt: skip
 

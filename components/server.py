@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 import pulumi
 import pulumi_hcloud as hcloud
-from pulumi_command import remote
+from pulumi_command import local, remote
 
 from components import config
 
@@ -20,12 +22,20 @@ packages: [docker.io]
 PUBLIC_PORTS: Final = ("22", "80", "443")
 
 
-def connection(host: pulumi.Input[str], port: int, user: str, private_key: pulumi.Input[str]) -> remote.ConnectionArgs:
+def connection(
+    host: pulumi.Input[str],
+    port: int,
+    user: str,
+    private_key: pulumi.Input[str],
+    host_key: pulumi.Input[str] | None = None,
+) -> remote.ConnectionArgs:
     return remote.ConnectionArgs(
         host=host,
         port=port,
         user=user,
         private_key=pulumi.Output.secret(private_key),
+        # pulumi-command accepts any host key when given none: every quayside connection names one.
+        host_key=host_key,
         # A fresh server (or sshd restarting under a Docker install) may refuse the first connections.
         dial_error_limit=30,
     )
@@ -35,19 +45,52 @@ def connection(host: pulumi.Input[str], port: int, user: str, private_key: pulum
 class ExistingServerArgs:
     server: config.ExistingServer
     private_key: pulumi.Input[str]  # a config secret; it stays one in state
+    host_key: str | None  # `<type> <base64>`; None: pin the key the server presents first
+
+
+def keyscan_command(server: config.ExistingServer) -> str:
+    return shlex.join(["ssh-keyscan", "-T", "10", "-p", str(server.port), "-t", "ed25519", server.host])
 
 
 class ExistingServer(pulumi.ComponentResource):
-    """Any SSH host we are given (Docker is installed later, by DockerHost, when it is missing)."""
+    """Any SSH host we are given (Docker is installed later, by DockerHost, when it is missing). Connections
+    verify its host key: the one the stack gives, or the one it presented at the first deploy, kept in state."""
 
     connection: remote.ConnectionArgs
     host: pulumi.Output[str]
+    host_key: pulumi.Output[str]
+    keyscan: local.Command | None = None
 
     def __init__(self, name: str, args: ExistingServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:index:ExistingServer", name, None, opts)
-        self.host = pulumi.Output.from_input(args.server.host)
-        self.connection = connection(args.server.host, args.server.port, args.server.user, args.private_key)
-        self.register_outputs({"host": self.host})
+        server = args.server
+        self.host = pulumi.Output.from_input(server.host)
+        if args.host_key is not None:
+            self.host_key = pulumi.Output.from_input(args.host_key)
+        else:
+            # Runs on the deploying machine once (and again only for another host or port): trust on first use.
+            self.keyscan = local.Command(
+                f"{name}-host-key",
+                create=keyscan_command(server),
+                triggers=[server.host, server.port],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.host_key = self.keyscan.stdout.apply(_scanned_key(server))
+        self.connection = connection(server.host, server.port, server.user, args.private_key, self.host_key)
+        self.register_outputs({"host": self.host, "host_key": self.host_key})
+
+
+def _scanned_key(server: config.ExistingServer) -> Callable[[str], str]:
+    def first_key(stdout: str) -> str:
+        for line in stdout.splitlines():
+            if line and not line.startswith("#"):
+                return config.public_key(line)
+        raise config.ConfigError(
+            f"quayside config: server.trust_first_use: {server.host}:{server.port} presented no ed25519 host key "
+            "to ssh-keyscan: give server.host_key"
+        )
+
+    return first_key
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
     if isinstance(stack.server, config.ExistingServer):
         server = ExistingServer(
             f"{service}-server",
-            ExistingServerArgs(server=stack.server, private_key=_private_key(stack.server, secret)),
+            ExistingServerArgs(
+                server=stack.server, private_key=_private_key(stack.server, secret), host_key=_host_key(stack.server)
+            ),
         )
     else:
         server = HetznerServer(
@@ -96,13 +99,31 @@ def _private_key(server: config.ExistingServer, secret: SecretReader) -> pulumi.
     """The `ssh_private_key` secret, or the key file the stack names (read here, kept secret from here on)."""
     if server.private_key_file is None:
         return secret("ssh_private_key")
-    path = Path(server.private_key_file).expanduser()
+    text = _read_named_file("server.private_key_file", server.private_key_file, "set the ssh_private_key secret")
+    return pulumi.Output.secret(text)
+
+
+def _host_key(server: config.ExistingServer) -> str | None:
+    """The host key connections must see, or None when the stack trusts the first one the server presents."""
+    if server.host_key_file is not None:
+        text = _read_named_file("server.host_key_file", server.host_key_file, "give server.host_key")
+        if re.fullmatch(config.HOST_KEY_PATTERN, text.strip()) is None:
+            raise config.ConfigError(
+                f"quayside config: server.host_key_file: {server.host_key_file} holds no SSH public key line "
+                "(ssh-ed25519 AAAA...)"
+            )
+        return config.public_key(text)
+    return config.public_key(server.host_key) if server.host_key is not None else None
+
+
+def _read_named_file(key: str, named: str, instead: str) -> str:
+    path = Path(named).expanduser()
     try:
-        return pulumi.Output.secret(path.read_text())
+        return path.read_text()
     except OSError as error:
         raise config.ConfigError(
-            f"quayside config: server.private_key_file: cannot read {path} ({error.strerror}): "
-            "name a readable key file, or remove the key and set the ssh_private_key secret"
+            f"quayside config: {key}: cannot read {path} ({error.strerror}): name a readable file, or remove "
+            f"the key and {instead}"
         ) from None
 
 

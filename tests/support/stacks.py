@@ -48,6 +48,7 @@ def local_stack_config(test_server: TestServer, service: str) -> dict[str, Any]:
     renamed: dict[str, Any] = json.loads(json.dumps(stack).replace(".demo.localhost", f".{service}.localhost"))
     renamed["quayside:service"] = service
     renamed["quayside:server"]["private_key_file"] = str(test_server.private_key)
+    renamed["quayside:server"]["host_key_file"] = str(test_server.host_key_file)
     return renamed
 
 

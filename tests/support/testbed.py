@@ -70,6 +70,11 @@ class TestServer:
         )
 
     @property
+    def host_key_file(self) -> Path:
+        """The server's public host key (test-server.sh generates it beside the client key)."""
+        return self.private_key.parent / "host_ed25519.pub"
+
+    @property
     def private_key_text(self) -> str:
         return self.private_key.read_text()
 

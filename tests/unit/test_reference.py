@@ -88,7 +88,7 @@ def test_an_unknown_section_is_refused_with_the_known_ones() -> None:
 def probe(**changes: Any) -> set[str]:
     stack: dict[str, Any] = {
         "service": "acme",
-        "server": {"provider": "existing", "host": "203.0.113.7"},
+        "server": {"provider": "existing", "host": "203.0.113.7", "trust_first_use": True},
         "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
         **changes,
     }
@@ -100,7 +100,7 @@ def test_the_documented_secret_keys_are_the_ones_the_config_asks_for() -> None:
     documented = {secret.key: secret.needed for secret in reference.SECRET_KEYS}
     always = probe()
     assert always == {"ssh_private_key"}
-    key_file = {"provider": "existing", "host": "203.0.113.7", "private_key_file": "~/.ssh/deploy_ed25519"}
+    key_file = {"provider": "existing", "host": "203.0.113.7", "private_key_file": "~/.ssh/id", "trust_first_use": True}
     assert probe(server=key_file) == set()
     assert "server.private_key_file" in documented["ssh_private_key"]
 

@@ -12,7 +12,7 @@ import pytest
 
 from components import config, stack
 from components.accessories.models import Accessories
-from components.server import HetznerServer
+from components.server import ExistingServer, HetznerServer
 from tests.support.commands import option, script_argv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +28,8 @@ class Mocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "hcloud:index/server:Server":
             outputs["ipv4Address"] = HETZNER_ADDRESS
+        if args.typ == "command:local:Command":
+            outputs["stdout"] = f"# 203.0.113.7:2200 SSH-2.0-OpenSSH_9.2\n[203.0.113.7]:2200 {HOST_KEY}\n"
         # Numeric ids, as Hetzner's: firewall_ids takes them as integers.
         return str(zlib.crc32(args.name.encode())), outputs
 
@@ -38,11 +40,14 @@ class Mocks(pulumi.runtime.Mocks):
 pulumi.runtime.set_mocks(Mocks(), preview=False)
 
 
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
+
+
 def example_stack() -> config.StackConfig:
     return config.parse(
         {
             "service": "acme",
-            "server": {"provider": "existing", "host": "203.0.113.7"},
+            "server": {"provider": "existing", "host": "203.0.113.7", "host_key": HOST_KEY},
             "roles": {
                 "web": {"image": "ghcr.io/acme/web:1.0", "hosts": ["acme.com"], "health": {"path": "/"}},
                 "backend": {
@@ -249,7 +254,12 @@ def stack_with_key_file(path: Path) -> config.StackConfig:
     return config.parse(
         {
             "service": "acme",
-            "server": {"provider": "existing", "host": "127.0.0.1", "private_key_file": str(path)},
+            "server": {
+                "provider": "existing",
+                "host": "127.0.0.1",
+                "private_key_file": str(path),
+                "host_key": HOST_KEY,
+            },
             "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
         },
         secrets_set=set(),
@@ -285,3 +295,52 @@ def test_an_unreadable_key_file_is_one_line_naming_the_key(tmp_path: Path) -> No
         stack.deploy(stack_with_key_file(missing), secret)
 
     assert str(raised.value).startswith(f"quayside config: server.private_key_file: cannot read {missing}")
+
+
+def existing_server_stack(**server: Any) -> config.StackConfig:
+    return config.parse(
+        {
+            "service": "acme",
+            "server": {"provider": "existing", "host": "203.0.113.7", "port": 2200, **server},
+            "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
+        },
+        secrets_set={"ssh_private_key"},
+    )
+
+
+@pulumi.runtime.test
+def test_every_connection_verifies_the_host_key_given_as_ssh_keyscan_prints_it() -> pulumi.Output[None]:
+    deployment = stack.deploy(existing_server_stack(host_key=f"[203.0.113.7]:2200 {HOST_KEY}"), secret)
+
+    def check(host_key: str | None) -> None:
+        assert host_key == HOST_KEY
+
+    return pulumi.Output.from_input(deployment.server.connection.host_key).apply(check)
+
+
+def test_a_host_key_file_is_read_and_a_file_without_a_key_is_one_line(tmp_path: Path) -> None:
+    good, bad = tmp_path / "host.pub", tmp_path / "empty.pub"
+    good.write_text(f"{HOST_KEY} root@acme\n")
+    bad.write_text("\n")
+
+    deployment = stack.deploy(existing_server_stack(host_key_file=str(good)), secret)
+    with pytest.raises(config.ConfigError) as raised:
+        stack.deploy(existing_server_stack(host_key_file=str(bad)), secret)
+
+    assert deployment.server.connection.host_key is not None
+    assert str(raised.value) == (
+        f"quayside config: server.host_key_file: {bad} holds no SSH public key line (ssh-ed25519 AAAA...)"
+    )
+
+
+@pulumi.runtime.test
+def test_trust_on_first_use_pins_what_ssh_keyscan_saw_at_the_first_deploy() -> pulumi.Output[None]:
+    server = stack.deploy(existing_server_stack(trust_first_use=True), secret).server
+    assert isinstance(server, ExistingServer) and server.keyscan is not None
+
+    def check(values: list[Any]) -> None:
+        create, host_key = values
+        assert create == "ssh-keyscan -T 10 -p 2200 -t ed25519 203.0.113.7"
+        assert host_key == HOST_KEY
+
+    return pulumi.Output.all(server.keyscan.create, server.host_key).apply(check)
