@@ -17,3 +17,9 @@ def test_server() -> TestServer:
 def registry() -> str:
     """host:port of the loopback registry."""
     return registry_address()
+
+
+@pytest.fixture(scope="session")
+def server_hostname(test_server: TestServer) -> str:
+    """What the test server's failures name as the host (uname -n)."""
+    return test_server.run("uname -n").stdout.strip()

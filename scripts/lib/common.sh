@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the setup steps: where things are cached, how steps report, how waits end.
 # Sourced, never run. Every step script sets `set -euo pipefail` itself.
 
@@ -37,4 +38,14 @@ port_taken() {
 # port_owner PORT: the process listening on PORT, for error messages.
 port_owner() {
   ss -Hltnp "( sport = :$1 )" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\).*/\1/p' | head -n 1
+}
+
+# build_failed WHAT LOG: the end of a failed Go build's log, then one line: a module the proxy refused, or where
+# to read more.
+build_failed() {
+  local what=$1 log=$2 refused
+  tail -n 15 "$log" >&2
+  refused=$(grep -m1 -E '40[34] (Forbidden|Not Found)|not available' "$log" || true)
+  [[ -z $refused ]] || die "could not build $what: the Go module proxy refused a module ($refused); log: $log"
+  die "could not build $what (see the lines above); log: $log"
 }

@@ -116,7 +116,7 @@ vendor_ready() {
 
 # build_from_vendor NAME VERSION BINARY: builds BINARY into $cache/NAME-VERSION/, saying how long it took.
 build_from_vendor() {
-  local name=$1 version=$2 binary=$3 dir=$cache/$1-$2 src=$scratch/$1-$2 log build_started refused
+  local name=$1 version=$2 binary=$3 dir=$cache/$1-$2 src=$scratch/$1-$2 log build_started
   log=$dir/build.log
   mkdir -p "$dir" "$scratch"
   rm -rf "$src"
@@ -124,10 +124,7 @@ build_from_vendor() {
   build_started=$SECONDS
   if ! ("build_$name" "$src" "$version" "$dir/$binary.new") >"$log" 2>&1; then
     rm -f "$dir/$binary.new"
-    tail -n 15 "$log" >&2
-    refused=$(grep -m1 -E '40[34] (Forbidden|Not Found)|not available' "$log" || true)
-    [[ -z $refused ]] || die "could not build $binary $version: the Go module proxy refused a module ($refused); sources in $src, log: $log"
-    die "could not build $binary $version (see the lines above); sources in $src, log: $log"
+    build_failed "$binary $version (sources kept in $src)" "$log"
   fi
   mv -f "$dir/$binary.new" "$dir/$binary"
   rm -rf "$src"

@@ -57,10 +57,7 @@ else
     build_started=$SECONDS
     if ! (cd "$wrapper" && "$go" build -mod=readonly -buildvcs=false -ldflags "$ldflags" -o "$cli.new" "$package") >"$log" 2>&1; then
       rm -f "$cli.new"
-      tail -n 15 "$log" >&2
-      refused=$(grep -m1 -E '40[34] (Forbidden|Not Found)|not available' "$log" || true)
-      [[ -z $refused ]] || die "could not build $module@$version: the Go module proxy refused a module ($refused); see $log"
-      die "could not build $module@$version (see the lines above): $log"
+      build_failed "$module@$version" "$log"
     fi
     mv -f "$cli.new" "$cli"
     echo "$want" >"$stamp"

@@ -46,11 +46,6 @@ def demo(tmp_path: Path, test_server: TestServer) -> Iterator[DemoStack]:
         stack.destroy()
 
 
-@pytest.fixture(scope="session")
-def server_hostname(test_server: TestServer) -> str:
-    return test_server.run("uname -n").stdout.strip()
-
-
 def up_under_load(demo: DemoStack, role: str, events: Events | None = None) -> tuple[auto.UpResult, LoadReport]:
     """`pulumi up` with load on the role's host from before it starts until 100 responses after it ends."""
     with demo.load(role) as load:
@@ -58,6 +53,16 @@ def up_under_load(demo: DemoStack, role: str, events: Events | None = None) -> t
         result = demo.up(events)
         load.wait_for_requests(load.report.total + 100)
     return result, load.report
+
+
+def failed_up_under_load(demo: DemoStack, role: str) -> tuple[str, LoadReport]:
+    """A `pulumi up` that must fail, with load on the role's host; returns its message and the load's report."""
+    with demo.load(role) as load:
+        load.wait_for_requests(100)
+        with pytest.raises(auto.errors.CommandError) as failed:
+            demo.up()
+        load.wait_for_requests(load.report.total + 100)
+    return str(failed.value), load.report
 
 
 def swaps(events: Events) -> dict[str, list[str]]:
@@ -104,18 +109,13 @@ def test_a_failed_health_check_fails_up_clearly_and_the_old_version_keeps_servin
     demo.roles["web"]["image"] = NEVER_HEALTHY
     demo.roles["web"]["deploy_timeout"] = "5s"
 
-    with demo.load("web") as load:
-        load.wait_for_requests(100)
-        with pytest.raises(auto.errors.CommandError) as failed:
-            demo.up()
-        load.wait_for_requests(load.report.total + 100)
+    message, report = failed_up_under_load(demo, "web")
 
-    message = str(failed.value)
     assert f"swap failed: role web on {server_hostname}:" in message
     assert "(health path /up)" in message
     assert f"last log lines of {demo.service}-web-never-healthy:" in message
     assert "app never-healthy: listening on :80 (healthy: no)" in message
-    assert load.report.failures == [] and set(load.report.versions()) == {"v1"}, load.report.summary()
+    assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
     assert container_states(demo.service, "web") == {f"{demo.service}-web-v1": "running"}
 
     demo.config = deployed
@@ -202,16 +202,11 @@ def test_a_failing_migration_stops_its_role_and_the_old_version_keeps_serving(de
     demo.roles["backend"]["image"] = registry_image("v3")
     demo.roles["backend"]["migrate"] = ["sh", "-c", "echo 'relation users already exists' >&2; exit 3"]
 
-    with demo.load("backend") as load:
-        load.wait_for_requests(100)
-        with pytest.raises(auto.errors.CommandError) as failed:
-            demo.up()
-        load.wait_for_requests(load.report.total + 100)
+    message, report = failed_up_under_load(demo, "backend")
 
-    message = str(failed.value)
     assert "relation users already exists" in message
     assert "migrate failed: role backend" in message and "exited with 3" in message
-    assert load.report.failures == [] and set(load.report.versions()) == {"v2"}, load.report.summary()
+    assert report.failures == [] and set(report.versions()) == {"v2"}, report.summary()
     assert container_states(demo.service, "backend") == {f"{demo.service}-backend-v2": "running"}
 
 

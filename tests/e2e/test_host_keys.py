@@ -20,13 +20,19 @@ def other_host_key(directory: Path) -> str:
     return (directory / "impostor_ed25519.pub").read_text().strip()
 
 
-def test_a_server_presenting_another_host_key_is_refused_before_any_command_runs(
-    tmp_path: Path, test_server: TestServer
-) -> None:
+def stack_with_host_key(tmp_path: Path, test_server: TestServer, **host_key: str | bool) -> DemoStack:
+    """The demo stack with the host key given some other way than the test server's key file."""
     demo = DemoStack.create(tmp_path, test_server, unique_service("e2e-hk"))
     server = demo.config["quayside:server"]
     del server["host_key_file"]
-    server["host_key"] = other_host_key(tmp_path)
+    server.update(host_key)
+    return demo
+
+
+def test_a_server_presenting_another_host_key_is_refused_before_any_command_runs(
+    tmp_path: Path, test_server: TestServer
+) -> None:
+    demo = stack_with_host_key(tmp_path, test_server, host_key=other_host_key(tmp_path))
 
     with pytest.raises(auto.errors.CommandError) as refused:
         demo.up()
@@ -40,10 +46,7 @@ def test_a_server_presenting_another_host_key_is_refused_before_any_command_runs
 def test_trust_on_first_use_pins_the_key_the_server_presented_and_deploys(
     tmp_path: Path, test_server: TestServer
 ) -> None:
-    demo = DemoStack.create(tmp_path, test_server, unique_service("e2e-hk"))
-    server = demo.config["quayside:server"]
-    del server["host_key_file"]
-    server["trust_first_use"] = True
+    demo = stack_with_host_key(tmp_path, test_server, trust_first_use=True)
     try:
         result = demo.up()
 

@@ -214,11 +214,6 @@ def other_service(test_server: TestServer, daemon_json_left_as_found: None) -> I
         service.remove_everything()
 
 
-@pytest.fixture(scope="session")
-def server_hostname(test_server: TestServer) -> str:
-    return test_server.run("uname -n").stdout.strip()
-
-
 def derived_image(tag: str, dockerfile: str) -> str:
     """A small image built FROM a test image (no network): distinct IDs, or a HEALTHCHECK the base lacks."""
     done = subprocess.run(
