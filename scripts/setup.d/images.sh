@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local test images (tests/images/), built without Docker Hub:
 #   quayside-test/app:{v1,v2,v3,never-healthy,slow-start}  busybox httpd FROM scratch
+#   quayside-test/app:{noterm-v1,noterm-v2}                 the same, ignoring SIGTERM (bench/run's variant)
 #   quayside-test/kamal-proxy:$KAMAL_PROXY_VERSION          the Go-built kamal-proxy FROM scratch
 #   quayside-test/postgres:15                               Debian's postgresql-15, official-image contract
 # Each image carries the label quayside.inputs = the hash of its build inputs; an image whose label
@@ -70,6 +71,7 @@ app_tag_args() {
     v1 | v2 | v3) echo "--build-arg VERSION=$1" ;;
     never-healthy) echo "--build-arg VERSION=$1 --build-arg HEALTHY=no" ;;
     slow-start) echo "--build-arg VERSION=$1 --build-arg START_DELAY=5" ;;
+    noterm-v1 | noterm-v2) echo "--build-arg VERSION=$1 --build-arg IGNORE_TERM=yes" ;;
   esac
 }
 
@@ -83,7 +85,7 @@ build_app_images() {
   mkdir -p "$context"
   cp "$src/Dockerfile" "$src/entrypoint.sh" "$context/"
   cp "$BUSYBOX" "$context/busybox"
-  for tag in v1 v2 v3 never-healthy slow-start; do
+  for tag in v1 v2 v3 never-healthy slow-start noterm-v1 noterm-v2; do
     args=$(app_tag_args "$tag")
     hash=$(inputs_hash "$context/Dockerfile" "$context/entrypoint.sh" "$context/busybox" "$args")
     if image_is_current "quayside-test/app:$tag" "$hash"; then
