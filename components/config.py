@@ -196,8 +196,8 @@ class ExistingServer(Model):
     host_key: str | None = Field(
         default=None,
         pattern=HOST_KEY_PATTERN,
-        description="the server's SSH host key, as `ssh-keyscan -t ed25519 <host>` prints it: every connection "
-        "is refused unless the server presents it",
+        description="the server's SSH host key, a line `ssh-keyscan <host>` prints: its RSA key when it has one, "
+        "else ECDSA, else ED25519 (the order deploys' Go SSH client asks in); any other key is refused",
     )
     host_key_file: str | None = Field(
         default=None, min_length=1, description="the host key as a file on the deploying machine, instead of host_key"
@@ -212,7 +212,7 @@ class ExistingServer(Model):
         given = [key for key in ("host_key", "host_key_file", "trust_first_use") if getattr(self, key)]
         if not given:
             raise ValueError(
-                "host_key: required: the server's SSH host key, e.g. the line `ssh-keyscan -t ed25519 "
+                "host_key: required: the server's SSH host key, e.g. the RSA line `ssh-keyscan "
                 f"{self.host}` prints (or host_key_file, or trust_first_use: true to pin the key it presents first)"
             )
         if len(given) > 1:

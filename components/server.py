@@ -48,8 +48,25 @@ class ExistingServerArgs:
     host_key: str | None  # `<type> <base64>`; None: pin the key the server presents first
 
 
+# The host key types the Go SSH client of pulumi-command asks for, most preferred first: a server that has
+# several presents the first of these it has, so that is the key to pin.
+GO_SSH_HOST_KEY_PREFERENCE: Final = (
+    "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-ed25519",
+)  # fmt: skip
+
+
 def keyscan_command(server: config.ExistingServer) -> str:
-    return shlex.join(["ssh-keyscan", "-T", "10", "-p", str(server.port), "-t", "ed25519", server.host])
+    return shlex.join(["ssh-keyscan", "-T", "10", "-p", str(server.port), server.host])
+
+
+def negotiated_key(keyscan_output: str) -> str | None:
+    """`<type> <base64>` of the key a deploy will be shown, out of what ssh-keyscan printed, or None."""
+    keys = [config.public_key(line) for line in keyscan_output.splitlines() if line and not line.startswith("#")]
+    for kind in GO_SSH_HOST_KEY_PREFERENCE:
+        for key in keys:
+            if key.split()[0] == kind:
+                return key
+    return None
 
 
 class ExistingServer(pulumi.ComponentResource):
@@ -81,16 +98,16 @@ class ExistingServer(pulumi.ComponentResource):
 
 
 def _scanned_key(server: config.ExistingServer) -> Callable[[str], str]:
-    def first_key(stdout: str) -> str:
-        for line in stdout.splitlines():
-            if line and not line.startswith("#"):
-                return config.public_key(line)
-        raise config.ConfigError(
-            f"quayside config: server.trust_first_use: {server.host}:{server.port} presented no ed25519 host key "
-            "to ssh-keyscan: give server.host_key"
-        )
+    def key_or_error(stdout: str) -> str:
+        key = negotiated_key(stdout)
+        if key is None:
+            raise config.ConfigError(
+                f"quayside config: server.trust_first_use: {server.host}:{server.port} showed ssh-keyscan no host key"
+                " it knows: give server.host_key"
+            )
+        return key
 
-    return first_key
+    return key_or_error
 
 
 @dataclass
