@@ -9,16 +9,41 @@ from typing import Final
 
 import pulumi
 import pulumi_hcloud as hcloud
+import yaml
 from pulumi_command import local, remote
 
 from components import config
 
-# cloud-init on a new Hetzner server: Docker from Debian. DockerHost waits for cloud-init to finish, then
-# host.sh writes the daemon's config (one place for it) and restarts the still empty engine.
-CLOUD_INIT: Final = """#cloud-config
-package_update: true
-packages: [docker.io]
-"""
+# A host key pair made on the deploying machine for a new server: its private half reaches the server only in
+# cloud-init's user data, so even the first connection verifies whom it talks to.
+HOST_KEYGEN: Final = shlex.join([
+    "sh", "-c",
+    'd=$(mktemp -d) && trap \'rm -rf "$d"\' EXIT && ssh-keygen -q -t ed25519 -N "" -C quayside-host -f "$d/key"'
+    ' && cat "$d/key" "$d/key.pub"',
+])  # fmt: skip
+PRIVATE_KEY_END: Final = "-----END OPENSSH PRIVATE KEY-----"
+
+
+def cloud_init(host_private_key: str, host_public_key: str) -> str:
+    """cloud-init for a new Hetzner server: Docker from Debian, and only the host key quayside made (Go's SSH
+    client would ask for an RSA or ECDSA key first if the server had one). DockerHost waits for cloud-init,
+    then host.sh writes the daemon's config (one place for it) and restarts the still empty engine."""
+    document = {
+        "package_update": True,
+        "packages": ["docker.io"],
+        "ssh_deletekeys": True,
+        "ssh_genkeytypes": [],
+        "ssh_keys": {"ed25519_private": host_private_key, "ed25519_public": host_public_key},
+    }
+    return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False)
+
+
+def split_key_pair(keygen_output: str) -> tuple[str, str]:
+    """(private key, public key line) out of HOST_KEYGEN's output."""
+    private, _, public = keygen_output.partition(PRIVATE_KEY_END)
+    return private + PRIVATE_KEY_END + "\n", public.strip()
+
+
 PUBLIC_PORTS: Final = ("22", "80", "443")
 
 
@@ -118,12 +143,14 @@ class HetznerServerArgs:
 
 
 class HetznerServer(pulumi.ComponentResource):
-    """A Hetzner Cloud server with our SSH key, a firewall open on 22/80/443, and Docker from cloud-init."""
+    """A Hetzner Cloud server with our SSH key, a host key of ours, a firewall open on 22/80/443, and Docker
+    from cloud-init. User data (and so the host key) is ignored after creation: changing it never replaces it."""
 
     connection: remote.ConnectionArgs
     host: pulumi.Output[str]
     machine: hcloud.Server
     firewall: hcloud.Firewall
+    host_key: pulumi.Output[str]
 
     def __init__(self, name: str, args: HetznerServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:index:HetznerServer", name, None, opts)
@@ -137,6 +164,16 @@ class HetznerServer(pulumi.ComponentResource):
             ],
             opts=child,
         )
+        key_pair = local.Command(
+            f"{name}-host-key",
+            create=HOST_KEYGEN,
+            logging=local.Logging.NONE,  # the private key must not reach the update's log
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdout"]),
+        )
+        halves: pulumi.Output[tuple[str, str]] = key_pair.stdout.apply(split_key_pair)
+        self.host_key = halves.apply(lambda pair: config.public_key(pair[1]))
+        user_data: pulumi.Output[str] = halves.apply(lambda pair: cloud_init(*pair))
+        secret_user_data: pulumi.Output[str] = pulumi.Output.secret(user_data)
         self.machine = hcloud.Server(
             f"{name}-server",
             name=f"{args.service}-1",
@@ -145,12 +182,12 @@ class HetznerServer(pulumi.ComponentResource):
             image=args.server.image,
             ssh_keys=[key.id],
             firewall_ids=[self.firewall.id.apply(int)],
-            user_data=CLOUD_INIT,
+            user_data=secret_user_data,
             delete_protection=args.server.delete_protection,
             rebuild_protection=args.server.delete_protection,
             labels={"quayside-service": args.service},
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["user_data"]),
         )
         self.host = self.machine.ipv4_address
-        self.connection = connection(self.host, 22, "root", args.private_key)
-        self.register_outputs({"host": self.host})
+        self.connection = connection(self.host, 22, "root", args.private_key, self.host_key)
+        self.register_outputs({"host": self.host, "host_key": self.host_key})

@@ -9,11 +9,12 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
 from components import config, stack
 from components.accessories.models import Accessories
 from components.server import ExistingServer, HetznerServer, negotiated_key
-from tests.support.commands import option, script_argv
+from tests.support.commands import is_secret, option, script_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE_URL = "postgres://acme:s3cr3t-p4ss@db/acme"
@@ -21,6 +22,7 @@ BACKEND_DIGEST = "3f2a" * 16
 
 
 HETZNER_ADDRESS = "198.51.100.4"
+HOST_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -28,7 +30,9 @@ class Mocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "hcloud:index/server:Server":
             outputs["ipv4Address"] = HETZNER_ADDRESS
-        if args.typ == "command:local:Command":
+        if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs["create"]:
+            outputs["stdout"] = f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"
+        elif args.typ == "command:local:Command":
             outputs["stdout"] = f"# 203.0.113.7:2200 SSH-2.0-OpenSSH_9.2\n[203.0.113.7]:2200 {HOST_KEY}\n"
         # Numeric ids, as Hetzner's: firewall_ids takes them as integers.
         return str(zlib.crc32(args.name.encode())), outputs
@@ -213,6 +217,32 @@ def test_a_hetzner_server_is_protected_firewalled_and_reached_at_its_address() -
     return pulumi.Output.all(server.host, server.machine.delete_protection, server.firewall.rules).apply(check)
 
 
+@pulumi.runtime.test
+def test_a_hetzner_server_gets_a_host_key_of_ours_in_cloud_init_and_connections_pin_it() -> pulumi.Output[None]:
+    settings = example_stack().model_copy(
+        update={"server": config.HetznerServer(provider="hetzner", ssh_public_key="ssh-ed25519 AAAA deploy")}
+    )
+    server = stack.deploy(settings, secret).server
+    assert isinstance(server, HetznerServer)
+
+    def check(values: list[Any]) -> None:
+        user_data, host_key, user_data_is_secret = values
+        assert user_data.startswith("#cloud-config\n")
+        cloud_config = yaml.safe_load(user_data)
+        assert cloud_config["ssh_keys"] == {
+            "ed25519_private": HOST_PRIVATE_KEY,
+            "ed25519_public": f"{HOST_KEY} quayside-host",
+        }
+        assert cloud_config["ssh_deletekeys"] is True and cloud_config["ssh_genkeytypes"] == []
+        assert cloud_config["packages"] == ["docker.io"]
+        assert host_key == HOST_KEY
+        assert user_data_is_secret, "the host's private key must stay secret in state"
+
+    user_data = server.machine.user_data
+    assert user_data is not None
+    return pulumi.Output.all(user_data, server.connection.host_key, is_secret(user_data)).apply(check)
+
+
 def test_roles_deploy_after_the_roles_they_depend_on() -> None:
     order = stack.deploy_order(example_stack())
     assert order.index("backend") < order.index("api")
@@ -285,8 +315,7 @@ def test_a_key_file_replaces_the_ssh_private_key_secret_and_stays_secret(tmp_pat
         assert text == key.read_text()
         assert is_secret
 
-    is_secret: pulumi.Output[bool] = pulumi.Output.from_input(asyncio.ensure_future(private_key.is_secret()))
-    return pulumi.Output.all(private_key, is_secret).apply(check)
+    return pulumi.Output.all(private_key, is_secret(private_key)).apply(check)
 
 
 def test_an_unreadable_key_file_is_one_line_naming_the_key(tmp_path: Path) -> None:
