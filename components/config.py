@@ -9,6 +9,7 @@ Every error is one line that names the key and what is allowed, raised before an
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -27,6 +28,8 @@ VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 PATH_PATTERN = r"^/\S*$"
 VOLUME_PATTERN = r"^[^:\s]+:/[^:\s]*(:(ro|rw))?$"
 MEMORY_PATTERN = r"^[1-9][0-9]*[kmg]$"
+CIDR_PATTERN = r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"
+HETZNER_LOCATIONS = Literal["fsn1", "nbg1", "hel1", "ash", "hil", "sin"]
 # An OpenSSH public key line, optionally after the host name ssh-keyscan puts first.
 HOST_KEY_PATTERN = r"^(\S+ )?(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$"
 
@@ -223,13 +226,28 @@ class ExistingServer(Model):
 class HetznerServer(Model):
     provider: Literal["hetzner"] = Field(description="hetzner: a Hetzner Cloud server made by pulumi-hcloud")
     type: str = Field(default="cx22", pattern=r"^[a-z0-9]+$", description="server type, e.g. cx32")
-    location: str = Field(default="nbg1", pattern=r"^[a-z0-9]+$", description="location, e.g. nbg1, fsn1, hel1")
+    location: Literal[HETZNER_LOCATIONS] = Field(default="nbg1", description="the Hetzner Cloud location")
     image: str = Field(default="debian-12", description="operating system image")
     ssh_public_key: str = Field(
         pattern=r"^ssh-(ed25519|rsa) \S+", description="public half of ssh_private_key, installed for root"
     )
     # Replacing the server loses everything on it: Hetzner refuses to delete it unless this is false.
     delete_protection: bool = Field(default=True, description="refuse to delete or rebuild the server")
+    ssh_from: list[Annotated[str, Field(pattern=CIDR_PATTERN)]] = Field(
+        default_factory=lambda: list(defaults.ANYWHERE),
+        min_length=1,
+        description="the networks SSH (port 22) is open to, as CIDRs; HTTP, HTTPS and ICMP are open to all",
+    )
+
+    @field_validator("ssh_from")
+    @classmethod
+    def _networks_are_networks(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network like 203.0.113.0/24 (address/prefix length)") from None
+        return networks
 
 
 Server = Annotated[ExistingServer | HetznerServer, Field(discriminator="provider")]
@@ -335,6 +353,7 @@ PATTERN_HELP: dict[str, str] = {
     VOLUME_PATTERN: "name:/path or /host/dir:/path, optionally :ro (data:/var/lib/app)",
     MEMORY_PATTERN: "a size with its unit k, m or g (512m)",
     HOST_KEY_PATTERN: "an SSH public key line like `ssh-ed25519 AAAA...` (what ssh-keyscan prints)",
+    CIDR_PATTERN: "a network in CIDR form like 203.0.113.0/24 or 2001:db8::/32",
 }
 
 

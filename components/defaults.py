@@ -28,6 +28,8 @@ STOP_TIMEOUT_SECONDS: Final = 10
 LOCK_TIMEOUT_SECONDS: Final = 300
 
 SSH_PORT: Final = 22
+# Every IPv4 and IPv6 address: where a Hetzner server's firewall lets SSH in unless `ssh_from` narrows it.
+ANYWHERE: Final = ("0.0.0.0/0", "::/0")
 SSH_USER: Final = "root"
 
 # Server-side layout: one directory per service.

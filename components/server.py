@@ -12,7 +12,7 @@ import pulumi_hcloud as hcloud
 import yaml
 from pulumi_command import local, remote
 
-from components import config
+from components import config, defaults
 
 # A host key pair made on the deploying machine for a new server: its private half reaches the server only in
 # cloud-init's user data, so even the first connection verifies whom it talks to.
@@ -44,7 +44,20 @@ def split_key_pair(keygen_output: str) -> tuple[str, str]:
     return private + PRIVATE_KEY_END + "\n", public.strip()
 
 
-PUBLIC_PORTS: Final = ("22", "80", "443")
+WEB_PORTS: Final = ("80", "443")
+
+
+def firewall_rules(server: config.HetznerServer) -> list[hcloud.FirewallRuleArgs]:
+    """SSH from `ssh_from`; HTTP, HTTPS and ping from anywhere; nothing else in."""
+    anywhere = list(defaults.ANYWHERE)
+    return [
+        hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port="22", source_ips=server.ssh_from),
+        *(
+            hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port=port, source_ips=anywhere)
+            for port in WEB_PORTS
+        ),
+        hcloud.FirewallRuleArgs(direction="in", protocol="icmp", source_ips=anywhere),
+    ]
 
 
 def connection(
@@ -156,14 +169,7 @@ class HetznerServer(pulumi.ComponentResource):
         super().__init__("quayside:index:HetznerServer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         key = hcloud.SshKey(f"{name}-key", public_key=args.server.ssh_public_key, opts=child)
-        self.firewall = hcloud.Firewall(
-            f"{name}-firewall",
-            rules=[
-                hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port=port, source_ips=["0.0.0.0/0", "::/0"])
-                for port in PUBLIC_PORTS
-            ],
-            opts=child,
-        )
+        self.firewall = hcloud.Firewall(f"{name}-firewall", rules=firewall_rules(args.server), opts=child)
         key_pair = local.Command(
             f"{name}-host-key",
             create=HOST_KEYGEN,
@@ -186,7 +192,8 @@ class HetznerServer(pulumi.ComponentResource):
             delete_protection=args.server.delete_protection,
             rebuild_protection=args.server.delete_protection,
             labels={"quayside-service": args.service},
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["user_data"]),
+            # Set once: a change of either would replace the running server (and lose what is on it).
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["user_data", "ssh_keys"]),
         )
         self.host = self.machine.ipv4_address
         self.connection = connection(self.host, 22, "root", args.private_key, self.host_key)

@@ -200,7 +200,11 @@ def test_a_hetzner_server_is_protected_firewalled_and_reached_at_its_address() -
     settings = example_stack().model_copy(
         update={
             "server": config.HetznerServer(
-                provider="hetzner", type="cx32", location="nbg1", ssh_public_key="ssh-ed25519 AAAA deploy"
+                provider="hetzner",
+                type="cx32",
+                location="nbg1",
+                ssh_public_key="ssh-ed25519 AAAA deploy",
+                ssh_from=["198.51.100.0/24"],
             )
         }
     )
@@ -212,7 +216,10 @@ def test_a_hetzner_server_is_protected_firewalled_and_reached_at_its_address() -
         host, protected, ports = values
         assert host == HETZNER_ADDRESS
         assert protected is True
-        assert sorted(rule["port"] for rule in ports) == ["22", "443", "80"]
+        assert sorted((rule["protocol"], rule.get("port") or "") for rule in ports) == [
+            ("icmp", ""), ("tcp", "22"), ("tcp", "443"), ("tcp", "80"),
+        ]  # fmt: skip
+        assert {rule["port"]: rule["source_ips"] for rule in ports if rule.get("port")}["22"] == ["198.51.100.0/24"]
 
     return pulumi.Output.all(server.host, server.machine.delete_protection, server.firewall.rules).apply(check)
 
