@@ -199,8 +199,8 @@ class ExistingServer(Model):
     host_key: str | None = Field(
         default=None,
         pattern=HOST_KEY_PATTERN,
-        description="the server's SSH host key, a line `ssh-keyscan <host>` prints: its RSA key when it has one, "
-        "else ECDSA, else ED25519 (the order deploys' Go SSH client asks in); any other key is refused",
+        description="the server's SSH host key, as `ssh-keyscan -t ed25519 <host>` prints it: deploys ask the "
+        "server for a key of this type only, and refuse any other key",
     )
     host_key_file: str | None = Field(
         default=None, min_length=1, description="the host key as a file on the deploying machine, instead of host_key"
@@ -215,7 +215,7 @@ class ExistingServer(Model):
         given = [key for key in ("host_key", "host_key_file", "trust_first_use") if getattr(self, key)]
         if not given:
             raise ValueError(
-                "host_key: required: the server's SSH host key, e.g. the RSA line `ssh-keyscan "
+                "host_key: required: the server's SSH host key, e.g. the line `ssh-keyscan -t ed25519 "
                 f"{self.host}` prints (or host_key_file, or trust_first_use: true to pin the key it presents first)"
             )
         if len(given) > 1:

@@ -25,9 +25,9 @@ PRIVATE_KEY_END: Final = "-----END OPENSSH PRIVATE KEY-----"
 
 
 def cloud_init(host_private_key: str, host_public_key: str) -> str:
-    """cloud-init for a new Hetzner server: Docker from Debian, and only the host key quayside made (Go's SSH
-    client would ask for an RSA or ECDSA key first if the server had one). DockerHost waits for cloud-init,
-    then host.sh writes the daemon's config (one place for it) and restarts the still empty engine."""
+    """cloud-init for a new Hetzner server: Docker from Debian, and the host key quayside made as the server's
+    only one. DockerHost waits for cloud-init, then host.sh writes the daemon's config (one place for it) and
+    restarts the still empty engine."""
     document = {
         "package_update": True,
         "packages": ["docker.io"],
@@ -86,24 +86,15 @@ class ExistingServerArgs:
     host_key: str | None  # `<type> <base64>`; None: pin the key the server presents first
 
 
-# The host key types the Go SSH client of pulumi-command asks for, most preferred first: a server that has
-# several presents the first of these it has, so that is the key to pin.
-GO_SSH_HOST_KEY_PREFERENCE: Final = (
-    "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-ed25519",
-)  # fmt: skip
-
-
 def keyscan_command(server: config.ExistingServer) -> str:
-    return shlex.join(["ssh-keyscan", "-T", "10", "-p", str(server.port), server.host])
+    return shlex.join(["ssh-keyscan", "-T", "10", "-p", str(server.port), "-t", "ed25519", server.host])
 
 
-def negotiated_key(keyscan_output: str) -> str | None:
-    """`<type> <base64>` of the key a deploy will be shown, out of what ssh-keyscan printed, or None."""
-    keys = [config.public_key(line) for line in keyscan_output.splitlines() if line and not line.startswith("#")]
-    for kind in GO_SSH_HOST_KEY_PREFERENCE:
-        for key in keys:
-            if key.split()[0] == kind:
-                return key
+def scanned_key(keyscan_output: str) -> str | None:
+    """`<type> <base64>` of the first key ssh-keyscan printed, or None."""
+    for line in keyscan_output.splitlines():
+        if line and not line.startswith("#"):
+            return config.public_key(line)
     return None
 
 
@@ -113,6 +104,8 @@ class ExistingServer(pulumi.ComponentResource):
 
     connection: remote.ConnectionArgs
     host: pulumi.Output[str]
+    port: int
+    user: str
     host_key: pulumi.Output[str]
     keyscan: local.Command | None = None
 
@@ -120,6 +113,7 @@ class ExistingServer(pulumi.ComponentResource):
         super().__init__("quayside:index:ExistingServer", name, None, opts)
         server = args.server
         self.host = pulumi.Output.from_input(server.host)
+        self.port, self.user = server.port, server.user
         if args.host_key is not None:
             self.host_key = pulumi.Output.from_input(args.host_key)
         else:
@@ -137,11 +131,11 @@ class ExistingServer(pulumi.ComponentResource):
 
 def _scanned_key(server: config.ExistingServer) -> Callable[[str], str]:
     def key_or_error(stdout: str) -> str:
-        key = negotiated_key(stdout)
+        key = scanned_key(stdout)
         if key is None:
             raise config.ConfigError(
-                f"quayside config: server.trust_first_use: {server.host}:{server.port} showed ssh-keyscan no host key"
-                " it knows: give server.host_key"
+                f"quayside config: server.trust_first_use: {server.host}:{server.port} showed ssh-keyscan no ed25519"
+                " host key: give server.host_key"
             )
         return key
 
@@ -161,6 +155,8 @@ class HetznerServer(pulumi.ComponentResource):
 
     connection: remote.ConnectionArgs
     host: pulumi.Output[str]
+    port: int = 22
+    user: str = "root"
     machine: hcloud.Server
     firewall: hcloud.Firewall
     host_key: pulumi.Output[str]
@@ -196,5 +192,5 @@ class HetznerServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["user_data", "ssh_keys"]),
         )
         self.host = self.machine.ipv4_address
-        self.connection = connection(self.host, 22, "root", args.private_key, self.host_key)
+        self.connection = connection(self.host, self.port, self.user, args.private_key, self.host_key)
         self.register_outputs({"host": self.host, "host_key": self.host_key})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pulumi
 
@@ -16,6 +16,9 @@ from components.proxy import Proxy, ProxyArgs
 from components.role import AppRole, AppRoleArgs
 from components.server import ExistingServer, ExistingServerArgs, HetznerServer, HetznerServerArgs
 
+# The accessories a stack may have, each a container `<service>-<name>` on the server.
+ACCESSORIES: Final = ("postgres", "backup", "vector")
+
 
 @dataclass
 class Deployment:
@@ -24,6 +27,7 @@ class Deployment:
     proxy: Proxy
     roles: dict[str, AppRole]
     accessories: DeployedAccessories
+    service: str
 
     def outputs(self) -> dict[str, Any]:
         """The stack outputs: names and shapes are a contract other stacks read (StackReference)."""
@@ -35,6 +39,15 @@ class Deployment:
                 for name, role in self.roles.items()
             },
             **self.accessories.outputs(),
+            # What the `quayside` command reads to reach the server as deploys do (none of it is secret).
+            "service": self.service,
+            "ssh": {
+                "host": self.server.host,
+                "port": self.server.port,
+                "user": self.server.user,
+                "host_key": self.server.host_key,
+            },
+            "accessories": [name for name in ACCESSORIES if getattr(self.accessories, name) is not None],
         }
 
 
@@ -92,7 +105,7 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
             ),
         )
 
-    return Deployment(server, host, proxy, roles, accessories)
+    return Deployment(server, host, proxy, roles, accessories, service)
 
 
 def _private_key(server: config.ExistingServer, secret: SecretReader) -> pulumi.Output[str]:

@@ -123,7 +123,7 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("ssh open to a hostname", set_in("server", {"provider": "hetzner", "ssh_public_key": "ssh-ed25519 AAAA", "ssh_from": ["office.acme.com"]}), "server.ssh_from.0: must be a network in CIDR form like 203.0.113.0/24 or 2001:db8::/32"),
     ("http and https on one port", set_in("proxy", {"http_port": 8080, "https_port": 8080}), "proxy: https_port 8080 is also http_port: give HTTP and HTTPS a port each"),
     ("health checks slower than the deploy timeout", set_in("roles.web.health", {"path": "/", "interval": "40s"}), "roles.web: health.interval 40s is longer than deploy_timeout 30s"),
-    ("existing server without a host key", set_in("server", {"provider": "existing", "host": "203.0.113.7"}), "server: host_key: required: the server's SSH host key, e.g. the RSA line `ssh-keyscan 203.0.113.7` prints"),
+    ("existing server without a host key", set_in("server", {"provider": "existing", "host": "203.0.113.7"}), "server: host_key: required: the server's SSH host key, e.g. the line `ssh-keyscan -t ed25519 203.0.113.7` prints"),
     ("host key given twice", set_in("server.trust_first_use", True), "server: host_key and trust_first_use: give the host key one way only"),
     ("host key that is no key", set_in("server.host_key", "AAAA"), "server.host_key: must be an SSH public key line"),
     ("proxy version with a space", set_in("proxy.version", "v 1"), "proxy.version: must be letters, digits, dot, dash and underscore"),

@@ -13,7 +13,7 @@ import yaml
 
 from components import config, stack
 from components.accessories.models import Accessories
-from components.server import ExistingServer, HetznerServer, negotiated_key
+from components.server import ExistingServer, HetznerServer
 from tests.support.commands import is_secret, option, script_argv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -376,17 +376,7 @@ def test_trust_on_first_use_pins_what_ssh_keyscan_saw_at_the_first_deploy() -> p
 
     def check(values: list[Any]) -> None:
         create, host_key = values
-        assert create == "ssh-keyscan -T 10 -p 2200 203.0.113.7"
+        assert create == "ssh-keyscan -T 10 -p 2200 -t ed25519 203.0.113.7"
         assert host_key == HOST_KEY
 
     return pulumi.Output.all(server.keyscan.create, server.host_key).apply(check)
-
-
-def test_the_pinned_key_is_the_one_the_go_ssh_client_will_be_shown() -> None:
-    rsa, ecdsa = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7", "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAI"
-    scanned = f"# host:22 SSH-2.0-OpenSSH_9.2\nhost {HOST_KEY}\nhost {ecdsa}\nhost {rsa}\n"
-
-    assert negotiated_key(scanned) == rsa
-    assert negotiated_key(f"host {HOST_KEY}\nhost {ecdsa}\n") == ecdsa
-    assert negotiated_key(f"host {HOST_KEY}\n") == HOST_KEY
-    assert negotiated_key("# host:22 SSH-2.0-OpenSSH_9.2\n") is None
