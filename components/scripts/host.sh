@@ -56,36 +56,31 @@ wait_for_engine() {
   done
 }
 
-# Log rotation; containers that outlive a restart of dockerd (an upgrade of docker.io), and published ports
-# served by the kernel rather than by docker-proxy processes, which die with dockerd.
+# Log rotation, and published ports served by the kernel rather than by docker-proxy processes. Not
+# live-restore: on Debian's docker.io 20.10 it kept containers through a restart of dockerd but left their
+# DNS failing for most lookups for a minute or more, and kamal-proxy finds its targets by name (see
+# docs/design.md); without it, the containers restart with the engine and answer again within seconds.
 daemon_json() {
   cat <<'JSON'
 {
   "log-driver": "json-file",
   "log-opts": {"max-size": "10m", "max-file": "3"},
-  "live-restore": true,
   "userland-proxy": false
 }
 JSON
 }
 
-# Only when absent: an operator's own daemon.json wins (with a word when it would stop containers on restart).
+# Only when absent: an operator's own daemon.json wins.
 write_daemon_json() {
-  if [[ -e $DAEMON_JSON ]]; then
-    grep -Eq '"live-restore" *: *true' "$DAEMON_JSON" ||
-      say "note: $DAEMON_JSON lacks \"live-restore\": true, so a restart of dockerd stops every container"
-    return 0
-  fi
+  [[ ! -e $DAEMON_JSON ]] || return 0
   mkdir -p "${DAEMON_JSON%/*}"
   daemon_json >"$DAEMON_JSON"
-  say "wrote $DAEMON_JSON (log rotation, live restore, no userland proxy)"
-  # An engine with containers is never restarted: a reload turns live restore on now, the rest comes with its
-  # next restart. One with no container at all (a new server, under systemd) restarts to take all of it.
+  say "wrote $DAEMON_JSON (log rotation, no userland proxy)"
+  # An engine with containers is never restarted: the config applies at its next restart. One with no
+  # container at all (a new server, under systemd) restarts to take it now.
   if [[ -z $(docker ps --all --quiet) ]] && has_systemd; then
     systemctl restart docker
     wait_for_engine
-  else
-    kill -HUP "$(pidof dockerd)"
   fi
 }
 

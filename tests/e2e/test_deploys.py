@@ -34,6 +34,8 @@ from tests.support.testbed import TestServer
 
 NEVER_HEALTHY = "quayside-test/app:never-healthy"
 SLOW_START = "quayside-test/app:slow-start"
+# The image tag each demo role deploys at first (Pulumi.local.yaml).
+VERSIONS = {"web": "v1", "backend": "v2", "api": "v3"}
 
 
 @pytest.fixture
@@ -114,7 +116,7 @@ def test_a_failed_health_check_fails_up_clearly_and_the_old_version_keeps_servin
     assert f"swap failed: role web on {server_hostname}:" in message
     assert "(health path /up)" in message
     assert f"last log lines of {demo.service}-web-never-healthy:" in message
-    assert "app never-healthy: listening on :80 (healthy: no)" in message
+    assert "app never-healthy: listening on :80 (healthy: no" in message
     assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
     assert container_states(demo.service, "web") == {f"{demo.service}-web-v1": "running"}
 
@@ -364,33 +366,26 @@ def restart_dockerd() -> float:
     return time.monotonic() - started
 
 
-def started_at(service: str) -> dict[str, str]:
-    ids = [*service_containers(service), "quayside-proxy"]
-    listing = subprocess.run(
-        ["docker", "inspect", "--format", "{{.Name}} {{.State.StartedAt}}", *ids],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return dict(line.split() for line in listing.splitlines())
-
-
-def test_a_restart_of_dockerd_under_load_keeps_every_container_and_the_proxy_serving(demo: DemoStack) -> None:
-    """The daemon config host.sh writes keeps containers alive (live restore) and lets the kernel serve the
-    published ports (no userland proxy, whose processes die with dockerd): a restart is a blip, no outage.
-    Without it every request fails until the engine and its containers are back (docs/design.md has the
-    figures). The blip left is kamal-proxy resolving container names through Docker's DNS, served by dockerd."""
-    info = subprocess.run(["docker", "info", "--format", "{{.LiveRestoreEnabled}}"], capture_output=True, text=True)
-    assert info.stdout.strip() == "true", "host.sh's daemon.json (live-restore) is not in force on this engine"
-    restart_dockerd()  # what a reload cannot change (the userland proxy) applies from the next start on
-    before = started_at(demo.service)
-
+def test_a_restart_of_dockerd_under_load_brings_every_container_back_by_itself(demo: DemoStack) -> None:
+    """An unattended upgrade of docker.io restarts dockerd: every container of the service and the proxy come
+    back on their own (restart policy), with no `pulumi up`, and the app answers again within seconds. The
+    requests lost meanwhile are printed (docs/design.md says why quayside does not turn on live-restore)."""
     with demo.load("web") as load:
         load.wait_for_requests(300)
         took = restart_dockerd()
-        load.wait_for_requests(load.report.total + 2000)
+        time.sleep(15)
+    report = load.report
 
-    failures = load.report.failures
-    window = (failures[-1].at - failures[0].at) if failures else 0.0
-    print(f"dockerd restart in {took:.1f} s under load: {load.report.summary()[:160]}; failures within {window:.2f} s")
-    assert started_at(demo.service) == before, "a container was restarted with the engine"
-    assert len(failures) <= load.report.total // 10, load.report.summary()
+    failures = report.failures
+    outage = (failures[-1].at - failures[0].at) if failures else 0.0
+    print(f"dockerd restart in {took:.1f} s under load: {report.summary()[:120]}; requests failed for {outage:.1f} s")
+    states = subprocess.run(
+        ["docker", "inspect", "--format", "{{.Name}} {{.State.Running}}", *service_containers(demo.service,
+         "--filter", "label=quayside.role"), "quayside-proxy"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    running = {name.lstrip("/") for name, state in (line.split() for line in states.splitlines()) if state == "true"}
+    assert {"quayside-proxy", *(f"{demo.service}-{role}-{v}" for role, v in VERSIONS.items())} <= running
+    last = max(response.at for response in report.responses)
+    assert [r for r in failures if r.at > last - 5] == [], "the app does not answer again after the restart"
     assert demo.get("web") == (200, "v1") and demo.get("api") == (200, "v3")

@@ -254,8 +254,12 @@ def hetzner_deployment(base: auto.Deployment, stack: str) -> auto.Deployment:
     provider_urn, provider_id = f"{prefix}pulumi:providers:hcloud::default_1_39_1", str(uuid.uuid4())
     component = f"{prefix}quayside:index:HetznerServer::{SERVICE}-server"
     token = {**SECRET_SIGNATURE, "plaintext": f'"{HCLOUD_TOKEN}"'}
-    rules = [{"direction": "in", "protocol": "tcp", "port": port, "sourceIps": ["0.0.0.0/0", "::/0"],
+    anywhere = ["0.0.0.0/0", "::/0"]
+    rules = [{"direction": "in", "protocol": "tcp", "port": port, "sourceIps": anywhere,
               "destinationIps": [], "description": ""} for port in ("22", "80", "443")]  # fmt: skip
+    rules.append(
+        {"direction": "in", "protocol": "icmp", "sourceIps": anywhere, "destinationIps": [], "description": ""}
+    )
     key = {"name": f"{SERVICE}-server-key", "publicKey": SSH_PUBLIC_KEY, "labels": {}}
     firewall = {"name": f"{SERVICE}-server-firewall", "rules": rules, "labels": {}}
     server = {"name": f"{SERVICE}-1", "serverType": "cx22", "location": "nbg1", "image": "debian-12",

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# details: what the server runs for a service, as tab-separated facts the `quayside details` command lays out.
+#
+#   details.sh --service S [--proxy-name quayside-proxy]
+#   stdout, one line each:
+#     container<TAB>ROLE<TAB>ACCESSORY<TAB>VERSION<TAB>STATE<TAB>HEALTH<TAB>ID<TAB>NAME<TAB>STARTED<TAB>FINISHED<TAB>IMAGE
+#     route<TAB>CELL... (a row of `kamal-proxy list` for one of the service's routes)
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+service='' proxy_name=quayside-proxy
+
+parse_options() {
+  while (($#)); do
+    case $1 in
+      --service) need_value "$@"; service=$2; shift ;;
+      --proxy-name) need_value "$@"; proxy_name=$2; shift ;;
+      *) die "unknown option $1" ;;
+    esac
+    shift
+  done
+  required --service "$service"; check_name --service "$service"; check_name --proxy-name "$proxy_name"
+}
+
+# .ID, not .Id: a newer docker CLI falls back to the raw JSON (where a missing .State.Health fails) on .Id.
+readonly FORMAT='container	{{index .Config.Labels "quayside.role"}}	{{index .Config.Labels "quayside.accessory"}}	{{index .Config.Labels "quayside.version"}}	{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}}	{{.ID}}	{{.Name}}	{{.State.StartedAt}}	{{.State.FinishedAt}}	{{.Config.Image}}'
+
+containers() {
+  local ids
+  ids=$(docker ps --all --quiet --filter "label=quayside.service=$service")
+  [[ -z $ids ]] && return 0
+  # shellcheck disable=SC2086 # one argument per ID
+  docker inspect --format "$FORMAT" $ids
+}
+
+routes() {
+  [[ $(inspect_container "$proxy_name" '{{.State.Running}}') == true ]] || return 0
+  docker exec "$proxy_name" kamal-proxy list | sed 's/\x1b\[[0-9;]*m//g' |
+    awk -v prefix="$service-" 'NR > 1 && index($1, prefix) == 1 { $1 = $1; gsub(/ /, "\t"); print "route\t" $0 }'
+}
+
+main() {
+  parse_options "$@"
+  containers
+  routes
+}
+
+main "$@"

@@ -1,0 +1,165 @@
+"""`quayside details`: per role its live version, container, health, URLs and the retained versions a rollback can
+use; the service's proxy routes; its accessories and their state. One remote step (details.sh) gathers the facts;
+this module lays them out."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from components import defaults
+from quayside_cli import progress
+from quayside_cli.commands.common import Verbs, add, connect, open_stack, table
+from quayside_cli.errors import QuaysideError
+from quayside_cli.ssh import script
+from quayside_cli.stack import Stack
+
+TIMEOUT_SECONDS: Final = 60
+STOPPED: Final = frozenset({"exited", "created"})
+TARGET: Final = re.compile(r":\d+$")
+
+
+@dataclass(frozen=True)
+class Container:
+    role: str
+    accessory: str
+    version: str
+    state: str
+    health: str
+    id: str
+    name: str
+    started: str
+    finished: str
+    image: str
+
+
+@dataclass(frozen=True)
+class Route:
+    service: str
+    host: str
+    path: str
+    target: str
+    state: str
+    tls: str
+
+
+def parse(text: str) -> tuple[list[Container], list[Route]]:
+    """details.sh's lines: `container<TAB>...` (11 fields) and `route<TAB><cells of kamal-proxy list>`."""
+    containers: list[Container] = []
+    routes: list[Route] = []
+    for line in text.splitlines():
+        kind, _, rest = line.partition("\t")
+        cells = rest.split("\t")
+        if kind == "container" and len(cells) == 10:
+            role, accessory, version, state, health, full_id, name, started, finished, image = cells
+            short, bare = full_id[:12], name.lstrip("/")
+            containers.append(Container(role, accessory, version, state, health, short, bare, started, finished, image))
+        elif kind == "route":
+            route = parse_route(cells)
+            if route is not None:
+                routes.append(route)
+    return containers, routes
+
+
+def parse_route(cells: list[str]) -> Route | None:
+    """A row of `kamal-proxy list` (Service Host Path Target State TLS); the host is absent for a catch-all route."""
+    cells = [cell for cell in cells if cell]
+    at = next((i for i, cell in enumerate(cells) if TARGET.search(cell)), None)
+    if at is None or at < 1:
+        return None
+    between = cells[1:at]
+    host, path = ([*between, "", ""])[:2] if len(between) != 1 else ("*", between[0])
+    after = [*cells[at + 1 :], "", ""]
+    return Route(cells[0], host or "*", path or "/", cells[at], after[0], after[1])
+
+
+def route_of(service: str, role: str, routes: list[Route]) -> Route | None:
+    return next((route for route in routes if route.service == f"{service}-{role}"), None)
+
+
+def live_of(service: str, role: str, containers: list[Container], routes: list[Route]) -> Container | None:
+    """The container kamal-proxy routes the role to, else (a role without the proxy) its running one."""
+    mine = [container for container in containers if container.role == role]
+    route = route_of(service, role, routes)
+    if route is not None:
+        target = route.target.rsplit(":", 1)[0]
+        return next((container for container in mine if container.id.startswith(target)), None)
+    return next((container for container in mine if container.state == "running"), None)
+
+
+def rollback_versions(role: str, containers: list[Container], live: Container | None) -> list[str]:
+    """Versions of the role's retained (stopped) containers, newest stop first, without the live one."""
+    stopped = sorted(
+        (c for c in containers if c.role == role and c.state in STOPPED), key=lambda c: c.finished, reverse=True
+    )
+    found: list[str] = []
+    for container in stopped:
+        if container.version not in found and (live is None or container.version != live.version):
+            found.append(container.version)
+    return found
+
+
+def health(container: Container | None, route: Route | None) -> str:
+    if container is None:
+        return "-"
+    if container.health != "-":
+        return container.health
+    if route is not None:
+        return {"running": "serving", "stopped": "maintenance (503)", "paused": "paused"}.get(route.state, route.state)
+    return container.state
+
+
+def role_rows(
+    service: str, roles: dict[str, dict[str, Any]], containers: list[Container], routes: list[Route]
+) -> list[list[str]]:
+    rows = []
+    for name, output in roles.items():
+        live = live_of(service, name, containers, routes)
+        version = live.version if live else "none live"
+        if live and output.get("version") and output["version"] != live.version:
+            version += f" (stack: {output['version']})"
+        rows.append([
+            name, version, f"{live.name} ({live.id})" if live else "-", live.state if live else "-",
+            health(live, route_of(service, name, routes)),
+            ", ".join(rollback_versions(name, containers, live)) or "-",
+            " ".join(output.get("urls") or []) or "-",
+        ])  # fmt: skip
+    return rows
+
+
+def render(stack: Stack, containers: list[Container], routes: list[Route]) -> list[str]:
+    service, ssh = stack.service, stack.ssh
+    lines = [f"stack {stack.name}: service {service} on {ssh.user}@{ssh.host}:{ssh.port}", ""]
+    header = ["ROLE", "VERSION", "CONTAINER", "STATE", "HEALTH", "ROLLBACK TO", "URLS"]
+    lines += table(header, role_rows(service, stack.roles, containers, routes))
+    route_rows = [[r.service, r.host, r.path, r.target, r.state, r.tls] for r in routes] or [["-"] * 6]
+    lines += ["", *table(["ROUTE", "HOST", "PATH", "TARGET", "STATE", "TLS"], route_rows)]
+    accessories = []
+    for name in stack.accessories:
+        found = next((c for c in containers if c.accessory == name), None)
+        accessories.append(
+            [name, found.name, found.state, found.health, found.image] if found else [name, "-", "missing", "-", "-"]
+        )
+    if accessories:
+        lines += ["", *table(["ACCESSORY", "CONTAINER", "STATE", "HEALTH", "IMAGE"], accessories)]
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    stack = open_stack(args)
+    argv = ["--service", stack.service, "--proxy-name", defaults.PROXY_CONTAINER]
+    command = script(stack.service, "details.sh", argv, timeout_seconds=TIMEOUT_SECONDS)
+    with connect(stack) as server, progress.step(f"asking {stack.ssh.host} about {stack.service}"):
+        done = server.capture(command, timeout=TIMEOUT_SECONDS + 30)
+    if done.returncode != 0:
+        raise QuaysideError(f"stack {stack.name}: details.sh failed on the server: {done.stderr.strip()}")
+    containers, routes = parse(done.stdout)
+    print("\n".join(render(stack, containers, routes)))
+    return 0
+
+
+def register(verbs: Verbs) -> None:
+    add(verbs, "details", run, "the live version, container, health and URLs of each role, rollback candidates, "
+        "proxy routes and accessories")  # fmt: skip
