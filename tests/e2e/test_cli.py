@@ -15,7 +15,6 @@ import os
 import re
 import shlex
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import pytest
 from quayside_cli.main import VERBS
 from tests.integration.accessory_fixtures import running_s3_store
 from tests.support.docker import docker, free_loopback_port
+from tests.support.processes import ProcessWatch
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
 from tests.support.stacks import STACK, DemoStack, registry_image, unique_service
 from tests.support.testbed import TestServer
@@ -111,32 +111,6 @@ def row_of(output: str, first: str) -> list[str]:
         if cells[0] == first:
             return cells
     raise AssertionError(f"no row {first!r} in:\n{output}")
-
-
-class ProcessWatch:
-    """Samples every command line on this machine (the server, too) while a command runs."""
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def __enter__(self) -> ProcessWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
-            self.seen.update(listing.splitlines())
-            time.sleep(0.05)
-
-
-# --- no server needed -------------------------------------------------------------------------------------
 
 
 def test_every_verb_has_help_and_the_top_level_help_names_them_all() -> None:

@@ -20,6 +20,7 @@ import pytest
 from pulumi import automation as auto
 
 from tests.support.load import LoadReport
+from tests.support.processes import ProcessWatch
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
 from tests.support.stacks import (
     DemoStack,
@@ -210,30 +211,6 @@ def test_a_failing_migration_stops_its_role_and_the_old_version_keeps_serving(de
     assert "migrate failed: role backend" in message and "exited with 3" in message
     assert report.failures == [] and set(report.versions()) == {"v2"}, report.summary()
     assert container_states(demo.service, "backend") == {f"{demo.service}-backend-v2": "running"}
-
-
-class ProcessWatch:
-    """Samples every process's command line on the server (this machine) while a deploy runs."""
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def __enter__(self) -> ProcessWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _watch(self) -> None:
-        deadline = time.monotonic() + 300
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
-            self.seen.update(listing.splitlines())
-            time.sleep(0.05)
 
 
 def test_a_secret_change_alone_boots_a_fresh_container_and_the_secret_never_leaks(demo: DemoStack) -> None:
