@@ -5,7 +5,9 @@ with the role defaults of components/defaults.py (1 s health interval), REPEATS 
 median wall time of each scenario, the failed requests of all its runs, and the server-side swap time
 (swap.sh start → proxy switched) beside the image's own time to healthy.
 
-    bench/run            (sets up the bench first; prints a table; nothing is asserted)
+    .venv/bin/python -m bench.swaps     (after scripts/setup; prints a table; nothing is asserted)
+
+bench/run compares whole deploys with Kamal's instead (bench/compare.py); this is the server side alone.
 """
 
 from __future__ import annotations
