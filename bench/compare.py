@@ -18,7 +18,8 @@ A run is one round per tool, tools in turn (the first alternates), each round on
                                             10 s stop grace before Docker kills it
 
 Each round holds the machine lock (QUAYSIDE_MACHINE_LOCK, default /tmp/quayside-machine.lock) and releases it
-after, so test runs taking the same lock can go in between, never during one.
+after, so test runs taking the same lock can go in between, never during one. A round that dockerd restarted
+under, or whose requests failed before any command had started, is left out of the figures and run again.
 """
 
 from __future__ import annotations
