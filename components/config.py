@@ -29,6 +29,10 @@ PATH_PATTERN = r"^/\S*$"
 VOLUME_PATTERN = r"^[^:\s]+:/[^:\s]*(:(ro|rw))?$"
 MEMORY_PATTERN = r"^[1-9][0-9]*[kmg]$"
 CIDR_PATTERN = r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"
+# One platform, as `docker build --platform` takes it: os/arch, and an arm variant.
+PLATFORM_PATTERN = r"^linux/(amd64|arm64|arm/v[5-8]|386|ppc64le|s390x|riscv64)$"
+# A repository path under the registry host, as Docker names them (acme/web).
+REPOSITORY_PATTERN = r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
 HETZNER_LOCATIONS = Literal["fsn1", "nbg1", "hel1", "ash", "hil", "sin"]
 # An OpenSSH public key line, optionally after the host name ssh-keyscan puts first.
 HOST_KEY_PATTERN = r"^(\S+ )?(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$"
@@ -67,10 +71,23 @@ class ImageSpec(Model):
     """A ready image (`image: ghcr.io/acme/web:1.4`), or a build (`image: {context: ../web}`)."""
 
     ref: str | None = Field(default=None, description="an image reference with a tag or @sha256 digest")
-    context: str | None = Field(default=None, description="a build context directory, relative to the project")
-    dockerfile: str | None = Field(default=None, description="the Dockerfile, relative to the context")
+    context: str | None = Field(
+        default=None, description="a build context directory, relative to the project directory (Pulumi.yaml's)"
+    )
+    dockerfile: str | None = Field(default=None, description="the Dockerfile, relative to the context (Dockerfile)")
     target: str | None = Field(default=None, description="the build stage to build")
     args: dict[str, str] = Field(default_factory=dict, description="build arguments")
+    platform: str | None = Field(
+        default=None,
+        pattern=PLATFORM_PATTERN,
+        description=f"the platform to build for (default {defaults.BUILD_PLATFORM}, as Kamal's builder)",
+    )
+    repository: str | None = Field(
+        default=None,
+        pattern=REPOSITORY_PATTERN,
+        max_length=200,
+        description="the repository under registry.server to push to (default <service>-<role>)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -81,8 +98,9 @@ class ImageSpec(Model):
     def _ref_or_context(self) -> Self:
         if (self.ref is None) == (self.context is None):
             raise ValueError("give an image reference (image: repo:tag) or a build (image: {context: dir})")
-        if self.ref is not None and (self.dockerfile or self.target or self.args):
-            raise ValueError("dockerfile, target and args go with context, not with an image reference")
+        build_keys = [key for key in ("dockerfile", "target", "args", "platform", "repository") if getattr(self, key)]
+        if self.ref is not None and build_keys:
+            raise ValueError(f"{', '.join(build_keys)} go with context, not with an image reference")
         if self.ref is not None:
             _check_image_ref(self.ref)
         return self
@@ -303,6 +321,8 @@ class StackConfig(Model):
                 routes[route] = name
             if self.proxy.ssl and role.proxy and not role.hosts:
                 raise ValueError(f"roles.{name}.hosts: proxy.ssl needs at least one hostname per proxied role")
+            if role.image.context is not None and self.registry is None:
+                raise ValueError(f"roles.{name}.image.context: a build needs registry: {{server: ...}} to push to")
         self._check_no_cycle()
         return self
 
@@ -354,6 +374,8 @@ PATTERN_HELP: dict[str, str] = {
     MEMORY_PATTERN: "a size with its unit k, m or g (512m)",
     HOST_KEY_PATTERN: "an SSH public key line like `ssh-ed25519 AAAA...` (what ssh-keyscan prints)",
     CIDR_PATTERN: "a network in CIDR form like 203.0.113.0/24 or 2001:db8::/32",
+    PLATFORM_PATTERN: "one Linux platform like linux/amd64 or linux/arm64",
+    REPOSITORY_PATTERN: "a lowercase repository path like acme/web",
 }
 
 

@@ -27,6 +27,9 @@ RETAIN_CONTAINERS: Final = 5
 STOP_TIMEOUT_SECONDS: Final = 10
 LOCK_TIMEOUT_SECONDS: Final = 300
 
+# What a role's image is built for unless `image.platform` says otherwise: the usual server, as Kamal's builder.
+BUILD_PLATFORM: Final = "linux/amd64"
+
 SSH_PORT: Final = 22
 # Every IPv4 and IPv6 address: where a Hetzner server's firewall lets SSH in unless `ssh_from` narrows it.
 ANYWHERE: Final = ("0.0.0.0/0", "::/0")

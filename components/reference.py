@@ -100,7 +100,10 @@ EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
         },
         "roles": {
             "app": {
-                "image": {"context": "../app", "args": {"NODE_VERSION": "22"}},
+                "image": {
+                    "context": "../app", "args": {"NODE_VERSION": "22"}, "platform": "linux/arm64",
+                    "repository": "acme/app",
+                },
                 "version": "v1.4.2",
                 "port": 3000,
                 "hosts": ["staging.acme.com"],

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import pulumi
-import pulumi_docker as docker
 from pulumi_command import remote
 
-from components import config, defaults
+from components import config, defaults, image_build
 from components import remote as commands
 
 PULL_SECONDS: Final = 300
@@ -142,21 +141,9 @@ class AppRole(pulumi.ComponentResource):
         if spec.ref is not None:
             return pulumi.Output.from_input(spec.ref)
         registry = self._args.registry
-        if registry is None:
-            raise ValueError(f"roles.{self._args.name}.image: a build needs registry: {{server: ...}} to push to")
-        image = docker.Image(
-            f"{name}-image",
-            image_name=f"{registry.server}/{self._args.service}-{self._args.name}:quayside",
-            build=docker.DockerBuildArgs(
-                context=spec.context, dockerfile=spec.dockerfile, target=spec.target, args=spec.args or None
-            ),
-            registry=docker.RegistryArgs(
-                server=registry.server, username=registry.username, password=self._args.registry_password
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # The digest, not the moving tag: the same build is the same version everywhere.
-        return image.repo_digest
+        assert registry is not None  # config: a build needs a registry
+        build = image_build.RoleBuild(self._args.service, self._args.name, spec, registry, self._args.registry_password)
+        return image_build.built_image(f"{name}-image", build, parent=self)
 
     def _migrate(self, name: str, stdin: pulumi.Output[str]) -> remote.Command:
         a = self._args

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import pulumi
 
-from components import config
+from components import config, image_build
 from components.accessories.wiring import DeployedAccessories, SecretReader, deploy_accessories
 from components.host import DockerHost, DockerHostArgs
 from components.proxy import Proxy, ProxyArgs
@@ -53,6 +53,7 @@ class Deployment:
 
 def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
     service = stack.service
+    image_build.check_build_inputs(stack, image_build.project_dir())
     server: ExistingServer | HetznerServer
     if isinstance(stack.server, config.ExistingServer):
         server = ExistingServer(

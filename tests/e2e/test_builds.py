@@ -1,0 +1,122 @@
+"""Roles built from a context (`image: {context: ...}`) by `pulumi up` of quayside's own program, through the real
+engine and pulumi-docker's provider: built with the local engine's BuildKit, pushed to the loopback registry, the
+pushed digest deployed on the loopback server, with HTTP load counted through a rebuild.
+
+Each test's stack has two roles, web and api, each built from a context of its own in the scratch project directory
+(where Pulumi.yaml is, which contexts are relative to). The Dockerfile starts FROM the demo app in the loopback
+registry (nothing is pulled from Docker Hub) and copies `app-version`, whose content the app answers with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import pytest
+from pulumi import automation as auto
+
+from tests.support.docker import docker
+from tests.support.stacks import DemoStack, Events, container_states, registry_image, unique_service
+from tests.support.testbed import TestServer, registry_address
+
+REPLACED: Final = ["create-replacement", "replace", "delete-replaced"]
+# The demo app's entrypoint answers `GET /` with $VERSION first: here it comes from the copied file.
+DOCKERFILE: Final = f"""\
+FROM {registry_image("v1")}
+COPY app-version /app-version
+ENTRYPOINT ["/bin/sh", "-c", "VERSION=$(cat /app-version) exec /bin/sh /entrypoint.sh"]
+"""
+
+
+def write_context(directory: Path, version: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "Dockerfile").write_text(DOCKERFILE)
+    (directory / "app-version").write_text(f"{version}\n")
+
+
+def built_stack(tmp_path: Path, test_server: TestServer) -> DemoStack:
+    """The demo stack's web and api roles, each built from its own context (`web-app`, `api-app`)."""
+    stack = DemoStack.create(tmp_path, test_server, unique_service("e2e-build"))
+    roles = stack.roles
+    del roles["backend"]
+    roles["api"].pop("depends_on")
+    for name in ("web", "api"):
+        write_context(stack.project.work_dir / f"{name}-app", f"{name}-1")
+        roles[name]["image"] = {"context": f"{name}-app"}
+    stack.config["quayside:registry"] = {"server": registry_address()}
+    return stack
+
+
+@pytest.fixture
+def built(tmp_path: Path, test_server: TestServer) -> Iterator[DemoStack]:
+    stack = built_stack(tmp_path, test_server)
+    first = stack.up()
+    try:
+        assert stack.get("web") == (200, "web-1") and stack.get("api") == (200, "api-1")
+        # The build's and the push's own output showed while they ran.
+        assert f"Successfully tagged {registry_address()}/{stack.service}-web:e2e" in first.stdout
+        assert f"The push refers to repository [{registry_address()}/{stack.service}-api]" in first.stdout
+        yield stack
+    finally:
+        stack.destroy()
+        for name in ("web", "api"):  # the local tag of the build; the pushed repositories are the test's own
+            docker("rmi", f"{registry_address()}/{stack.service}-{name}:e2e", check=False)
+
+
+def test_a_one_file_change_in_one_context_rebuilds_and_redeploys_that_role_only_under_load(built: DemoStack) -> None:
+    unchanged = Events()
+    assert set(built.preview(unchanged).change_summary) == {"same"}, unchanged.changed()
+
+    (built.project.work_dir / "web-app" / "app-version").write_text("web-2\n")
+    previewed = Events()
+    built.preview(previewed)
+    assert previewed.changed() == {f"{built.service}-web-image": ["update"], f"{built.service}-web-swap": REPLACED}
+
+    events = Events()
+    with built.load("web") as load:
+        load.wait_for_requests(100)
+        result = built.up(events)
+        load.wait_for_requests(load.report.total + 100)
+
+    assert result.summary.result == "succeeded"
+    assert events.changed() == previewed.changed()
+    report = load.report
+    assert report.failures == [] and report.version_sequence() == ["web-1", "web-2"], report.summary()
+    assert built.get("api") == (200, "api-1")
+    # The role runs the pushed digest: its version name is the digest's first 12 hex.
+    running = [name for name, state in container_states(built.service, "web").items() if state == "running"]
+    digest = result.outputs["roles"].value["web"]["image"]
+    assert digest.startswith(f"{registry_address()}/{built.service}-web@sha256:"), digest
+    assert running == [f"{built.service}-web-{digest.split('@sha256:')[1][:12]}"]
+    print(f"rebuild of web: {report.summary()}")
+
+
+def test_a_failing_build_step_fails_up_naming_the_role_and_step_and_changes_nothing(built: DemoStack) -> None:
+    before = container_states(built.service, "web")
+    dockerfile = built.project.work_dir / "web-app" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "COPY no-such-asset /www/\n")
+    (built.project.work_dir / "web-app" / "app-version").write_text("web-2\n")
+
+    with pytest.raises(auto.errors.CommandError) as failed:
+        built.up()
+
+    message = str(failed.value)
+    assert f"docker:index:Image ({built.service}-web-image):" in message
+    assert 'failed to compute cache key: "/no-such-asset" not found' in message
+    assert container_states(built.service, "web") == before
+    assert built.get("web") == (200, "web-1") and built.get("api") == (200, "api-1")
+
+
+def test_a_missing_context_stops_preview_with_one_line_naming_the_key(tmp_path: Path, test_server: TestServer) -> None:
+    stack = built_stack(tmp_path, test_server)
+    stack.roles["api"]["image"] = {"context": "no-such-dir"}
+
+    with pytest.raises(auto.errors.CommandError) as failed:
+        stack.preview()
+
+    missing = stack.project.work_dir / "no-such-dir"
+    assert (
+        f"quayside config: roles.api.image.context: {missing} is no directory "
+        f"(a context is relative to the project directory, {stack.project.work_dir})"
+    ) in str(failed.value)
