@@ -127,6 +127,10 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("host key given twice", set_in("server.trust_first_use", True), "server: host_key and trust_first_use: give the host key one way only"),
     ("host key that is no key", set_in("server.host_key", "AAAA"), "server.host_key: must be an SSH public key line"),
     ("proxy version with a space", set_in("proxy.version", "v 1"), "proxy.version: must be letters, digits, dot, dash and underscore"),
+    ("build for another os", set_in("roles.backend.image.platform", "windows/amd64"), "roles.backend.image.platform: must be one Linux platform like linux/amd64 or linux/arm64 (got 'windows/amd64')"),
+    ("platform of a ready image", set_in("roles.web.image", {"ref": "a:1", "platform": "linux/arm64"}), "roles.web.image: platform go with context, not with an image reference"),
+    ("repository in capitals", set_in("roles.backend.image.repository", "Acme/Web"), "roles.backend.image.repository: must be a lowercase repository path like acme/web (got 'Acme/Web')"),
+    ("build without a registry", drop("registry"), "roles.backend.image.context: a build needs registry: {server: ...} to push to"),
 ]  # fmt: skip
 
 

@@ -19,6 +19,9 @@ from tests.support.commands import is_secret, option, script_argv
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE_URL = "postgres://acme:s3cr3t-p4ss@db/acme"
 BACKEND_DIGEST = "3f2a" * 16
+BUILT_DIGEST = "9c0e" * 16
+# The inputs of each docker.Image the program registered, by resource name.
+BUILDS: dict[str, dict[str, Any]] = {}
 
 
 HETZNER_ADDRESS = "198.51.100.4"
@@ -30,6 +33,9 @@ class Mocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "hcloud:index/server:Server":
             outputs["ipv4Address"] = HETZNER_ADDRESS
+        if args.typ == "docker:index/image:Image":
+            BUILDS[args.name] = dict(args.inputs)
+            outputs["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{BUILT_DIGEST}"
         if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs["create"]:
             outputs["stdout"] = f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"
         elif args.typ == "command:local:Command":
@@ -380,3 +386,26 @@ def test_trust_on_first_use_pins_what_ssh_keyscan_saw_at_the_first_deploy() -> p
         assert host_key == HOST_KEY
 
     return pulumi.Output.all(server.keyscan.create, server.host_key).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_role_built_from_a_context_deploys_the_digest_its_push_gave(tmp_path: Path) -> pulumi.Output[None]:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "Dockerfile").write_text("FROM scratch\n")
+    raw = example_stack().model_dump(exclude_unset=True)
+    raw["registry"] = {"server": "registry.acme.com:5000"}
+    raw["roles"]["web"]["image"] = {"context": str(tmp_path / "web"), "platform": "linux/arm64"}
+    web = stack.deploy(config.parse(raw, secrets_set={"ssh_private_key", "DATABASE_URL"}), secret).roles["web"]
+
+    def check(create: str | None) -> None:
+        assert create is not None
+        argv = script_argv(create, "swap.sh")
+        assert option(argv, "--image") == [f"registry.acme.com:5000/acme-web@sha256:{BUILT_DIGEST}"]
+        assert option(argv, "--version") == [BUILT_DIGEST[:12]]
+        built = BUILDS["acme-web-image"]
+        assert built["imageName"] == f"registry.acme.com:5000/acme-web:{pulumi.get_stack()}"
+        assert built["build"]["platform"] == "linux/arm64"
+        assert built["build"]["builderVersion"] == "BuilderBuildKit"
+        assert built["registry"] == {"server": "registry.acme.com:5000"}
+
+    return web.deployed.create.apply(check)
