@@ -13,15 +13,19 @@ pushed digest, which the role deploys. Build and push output streams as the reso
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import pulumi
 import pulumi_docker as docker
+from pulumi_command import local
 
 from components import config, defaults
 
-DEFAULT_DOCKERFILE = "Dockerfile"
+DEFAULT_DOCKERFILE: Final = "Dockerfile"
+PUSH_CHECK: Final = Path(__file__).parent / "local" / "push-check.sh"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,12 @@ def build_args(spec: config.ImageSpec, project: Path, working_dir: Path) -> dock
     )
 
 
+def push_check_command(role: str, registry: config.Registry, working_dir: Path) -> str:
+    """Runs on the deploying machine: does the registry take pushes with the stack's credentials?"""
+    script = os.path.relpath(PUSH_CHECK, working_dir)
+    return shlex.join(["bash", script, role, registry.server, *([registry.username] if registry.username else [])])
+
+
 @dataclass
 class RoleBuild:
     service: str
@@ -89,16 +99,26 @@ class RoleBuild:
     registry_password: pulumi.Input[str] | None = None
 
 
-def built_image(resource_name: str, build: RoleBuild, parent: pulumi.Resource) -> pulumi.Output[str]:
-    """Builds and pushes the role's image; the pushed digest (`<registry>/<repo>@sha256:...`), known after `up`."""
+def built_image(name: str, build: RoleBuild, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """Builds and pushes the role's image; the pushed digest (`<registry>/<repo>@sha256:...`), known after `up`.
+
+    A check runs first, at the first deploy and when the registry or its credentials change: the provider's own
+    refusal names neither the registry nor the key to set."""
+    registry_password = build.registry_password if build.registry.username else None
+    check = local.Command(
+        f"{name}-push-check",
+        create=push_check_command(build.role, build.registry, Path.cwd()),
+        stdin=registry_password,
+        opts=pulumi.ResourceOptions(parent=parent, additional_secret_outputs=["stdin"]),
+    )
     image = docker.Image(
-        resource_name,
+        f"{name}-image",
         image_name=image_name(build.registry, build.service, build.role, build.spec, pulumi.get_stack()),
         build=build_args(build.spec, project_dir(), Path.cwd()),
         registry=docker.RegistryArgs(
             server=build.registry.server, username=build.registry.username, password=build.registry_password
         ),
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[check]),
     )
     # The digest, not the moving tag: the same build is the same version everywhere.
     return image.repo_digest

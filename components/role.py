@@ -143,7 +143,7 @@ class AppRole(pulumi.ComponentResource):
         registry = self._args.registry
         assert registry is not None  # config: a build needs a registry
         build = image_build.RoleBuild(self._args.service, self._args.name, spec, registry, self._args.registry_password)
-        return image_build.built_image(f"{name}-image", build, parent=self)
+        return image_build.built_image(name, build, parent=self)
 
     def _migrate(self, name: str, stdin: pulumi.Output[str]) -> remote.Command:
         a = self._args

@@ -9,15 +9,28 @@ registry (nothing is pulled from Docker Hub) and copies `app-version`, whose con
 
 from __future__ import annotations
 
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
 import pytest
+import yaml
 from pulumi import automation as auto
 
-from tests.support.docker import docker
-from tests.support.stacks import DemoStack, Events, container_states, registry_image, unique_service
+from tests.support.docker import docker, free_loopback_port
+from tests.support.stacks import (
+    DemoStack,
+    Events,
+    container_states,
+    registry_image,
+    service_containers,
+    unique_service,
+)
 from tests.support.testbed import TestServer, registry_address
 
 REPLACED: Final = ["create-replacement", "replace", "delete-replaced"]
@@ -120,3 +133,80 @@ def test_a_missing_context_stops_preview_with_one_line_naming_the_key(tmp_path: 
         f"quayside config: roles.api.image.context: {missing} is no directory "
         f"(a context is relative to the project directory, {stack.project.work_dir})"
     ) in str(failed.value)
+
+
+def bcrypt_hash(password: str) -> str:
+    """The registry's htpasswd wants bcrypt; Python 3.11's crypt (deprecated, no extra package) makes it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+
+
+def registry_status(address: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+@pytest.fixture
+def private_registry(tmp_path: Path) -> Iterator[str]:
+    """A registry of this test's own on a free loopback port that takes only user quayside with its password."""
+    directory = tmp_path / "private-registry"
+    directory.mkdir()
+    (directory / "htpasswd").write_text(f"quayside:{bcrypt_hash('the-right-one')}\n")
+    address = f"127.0.0.1:{free_loopback_port()}"
+    settings = {
+        "version": 0.1,
+        "log": {"level": "warn"},
+        "storage": {"filesystem": {"rootdirectory": str(directory / "data")}},
+        "http": {"addr": address},
+        "auth": {"htpasswd": {"realm": "quayside-test", "path": str(directory / "htpasswd")}},
+    }
+    (directory / "config.yml").write_text(yaml.safe_dump(settings))
+    with (directory / "registry.log").open("w") as log:
+        registry = subprocess.Popen(["docker-registry", "serve", str(directory / "config.yml")], stdout=log, stderr=log)
+    try:
+        for _ in range(100):
+            if registry_status(address) == 401 or registry.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert registry_status(address) == 401, (directory / "registry.log").read_text()
+        yield address
+    finally:
+        registry.terminate()
+        registry.wait(timeout=10)
+
+
+def test_a_registry_refusing_the_push_is_named_with_the_credential_key_to_set(
+    tmp_path: Path, test_server: TestServer, private_registry: str
+) -> None:
+    stack = built_stack(tmp_path, test_server)
+    stack.config["quayside:registry"] = {"server": private_registry}
+    try:
+        with pytest.raises(auto.errors.CommandError) as anonymous:
+            stack.up()
+        assert (
+            f"quayside: role web: registry {private_registry} refused a push without credentials (HTTP 401): "
+            "set registry.username in the stack and the registry_password secret "
+            "(pulumi config set --secret registry_password)"
+        ) in str(anonymous.value)
+
+        stack.config["quayside:registry"] = {"server": private_registry, "username": "quayside"}
+        stack.secrets["registry_password"] = "a-wrong-one"
+        with pytest.raises(auto.errors.CommandError) as wrong:
+            stack.up()
+        assert f"quayside: role web: registry {private_registry} refused the login of quayside (" in str(wrong.value)
+        assert (
+            "set the registry_password secret (pulumi config set --secret registry_password) to a password or token "
+            "that may push"
+        ) in str(wrong.value)
+        assert "a-wrong-one" not in str(wrong.value)
+        assert service_containers(stack.service) == []
+    finally:
+        stack.destroy()

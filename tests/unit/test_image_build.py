@@ -86,3 +86,13 @@ def test_a_missing_dockerfile_is_one_line_naming_the_key(tmp_path: Path, dockerf
         f"quayside config: roles.backend.image.{key}: no Dockerfile at {expected} "
         "(image.dockerfile is relative to the context)"
     )
+
+
+def test_the_push_check_runs_the_local_script_with_the_username_and_never_the_password() -> None:
+    checkout = image_build.PUSH_CHECK.parents[2]
+
+    with_user = image_build.push_check_command("web", config.Registry(server="ghcr.io", username="acme"), checkout)
+    anonymous = image_build.push_check_command("web", config.Registry(server="127.0.0.1:5000"), checkout)
+
+    assert with_user == "bash components/local/push-check.sh web ghcr.io acme"
+    assert anonymous == "bash components/local/push-check.sh web 127.0.0.1:5000"
