@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATABASE_URL = "postgres://acme:s3cr3t-p4ss@db/acme"
 BACKEND_DIGEST = "3f2a" * 16
 BUILT_DIGEST = "9c0e" * 16
-# The inputs of each docker.Image the program registered, by resource name.
+# The inputs of each docker.Image and push check the program registered, by resource name.
 BUILDS: dict[str, dict[str, Any]] = {}
 
 
@@ -33,8 +33,9 @@ class Mocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "hcloud:index/server:Server":
             outputs["ipv4Address"] = HETZNER_ADDRESS
-        if args.typ == "docker:index/image:Image":
+        if args.typ == "docker:index/image:Image" or args.name.endswith("-push-check"):
             BUILDS[args.name] = dict(args.inputs)
+        if args.typ == "docker:index/image:Image":
             outputs["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{BUILT_DIGEST}"
         if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs["create"]:
             outputs["stdout"] = f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"
@@ -407,5 +408,9 @@ def test_a_role_built_from_a_context_deploys_the_digest_its_push_gave(tmp_path: 
         assert built["build"]["platform"] == "linux/arm64"
         assert built["build"]["builderVersion"] == "BuilderBuildKit"
         assert built["registry"] == {"server": "registry.acme.com:5000"}
+        # Checked first: whether the registry takes pushes (anonymous here, so nothing on stdin).
+        check = BUILDS["acme-web-push-check"]
+        assert check["create"] == "bash components/local/push-check.sh web registry.acme.com:5000"
+        assert "stdin" not in check
 
     return web.deployed.create.apply(check)
