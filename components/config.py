@@ -72,7 +72,11 @@ class ImageSpec(Model):
 
     ref: str | None = Field(default=None, description="an image reference with a tag or @sha256 digest")
     context: str | None = Field(
-        default=None, description="a build context directory, relative to the project directory (Pulumi.yaml's)"
+        default=None,
+        description=(
+            "a build context directory, relative to the project directory (Pulumi.yaml's): built by the deploying "
+            "machine's Docker engine, pushed to registry.server, and deployed by its digest; unchanged, no change"
+        ),
     )
     dockerfile: str | None = Field(default=None, description="the Dockerfile, relative to the context (Dockerfile)")
     target: str | None = Field(default=None, description="the build stage to build")
