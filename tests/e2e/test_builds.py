@@ -40,23 +40,40 @@ FROM {registry_image("v1")}
 COPY app-version /app-version
 ENTRYPOINT ["/bin/sh", "-c", "VERSION=$(cat /app-version) exec /bin/sh /entrypoint.sh"]
 """
+# api's, beside its context's other files: a build argument in the answer, and a last stage that cannot be built,
+# which `target: release` leaves out.
+STAGED_DOCKERFILE: Final = f"""\
+FROM {registry_image("v1")} AS release
+COPY app-version /app-version
+ARG FLAVOUR=plain
+ENV FLAVOUR=$FLAVOUR
+ENTRYPOINT ["/bin/sh", "-c", "VERSION=$(cat /app-version)-$FLAVOUR exec /bin/sh /entrypoint.sh"]
+
+FROM release AS unfinished
+COPY no-such-file /
+"""
 
 
-def write_context(directory: Path, version: str) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "Dockerfile").write_text(DOCKERFILE)
+def write_context(directory: Path, version: str, dockerfile: str = "Dockerfile", text: str = DOCKERFILE) -> None:
+    (directory / dockerfile).parent.mkdir(parents=True, exist_ok=True)
+    (directory / dockerfile).write_text(text)
     (directory / "app-version").write_text(f"{version}\n")
 
 
 def built_stack(tmp_path: Path, test_server: TestServer) -> DemoStack:
-    """The demo stack's web and api roles, each built from its own context (`web-app`, `api-app`)."""
+    """The demo stack's web and api roles, each built from its own context (`web-app`, `api-app`) in the project
+    directory; api's from a Dockerfile elsewhere in its context, a target stage and a build argument."""
     stack = DemoStack.create(tmp_path, test_server, unique_service("e2e-build"))
     roles = stack.roles
     del roles["backend"]
     roles["api"].pop("depends_on")
-    for name in ("web", "api"):
-        write_context(stack.project.work_dir / f"{name}-app", f"{name}-1")
-        roles[name]["image"] = {"context": f"{name}-app"}
+    write_context(stack.project.work_dir / "web-app", "web-1")
+    write_context(stack.project.work_dir / "api-app", "api-1", "docker/Dockerfile.release", STAGED_DOCKERFILE)
+    roles["web"]["image"] = {"context": "web-app"}
+    roles["api"]["image"] = {
+        "context": "api-app", "dockerfile": "docker/Dockerfile.release", "target": "release",
+        "args": {"FLAVOUR": "tuned"},
+    }  # fmt: skip
     stack.config["quayside:registry"] = {"server": registry_address()}
     return stack
 
@@ -66,7 +83,7 @@ def built(tmp_path: Path, test_server: TestServer) -> Iterator[DemoStack]:
     stack = built_stack(tmp_path, test_server)
     first = stack.up()
     try:
-        assert stack.get("web") == (200, "web-1") and stack.get("api") == (200, "api-1")
+        assert stack.get("web") == (200, "web-1") and stack.get("api") == (200, "api-1-tuned")
         # The build's and the push's own output showed while they ran.
         assert f"Successfully tagged {registry_address()}/{stack.service}-web:e2e" in first.stdout
         assert f"The push refers to repository [{registry_address()}/{stack.service}-api]" in first.stdout
@@ -96,7 +113,7 @@ def test_a_one_file_change_in_one_context_rebuilds_and_redeploys_that_role_only_
     assert events.changed() == previewed.changed()
     report = load.report
     assert report.failures == [] and report.version_sequence() == ["web-1", "web-2"], report.summary()
-    assert built.get("api") == (200, "api-1")
+    assert built.get("api") == (200, "api-1-tuned")
     # The role runs the pushed digest: its version name is the digest's first 12 hex.
     running = [name for name, state in container_states(built.service, "web").items() if state == "running"]
     digest = result.outputs["roles"].value["web"]["image"]
@@ -118,7 +135,7 @@ def test_a_failing_build_step_fails_up_naming_the_role_and_step_and_changes_noth
     assert f"docker:index:Image ({built.service}-web-image):" in message
     assert 'failed to compute cache key: "/no-such-asset" not found' in message
     assert container_states(built.service, "web") == before
-    assert built.get("web") == (200, "web-1") and built.get("api") == (200, "api-1")
+    assert built.get("web") == (200, "web-1") and built.get("api") == (200, "api-1-tuned")
 
 
 def test_a_missing_context_stops_preview_with_one_line_naming_the_key(tmp_path: Path, test_server: TestServer) -> None:
