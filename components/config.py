@@ -292,6 +292,13 @@ class StackConfig(Model):
         default=None, description="Postgres, its backups and Vector, beside the roles; their data is kept"
     )
 
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _registry_none_or_object(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "none":
+            raise ValueError(f"must be `none` or a registry like {{server: ghcr.io, username: acme}} (got {value!r})")
+        return value
+
     @model_validator(mode="after")
     def _roles_fit_together(self) -> Self:
         routes: dict[tuple[str, str], str] = {}
@@ -419,7 +426,8 @@ SERVER_PROVIDERS: dict[str, type[BaseModel]] = {"existing": ExistingServer, "het
 def _one_line(error: ErrorDetails) -> str:
     full_loc = [str(part) for part in error["loc"]]
     # pydantic names the server's provider in the location (server.hetzner.type); the key a user wrote has none.
-    loc = [part for index, part in enumerate(full_loc) if not (index == 1 and full_loc[0] == "server")]
+    # So does it name which of registry's forms (an object, or the word none) it tried.
+    loc = [part for index, part in enumerate(full_loc) if not (index == 1 and full_loc[0] in ("server", "registry"))]
     key = ".".join(loc)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":

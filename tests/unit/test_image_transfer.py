@@ -1,0 +1,213 @@
+"""registry: none, without a server: the config, which layers stay home, the archive that travels, and the transfer
+step a role gets (Pulumi mocks)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import config, image_transfer, stack
+from components.send_image import known_hosts_line, layers_to_send, strip_archive
+from tests.support.commands import is_secret, option, script_argv
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
+PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n"
+IMAGE_ID = "sha256:" + "4f7f0929f5df" + "0" * 52
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+# Mocks are process-wide: keep another module's (they echo inputs too, and may answer more types).
+if not isinstance(pulumi.runtime.settings.get_monitor(), pulumi.runtime.mocks.MockMonitor):
+    pulumi.runtime.set_mocks(Mocks(), preview=False)
+
+
+def registryless(**role: Any) -> config.StackConfig:
+    return config.parse(
+        {
+            "service": "acme",
+            "server": {"provider": "existing", "host": "203.0.113.7", "port": 2200, "host_key": HOST_KEY},
+            "registry": "none",
+            "roles": {"web": {"image": "myapp:dev", "hosts": ["acme.com"], "health": {"path": "/up"}, **role}},
+        },
+        secrets_set={"ssh_private_key"},
+    )
+
+
+def test_registry_none_is_a_word_and_anything_else_but_an_object_is_one_line() -> None:
+    assert registryless().sends_images and registryless().pull_registry is None
+    with pytest.raises(config.ConfigError) as error:
+        config.parse({**_raw(), "registry": "nope"}, secrets_set={"ssh_private_key"})
+    assert str(error.value) == (
+        "quayside config: registry: must be `none` or a registry like {server: ghcr.io, username: acme} (got 'nope')"
+    )
+    with pytest.raises(config.ConfigError) as error:
+        config.parse({**_raw(), "registry": {"server": ""}}, secrets_set={"ssh_private_key"})
+    assert str(error.value).startswith("quayside config: registry.server: ")
+
+
+def test_registry_none_refuses_a_build_naming_the_role() -> None:
+    with pytest.raises(config.ConfigError) as error:
+        registryless(image={"context": "."})
+    assert str(error.value) == (
+        "quayside config: roles.web.image: registry: none sends an image of the local Docker engine: give its "
+        "reference (image: myapp:dev), or a registry to build for"
+    )
+
+
+def _raw() -> dict[str, Any]:
+    return {
+        "service": "acme",
+        "server": {"provider": "existing", "host": "203.0.113.7", "host_key": HOST_KEY},
+        "roles": {"web": {"image": "myapp:dev", "proxy": False}},
+    }
+
+
+A, B, C, D = (f"sha256:{letter * 64}" for letter in "abcd")
+
+
+def test_the_layers_that_stay_home_are_the_longest_chain_some_server_image_starts_with() -> None:
+    assert layers_to_send([A, B, C], []) == 0
+    assert layers_to_send([A, B, C], [[A], [A, B, D]]) == 2
+    assert layers_to_send([A, B, C], [[B, C], [D]]) == 0, "a layer counts only with the same layers below it"
+    assert layers_to_send([A, B], [[A, B, C]]) == 2
+
+
+def saved_archive(layer_files: list[str]) -> io.BytesIO:
+    """A `docker save` archive as Docker 20.10 writes it: a directory per layer, the config, manifest.json."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+        for path in dict.fromkeys(layer_files):
+            add(path, f"contents of {path}".encode())
+        add("4f7f.json", b"{}")
+        add("repositories", b'{"myapp": {"dev": "4f7f"}}')
+        manifest = [{"Config": "4f7f.json", "RepoTags": ["myapp:dev"], "Layers": layer_files}]
+        add("manifest.json", json.dumps(manifest).encode())
+    buffer.seek(0)
+    return buffer
+
+
+def stripped(layer_files: list[str], have: int) -> tuple[dict[str, bytes], tuple[int, int]]:
+    out = io.BytesIO()
+    counts = strip_archive(saved_archive(layer_files), out, have=have, tag="myapp:4f7f0929f5df")
+    out.seek(0)
+    with tarfile.open(fileobj=out, mode="r:") as archive:
+        files = {member.name: archive.extractfile(member).read() for member in archive}  # type: ignore[union-attr]
+    return files, counts
+
+
+def test_the_archive_leaves_out_the_layers_the_server_has_and_names_the_image_by_its_id() -> None:
+    files, counts = stripped(["a/layer.tar", "b/layer.tar", "c/layer.tar"], have=2)
+
+    assert sorted(files) == ["4f7f.json", "c/layer.tar", "manifest.json"]
+    assert counts == (1, 3)
+    manifest = json.loads(files["manifest.json"])
+    assert manifest[0]["RepoTags"] == ["myapp:4f7f0929f5df"]
+    assert manifest[0]["Layers"] == ["a/layer.tar", "b/layer.tar", "c/layer.tar"], "docker load skips, by chain"
+
+
+def test_a_file_a_later_layer_needs_travels_even_when_an_earlier_layer_the_server_has_shares_it() -> None:
+    files, counts = stripped(["a/layer.tar", "b/layer.tar", "a/layer.tar"], have=2)
+
+    assert sorted(files) == ["4f7f.json", "a/layer.tar", "manifest.json"]
+    assert counts == (1, 3)
+
+
+def test_the_host_key_is_pinned_for_the_servers_address_and_port() -> None:
+    assert known_hosts_line("203.0.113.7", 2200, f"203.0.113.7 {HOST_KEY}") == f"[203.0.113.7]:2200 {HOST_KEY}\n"
+    assert known_hosts_line("acme.com", 22, HOST_KEY) == f"acme.com {HOST_KEY}\n"
+
+
+def test_the_server_names_the_image_by_its_repository_and_id() -> None:
+    assert image_transfer.server_tag("myapp:dev", IMAGE_ID) == "myapp:4f7f0929f5df"
+    assert image_transfer.server_tag("127.0.0.1:5000/acme/web:1.4", IMAGE_ID) == "127.0.0.1:5000/acme/web:4f7f0929f5df"
+    assert image_transfer.server_tag(f"acme/web@sha256:{'1' * 64}", IMAGE_ID) == "acme/web:4f7f0929f5df"
+
+
+def fake_docker(tmp_path: Path, script: str) -> str:
+    (tmp_path / "docker").write_text(f"#!/bin/sh\n{script}\n")
+    (tmp_path / "docker").chmod(0o755)
+    return str(tmp_path)
+
+
+def test_a_local_image_that_is_missing_is_one_line_naming_the_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", fake_docker(tmp_path, 'echo "Error: No such image: myapp:dev" >&2; exit 1'))
+    with pytest.raises(config.ConfigError) as error:
+        image_transfer.local_image_ids(registryless())
+    assert str(error.value) == (
+        "quayside config: roles.web.image: myapp:dev is not an image of the local Docker engine (Error: No such "
+        "image: myapp:dev); registry: none sends local images: build or pull it first"
+    )
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(config.ConfigError, match=r"^quayside config: roles.web.image: .* no docker command$"):
+        image_transfer.local_image_ids(registryless())
+
+
+def test_the_local_image_id_is_what_docker_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", fake_docker(tmp_path, f"echo '\"{IMAGE_ID}\"'"))
+    assert image_transfer.local_image_ids(registryless()) == {"web": IMAGE_ID}
+
+
+def deployed(monkeypatch: pytest.MonkeyPatch, **role: Any) -> stack.Deployment:
+    monkeypatch.setattr(image_transfer, "local_image_id", lambda key, ref: IMAGE_ID)
+    return stack.deploy(registryless(**role), lambda name: pulumi.Output.secret(PRIVATE_KEY))
+
+
+@pulumi.runtime.test
+def test_a_registryless_role_sends_its_image_over_ssh_once_per_image_id_with_the_key_on_stdin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> pulumi.Output[None]:
+    web = deployed(monkeypatch).roles["web"]
+    assert web.transfer is not None
+    sent = web.transfer.sent
+
+    def check(values: list[Any]) -> None:
+        create, stdin, triggers, secret_stdin = values
+        argv = shlex.split(create)
+        assert argv[:2] == ["python3", "components/send_image.py"], "relative: the same on every deploying machine"
+        assert option(argv, "--host") == ["203.0.113.7"] and option(argv, "--port") == ["2200"]
+        assert option(argv, "--host-key") == [HOST_KEY]
+        assert option(argv, "--image") == ["myapp:dev"] and option(argv, "--image-id") == [IMAGE_ID]
+        assert option(argv, "--tag") == ["myapp:4f7f0929f5df"]
+        receive = script_argv(option(argv, "--remote-command")[0], "image-receive.sh")
+        assert receive == ["--service", "acme", "--image-id", IMAGE_ID, "--tag", "myapp:4f7f0929f5df"]
+        assert "PRIVATE KEY" not in create and stdin == PRIVATE_KEY and secret_stdin
+        assert triggers == [IMAGE_ID]
+
+    return pulumi.Output.all(sent.create, sent.stdin, sent.triggers, is_secret(sent.stdin)).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_registryless_role_deploys_the_sent_image_at_the_version_of_its_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> pulumi.Output[None]:
+    web = deployed(monkeypatch).roles["web"]
+
+    def check(values: list[Any]) -> None:
+        create, version = values
+        argv = script_argv(create, "swap.sh")
+        assert option(argv, "--image") == ["myapp:4f7f0929f5df"] and option(argv, "--version") == ["4f7f0929f5df"]
+        assert version == "4f7f0929f5df"
+
+    return pulumi.Output.all(web.deployed.create, web.version).apply(check)
