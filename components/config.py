@@ -284,7 +284,8 @@ class StackConfig(Model):
     registry: Registry | Literal["none"] | None = Field(
         default=None,
         description="the registry roles' images are pulled from; `none`: no registry, each role's image is an "
-        "image of the deploying machine's Docker engine, sent to the server over SSH (only the layers it lacks)",
+        "image of the deploying machine's Docker engine (image: myapp:dev), sent to the server over SSH, only the "
+        "layers it lacks, and versioned by its image ID",
     )
     proxy: Proxy = Field(default_factory=Proxy, description="kamal-proxy, shared by every role on the server")
     roles: dict[Name, Role] = Field(min_length=1, description="app roles by name")
