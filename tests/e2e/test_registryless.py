@@ -25,7 +25,8 @@ import pytest
 from pulumi import automation as auto
 
 from tests.support.docker import docker
-from tests.support.stacks import DemoStack, Events, unique_service
+from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
+from tests.support.stacks import STACK, DemoStack, Events, unique_service
 from tests.support.testbed import CACHE, TestServer
 
 BASE_IMAGE: Final = "quayside-test/app:v1"
@@ -123,6 +124,19 @@ def up(demo: DemoStack, engine: DeployingEngine, events: Events | None = None) -
         demo.settle()
 
 
+def plan(demo: DemoStack, engine: DeployingEngine) -> list[str]:
+    """scripts/plan of the stack as it is written now, run as a user runs it, with the deploying engine."""
+    demo.stack()
+    env = {**os.environ, **demo.project.env(), "PULUMI_HOME": str(PULUMI_HOME), "DOCKER_HOST": engine.host}
+    env["PATH"] = f"{pulumi_cli().parent}{os.pathsep}{env['PATH']}"
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "plan"), "-s", STACK, "--cwd", str(demo.project.work_dir)],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.splitlines()
+
+
 def sent_bytes(demo: DemoStack, engine: DeployingEngine) -> tuple[int, str]:
     """What the web role's transfer step said it sent: (bytes, its line)."""
     state = with_engine(demo.stack(), engine).export_stack().deployment
@@ -164,6 +178,12 @@ def test_a_registryless_stack_sends_only_the_layers_the_server_lacks_and_deploys
             app_context(tmp_path / "two", f"{repository}:dev", "two", CHANGED_LAYER_BYTES), f"{repository}:dev"
         )
         image_bytes = int(deploying_engine.docker("image", "inspect", "--format", "{{.Size}}", second_id))
+        old, new = first_id[7:19], second_id[7:19]
+        assert plan(demo, deploying_engine) == [
+            f"web: image {repository}:dev ({new}) goes to the server over SSH, only the layers it lacks",
+            f"web: new version {new} (was {old}): boots beside {old}, switches after its health check, keeps {old} "
+            "for rollback",
+        ]
         events = Events()
         with demo.load("web") as load:
             load.wait_for_requests(100)
@@ -186,6 +206,9 @@ def test_a_registryless_stack_sends_only_the_layers_the_server_lacks_and_deploys
 
         # Nothing changed: the transfer step is the same, and nothing is sent.
         assert set(with_engine(demo.stack(), deploying_engine).preview(color="never").change_summary) == {"same"}
+        # The key went to the transfer on stdin, kept secret: no file of the backend holds it in plain text.
+        key_line = test_server.private_key_text.strip().splitlines()[1]
+        assert demo.project.backend.files_containing(key_line) == []
     finally:
         with_engine(demo.stack(), deploying_engine).destroy(color="never")
         tags = [f"{repository}:{tag}" for tag in server_image(repository)]

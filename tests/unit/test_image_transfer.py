@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import shlex
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from tests.support.commands import is_secret, option, script_argv
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n"
+ROOT = Path(__file__).resolve().parents[2]
 IMAGE_ID = "sha256:" + "4f7f0929f5df" + "0" * 52
 
 
@@ -211,3 +214,30 @@ def test_a_registryless_role_deploys_the_sent_image_at_the_version_of_its_id(
         assert version == "4f7f0929f5df"
 
     return pulumi.Output.all(web.deployed.create, web.version).apply(check)
+
+
+def preview_step(op: str, urn: str, parent: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    state = {"urn": urn, "parent": parent, "inputs": inputs}
+    return {"op": op, "urn": urn, "oldState": state, "newState": state, "diffReasons": ["create", "triggers"]}
+
+
+def test_the_plan_says_which_image_goes_to_the_server_over_ssh() -> None:
+    component = "urn:pulumi:prod::quayside::quayside:index:AppRole$quayside:index:ImageTransfer::acme-web-image"
+    send = component.replace("ImageTransfer::", "ImageTransfer$command:local:Command::") + "-send"
+    create = image_transfer.send_command("acme", "myapp:dev", IMAGE_ID, host="203.0.113.7", port=22, user="root",
+                                         host_key=HOST_KEY)  # fmt: skip
+    preview = {
+        "config": {"quayside:service": "acme"},
+        "steps": [
+            preview_step("same", component, "urn:pulumi:prod::quayside::quayside:index:AppRole::acme-web", {}),
+            preview_step("replace", send, component, {"create": create, "triggers": [IMAGE_ID]}),
+        ],
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "plan.py")], input=json.dumps(preview), capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.stdout.splitlines() == [
+        "web: image myapp:dev (4f7f0929f5df) goes to the server over SSH, only the layers it lacks"
+    ], done.stderr
