@@ -241,3 +241,17 @@ def test_the_plan_says_which_image_goes_to_the_server_over_ssh() -> None:
     assert done.stdout.splitlines() == [
         "web: image myapp:dev (4f7f0929f5df) goes to the server over SSH, only the layers it lacks"
     ], done.stderr
+
+
+def test_a_rollback_of_a_registryless_stack_says_why_it_cannot_and_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  quayside:registry: none\n")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rollback.py"), "-s", "prod", "web"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "rollback: web: registry: none deploys local images by tag, which the stack's history cannot tell apart; "
+        "deploy the earlier image with pulumi up (its local tag in the stack file)\n"
+    )
