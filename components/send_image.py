@@ -21,6 +21,7 @@ file there (StrictHostKeyChecking=yes), as every quayside connection pins it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import io
 import json
@@ -185,6 +186,8 @@ def transfer(ssh: list[str], image: str, image_id: str, tag: str, scratch: Path,
     except BrokenPipeError:
         rest = session.stdout.read().decode()
     finally:
+        with contextlib.suppress(BrokenPipeError):  # else a failure here leaves the server's docker load waiting
+            session.stdin.close()
         code = session.wait()
     if code != 0 or "loaded" not in rest.split():
         failure = PartialSendFailed if have else SendError

@@ -3,8 +3,10 @@ step a role gets (Pulumi mocks)."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -255,3 +257,63 @@ def test_a_rollback_of_a_registryless_stack_says_why_it_cannot_and_what_to_do(tm
         "rollback: web: registry: none deploys local images by tag, which the stack's history cannot tell apart; "
         "deploy the earlier image with pulumi up (its local tag in the stack file)\n"
     )
+
+
+FAKE_DOCKER = """#!/bin/sh
+case "$1" in
+  image) printf '[{"RootFS": {"Layers": ["%s", "%s"]}, "Size": 4096}]' "$LAYER_A" "$LAYER_B" ;;
+  save) cat "$FAKE/saved.tar" ;;
+esac
+"""
+# The server's side, as image-receive.sh answers: it has layer A; the first load fails (A went meanwhile).
+FAKE_SSH = """#!/usr/bin/env bash
+n=$(find "$FAKE" -name 'session-*' | wc -l); n=$((n + 1))
+while (($#)); do
+  case $1 in -i) key=$2; shift ;; -o) [[ $2 != UserKnownHostsFile=* ]] || known=${2#*=}; shift ;; esac
+  shift
+done
+stat -c %a "$key" >"$FAKE/key-mode"; cp "$key" "$FAKE/key"; cp "$known" "$FAKE/known_hosts"
+echo "$key" >"$FAKE/key-path"
+printf 'layers\\n%s\\nsend\\n' "$LAYER_A"
+cat >"$FAKE/session-$n"
+((n > 1)) || { echo "open .../a/layer.tar: no such file or directory" >&2; exit 1; }
+echo loaded
+"""
+
+
+def sent_files(session: Path) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(session.read_bytes())), mode="r:") as archive:
+        return sorted(archive.getnames())
+
+
+def test_a_partial_send_the_server_cannot_load_is_sent_again_whole_with_the_key_only_in_a_0600_file(
+    tmp_path: Path,
+) -> None:
+    for name, text in (("docker", FAKE_DOCKER), ("ssh", FAKE_SSH)):
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o755)
+    (tmp_path / "saved.tar").write_bytes(saved_archive(["a/layer.tar", "b/layer.tar"]).getvalue())
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}", "FAKE": str(tmp_path),
+           "LAYER_A": A, "LAYER_B": B}  # fmt: skip
+    argv = [
+        "--host", "203.0.113.7", "--port", "2200", "--user", "root", "--host-key", HOST_KEY, "--image", "myapp:dev",
+        "--image-id", IMAGE_ID, "--tag", "myapp:4f7f0929f5df", "--remote-command", "image-receive.sh",
+    ]  # fmt: skip
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "components" / "send_image.py"), *argv], input=PRIVATE_KEY, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sent_files(tmp_path / "session-1") == ["4f7f.json", "b/layer.tar", "manifest.json"]
+    assert sent_files(tmp_path / "session-2") == ["4f7f.json", "a/layer.tar", "b/layer.tar", "manifest.json"]
+    said = done.stdout.splitlines()
+    assert said[0].startswith("send-image: the server could not load myapp:dev (exit status 1")
+    assert said[0].endswith("; sending every layer")
+    assert said[1].startswith("send-image: sent ") and " 2 of 2 layers of myapp:dev " in said[1]
+    assert (tmp_path / "key-mode").read_text().strip() == "600"
+    assert (tmp_path / "key").read_text() == PRIVATE_KEY
+    assert not Path((tmp_path / "key-path").read_text().strip()).exists(), "the key file is removed at the end"
+    assert (tmp_path / "known_hosts").read_text() == f"[203.0.113.7]:2200 {HOST_KEY}\n"
+    assert "PRIVATE KEY" not in done.stdout + done.stderr
