@@ -303,12 +303,24 @@ class Proxy(Model):
 class StackConfig(Model):
     service: Name = Field(description="the service name: container, network and proxy route prefix")
     server: Server = Field(description="the server: an existing SSH host, or a Hetzner Cloud server")
-    registry: Registry | None = Field(default=None, description="the registry roles' images are pulled from")
+    registry: Registry | Literal["none"] | None = Field(
+        default=None,
+        description="the registry roles' images are pulled from; `none`: no registry, each role's image is an "
+        "image of the deploying machine's Docker engine (image: myapp:dev), sent to the server over SSH, only the "
+        "layers it lacks, and versioned by its image ID",
+    )
     proxy: Proxy = Field(default_factory=Proxy, description="kamal-proxy, shared by every role on the server")
     roles: dict[Name, Role] = Field(min_length=1, description="app roles by name")
     accessories: Accessories | None = Field(
         default=None, description="Postgres, its backups and Vector, beside the roles; their data is kept"
     )
+
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _registry_none_or_object(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "none":
+            raise ValueError(f"must be `none` or a registry like {{server: ghcr.io, username: acme}} (got {value!r})")
+        return value
 
     @model_validator(mode="after")
     def _roles_fit_together(self) -> Self:
@@ -325,10 +337,25 @@ class StackConfig(Model):
                 routes[route] = name
             if self.proxy.ssl and role.proxy and not role.hosts:
                 raise ValueError(f"roles.{name}.hosts: proxy.ssl needs at least one hostname per proxied role")
+            if self.sends_images and role.image.context is not None:
+                raise ValueError(
+                    f"roles.{name}.image: registry: none sends an image of the local Docker engine: give its "
+                    "reference (image: myapp:dev), or a registry to build for"
+                )
             if role.image.context is not None and self.registry is None:
                 raise ValueError(f"roles.{name}.image.context: a build needs registry: {{server: ...}} to push to")
         self._check_no_cycle()
         return self
+
+    @property
+    def sends_images(self) -> bool:
+        """`registry: none`: roles' images go from the deploying machine's engine to the server over SSH."""
+        return self.registry == "none"
+
+    @property
+    def pull_registry(self) -> Registry | None:
+        """The registry the server pulls from and logs in to, if any."""
+        return self.registry if isinstance(self.registry, Registry) else None
 
     def _role_names(self) -> str:
         return "roles: " + ", ".join(self.roles)
@@ -359,7 +386,7 @@ class StackConfig(Model):
                 needed.discard(DATABASE_URL)  # the Postgres accessory provides it
         if getattr(self.server, "private_key_file", None) is None:
             needed.add("ssh_private_key")
-        if self.registry is not None and self.registry.username is not None:
+        if self.pull_registry is not None and self.pull_registry.username is not None:
             needed.add("registry_password")
         return needed
 
@@ -426,7 +453,8 @@ SERVER_PROVIDERS: dict[str, type[BaseModel]] = {"existing": ExistingServer, "het
 def _one_line(error: ErrorDetails) -> str:
     full_loc = [str(part) for part in error["loc"]]
     # pydantic names the server's provider in the location (server.hetzner.type); the key a user wrote has none.
-    loc = [part for index, part in enumerate(full_loc) if not (index == 1 and full_loc[0] == "server")]
+    # So does it name which of registry's forms (an object, or the word none) it tried.
+    loc = [part for index, part in enumerate(full_loc) if not (index == 1 and full_loc[0] in ("server", "registry"))]
     key = ".".join(loc)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":

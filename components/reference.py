@@ -281,6 +281,8 @@ def _models_in(
     if variants and discriminator is not None:
         tag = str(discriminator)
         return [((Step("variant", tag, _tag_value(v, tag)),), v, f"{tag}: {_tag_value(v, tag)}") for v in variants]
+    if len(variants) == 1:  # a model or a word (registry: none)
+        return [((), variants[0], None)]
     return []
 
 

@@ -20,6 +20,7 @@ from pulumi_command import remote
 
 from components import config, defaults, image_build
 from components import remote as commands
+from components.image_transfer import ImageTransfer, ImageTransferArgs
 
 PULL_SECONDS: Final = 300
 
@@ -35,6 +36,9 @@ class AppRoleArgs:
     registry: config.Registry | None = None
     registry_password: pulumi.Input[str] | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # registry: none: the ID of image.ref in the deploying machine's engine, sent to the server after `host_ready`.
+    local_image_id: str | None = None
+    host_ready: pulumi.Resource | None = None
 
 
 def version_of(role: config.Role, image_ref: str) -> str:
@@ -118,6 +122,7 @@ class AppRole(pulumi.ComponentResource):
 
     deployed: remote.Command
     migration: remote.Command | None
+    transfer: ImageTransfer | None = None
     image_ref: pulumi.Output[str]
     version: pulumi.Output[str]
     urls: list[str]
@@ -138,12 +143,30 @@ class AppRole(pulumi.ComponentResource):
 
     def _image(self, name: str) -> pulumi.Output[str]:
         spec = self._args.role.image
+        if self._args.local_image_id is not None:
+            return pulumi.Output.from_input(self._send_image(name, self._args.local_image_id))
         if spec.ref is not None:
             return pulumi.Output.from_input(spec.ref)
         registry = self._args.registry
         assert registry is not None  # config: a build needs a registry
         build = image_build.RoleBuild(self._args.service, self._args.name, spec, registry, self._args.registry_password)
         return image_build.built_image(name, build, parent=self)
+
+    def _send_image(self, name: str, image_id: str) -> str:
+        a = self._args
+        assert a.role.image.ref is not None
+        self.transfer = ImageTransfer(
+            f"{name}-image",
+            ImageTransferArgs(
+                service=a.service, ref=a.role.image.ref, image_id=image_id, connection=a.connection,
+                depends_on=[a.host_ready] if a.host_ready is not None else a.depends_on,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )  # fmt: skip
+        return self.transfer.image_ref
+
+    def _image_sent(self) -> list[pulumi.Resource]:
+        return [self.transfer.sent] if self.transfer is not None else []
 
     def _migrate(self, name: str, stdin: pulumi.Output[str]) -> remote.Command:
         a = self._args
@@ -163,7 +186,9 @@ class AppRole(pulumi.ComponentResource):
             update=self.version.apply(lambda v: shlex.join(["echo", f"the migration of {v} ran already"])),
             triggers=[self.version],
             add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=a.depends_on, additional_secret_outputs=["stdin"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*a.depends_on, *self._image_sent()], additional_secret_outputs=["stdin"]
+            ),
         )
 
     def _swap(self, name: str, stdin: pulumi.Output[str]) -> remote.Command:
@@ -180,7 +205,7 @@ class AppRole(pulumi.ComponentResource):
                 a.service, "retire.sh", retire_args(a.service, a.name, a.role, v), timeout_seconds=timeout
             )
         )
-        waits_for = [*a.depends_on, *([self.migration] if self.migration else [])]
+        waits_for = [*a.depends_on, *self._image_sent(), *([self.migration] if self.migration else [])]
         return remote.Command(
             f"{name}-swap",
             connection=a.connection,

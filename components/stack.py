@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import pulumi
 
-from components import config, image_build
+from components import config, image_build, image_transfer
 from components.accessories.wiring import DeployedAccessories, SecretReader, deploy_accessories
 from components.host import DockerHost, DockerHostArgs
 from components.proxy import Proxy, ProxyArgs
@@ -52,6 +52,8 @@ class Deployment:
 
 
 def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
+    # registry: none: the local images first, so a missing one fails the run before any resource exists.
+    local_images = image_transfer.local_image_ids(stack)
     service = stack.service
     image_build.check_build_inputs(stack, image_build.project_dir())
     server: ExistingServer | HetznerServer
@@ -74,7 +76,7 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
             service=service,
             connection=server.connection,
             install_docker=getattr(stack.server, "install_docker", True),
-            registry=stack.registry,
+            registry=stack.pull_registry,
             registry_password=registry_password,
         ),
     )
@@ -100,9 +102,11 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
                 connection=server.connection,
                 proxy=stack.proxy,
                 secrets={key: _role_secret(key, secret, accessories) for key in role.env.secret},
-                registry=stack.registry,
+                registry=stack.pull_registry,
                 registry_password=registry_password,
                 depends_on=[*host_steps, *(roles[other].deployed for other in role.depends_on)],
+                local_image_id=local_images.get(name),
+                host_ready=host.ready,
             ),
         )
 

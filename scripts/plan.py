@@ -34,11 +34,12 @@ PARTS: Final = {
     "quayside:index:DockerHost": "host",
     "quayside:index:Proxy": "proxy",
     "quayside:index:AppRole": "role",
+    "quayside:index:ImageTransfer": "image",
     "quayside:accessories:Postgres": "accessory",
     "quayside:accessories:Backup": "accessory",
     "quayside:accessories:Vector": "accessory",
 }
-ORDER: Final = ("server", "host", "proxy", "accessory", "role", "other")
+ORDER: Final = ("server", "host", "proxy", "accessory", "image", "role", "other")
 RECONNECTED: Final = "the server connection changed"
 HCLOUD_SERVER: Final = "hcloud:index/server:Server"
 HCLOUD_WORDS: Final = {"serverType": "type", "location": "location", "image": "image", "sshKeys": "SSH keys",
@@ -225,6 +226,20 @@ def describe_role(part: Part) -> list[str]:
     return [f"{label}: {', '.join(swap.changed) or 'its steps'} changed: nothing restarts"]
 
 
+def describe_image(part: Part) -> list[str]:
+    """registry: none: the role's image sent over SSH (components/send_image.py's `--option value` pairs)."""
+    send = part.child("send")
+    if send is None or part.deleted or send.op == "delete":
+        return []
+    role = part.label.removesuffix("-image")
+    command, triggers = send.after("create"), send.after("triggers") or [""]
+    sent = dict(itertools.pairwise(shlex.split(command))) if isinstance(command, str) and UNKNOWN not in command else {}
+    what = f"{sent.get('--image', 'its image')} ({str(triggers[0]).removeprefix('sha256:')[:12]})"
+    if send.op == "update":
+        return [f"{role}: its image step runs again ({', '.join(send.changed)}): it sends nothing the server has"]
+    return [f"{role}: image {what} goes to the server over SSH, only the layers it lacks"]
+
+
 def data_dir(command: dict[str, list[str]] | None, name: str) -> str:
     service = (command or {}).get("service", ["<service>"])[0]
     return f"/var/lib/quayside/{service}/{name}/data"
@@ -387,7 +402,7 @@ def parts_of(steps: list[Step], service: str) -> list[Part]:
                 parts.setdefault(step.urn, Part("other", step.name, None, [step]))
             continue
         name = key.split("::")[-1]
-        label = name.removeprefix(f"{service}-") if kind in ("role", "accessory") else kind
+        label = name.removeprefix(f"{service}-") if kind in ("role", "accessory", "image") else kind
         part = parts.setdefault(key, Part(kind, label))
         if step.urn == key:
             part.own = step
@@ -410,6 +425,8 @@ def describe(preview: Mapping[str, Any]) -> list[str]:
             lines += describe_role(part)
         elif part.kind == "accessory":
             lines += describe_accessory(part)
+        elif part.kind == "image":
+            lines += describe_image(part)
         elif part.kind == "proxy":
             lines += describe_proxy(part)
         elif part.kind == "host":

@@ -104,20 +104,32 @@ def rolled_back_stack_file(stack_file: Path, role: str, target: Deployed) -> dic
     return document
 
 
+def refuse_local_images(stack_file: Path, role: str) -> None:
+    """registry: none names local images by tag, and a tag may have moved since: the history cannot say which image
+    an earlier update sent."""
+    document: dict[str, Any] = (yaml.safe_load(stack_file.read_text()) if stack_file.exists() else None) or {}
+    if (document.get("config") or {}).get(f"{config.NAMESPACE}:registry") == "none":
+        raise RollbackError(
+            f"{role}: registry: none deploys local images by tag, which the stack's history cannot tell apart; "
+            "deploy the earlier image with pulumi up (its local tag in the stack file)"
+        )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-s", "--stack", default="local", help="the stack (default: local)")
     parser.add_argument("role", help="the role to roll back")
     parser.add_argument("version", nargs="?", help="the version to go back to (default: the one before)")
     args = parser.parse_args(argv)
+    stack_file = Path.cwd() / f"Pulumi.{args.stack}.yaml"  # run in the project directory, as pulumi is
     try:
+        refuse_local_images(stack_file, args.role)
         outputs = json.loads(pulumi("stack", "output", "--json", "--stack", args.stack))
         roles = outputs.get("roles") or {}
         if args.role not in roles:
             raise RollbackError(f"stack {args.stack} has no role {args.role}; roles: {', '.join(roles) or 'none'}")
         current = roles[args.role]["version"]
         target = choose(earlier_versions(args.stack, args.role, current), args.role, args.version)
-        stack_file = Path.cwd() / f"Pulumi.{args.stack}.yaml"  # run in the project directory, as pulumi is
         document = rolled_back_stack_file(stack_file, args.role, target)
         print(f"rollback: {args.role} from {current} to {target.version} ({target.image})", flush=True)
         with tempfile.TemporaryDirectory(prefix="quayside-rollback-") as scratch:
