@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import pulumi
 
-from components import config
+from components import config, image_pin
 from components.accessories.wiring import DeployedAccessories, SecretReader, deploy_accessories
 from components.host import DockerHost, DockerHostArgs
 from components.proxy import Proxy, ProxyArgs
@@ -51,7 +51,12 @@ class Deployment:
         }
 
 
-def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
+def deploy(
+    stack: config.StackConfig, secret: SecretReader, read_digest: image_pin.DigestReader | None = None
+) -> Deployment:
+    """`read_digest` pins each role's `repo:tag` to the digest it names now (None: images deploy as written);
+    it runs first, so a registry that does not answer fails the run before any resource is declared."""
+    pins = image_pin.pin_roles(stack.roles, read_digest) if read_digest is not None else {}
     service = stack.service
     server: ExistingServer | HetznerServer
     if isinstance(stack.server, config.ExistingServer):
@@ -101,6 +106,7 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
                 secrets={key: _role_secret(key, secret, accessories) for key in role.env.secret},
                 registry=stack.registry,
                 registry_password=registry_password,
+                pinned_image=pins.get(name),
                 depends_on=[*host_steps, *(roles[other].deployed for other in role.depends_on)],
             ),
         )
