@@ -126,6 +126,29 @@ def test_a_re_pushed_tag_redeploys_only_its_role_under_load_and_the_server_runs_
     assert repository.on_server() == {old_digest, new_digest}
 
 
+def test_a_pinned_version_keeps_its_name_and_a_re_pushed_tag_still_reaches_the_server(
+    pinned_demo: DemoStack, repository: PinRepository
+) -> None:
+    demo = pinned_demo
+    demo.roles["web"]["version"] = "release"
+    assert demo.up().outputs["roles"].value["web"]["version"] == "release"
+
+    new_digest = repository.push("live", "second")
+    events = Events()
+    with demo.load("web") as load:
+        load.wait_for_requests(100)
+        result = demo.up(events)
+        load.wait_for_requests(load.report.total + 100)
+
+    # Same version: the swap is updated in place with the new digest, and swap.sh sees another image, not "live".
+    assert events.changed().get(f"{demo.service}-web-swap") == ["update"], events.changed()
+    assert "web already live" not in result.stdout
+    assert load.report.failures == [] and load.report.version_sequence() == ["first", "second"], load.report.summary()
+    live = web_container(demo)
+    assert live["name"] == f"{demo.service}-web-release"
+    assert live["image"] == f"{repository.name}:live@{new_digest}"
+
+
 def test_ten_deploys_in_a_row_keep_the_images_of_retained_versions_only(
     pinned_demo: DemoStack, repository: PinRepository
 ) -> None:
