@@ -4,7 +4,9 @@
 # then stops the old one and keeps the newest --retain stopped containers for rollback. A stopped container
 # of the same version and config is started again instead (a rollback). Re-running converges. The swap is
 # done once the new version serves: the old one stops (within its --stop-timeout) and retention prunes in
-# the background, still holding the role's lock, logged to <service dir>/logs/<role>.log.
+# the background, still holding the role's lock, logged to <service dir>/logs/<role>.log. IMG comes pinned by
+# digest (repo:tag@sha256:...): it is pulled whenever that digest is missing, a container counts as the same
+# only when it runs that image, and retention removes the images of the versions it removes.
 #
 #   swap.sh --service S --role R --image IMG --version V --config-hash H [--port 80] [--proxy | --no-proxy]
 #     [--tls] [--host H]... [--path-prefix P]... [--health-path /up] [--health-interval 1s]
