@@ -137,8 +137,9 @@ class Login:
         return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
 
-def login_for(registry: config.Registry | None, password: str | None) -> Login | None:
-    if registry is None or registry.username is None or password is None:
+def login_for(registry: object, password: str | None) -> Login | None:
+    """The stack's login, when `registry` is a config.Registry with a username and the password is set."""
+    if not isinstance(registry, config.Registry) or registry.username is None or password is None:
         return None
     return Login(server=registry.server, username=registry.username, password=password)
 

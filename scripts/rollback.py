@@ -60,7 +60,7 @@ def pulumi(*args: str) -> str:
 def digest_reader(stack: str, document: dict[str, Any]) -> image_pin.DigestReader:
     """The registry lookup `pulumi up` makes, with the stack's login; each tag asked once."""
     settings = document.get("config", {}).get(f"{config.NAMESPACE}:registry")
-    registry = config.Registry.model_validate(settings) if settings else None
+    registry = config.Registry.model_validate(settings) if isinstance(settings, dict) else None
     password = None
     if registry is not None and registry.username is not None:
         password = pulumi("config", "get", f"{config.NAMESPACE}:registry_password", "--stack", stack).rstrip("\n")

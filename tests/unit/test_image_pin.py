@@ -105,6 +105,15 @@ def test_a_registry_that_fails_names_the_role_the_image_and_the_registry_in_one_
     assert "refused" in message and "\n" not in message
 
 
+def test_the_stack_login_is_used_only_with_a_username_and_its_password() -> None:
+    with_user = config.Registry(server="ghcr.io", username="deploy")
+
+    assert image_pin.login_for(with_user, "s3cr3t") == image_pin.Login("ghcr.io", "deploy", "s3cr3t")
+    assert image_pin.login_for(config.Registry(server="ghcr.io"), "s3cr3t") is None
+    assert image_pin.login_for(with_user, None) is None
+    assert image_pin.login_for(None, "s3cr3t") is None
+
+
 # --- a registry of our own on loopback ---------------------------------------------------------------------
 
 
