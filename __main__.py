@@ -3,14 +3,17 @@
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from components import config, stack
+from components import config, image_pin, stack
 
 # Every key of the stack's config (the SDK has no public call for all of them).
 raw_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
 secrets = pulumi.Config(config.NAMESPACE)
 try:
-    deployment = stack.deploy(config.load(raw_config), secrets.require_secret)
-except config.ConfigError as error:
+    settings = config.load(raw_config)
+    # Tags are read from their registries as they stand now, with the stack's login (its password in memory only).
+    login = image_pin.login_for(settings.pull_registry, raw_config.get(f"{config.NAMESPACE}:registry_password"))
+    deployment = stack.deploy(settings, secrets.require_secret, image_pin.RegistryDigests(login))
+except (config.ConfigError, image_pin.PinError) as error:
     # The one line naming the key, without a traceback: nothing has been created yet.
     raise pulumi.RunError(str(error)) from None
 for key, value in deployment.outputs().items():

@@ -70,7 +70,11 @@ class Model(BaseModel):
 class ImageSpec(Model):
     """A ready image (`image: ghcr.io/acme/web:1.4`), or a build (`image: {context: ../web}`)."""
 
-    ref: str | None = Field(default=None, description="an image reference with a tag or @sha256 digest")
+    ref: str | None = Field(
+        default=None,
+        description="an image reference with a tag or @sha256 digest; a tag is read from its registry at every "
+        "preview and up and deployed by the digest it names then (a re-pushed tag is a new version)",
+    )
     context: str | None = Field(
         default=None,
         description=(
@@ -149,7 +153,8 @@ class Role(Model):
     version: str | None = Field(
         default=None,
         pattern=VERSION_PATTERN,
-        description="pin the version name (default: the image digest's first 12 hex, or its tag)",
+        description="pin the version name (default: the image's tag and its digest's first 12 hex, v1.4@093c6d79f8b3; "
+        "the 12 hex alone for repo@sha256:...)",
     )
     port: Port = Field(default=defaults.APP_PORT, description="the port the app listens on in its container")
     proxy: bool = Field(default=True, description="serve through kamal-proxy; false for workers")
@@ -175,8 +180,9 @@ class Role(Model):
     memory: str | None = Field(default=None, pattern=MEMORY_PATTERN, description="memory limit, e.g. 512m")
     cpus: float | None = Field(default=None, gt=0, le=256, description="CPU limit, e.g. 0.5")
     retain_containers: int = Field(
-        default=defaults.RETAIN_CONTAINERS, ge=1, le=50, description="stopped versions kept for rollback"
-    )
+        default=defaults.RETAIN_CONTAINERS, ge=1, le=50,
+        description="stopped versions kept for rollback, with their images; older versions' images are removed",
+    )  # fmt: skip
     migrate: list[str] | None = Field(
         default=None, description="a one-off command of the new image, run before its swap (argument list)"
     )

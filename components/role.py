@@ -35,6 +35,7 @@ class AppRoleArgs:
     secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # the role's env.secret values
     registry: config.Registry | None = None
     registry_password: pulumi.Input[str] | None = None
+    pinned_image: str | None = None  # image.ref pinned to its digest (image_pin.pin_roles); None: as written
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     # registry: none: the ID of image.ref in the deploying machine's engine, sent to the server after `host_ready`.
     local_image_id: str | None = None
@@ -42,12 +43,15 @@ class AppRoleArgs:
 
 
 def version_of(role: config.Role, image_ref: str) -> str:
-    """The role's version name: pinned, or the digest's first 12 hex, or the tag."""
+    """The role's version name: `version:` when pinned; else `<tag>@<digest's first 12 hex>` for an image pinned by
+    digest (the 12 hex alone when it has no tag), or the tag of an unpinned one."""
     if role.version is not None:
         return role.version
-    if "@sha256:" in image_ref:
-        return image_ref.split("@sha256:", 1)[1][:12]
-    return image_ref.rsplit(":", 1)[1]
+    name, _, digest = image_ref.partition("@sha256:")
+    tag = name.rsplit("/", 1)[-1].partition(":")[2]  # a registry's host:port comes before the last slash
+    if digest:
+        return f"{tag}@{digest[:12]}" if tag else digest[:12]
+    return tag
 
 
 def swap_args(
@@ -146,7 +150,7 @@ class AppRole(pulumi.ComponentResource):
         if self._args.local_image_id is not None:
             return pulumi.Output.from_input(self._send_image(name, self._args.local_image_id))
         if spec.ref is not None:
-            return pulumi.Output.from_input(spec.ref)
+            return pulumi.Output.from_input(self._args.pinned_image or spec.ref)
         registry = self._args.registry
         assert registry is not None  # config: a build needs a registry
         build = image_build.RoleBuild(self._args.service, self._args.name, spec, registry, self._args.registry_password)

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import pulumi
 
-from components import config, image_build, image_transfer
+from components import config, image_build, image_pin, image_transfer
 from components.accessories.wiring import DeployedAccessories, SecretReader, deploy_accessories
 from components.host import DockerHost, DockerHostArgs
 from components.proxy import Proxy, ProxyArgs
@@ -51,9 +51,15 @@ class Deployment:
         }
 
 
-def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
-    # registry: none: the local images first, so a missing one fails the run before any resource exists.
+def deploy(
+    stack: config.StackConfig, secret: SecretReader, read_digest: image_pin.DigestReader | None = None
+) -> Deployment:
+    """`read_digest` pins each role's `repo:tag` to the digest it names now (None: images deploy as written);
+    it runs first, so a registry that does not answer fails the run before any resource is declared. With
+    registry: none, the local images' IDs are read first instead, so a missing one fails the run just as early."""
     local_images = image_transfer.local_image_ids(stack)
+    pulled = {name: role for name, role in stack.roles.items() if name not in local_images}
+    pins = image_pin.pin_roles(pulled, read_digest) if read_digest is not None else {}
     service = stack.service
     image_build.check_build_inputs(stack, image_build.project_dir())
     server: ExistingServer | HetznerServer
@@ -104,6 +110,7 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
                 secrets={key: _role_secret(key, secret, accessories) for key in role.env.secret},
                 registry=stack.pull_registry,
                 registry_password=registry_password,
+                pinned_image=pins.get(name),
                 depends_on=[*host_steps, *(roles[other].deployed for other in role.depends_on)],
                 local_image_id=local_images.get(name),
                 host_ready=host.ready,

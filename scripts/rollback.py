@@ -2,17 +2,20 @@
 
     scripts/rollback [-s STACK] ROLE [VERSION]      (default: the version before the one deployed now)
 
-The earlier versions are read from the stack's update history (each update records its config). The stack
-file is deployed with ROLE's image (and version pin) as they were then, from a temporary copy of the stack
-file; the file itself is left alone. On the server the retained container of that version starts again if
-its options are unchanged (`swap.sh` sees the same config), else a fresh one boots; kamal-proxy switches as
-on any deploy and the newer version stays stopped for a roll forward. The next `pulumi up` of the stack
-file as it stands deploys the newer version again.
+The earlier versions are read from the stack's update history (each update records its config); a tag there
+is pinned to the digest it names in its registry now, as `pulumi up` pins it, and VERSION may be given as the
+tag alone (v1 for v1@093c6d79f8b3). The stack file is deployed with ROLE's image pinned by that digest (and its
+version pin) as they were then, from a temporary copy of the stack file; the file itself is left alone. On the
+server the retained container of that version starts again if its options are unchanged (`swap.sh` sees the
+same config), else a fresh one boots; kamal-proxy switches as on any deploy and the newer version stays stopped
+for a roll forward. The next `pulumi up` of the stack file as it stands deploys the newer version again. A tag
+re-pushed since it was deployed names its new digest: roll back to the old one by pinning it (repo@sha256:...).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -27,7 +30,7 @@ import yaml
 ROOT: Final = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components import config  # noqa: E402
+from components import config, image_pin  # noqa: E402
 from components.role import version_of  # noqa: E402
 
 ROLES_KEY: Final = f"{config.NAMESPACE}:roles"
@@ -54,7 +57,17 @@ def pulumi(*args: str) -> str:
     return done.stdout
 
 
-def role_in(config_values: dict[str, Any], role: str) -> Deployed | None:
+def digest_reader(stack: str, document: dict[str, Any]) -> image_pin.DigestReader:
+    """The registry lookup `pulumi up` makes, with the stack's login; each tag asked once."""
+    settings = document.get("config", {}).get(f"{config.NAMESPACE}:registry")
+    registry = config.Registry.model_validate(settings) if isinstance(settings, dict) else None
+    password = None
+    if registry is not None and registry.username is not None:
+        password = pulumi("config", "get", f"{config.NAMESPACE}:registry_password", "--stack", stack).rstrip("\n")
+    return functools.cache(image_pin.RegistryDigests(image_pin.login_for(registry, password)))
+
+
+def role_in(config_values: dict[str, Any], role: str, read_digest: image_pin.DigestReader) -> Deployed | None:
     """The role as a history entry's config describes it, or None when that config has no such role."""
     entry = config_values.get(ROLES_KEY)
     if entry is None:
@@ -65,17 +78,21 @@ def role_in(config_values: dict[str, Any], role: str) -> Deployed | None:
     parsed = config.Role.model_validate(roles[role])
     if parsed.image.ref is None:
         raise RollbackError(f"roles.{role}: its image is built from a context; pin the earlier digest by hand")
-    return Deployed(version_of(parsed, parsed.image.ref), parsed.image.ref, parsed.version)
+    try:
+        ref = image_pin.pinned(parsed.image.ref, read_digest)
+    except image_pin.RegistryError as error:
+        raise RollbackError(f"roles.{role}.image: {error}") from None
+    return Deployed(version_of(parsed, ref), ref, parsed.version)
 
 
-def earlier_versions(stack: str, role: str, current: str) -> list[Deployed]:
+def earlier_versions(stack: str, role: str, current: str, read_digest: image_pin.DigestReader) -> list[Deployed]:
     """The role's versions in successful updates, newest first, without repeats or the current one."""
     history = json.loads(pulumi("stack", "history", "--json", "--stack", stack))
     found: list[Deployed] = []
     for update in sorted(history, key=lambda entry: entry["version"], reverse=True):
         if update.get("kind") != "update" or update.get("result") != "succeeded":
             continue
-        deployed = role_in(update.get("config") or {}, role)
+        deployed = role_in(update.get("config") or {}, role, read_digest)
         if deployed and deployed.version != current and deployed.version not in {d.version for d in found}:
             found.append(deployed)
     return found
@@ -87,7 +104,7 @@ def choose(candidates: list[Deployed], role: str, wanted: str | None) -> Deploye
     if wanted is None:
         return candidates[0]
     for candidate in candidates:
-        if candidate.version == wanted:
+        if wanted in (candidate.version, candidate.version.split("@", 1)[0]):
             return candidate
     known = ", ".join(candidate.version for candidate in candidates)
     raise RollbackError(f"{role} was never deployed at {wanted}; earlier versions: {known}")
@@ -129,7 +146,8 @@ def main(argv: list[str]) -> int:
         if args.role not in roles:
             raise RollbackError(f"stack {args.stack} has no role {args.role}; roles: {', '.join(roles) or 'none'}")
         current = roles[args.role]["version"]
-        target = choose(earlier_versions(args.stack, args.role, current), args.role, args.version)
+        read_digest = digest_reader(args.stack, yaml.safe_load(stack_file.read_text()))
+        target = choose(earlier_versions(args.stack, args.role, current, read_digest), args.role, args.version)
         document = rolled_back_stack_file(stack_file, args.role, target)
         print(f"rollback: {args.role} from {current} to {target.version} ({target.image})", flush=True)
         with tempfile.TemporaryDirectory(prefix="quayside-rollback-") as scratch:

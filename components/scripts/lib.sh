@@ -21,6 +21,11 @@ required() { [[ -n $2 ]] || die "missing required option $1"; }
 check_name() {
   [[ $2 =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "$1 '$2' may hold only letters, digits, '.', '_' and '-'"
 }
+# A version name, or a tag and the first 12 hex of the digest it was pinned to (v1@093c6d79f8b3).
+check_version() {
+  [[ $2 =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*(@[0-9a-f]{12})?$ ]] ||
+    die "$1 '$2' may hold only letters, digits, '.', '_' and '-', and one '@' before 12 hex"
+}
 check_number() { [[ $2 =~ ^[0-9]+$ ]] || die "$1 '$2' is not a whole number"; }
 check_duration() { [[ $2 =~ ^[0-9]+(ms|s|m)$ ]] || die "$1 '$2' is not a duration like 500ms, 30s or 2m"; }
 
@@ -96,6 +101,13 @@ audit() {
 
 # --- docker -----------------------------------------------------------------------------------------------
 
+# container_name SERVICE ROLE VERSION: Docker names take no '@', so a pinned version's becomes '_' (web-v1_093c6d79f8b3).
+container_name() { echo "$1-$2-${3//@/_}"; }
+
+# The image ID a reference names locally, or nothing.
+image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# Pinned references (repo:tag@sha256:...) are there only when that very digest is: a re-pushed tag is pulled.
 pull_if_missing() {
   docker image inspect "$1" >/dev/null 2>&1 && return 0
   say "pulling $1"

@@ -28,7 +28,7 @@ parse_options() {
   done
   required --service "$service"; required --role "$role"; required --image "$image"
   required --version "$version"
-  check_name --service "$service"; check_name --role "$role"; check_name --version "$version"
+  check_name --service "$service"; check_name --role "$role"; check_version --version "$version"
   check_number --lock-timeout "$lock_timeout"
   ((${#command[@]})) || die "missing the migration command after --"
   local env
@@ -46,7 +46,7 @@ run_migration() {
 
 main() {
   parse_options "$@"
-  name="$service-$role-migrate-$version"
+  name=$(container_name "$service" "$role" "migrate-$version")
   lock "$service" "$role" "$lock_timeout"
   write_env_file "$service" "$role"
   pull_if_missing "$image"

@@ -26,7 +26,7 @@ parse_options() {
     shift
   done
   required --service "$service"; required --role "$role"; required --version "$version"
-  check_name --service "$service"; check_name --role "$role"; check_name --version "$version"
+  check_name --service "$service"; check_name --role "$role"; check_version --version "$version"
   check_name --proxy-name "$proxy_name"; check_number --lock-timeout "$lock_timeout"
 }
 
@@ -73,7 +73,7 @@ remove_role() {
 main() {
   parse_options "$@"
   lock "$service" "$role" "$lock_timeout"
-  this_id=$(inspect_container "$service-$role-$version" '{{.Id}}')
+  this_id=$(inspect_container "$(container_name "$service" "$role" "$version")" '{{.Id}}')
   this_id=${this_id:0:12}
   local live
   live=$(live_elsewhere)

@@ -4,7 +4,9 @@
 # then stops the old one and keeps the newest --retain stopped containers for rollback. A stopped container
 # of the same version and config is started again instead (a rollback). Re-running converges. The swap is
 # done once the new version serves: the old one stops (within its --stop-timeout) and retention prunes in
-# the background, still holding the role's lock, logged to <service dir>/logs/<role>.log.
+# the background, still holding the role's lock, logged to <service dir>/logs/<role>.log. IMG comes pinned by
+# digest (repo:tag@sha256:...): it is pulled whenever that digest is missing, a container counts as the same
+# only when it runs that image, and retention removes the images of the versions it removes.
 #
 #   swap.sh --service S --role R --image IMG --version V --config-hash H [--port 80] [--proxy | --no-proxy]
 #     [--tls] [--host H]... [--path-prefix P]... [--health-path /up] [--health-interval 1s]
@@ -57,7 +59,7 @@ parse_options() {
   done
   required --service "$service"; required --role "$role"; required --image "$image"
   required --version "$version"; required --config-hash "$config_hash"
-  check_name --service "$service"; check_name --role "$role"; check_name --version "$version"
+  check_name --service "$service"; check_name --role "$role"; check_version --version "$version"
   check_name --proxy-name "$proxy_name"; check_name --config-hash "$config_hash"
   check_number --port "$port"; check_number --readiness-delay "$readiness_delay"
   check_number --retain "$retain"; check_number --lock-timeout "$lock_timeout"
@@ -84,13 +86,14 @@ run_container() {
   docker run "${args[@]}" "$image" "${cmd[@]}"
 }
 
-# "<status> <config hash> <env hash> <id>" of the container named $name, or nothing.
+# "<status> <config hash> <env hash> <id> <image id>" of the container named $name, or nothing.
 read_existing() {
-  read -r status old_config old_env id <<<"$(inspect_container "$name" \
-    '{{.State.Status}} {{index .Config.Labels "quayside.config"}} {{index .Config.Labels "quayside.env-hash"}} {{.Id}}')" || true
+  read -r status old_config old_env id old_image <<<"$(inspect_container "$name" \
+    '{{.State.Status}} {{index .Config.Labels "quayside.config"}} {{index .Config.Labels "quayside.env-hash"}} {{.Id}} {{.Image}}')" || true
 }
 
-same_config() { [[ $old_config == "$config_hash" && $old_env == "$env_hash" ]]; }
+# The same options, secrets and image: a container of a pinned `version:` whose tag moved is not the same.
+same_config() { [[ $old_config == "$config_hash" && $old_env == "$env_hash" && $old_image == "$image_id_wanted" ]]; }
 
 is_live() {
   [[ $status == running ]] && same_config || return 1
@@ -247,13 +250,14 @@ main() {
   local started
   started=$(now_ms)
   parse_options "$@"
-  name="$service-$role-$version"
+  name=$(container_name "$service" "$role" "$version")
   lock "$service" "$role" "$lock_timeout"
   write_env_file "$service" "$role"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
-  status='' old_config='' old_env='' id='' aside='' event=deploy
+  status='' old_config='' old_env='' id='' old_image='' aside='' event=deploy
   hold_images "$service" "$lock_timeout"
   pull_if_missing "$image" || fail "could not pull $image"
+  image_id_wanted=$(image_id "$image")
 
   read_existing
   if is_live; then

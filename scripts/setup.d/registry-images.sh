@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Pushes the locally built images the `local` stack deploys into the loopback registry, so its deploys
-# pull as production ones do. Skips an image the registry already holds with the same digest.
+# Pushes the locally built images the `local` stack and the e2e tests deploy into the loopback registry, so
+# their deploys pull as production ones do (a role's tag is read from its registry). Skips an image the
+# registry already holds with the same digest.
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 
@@ -9,7 +10,8 @@ registry=$(sed -n 's/^QUAYSIDE_REGISTRY=//p' "$QUAYSIDE_TESTBED/registry.env" 2>
 [[ -n $registry ]] || die "registry.env names no registry: run scripts/setup.d/registry.sh"
 
 pushed=0
-for image in quayside-test/app:v1 quayside-test/app:v2 quayside-test/app:v3 quayside-test/kamal-proxy:v0.9.2; do
+for image in quayside-test/app:v1 quayside-test/app:v2 quayside-test/app:v3 quayside-test/app:never-healthy \
+  quayside-test/app:slow-start quayside-test/kamal-proxy:v0.9.2; do
   target=$registry/$image
   local_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) \
     || die "image $image is missing: run scripts/setup.d/images.sh"

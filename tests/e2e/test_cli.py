@@ -28,7 +28,7 @@ from tests.integration.accessory_fixtures import running_s3_store
 from tests.support.docker import docker, free_loopback_port
 from tests.support.processes import ProcessWatch
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
-from tests.support.stacks import STACK, DemoStack, registry_image, unique_service
+from tests.support.stacks import STACK, DemoStack, container_name, pinned_version, registry_image, unique_service
 from tests.support.testbed import TestServer
 
 QUAYSIDE: Final = ROOT / ".venv" / "bin" / "quayside"
@@ -133,7 +133,9 @@ def test_details_shows_the_live_version_its_rollback_candidate_routes_and_access
     assert done.returncode == 0, done.stderr
     service = deployed.service
     web = row_of(done.stdout, "web")
-    assert web[1:6] == ["v2", f"{service}-web-v2 ({web[2].split('(')[1][:-1]})", "running", "serving", "v1"], web
+    v1, v2 = pinned_version("v1"), pinned_version("v2")
+    live = f"{container_name(service, 'web', 'v2')} ({web[2].split('(')[1][:-1]})"
+    assert web[1:6] == [v2, live, "running", "serving", v1], web
     assert web[6] == f"http://web.{service}.localhost/"
     assert row_of(done.stdout, f"{service}-web")[1:3] == [f"web.{service}.localhost", "/"]
     assert row_of(done.stdout, "postgres")[1:4] == [f"{service}-postgres", "running", "healthy"]
@@ -157,7 +159,7 @@ def test_logs_show_what_the_app_printed_filtered_and_limited(deployed: Deployed)
 
 
 def test_exec_runs_in_a_one_off_container_with_the_role_env_and_returns_the_exit_code(deployed: Deployed) -> None:
-    live = docker("ps", "--quiet", "--filter", f"name=^{deployed.service}-web-v2$")
+    live = docker("ps", "--quiet", "--filter", f"name=^{container_name(deployed.service, 'web', 'v2')}$")
     script = 'echo "version=$VERSION port=$PORT"; printf %s "$API_TOKEN" | sha256sum; hostname; exit 7'
 
     with ProcessWatch() as processes:
@@ -206,7 +208,8 @@ def test_audit_prints_the_server_log_newest_first(deployed: Deployed) -> None:
     times = [line.split()[0] for line in lines]
     assert times == sorted(times, reverse=True) and len(lines) >= 3
     events = [" ".join(line.split()[1:4]) for line in lines]
-    assert events.index("web v2 deploy") < events.index("web v1 deploy"), events
+    v1, v2 = pinned_version("v1"), pinned_version("v2")
+    assert events.index(f"web {v2} deploy") < events.index(f"web {v1} deploy"), events
 
 
 def test_plan_of_the_deployed_stack_says_nothing_changes(deployed: Deployed) -> None:
@@ -235,9 +238,10 @@ def test_maintenance_answers_503_with_the_message_while_on_and_200_after(deploye
     assert during[0] == 503 and "Back at noon, sorry" in during[1], during
     assert row_of(details.stdout, "web")[4] == "maintenance (503)"
     assert off.returncode == 0, off.stderr
-    assert after == (200, f"v2 {docker('ps', '--quiet', '--filter', f'name=^{deployed.service}-web-v2$')}\n")
+    live = docker("ps", "--quiet", "--filter", f"name=^{container_name(deployed.service, 'web', 'v2')}$")
+    assert after == (200, f"v2 {live}\n")
     assert [" ".join(line.split()[1:4]) for line in deployed.quayside("audit", "--lines", "2").stdout.splitlines()] == [
-        "web v2 maintenance", "web v2 maintenance"
+        f"web {pinned_version('v2')} maintenance", f"web {pinned_version('v2')} maintenance"
     ]  # fmt: skip
 
 
@@ -364,9 +368,10 @@ def test_rollback_brings_v1_back_and_pulumi_state_agrees(deployed: Deployed) -> 
     deployed.demo.settle()
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "rollback: web from v2 to v1" in done.stdout
+    assert f"rollback: web from {pinned_version('v2')} to {pinned_version('v1')}" in done.stdout
     assert fetch(f"web.{deployed.service}.localhost")[1].split()[0] == "v1"
     details = deployed.quayside("details")
-    assert row_of(details.stdout, "web")[1] == "v1" and row_of(details.stdout, "web")[5] == "v2", details.stdout
+    web = row_of(details.stdout, "web")
+    assert (web[1], web[5]) == (pinned_version("v1"), pinned_version("v2")), details.stdout
     deployed.demo.roles["web"]["image"] = registry_image("v1")
     assert set(deployed.demo.preview().change_summary) == {"same"}, "state must say v1 after the rollback"

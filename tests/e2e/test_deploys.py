@@ -25,7 +25,9 @@ from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
 from tests.support.stacks import (
     DemoStack,
     Events,
+    container_name,
     container_states,
+    pinned_version,
     proxy_routes,
     registry_image,
     service_containers,
@@ -33,8 +35,8 @@ from tests.support.stacks import (
 )
 from tests.support.testbed import TestServer
 
-NEVER_HEALTHY = "quayside-test/app:never-healthy"
-SLOW_START = "quayside-test/app:slow-start"
+NEVER_HEALTHY = registry_image("never-healthy")
+SLOW_START = registry_image("slow-start")
 # The image tag each demo role deploys at first (Pulumi.local.yaml).
 VERSIONS = {"web": "v1", "backend": "v2", "api": "v3"}
 
@@ -87,10 +89,10 @@ def test_an_image_change_of_one_role_replaces_only_its_swap_and_drops_no_request
     assert swaps(events) == {f"{demo.service}-web-swap": REPLACED}
     # The old command's delete retired v1: stopped and kept for rollback.
     assert container_states(demo.service, "web") == {
-        f"{demo.service}-web-v1": "exited",
-        f"{demo.service}-web-v2": "running",
+        container_name(demo.service, "web", "v1"): "exited",
+        container_name(demo.service, "web", "v2"): "running",
     }
-    assert demo.audit()[-1].split()[1:4] == ["web", "v1", "retire"]
+    assert demo.audit()[-1].split()[1:4] == ["web", pinned_version("v1"), "retire"]
     print(f"image change of web: {report.summary()}")
 
 
@@ -116,10 +118,10 @@ def test_a_failed_health_check_fails_up_clearly_and_the_old_version_keeps_servin
 
     assert f"swap failed: role web on {server_hostname}:" in message
     assert "(health path /up)" in message
-    assert f"last log lines of {demo.service}-web-never-healthy:" in message
+    assert f"last log lines of {container_name(demo.service, 'web', 'never-healthy')}:" in message
     assert "app never-healthy: listening on :80 (healthy: no" in message
     assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
-    assert container_states(demo.service, "web") == {f"{demo.service}-web-v1": "running"}
+    assert container_states(demo.service, "web") == {container_name(demo.service, "web", "v1"): "running"}
 
     demo.config = deployed
     assert set(demo.preview().change_summary) == {"same"}, "restoring the config must be a no-op"
@@ -154,7 +156,7 @@ def test_a_rollback_under_load_brings_the_previous_version_back_and_state_agrees
         load.wait_for_requests(load.report.total + 100)
 
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
-    assert "rollback: web from v2 to v1" in rolled.stdout
+    assert f"rollback: web from {pinned_version('v2')} to {pinned_version('v1')}" in rolled.stdout
     assert load.report.failures == [] and load.report.version_sequence() == ["v2", "v1"], load.report.summary()
     print(f"rollback of web: {took:.1f} s; {load.report.summary()}")
 
@@ -175,7 +177,7 @@ def test_a_rollback_to_a_version_never_deployed_names_the_ones_that_were(demo: D
     rolled = run_rollback(demo, "web", "v7")
 
     assert rolled.returncode == 1
-    assert rolled.stderr.strip() == "rollback: web was never deployed at v7; earlier versions: v1"
+    assert rolled.stderr.strip() == f"rollback: web was never deployed at v7; earlier versions: {pinned_version('v1')}"
     assert demo.get("web") == (200, "v2")
 
 
@@ -185,7 +187,7 @@ def migrations(demo: DemoStack) -> list[str]:
 
 def test_a_migration_runs_once_per_version_before_its_swap_and_not_for_other_changes(demo: DemoStack) -> None:
     events_of_first = [" ".join(line.split()[1:4]) for line in demo.audit() if line.split()[1] == "backend"]
-    assert events_of_first[:2] == ["backend v2 migrate", "backend v2 deploy"]
+    assert events_of_first[:2] == [f"backend {pinned_version('v2')} migrate", f"backend {pinned_version('v2')} deploy"]
 
     demo.roles["backend"]["env"]["clear"]["FEATURE"] = "on"
     demo.roles["backend"]["drain_timeout"] = "10s"
@@ -193,11 +195,11 @@ def test_a_migration_runs_once_per_version_before_its_swap_and_not_for_other_cha
     demo.up(events)
 
     assert swaps(events) == {f"{demo.service}-backend-swap": ["update"], f"{demo.service}-backend-migrate": ["update"]}
-    assert migrations(demo) == ["backend v2 migrate ok"]
+    assert migrations(demo) == [f"backend {pinned_version('v2')} migrate ok"]
 
     demo.roles["backend"]["image"] = registry_image("v3")
     demo.up()
-    assert migrations(demo) == ["backend v2 migrate ok", "backend v3 migrate ok"]
+    assert migrations(demo) == [f"backend {pinned_version(v)} migrate ok" for v in ("v2", "v3")]
     assert demo.get("backend") == (200, "v3")
 
 
@@ -210,7 +212,7 @@ def test_a_failing_migration_stops_its_role_and_the_old_version_keeps_serving(de
     assert "relation users already exists" in message
     assert "migrate failed: role backend" in message and "exited with 3" in message
     assert report.failures == [] and set(report.versions()) == {"v2"}, report.summary()
-    assert container_states(demo.service, "backend") == {f"{demo.service}-backend-v2": "running"}
+    assert container_states(demo.service, "backend") == {container_name(demo.service, "backend", "v2"): "running"}
 
 
 def test_a_secret_change_alone_boots_a_fresh_container_and_the_secret_never_leaks(demo: DemoStack) -> None:
@@ -362,7 +364,7 @@ def test_a_restart_of_dockerd_under_load_brings_every_container_back_by_itself(d
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     running = {name.lstrip("/") for name, state in (line.split() for line in states.splitlines()) if state == "true"}
-    assert {"quayside-proxy", *(f"{demo.service}-{role}-{v}" for role, v in VERSIONS.items())} <= running
+    assert {"quayside-proxy", *(container_name(demo.service, role, v) for role, v in VERSIONS.items())} <= running
     last = max(response.at for response in report.responses)
     assert [r for r in failures if r.at > last - 5] == [], "the app does not answer again after the restart"
     assert demo.get("web") == (200, "v1") and demo.get("api") == (200, "v3")

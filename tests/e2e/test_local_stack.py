@@ -20,7 +20,14 @@ from pulumi import automation as auto
 
 from tests.support.docker import docker
 from tests.support.pulumi_engine import QuaysideProject
-from tests.support.stacks import get, local_stack_config, proxy_routes, remove_leftovers, service_containers
+from tests.support.stacks import (
+    get,
+    local_stack_config,
+    pinned_version,
+    proxy_routes,
+    remove_leftovers,
+    service_containers,
+)
 from tests.support.testbed import TestServer
 
 SERVICE: Final = "e2e"
@@ -63,7 +70,9 @@ def test_up_from_empty_deploys_every_role_and_every_url_answers_with_its_version
     assert deployed.first.summary.result == "succeeded"
     assert set(deployed.first.summary.resource_changes or {}) == {"create"}
     roles = deployed.first.outputs["roles"].value
-    assert {name: role["version"] for name, role in roles.items()} == VERSIONS
+    assert {name: role["version"] for name, role in roles.items()} == {
+        name: pinned_version(tag) for name, tag in VERSIONS.items()
+    }
     answers = {name: [get(url) for url in role["urls"]] for name, role in roles.items()}
     assert answers == {name: [(200, version)] for name, version in VERSIONS.items()}
     assert roles["web"]["urls"] == [f"http://web.{SERVICE}.localhost/"]
@@ -71,7 +80,7 @@ def test_up_from_empty_deploys_every_role_and_every_url_answers_with_its_version
 
 def test_the_backend_migration_ran_once_and_left_no_container(deployed: Deployed) -> None:
     migrations = [line.split(" ", 1)[1] for line in deployed.audit() if " migrate " in line]
-    assert migrations == ["backend v2 migrate ok"]
+    assert migrations == [f"backend {pinned_version('v2')} migrate ok"]
     names = docker("ps", "--all", "--format", "{{.Names}}").split()
     assert [name for name in names if name.startswith(f"{SERVICE}-backend-migrate")] == []
 

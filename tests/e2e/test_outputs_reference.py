@@ -25,6 +25,7 @@ import yaml
 from pulumi import automation as auto
 
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, LocalBackend, QuaysideProject, pulumi_cli, secret
+from tests.support.stacks import pinned_version, registry_digest
 from tests.support.testbed import TestServer
 
 SERVICE: Final = f"ref-{secrets.token_hex(4)}"
@@ -106,8 +107,8 @@ def test_the_reading_stack_gets_the_server_proxy_and_each_role_in_plain_text(sta
     assert read["server_host"].value == "127.0.0.1"
     assert read["proxy_version"].value == "v0.9.2"
     assert read["web_urls"].value == [f"http://web.{SERVICE}.localhost/"]
-    assert read["web_version"].value == "v1"
-    assert read["web_image"].value == f"{registry}/quayside-test/app:v1"
+    assert read["web_version"].value == pinned_version("v1")
+    assert read["web_image"].value == f"{registry}/quayside-test/app:v1@{registry_digest('v1')}"
     plain = ("server_host", "proxy_version", "web_urls", "web_version", "web_image")
     assert [name for name in plain if read[name].secret] == []
 

@@ -25,6 +25,7 @@ import yaml
 from pulumi import automation as auto
 
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, QuaysideProject, pulumi_cli, secret
+from tests.support.stacks import pinned_version
 from tests.support.testbed import TestServer
 
 SERVICE: Final = f"plan-{secrets.token_hex(4)}"
@@ -37,7 +38,11 @@ SECRET_SIGNATURE: Final = {"4dabf18193072939515e22adb298388d": "1b47061264138c4a
 HCLOUD_TOKEN: Final = "0" * 64  # the provider wants 64 characters; no call reaches Hetzner
 SSH_PUBLIC_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBsYW4tdGVzdHMtb25seS1wbGFjZWhvbGRlcg plan@tests"
 SERVER_ADDRESS: Final = "203.0.113.7"
-FRESH_V2: Final = "a fresh container of v2 boots beside the live one and switches after its health check"
+
+
+def fresh(tag: str) -> str:
+    """What the plan says of a role whose options changed but not its version (the demo app's `tag`)."""
+    return f"a fresh container of {pinned_version(tag)} boots beside the live one and switches after its health check"
 
 
 def base_config(test_server: TestServer, registry: str) -> dict[str, Any]:
@@ -176,8 +181,9 @@ def test_a_new_image_boots_beside_the_live_version_and_keeps_it_for_rollback(dep
     plan = deployed.bench.plan(config, {"postgres_password": PASSWORD})
 
     assert plan.returncode == 0, plan.stderr
+    v1, v3 = pinned_version("v1"), pinned_version("v3")
     assert plan.lines == [
-        "web: new version v3 (was v1): boots beside v1, switches after its health check, keeps v1 for rollback"
+        f"web: new version {v3} (was {v1}): boots beside {v1}, switches after its health check, keeps {v1} for rollback"
     ]
 
 
@@ -188,7 +194,7 @@ def test_an_env_change_boots_a_fresh_container_of_the_same_version_and_names_the
 
     plan = deployed.bench.plan(config, {"postgres_password": PASSWORD})
 
-    assert plan.lines == [f"backend: env changed (NODE_ENV): {FRESH_V2}"]
+    assert plan.lines == [f"backend: env changed (NODE_ENV): {fresh('v2')}"]
     assert "staging" not in plan.stdout
 
 
@@ -207,7 +213,7 @@ def test_a_changed_secret_is_named_where_it_is_used_and_its_value_never_shown(de
 
     assert plan.lines == [
         "postgres: secrets changed: restarted with its data kept",
-        f"backend: secret env changed: {FRESH_V2}",
+        f"backend: secret env changed: {fresh('v2')}",
     ]
     assert plan.shows(new_password, PASSWORD) == 0
 
@@ -233,7 +239,7 @@ def test_removing_postgres_with_delete_data_is_a_loud_warning_first(deployed: De
         "is deleted for good"
     )
     assert plan.warnings == plan.lines[:1]
-    assert f"backend: secret env changed: {FRESH_V2}" in plan.lines
+    assert f"backend: secret env changed: {fresh('v2')}" in plan.lines
 
 
 def test_a_config_mistake_fails_the_plan_with_the_one_line_error(deployed: Deployed) -> None:
@@ -327,7 +333,7 @@ def test_a_bigger_hetzner_server_type_is_a_resize_in_place_and_no_warning(hetzne
     assert plan.warnings == []
     assert plan.lines[0] == "server: type cx22 → cx32: Hetzner resizes it in place (it is off meanwhile)"
     # The rest of the service is not deployed yet in this state: the plan says what comes new.
-    assert "web: new role at v1: boots and takes traffic after its health check" in plan.lines
+    assert f"web: new role at {pinned_version('v1')}: boots and takes traffic after its health check" in plan.lines
 
 
 def test_an_unchanged_hetzner_server_is_not_mentioned(hetzner: Bench, registry: str) -> None:

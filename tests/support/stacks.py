@@ -12,6 +12,7 @@ import copy
 import http.client
 import json
 import re
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,26 @@ def unique_service(prefix: str) -> str:
 def registry_image(tag: str) -> str:
     """The demo app as the local stack deploys it: pulled from the loopback registry."""
     return f"{registry_address()}/quayside-test/app:{tag}"
+
+
+def registry_digest(tag: str) -> str:
+    """The digest the loopback registry's demo app `tag` names now, read from its manifest (as quayside pins it)."""
+    accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+    request = urllib.request.Request(
+        f"http://{registry_address()}/v2/quayside-test/app/manifests/{tag}", method="HEAD", headers={"Accept": accept}
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return str(reply.headers["Docker-Content-Digest"])
+
+
+def pinned_version(tag: str) -> str:
+    """The version name of the demo app's `tag` once deployed: the tag and its digest's first 12 hex."""
+    return f"{tag}@{registry_digest(tag).removeprefix('sha256:')[:12]}"
+
+
+def container_name(service: str, role: str, tag: str) -> str:
+    """The container a role deploying the demo app's `tag` runs as (Docker names take no '@')."""
+    return f"{service}-{role}-{pinned_version(tag).replace('@', '_')}"
 
 
 def local_stack_config(test_server: TestServer, service: str) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def test_the_provider_gets_paths_relative_to_its_working_directory_buildkit_and_
 
 def test_the_image_is_pushed_to_the_roles_repository_under_the_registry_tagged_by_stack() -> None:
     stack = stack_building("../backend")
-    registry = stack.registry
+    registry = stack.pull_registry
     assert registry is not None
     named = config.ImageSpec(context=".", repository="acme/backend")
 
