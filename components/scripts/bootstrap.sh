@@ -132,18 +132,21 @@ ensure_unattended_upgrades() {
   fi
 }
 
-# The deploy user runs every later step: the service's directory and what is in it so far are theirs.
+# The deploy user runs every later step: /var/lib/quayside (where the shared proxy's lock is), the service's
+# directory and what is in them so far are theirs. Other services' directories and accessory data stay as they are.
 ensure_service_dir() {
   local dir part
   dir=$(service_dir "$service")
   mkdir -p "$dir"
-  if [[ $(stat -c %U "$dir") != "$deploy_user" ]]; then
-    chown "$deploy_user:" "$dir"
-    changed "$dir belongs to $deploy_user"
-  fi
+  for part in "$QUAYSIDE_ROOT" "$dir"; do
+    if [[ $(stat -c %U "$part") != "$deploy_user" ]]; then
+      chown "$deploy_user:" "$part"
+      changed "$part belongs to $deploy_user"
+    fi
+  done
   chmod 700 "$dir"
-  for part in bin env locks logs audit.log; do
-    [[ ! -e $dir/$part ]] || chown -R "$deploy_user:" "$dir/$part"
+  for part in "$QUAYSIDE_ROOT"/*.lock "$dir"/{bin,env,locks,logs,audit.log}; do
+    [[ ! -e $part ]] || chown -R "$deploy_user:" "$part"
   done
 }
 

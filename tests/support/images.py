@@ -11,5 +11,7 @@ POSTGRES: Final = "quayside-test/postgres:15"
 
 def app(tag: str) -> str:
     return f"{APP}:{tag}"
+
+
 # A clean Debian server with cloud-init and sshd, no Docker (scripts/setup.d/clean-debian.sh).
 CLEAN_DEBIAN: Final = "quayside-clean-debian/server:bookworm"
