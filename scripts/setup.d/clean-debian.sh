@@ -3,7 +3,7 @@
 #   quayside-clean-debian/server:bookworm   debootstrap's minbase bookworm with openssh-server, and Debian's
 #                                           cloud-init by apt (as a Hetzner debian-12 image has them), security
 #                                           and updates sources, no Docker; tests/images/clean-debian/ boots it
-# The rootfs is debootstrapped once per suite and package list (about two minutes cold), kept as a tarball in
+# The rootfs is debootstrapped once per suite and package list (about a minute cold), kept as a tarball in
 # $QUAYSIDE_CACHE/clean-debian, imported, then built with the entrypoint; an image whose inputs label matches is
 # not rebuilt, so a second run takes a second. Needs a running dockerd and root (debootstrap). Nothing is pulled.
 set -euo pipefail
@@ -56,7 +56,7 @@ build_rootfs() {
   log=$dir/debootstrap.log
   mkdir -p "$dir"
   trap 'unmount_under "$dir"; rm -rf --one-file-system "$dir"' EXIT
-  say "clean debian: debootstrap $DEBIAN_SUITE with $PACKAGES from $DEBIAN_MIRROR (about two minutes)"
+  say "clean debian: debootstrap $DEBIAN_SUITE with $PACKAGES from $DEBIAN_MIRROR (about a minute)"
   if ! debootstrap --variant=minbase --include="$PACKAGES" "$DEBIAN_SUITE" "$target" "$DEBIAN_MIRROR" >"$log" 2>&1; then
     tail -n 15 "$log" >&2
     cp "$log" "$cache/debootstrap-failed.log"

@@ -35,7 +35,7 @@ SSH_PORTS: Final = range(2301, 2310)
 HTTP_PORTS: Final = range(8301, 8310)
 SETUP_STEP: Final = "scripts/setup.d/clean-debian.sh"
 # cloud-init's config and final stages start this long after sshd: the first SSH session finds it running.
-CLOUD_INIT_LATE_SECONDS: Final = 25
+CLOUD_INIT_LATE_SECONDS: Final = 40
 # What --privileged gives, but for CAP_SYS_RESOURCE (see the module's docstring).
 RUN_OPTIONS: Final = (
     "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
