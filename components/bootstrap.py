@@ -12,10 +12,13 @@ from components import config
 from components import remote as commands
 
 
-def bootstrap_args(service: str, deploy_user: str, bootstrap: config.Bootstrap) -> list[str]:
+def bootstrap_args(
+    service: str, deploy_user: str, bootstrap: config.Bootstrap, *, install_docker: bool = True
+) -> list[str]:
     return [
         "--service", service, "--deploy-user", deploy_user, "--swap-mb", str(bootstrap.swap_mb),
         *([] if bootstrap.unattended_upgrades else ["--no-unattended-upgrades"]),
+        *([] if install_docker else ["--no-install-docker"]),
     ]  # fmt: skip
 
 
@@ -25,6 +28,7 @@ class ServerBootstrapArgs:
     connection: remote.ConnectionArgs  # as root
     deploy_user: str
     bootstrap: config.Bootstrap
+    install_docker: bool = True
 
 
 class ServerBootstrap(pulumi.ComponentResource):
@@ -45,7 +49,7 @@ class ServerBootstrap(pulumi.ComponentResource):
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        arguments = bootstrap_args(service, args.deploy_user, args.bootstrap)
+        arguments = bootstrap_args(service, args.deploy_user, args.bootstrap, install_docker=args.install_docker)
         self.done = remote.Command(
             f"{name}-run",
             connection=args.connection,

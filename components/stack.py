@@ -125,6 +125,7 @@ def _bootstrap(
             connection=server.bootstrap_connection,
             deploy_user=settings.user,
             bootstrap=settings.bootstrap,
+            install_docker=getattr(settings, "install_docker", True),
         ),
     )
 

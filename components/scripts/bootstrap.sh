@@ -4,7 +4,7 @@
 # group with root's SSH keys, password SSH off, unattended security upgrades, and the service's directory owned
 # by the deploy user. Every step checks first and says what it changed; a second run changes nothing and says so.
 #
-#   bootstrap.sh --service S --deploy-user U [--swap-mb N] [--no-unattended-upgrades]
+#   bootstrap.sh --service S --deploy-user U [--swap-mb N] [--no-unattended-upgrades] [--no-install-docker]
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -12,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 readonly SWAP_FILE=/swapfile
 readonly SSHD_DROP_IN=/etc/ssh/sshd_config.d/10-quayside.conf
 readonly AUTO_UPGRADES=/etc/apt/apt.conf.d/20auto-upgrades
-service='' deploy_user='' swap_mb=2048 upgrades=yes
+service='' deploy_user='' swap_mb=2048 upgrades=yes install=yes
 
 parse_options() {
   while (($#)); do
@@ -21,6 +21,7 @@ parse_options() {
       --deploy-user) need_value "$@"; deploy_user=$2; shift ;;
       --swap-mb) need_value "$@"; swap_mb=$2; shift ;;
       --no-unattended-upgrades) upgrades=no ;;
+      --no-install-docker) install=no ;;
       *) die "unknown option $1" ;;
     esac
     shift
@@ -154,7 +155,7 @@ main() {
   parse_options "$@"
   wait_for_cloud_init
   ensure_swap
-  ensure_docker yes
+  ensure_docker "$install"
   ensure_unattended_upgrades
   ensure_deploy_user
   ensure_sshd_keys_only

@@ -77,6 +77,7 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
         stack.up(color="never")
 
         first = command_output(stack, f"{service}-bootstrap-run")
+        print("first bootstrap, by pulumi up:", first, sep="\n")
         assert "bootstrap: waiting for cloud-init (status: running)" in first, first
         for change in (
             f"made /swapfile ({SWAP_MB} MiB)", "wrote /etc/docker/daemon.json", "installed docker.io",
@@ -99,6 +100,7 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
         before = server.run("root", FINGERPRINT).stdout
         again_args = bootstrap_args(service, DEPLOY_USER, config.Bootstrap(swap_mb=SWAP_MB))
         again = server.run("root", commands.script(service, "bootstrap.sh", again_args, timeout_seconds=600))
+        print("second bootstrap, over SSH:", again.stdout, sep="\n")
         assert again.returncode == 0, again.stdout + again.stderr
         assert again.stdout.splitlines()[-1] == f"bootstrap: nothing changed; deploys connect as {DEPLOY_USER}"
         assert server.run("root", FINGERPRINT).stdout == before

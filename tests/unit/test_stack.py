@@ -281,7 +281,11 @@ def test_an_existing_server_is_bootstrapped_only_when_its_config_asks() -> pulum
     plain = stack.deploy(example_stack(), secret)
     assert plain.bootstrap is None and plain.server.bootstrap_connection is None
     server = example_stack().server.model_copy(
-        update={"user": "app", "bootstrap": config.Bootstrap(swap_mb=0, unattended_upgrades=False)}
+        update={
+            "user": "app",
+            "install_docker": False,
+            "bootstrap": config.Bootstrap(swap_mb=0, unattended_upgrades=False),
+        }
     )
     bootstrapped = stack.deploy(example_stack().model_copy(update={"server": server}), secret)
     assert bootstrapped.bootstrap is not None
@@ -290,7 +294,7 @@ def test_an_existing_server_is_bootstrapped_only_when_its_config_asks() -> pulum
         assert create is not None
         argv = script_argv(create, "bootstrap.sh")
         assert option(argv, "--deploy-user") == ["app"] and option(argv, "--swap-mb") == ["0"]
-        assert "--no-unattended-upgrades" in argv
+        assert "--no-unattended-upgrades" in argv and "--no-install-docker" in argv
 
     return bootstrapped.bootstrap.done.create.apply(check)
 
