@@ -87,6 +87,8 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
         ):  # fmt: skip
             assert f"bootstrap: {change}" in first, first
         assert server.run("root", "cloud-init status").stdout.strip() == "status: done"
+        # cloud-init validated the user data (and the image's own config) at boot, and found nothing wrong.
+        assert server.run("root", "grep -ci 'invalid cloud-config' /var/log/cloud-init.log").stdout.strip() == "0"
         assert get(server.http_port, f"web.{service}.localhost") == (200, "v1")
 
         # Every deploy step ran as the deploy user, whose docker group reaches the server's engine.
