@@ -181,7 +181,7 @@ class Role(Model):
 
 
 class Bootstrap(Model):
-    """Run again when a setting changes, the steps change nothing that is already as they would make it."""
+    """Each step checks first: run again (when a setting changes), they change only what differs."""
 
     swap_mb: int = Field(
         default=defaults.SWAP_MB,
