@@ -208,6 +208,20 @@ class Role(Model):
         return self
 
 
+class Bootstrap(Model):
+    """Each step checks first: run again (when a setting changes), they change only what differs."""
+
+    swap_mb: int = Field(
+        default=defaults.SWAP_MB,
+        ge=0,
+        le=65536,
+        description="size of /swapfile in MiB when the server has no swap; 0: none",
+    )
+    unattended_upgrades: bool = Field(
+        default=True, description="install unattended-upgrades: Debian's security updates, daily"
+    )
+
+
 class ExistingServer(Model):
     provider: Literal["existing"] = Field(description="existing: any SSH host, Docker installed when missing")
     host: str = Field(min_length=1, description="address or name the deploy connects to over SSH")
@@ -218,6 +232,11 @@ class ExistingServer(Model):
         description="SSH user (root, or one in the docker group)",
     )
     install_docker: bool = Field(default=True, description="install Debian's docker.io when Docker is missing")
+    bootstrap: Bootstrap | None = Field(
+        default=None,
+        description="prepare the server first, as root with the same key: Docker, a swap file, `user` made a "
+        "member of the docker group with root's SSH keys, password SSH off, unattended security upgrades",
+    )
     private_key_file: str | None = Field(
         default=None,
         min_length=1,
@@ -265,6 +284,14 @@ class HetznerServer(Model):
         default_factory=lambda: list(defaults.ANYWHERE),
         min_length=1,
         description="the networks SSH (port 22) is open to, as CIDRs; HTTP, HTTPS and ICMP are open to all",
+    )
+    user: str = Field(
+        default=defaults.DEPLOY_USER,
+        pattern=r"^[a-z_][a-z0-9_-]*$",
+        description="the user deploys connect as after the bootstrap (root's keys, in the docker group)",
+    )
+    bootstrap: Bootstrap = Field(
+        default_factory=Bootstrap, description="the bootstrap, which runs as root before the first deploy"
     )
 
     @field_validator("ssh_from")

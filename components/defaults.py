@@ -34,6 +34,12 @@ SSH_PORT: Final = 22
 # Every IPv4 and IPv6 address: where a Hetzner server's firewall lets SSH in unless `ssh_from` narrows it.
 ANYWHERE: Final = ("0.0.0.0/0", "::/0")
 SSH_USER: Final = "root"
+# A bootstrap connects as root (with the deploy key); it makes the deploy user.
+BOOTSTRAP_USER: Final = "root"
+# Who deploys to a bootstrapped server (a Hetzner one): root's keys, in the docker group, no sudo.
+DEPLOY_USER: Final = "deploy"
+# The swap file a bootstrap makes when the server has none (a cx22 has 4 GB of memory).
+SWAP_MB: Final = 2048
 
 # Server-side layout: one directory per service.
 REMOTE_ROOT: Final = "/var/lib/quayside"

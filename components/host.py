@@ -18,6 +18,8 @@ class DockerHostArgs:
     install_docker: bool = True
     registry: config.Registry | None = None
     registry_password: pulumi.Input[str] | None = None
+    # The bootstrap's last step, when the server has one: nothing of DockerHost runs before it.
+    after: pulumi.Resource | None = None
 
 
 class DockerHost(pulumi.ComponentResource):
@@ -57,11 +59,13 @@ class DockerHost(pulumi.ComponentResource):
     def _install_scripts(self, name: str) -> remote.Command:
         # The archive on stdin: a change to a script is an update that ships it again.
         service = self._args.service
+        after = [self._args.after] if self._args.after is not None else []
         return self._command(
             f"{name}-scripts",
             commands.install_scripts(service),
             delete=commands.remove_scripts(service),  # last of all: every other delete runs a script
             stdin=commands.scripts_archive(),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
 
     def _prepare_host(self, name: str, scripts: remote.Command) -> remote.Command:

@@ -87,6 +87,8 @@ EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
             "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBexample deploy@acme",
             "delete_protection": False,
             "ssh_from": ["203.0.113.0/24", "2001:db8::/32"],
+            "user": "deploy",
+            "bootstrap": {"swap_mb": 4096, "unattended_upgrades": True},
         },
         "registry": {"server": "registry.acme.com:5000", "username": "deploy"},
         "proxy": {
@@ -122,7 +124,8 @@ EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
     {
         "service": "acme",
         "server": {"provider": "existing", "host": "deploy.acme.com", "port": 2222, "user": "deploy",
-                   "install_docker": False, "private_key_file": "~/.ssh/deploy_ed25519",
+                   "install_docker": False, "bootstrap": {"swap_mb": 0, "unattended_upgrades": False},
+                   "private_key_file": "~/.ssh/deploy_ed25519",
                    "host_key_file": "~/.ssh/acme_host_ed25519.pub"},
         "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
         "accessories": {

@@ -25,14 +25,14 @@ PRIVATE_KEY_END: Final = "-----END OPENSSH PRIVATE KEY-----"
 
 
 def cloud_init(host_private_key: str, host_public_key: str) -> str:
-    """cloud-init for a new Hetzner server: Docker from Debian, and the host key quayside made as the server's
-    only one. DockerHost waits for cloud-init, then host.sh writes the daemon's config (one place for it) and
-    restarts the still empty engine."""
+    """cloud-init for a new Hetzner server: only what must be in place before the first SSH connection, the host
+    key quayside made, as the server's only one (Hetzner installs root's key). Everything else is bootstrap.sh's,
+    over SSH, which waits for cloud-init first: the same steps serve existing servers."""
     document = {
-        "package_update": True,
-        "packages": ["docker.io"],
         "ssh_deletekeys": True,
-        "ssh_genkeytypes": [],
+        # Only ed25519, whose key ssh_keys has already written, so none is generated. Not []: that generates none
+        # as well, but cloud-init's schema requires at least one type (`cloud-init schema` checks this document).
+        "ssh_genkeytypes": ["ed25519"],
         "ssh_keys": {"ed25519_private": host_private_key, "ed25519_public": host_public_key},
     }
     return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False)
@@ -100,9 +100,11 @@ def scanned_key(keyscan_output: str) -> str | None:
 
 class ExistingServer(pulumi.ComponentResource):
     """Any SSH host we are given (Docker is installed later, by DockerHost, when it is missing). Connections
-    verify its host key: the one the stack gives, or the one it presented at the first deploy, kept in state."""
+    verify its host key: the one the stack gives, or the one it presented at the first deploy, kept in state.
+    With `bootstrap`, `bootstrap_connection` reaches it as root with the same key."""
 
     connection: remote.ConnectionArgs
+    bootstrap_connection: remote.ConnectionArgs | None = None
     host: pulumi.Output[str]
     port: int
     user: str
@@ -126,6 +128,10 @@ class ExistingServer(pulumi.ComponentResource):
             )
             self.host_key = self.keyscan.stdout.apply(_scanned_key(server))
         self.connection = connection(server.host, server.port, server.user, args.private_key, self.host_key)
+        if server.bootstrap is not None:
+            self.bootstrap_connection = connection(
+                server.host, server.port, defaults.BOOTSTRAP_USER, args.private_key, self.host_key
+            )
         self.register_outputs({"host": self.host, "host_key": self.host_key})
 
 
@@ -150,13 +156,15 @@ class HetznerServerArgs:
 
 
 class HetznerServer(pulumi.ComponentResource):
-    """A Hetzner Cloud server with our SSH key, a host key of ours, a firewall open on 22/80/443, and Docker
-    from cloud-init. User data (and so the host key) is ignored after creation: changing it never replaces it."""
+    """A Hetzner Cloud server with our SSH key for root, a host key of ours, a firewall open on 22/80/443. The
+    bootstrap (as root, `bootstrap_connection`) makes it ready; deploys connect as `user`. User data (and so
+    the host key) is ignored after creation: changing it never replaces it."""
 
     connection: remote.ConnectionArgs
+    bootstrap_connection: remote.ConnectionArgs
     host: pulumi.Output[str]
     port: int = 22
-    user: str = "root"
+    user: str
     machine: hcloud.Server
     firewall: hcloud.Firewall
     host_key: pulumi.Output[str]
@@ -192,5 +200,9 @@ class HetznerServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["user_data", "ssh_keys"]),
         )
         self.host = self.machine.ipv4_address
+        self.user = args.server.user
         self.connection = connection(self.host, self.port, self.user, args.private_key, self.host_key)
+        self.bootstrap_connection = connection(
+            self.host, self.port, defaults.BOOTSTRAP_USER, args.private_key, self.host_key
+        )
         self.register_outputs({"host": self.host, "host_key": self.host_key})

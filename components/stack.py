@@ -11,6 +11,7 @@ import pulumi
 
 from components import config, image_build, image_pin, image_transfer
 from components.accessories.wiring import DeployedAccessories, SecretReader, deploy_accessories
+from components.bootstrap import ServerBootstrap, ServerBootstrapArgs
 from components.host import DockerHost, DockerHostArgs
 from components.proxy import Proxy, ProxyArgs
 from components.role import AppRole, AppRoleArgs
@@ -23,6 +24,7 @@ ACCESSORIES: Final = ("postgres", "backup", "vector")
 @dataclass
 class Deployment:
     server: ExistingServer | HetznerServer
+    bootstrap: ServerBootstrap | None
     host: DockerHost
     proxy: Proxy
     roles: dict[str, AppRole]
@@ -75,6 +77,7 @@ def deploy(
             f"{service}-server",
             HetznerServerArgs(service=service, server=stack.server, private_key=secret("ssh_private_key")),
         )
+    bootstrap = _bootstrap(service, stack.server, server)
     registry_password = secret("registry_password") if "registry_password" in stack.secret_names() else None
     host = DockerHost(
         f"{service}-host",
@@ -84,6 +87,7 @@ def deploy(
             install_docker=getattr(stack.server, "install_docker", True),
             registry=stack.pull_registry,
             registry_password=registry_password,
+            after=bootstrap.done if bootstrap is not None else None,
         ),
     )
     proxy = Proxy(
@@ -117,7 +121,25 @@ def deploy(
             ),
         )
 
-    return Deployment(server, host, proxy, roles, accessories, service)
+    return Deployment(server, bootstrap, host, proxy, roles, accessories, service)
+
+
+def _bootstrap(
+    service: str, settings: config.ExistingServer | config.HetznerServer, server: ExistingServer | HetznerServer
+) -> ServerBootstrap | None:
+    """Root's steps first, when the server has them (always for Hetzner, on request for an existing server)."""
+    if settings.bootstrap is None or server.bootstrap_connection is None:
+        return None
+    return ServerBootstrap(
+        f"{service}-bootstrap",
+        ServerBootstrapArgs(
+            service=service,
+            connection=server.bootstrap_connection,
+            deploy_user=settings.user,
+            bootstrap=settings.bootstrap,
+            install_docker=getattr(settings, "install_docker", True),
+        ),
+    )
 
 
 def _private_key(server: config.ExistingServer, secret: SecretReader) -> pulumi.Output[str]:

@@ -25,12 +25,13 @@ UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 QUIET_OPS: Final = frozenset({"same", "read", "refresh", "discard", "remove-pending-replace"})
 REPLACE_OPS: Final = frozenset({"replace", "create-replacement", "delete-replaced"})
 # Script options that take no value; every other `--option` of components/scripts/*.sh takes one.
-SWITCHES: Final = frozenset({"proxy", "no-proxy", "tls", "delete-data", "no-install-docker"})
+SWITCHES: Final = frozenset({"proxy", "no-proxy", "tls", "delete-data", "no-install-docker", "no-unattended-upgrades"})
 # Options that name the step rather than change what runs (the version and image are told apart).
 NAMING: Final = frozenset({"", "service", "role", "name", "network", "config-hash", "version", "proxy-name"})
 PARTS: Final = {
     "quayside:index:ExistingServer": "server",
     "quayside:index:HetznerServer": "server",
+    "quayside:index:ServerBootstrap": "bootstrap",
     "quayside:index:DockerHost": "host",
     "quayside:index:Proxy": "proxy",
     "quayside:index:AppRole": "role",
@@ -39,7 +40,7 @@ PARTS: Final = {
     "quayside:accessories:Backup": "accessory",
     "quayside:accessories:Vector": "accessory",
 }
-ORDER: Final = ("server", "host", "proxy", "accessory", "image", "role", "other")
+ORDER: Final = ("server", "bootstrap", "host", "proxy", "accessory", "image", "role", "other")
 RECONNECTED: Final = "the server connection changed"
 HCLOUD_SERVER: Final = "hcloud:index/server:Server"
 HCLOUD_WORDS: Final = {"serverType": "type", "location": "location", "image": "image", "sshKeys": "SSH keys",
@@ -296,6 +297,22 @@ def describe_proxy(part: Part) -> list[str]:
             "routes are kept"]  # fmt: skip
 
 
+def describe_bootstrap(part: Part) -> list[str]:
+    """Root's steps (bootstrap.sh): each changes only what is not yet as it would make it."""
+    if part.deleted:
+        return ["bootstrap: leaves the stack; the server keeps its deploy user, swap file and Docker"]
+    run = part.child("run")
+    if part.created or (run is not None and run.op == "create"):
+        user = ((options(run.after("create")) if run is not None else None) or {}).get("deploy-user", ["?"])[0]
+        return [f"bootstrap: as root, what is missing: swap file, Docker, unattended upgrades, deploy user {user}, "
+                "password SSH off"]  # fmt: skip
+    if run is not None and "create" in run.changed:
+        return ["bootstrap: its settings changed: runs again as root, changing only what differs"]
+    if any("connection" in step.changed for step in part.steps):
+        return [reconnected("bootstrap")]
+    return []
+
+
 def describe_host(part: Part) -> list[str]:
     if part.deleted:
         return ["host: the service's network and env files go (accessory data and the audit log stay)"]
@@ -431,6 +448,8 @@ def describe(preview: Mapping[str, Any]) -> list[str]:
             lines += describe_proxy(part)
         elif part.kind == "host":
             lines += describe_host(part)
+        elif part.kind == "bootstrap":
+            lines += describe_bootstrap(part)
         elif part.kind == "server":
             lines += describe_server(part, None, existing_host(config))
         else:

@@ -143,3 +143,107 @@ proxy_service_count() {
   listing=$(docker exec "$1" kamal-proxy list) || return 1
   sed 1d <<<"$listing" | grep -c . || true
 }
+
+# --- the server's Docker engine (host.sh, and bootstrap.sh as root) ---------------------------------------
+
+readonly DAEMON_JSON=/etc/docker/daemon.json
+readonly ENGINE_SECONDS=60
+readonly CLOUD_INIT_SECONDS=300
+
+# changed WHAT: says what a step changed on the server and counts it (bootstrap.sh reports the count).
+CHANGES=()
+changed() {
+  CHANGES+=("$1")
+  say "$1"
+}
+
+# A new cloud server may still be in cloud-init when the first SSH session comes: apt and dockerd wait for it.
+CLOUD_INIT_WAITED=no
+wait_for_cloud_init() {
+  [[ $CLOUD_INIT_WAITED == no ]] || return 0
+  CLOUD_INIT_WAITED=yes
+  command -v cloud-init >/dev/null || return 0
+  local status
+  status=$(cloud-init status 2>&1 | head -n 1) || true
+  [[ $status != "status: done" ]] || return 0
+  say "waiting for cloud-init (${status:-no status})"
+  timeout "$CLOUD_INIT_SECONDS" cloud-init status --wait >/dev/null ||
+    say "cloud-init not done cleanly within ${CLOUD_INIT_SECONDS}s ($(cloud-init status 2>&1 | head -n 1)); going on"
+}
+
+has_systemd() { command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; }
+
+# Through systemd; where there is none (a container), dockerd started detached, logging to /var/log/dockerd.log.
+# Not Debian's init script there: it raises the open-files limit to 1048576, which a container without
+# CAP_SYS_RESOURCE may not.
+start_engine() {
+  if has_systemd; then
+    systemctl start docker
+  else
+    setsid dockerd </dev/null >>/var/log/dockerd.log 2>&1 &
+  fi
+}
+
+wait_for_engine() {
+  local deadline=$((SECONDS + ENGINE_SECONDS))
+  until docker info >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "the docker engine did not answer within ${ENGINE_SECONDS}s"
+    sleep 1
+  done
+}
+
+# Log rotation, and published ports served by the kernel rather than by docker-proxy processes. Not
+# live-restore: on Debian's docker.io 20.10 it kept containers through a restart of dockerd but left their
+# DNS failing for most lookups for a minute or more, and kamal-proxy finds its targets by name (see
+# docs/design.md); without it, the containers restart with the engine and answer again within seconds.
+daemon_json() {
+  cat <<'JSON'
+{
+  "log-driver": "json-file",
+  "log-opts": {"max-size": "10m", "max-file": "3"},
+  "userland-proxy": false
+}
+JSON
+}
+
+# Only when absent: an operator's own daemon.json wins. Written before docker.io is installed, the engine starts
+# with it; an engine with containers is never restarted (the config applies at its next restart), one with no
+# container at all (a new server, under systemd) restarts to take it now.
+write_daemon_json() {
+  [[ ! -e $DAEMON_JSON ]] || return 0
+  if ((EUID != 0)); then
+    say "no $DAEMON_JSON, and only root may write one: the engine keeps its defaults (bootstrap.sh writes it)"
+    return 0
+  fi
+  mkdir -p "${DAEMON_JSON%/*}"
+  daemon_json >"$DAEMON_JSON"
+  changed "wrote $DAEMON_JSON (log rotation, no userland proxy)"
+  if command -v docker >/dev/null && [[ -z $(docker ps --all --quiet 2>/dev/null) ]] && has_systemd; then
+    systemctl restart docker
+    wait_for_engine
+  fi
+}
+
+install_docker() {
+  [[ $1 == yes ]] || die "docker is not installed and --no-install-docker forbids installing it"
+  ((EUID == 0)) || die "docker is not installed, and only root may install it: bootstrap the server (server.bootstrap)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  changed "installed docker.io $(dpkg-query -W -f='${Version}' docker.io)"
+}
+
+# ensure_docker yes|no: Docker installed (when allowed), its config written, the engine answering.
+ensure_docker() {
+  wait_for_cloud_init
+  if ! command -v docker >/dev/null; then
+    write_daemon_json
+    install_docker "$1"
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    ((EUID == 0)) || die "the docker engine does not answer $(id -un) (not in the docker group, or not running)"
+    start_engine
+    changed "started the docker engine"
+  fi
+  wait_for_engine
+  write_daemon_json
+}

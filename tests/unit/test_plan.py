@@ -56,6 +56,16 @@ def test_a_new_stack_names_every_part_it_makes_in_deploy_order() -> None:
     ]
 
 
+def test_a_bootstrapped_server_says_what_root_does_first_and_for_which_deploy_user() -> None:
+    # The local stack with `server.user: deploy` and `server.bootstrap: {}`.
+    assert lines("bootstrapped-new-stack")[:3] == [
+        "server: an existing server, 127.0.0.1, reached over SSH",
+        "bootstrap: as root, what is missing: swap file, Docker, unattended upgrades, deploy user deploy, "
+        "password SSH off",
+        "host: prepared: scripts shipped, Docker checked, the service network made",
+    ]
+
+
 def test_a_new_image_is_a_new_version_beside_the_old_one_kept_for_rollback() -> None:
     assert lines("new-image") == [
         "web: new version v3 (was v1): boots beside v1, switches after its health check, keeps v1 for rollback"

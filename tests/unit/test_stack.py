@@ -247,14 +247,63 @@ def test_a_hetzner_server_gets_a_host_key_of_ours_in_cloud_init_and_connections_
             "ed25519_private": HOST_PRIVATE_KEY,
             "ed25519_public": f"{HOST_KEY} quayside-host",
         }
-        assert cloud_config["ssh_deletekeys"] is True and cloud_config["ssh_genkeytypes"] == []
-        assert cloud_config["packages"] == ["docker.io"]
+        assert cloud_config["ssh_deletekeys"] is True and cloud_config["ssh_genkeytypes"] == ["ed25519"]
+        # Only what must precede the first SSH connection: Docker and the rest are bootstrap.sh's, over SSH.
+        assert set(cloud_config) == {"ssh_deletekeys", "ssh_genkeytypes", "ssh_keys"}
         assert host_key == HOST_KEY
         assert user_data_is_secret, "the host's private key must stay secret in state"
 
     user_data = server.machine.user_data
     assert user_data is not None
     return pulumi.Output.all(user_data, server.connection.host_key, is_secret(user_data)).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_hetzner_server_is_bootstrapped_as_root_and_deployed_to_as_the_deploy_user() -> pulumi.Output[None]:
+    settings = example_stack().model_copy(
+        update={"server": config.HetznerServer(provider="hetzner", ssh_public_key="ssh-ed25519 AAAA deploy")}
+    )
+    deployment = stack.deploy(settings, secret)
+    server = deployment.server
+    bootstrap = deployment.bootstrap
+    assert isinstance(server, HetznerServer) and bootstrap is not None
+
+    def check(values: list[Any]) -> None:
+        create, bootstrap_user, deploy_user, host_key = values
+        argv = script_argv(create, "bootstrap.sh")
+        assert option(argv, "--deploy-user") == ["deploy"] and option(argv, "--swap-mb") == ["2048"]
+        assert "--no-unattended-upgrades" not in argv
+        assert (bootstrap_user, deploy_user, host_key) == ("root", "deploy", HOST_KEY)
+
+    return pulumi.Output.all(
+        bootstrap.done.create,
+        server.bootstrap_connection.user,
+        server.connection.user,
+        server.bootstrap_connection.host_key,
+    ).apply(check)
+
+
+@pulumi.runtime.test
+def test_an_existing_server_is_bootstrapped_only_when_its_config_asks() -> pulumi.Output[None]:
+    plain = stack.deploy(example_stack(), secret)
+    assert plain.bootstrap is None and plain.server.bootstrap_connection is None
+    server = example_stack().server.model_copy(
+        update={
+            "user": "app",
+            "install_docker": False,
+            "bootstrap": config.Bootstrap(swap_mb=0, unattended_upgrades=False),
+        }
+    )
+    bootstrapped = stack.deploy(example_stack().model_copy(update={"server": server}), secret)
+    assert bootstrapped.bootstrap is not None
+
+    def check(create: str | None) -> None:
+        assert create is not None
+        argv = script_argv(create, "bootstrap.sh")
+        assert option(argv, "--deploy-user") == ["app"] and option(argv, "--swap-mb") == ["0"]
+        assert "--no-unattended-upgrades" in argv and "--no-install-docker" in argv
+
+    return bootstrapped.bootstrap.done.create.apply(check)
 
 
 def test_roles_deploy_after_the_roles_they_depend_on() -> None:

@@ -1,0 +1,60 @@
+"""ServerBootstrap: root's steps on a server before any deploy (bootstrap.sh), so that deploys can run as a
+non-root user in the docker group. The same steps serve a new Hetzner server and an existing one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from components import config
+from components import remote as commands
+
+
+def bootstrap_args(
+    service: str, deploy_user: str, bootstrap: config.Bootstrap, *, install_docker: bool = True
+) -> list[str]:
+    return [
+        "--service", service, "--deploy-user", deploy_user, "--swap-mb", str(bootstrap.swap_mb),
+        *([] if bootstrap.unattended_upgrades else ["--no-unattended-upgrades"]),
+        *([] if install_docker else ["--no-install-docker"]),
+    ]  # fmt: skip
+
+
+@dataclass
+class ServerBootstrapArgs:
+    service: str
+    connection: remote.ConnectionArgs  # as root
+    deploy_user: str
+    bootstrap: config.Bootstrap
+    install_docker: bool = True
+
+
+class ServerBootstrap(pulumi.ComponentResource):
+    """`done` is the step DockerHost waits for. Nothing is undone on delete: the server keeps its user, swap
+    and Docker."""
+
+    done: remote.Command
+
+    def __init__(self, name: str, args: ServerBootstrapArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("quayside:index:ServerBootstrap", name, None, opts)
+        service = args.service
+        # Root ships the scripts where DockerHost ships them; bootstrap.sh hands the directory to the deploy user.
+        scripts = remote.Command(
+            f"{name}-scripts",
+            connection=args.connection,
+            create=commands.install_scripts(service),
+            stdin=commands.scripts_archive(),
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        arguments = bootstrap_args(service, args.deploy_user, args.bootstrap, install_docker=args.install_docker)
+        self.done = remote.Command(
+            f"{name}-run",
+            connection=args.connection,
+            create=commands.script(service, "bootstrap.sh", arguments, timeout_seconds=1200),
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts]),
+        )
+        self.register_outputs({"done": self.done.stdout})

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# A clean Debian server for the bootstrap tests (tests/e2e/test_clean_debian.py) and for `cloud-init schema`:
+#   quayside-clean-debian/server:bookworm   debootstrap's minbase bookworm with openssh-server, and Debian's
+#                                           cloud-init by apt (as a Hetzner debian-12 image has them), security
+#                                           and updates sources, no Docker; tests/images/clean-debian/ boots it
+# The rootfs is debootstrapped once per suite and package list (about a minute cold), kept as a tarball in
+# $QUAYSIDE_CACHE/clean-debian, imported, then built with the entrypoint; an image whose inputs label matches is
+# not rebuilt, so a second run takes a second. Needs a running dockerd and root (debootstrap). Nothing is pulled.
+set -euo pipefail
+source "$(dirname "$0")/../lib/common.sh"
+
+DEBIAN_SUITE=bookworm
+DEBIAN_MIRROR=${QUAYSIDE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# What a Debian cloud image has that the bootstrap relies on; Docker is left out on purpose (bootstrap installs it).
+# cloud-init comes by apt in the image build: debootstrap fails to configure its Python dependencies.
+PACKAGES=openssh-server,passwd,procps,iproute2,ca-certificates,init-system-helpers,netbase
+INPUTS_LABEL=quayside.inputs
+ROOTFS_IMAGE=quayside-clean-debian/rootfs:$DEBIAN_SUITE
+SERVER_IMAGE=quayside-clean-debian/server:$DEBIAN_SUITE
+
+cache=$QUAYSIDE_CACHE/clean-debian
+sources=$QUAYSIDE_ROOT/tests/images/clean-debian
+started=$SECONDS
+
+inputs_hash() {
+  local item
+  for item; do
+    if [[ -f $item ]]; then printf 'file %s %s\n' "${item##*/}" "$(sha256sum <"$item" | cut -c1-64)"; else printf 'text %s\n' "$item"; fi
+  done | sha256sum | cut -c1-64
+}
+
+image_is_current() {
+  [[ $(docker image inspect --format "{{index .Config.Labels \"$INPUTS_LABEL\"}}" "$1" 2>/dev/null) == "$2" ]]
+}
+
+unmount_under() {
+  local mount
+  awk -v dir="$1/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | while read -r mount; do
+    umount -l "$mount" || true
+  done
+}
+
+# build_rootfs: $rootfs_tar, a minbase Debian with PACKAGES, once per suite and package list.
+build_rootfs() {
+  local dir target log
+  rootfs_key=$(inputs_hash "$DEBIAN_SUITE" minbase "$PACKAGES" prune-v1 | cut -c1-16)
+  rootfs_tar=$cache/debian-$DEBIAN_SUITE-server-$rootfs_key.tar
+  if [[ -f $rootfs_tar ]]; then
+    say "clean debian: rootfs is cached ($rootfs_tar)"
+    return
+  fi
+  ((EUID == 0)) || die "debootstrap needs root: run this step as root (sudo bash scripts/setup.d/clean-debian.sh)"
+  command -v debootstrap >/dev/null || die "debootstrap is missing: apt-get install debootstrap"
+  dir=$cache/build.$$
+  target=$dir/root
+  log=$dir/debootstrap.log
+  mkdir -p "$dir"
+  trap 'unmount_under "$dir"; rm -rf --one-file-system "$dir"' EXIT
+  say "clean debian: debootstrap $DEBIAN_SUITE with $PACKAGES from $DEBIAN_MIRROR (about a minute)"
+  if ! debootstrap --variant=minbase --include="$PACKAGES" "$DEBIAN_SUITE" "$target" "$DEBIAN_MIRROR" >"$log" 2>&1; then
+    tail -n 15 "$log" >&2
+    cp "$log" "$cache/debootstrap-failed.log"
+    die "debootstrap from $DEBIAN_MIRROR failed (log: $cache/debootstrap-failed.log); check the mirror (another one: QUAYSIDE_DEBIAN_MIRROR=...)"
+  fi
+  unmount_under "$target"
+  # Host keys come from cloud-init at boot (the test's user data), never from the build.
+  rm -rf "$target"/var/cache/apt/* "$target"/var/lib/apt/lists/* "$target"/etc/ssh/ssh_host_*
+  tar --numeric-owner --one-file-system -C "$target" -cf "$rootfs_tar.tmp" . \
+    || die "could not write $rootfs_tar.tmp: check free space in $cache"
+  mv "$rootfs_tar.tmp" "$rootfs_tar"
+  find "$cache" -maxdepth 1 -name "debian-$DEBIAN_SUITE-server-*.tar" \! -path "$rootfs_tar" -delete
+  unmount_under "$dir"
+  rm -rf --one-file-system "$dir"
+  trap - EXIT
+  say "clean debian: built the rootfs ($rootfs_tar)"
+}
+
+build_images() {
+  local hash log
+  if image_is_current "$ROOTFS_IMAGE" "$rootfs_key"; then
+    say "clean debian: $ROOTFS_IMAGE is up to date"
+  else
+    docker import --change "LABEL $INPUTS_LABEL=$rootfs_key" "$rootfs_tar" "$ROOTFS_IMAGE" >/dev/null \
+      || die "docker import of $rootfs_tar failed: remove the file and rerun this step to build it again"
+    say "clean debian: imported $ROOTFS_IMAGE"
+  fi
+  hash=$(inputs_hash "$sources/Dockerfile" "$sources/entrypoint.sh" "$sources/cloud.cfg" "$rootfs_key")
+  if image_is_current "$SERVER_IMAGE" "$hash"; then
+    say "clean debian: $SERVER_IMAGE is up to date"
+    return
+  fi
+  log=$cache/build-server.log
+  # The host's network for apt: it does not depend on the engine's default bridge.
+  if ! docker build --network host --label "$INPUTS_LABEL=$hash" --tag "$SERVER_IMAGE" "$sources" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "docker build of $SERVER_IMAGE from $sources failed (full log: $log)"
+  fi
+  say "clean debian: built $SERVER_IMAGE"
+}
+
+docker info >/dev/null 2>&1 || die "cannot reach the Docker daemon: run scripts/setup.d/docker-engine.sh first"
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+build_rootfs
+build_images
+say "clean debian: ready in $((SECONDS - started)) s"
