@@ -8,37 +8,19 @@
 # not rebuilt, so a second run takes a second. Needs a running dockerd and root (debootstrap). Nothing is pulled.
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/../lib/images.sh"
 
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${QUAYSIDE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What a Debian cloud image has that the bootstrap relies on; Docker is left out on purpose (bootstrap installs it).
 # cloud-init comes by apt in the image build: debootstrap fails to configure its Python dependencies.
 PACKAGES=openssh-server,passwd,procps,iproute2,ca-certificates,init-system-helpers,netbase
-INPUTS_LABEL=quayside.inputs
 ROOTFS_IMAGE=quayside-clean-debian/rootfs:$DEBIAN_SUITE
 SERVER_IMAGE=quayside-clean-debian/server:$DEBIAN_SUITE
 
 cache=$QUAYSIDE_CACHE/clean-debian
 sources=$QUAYSIDE_ROOT/tests/images/clean-debian
 started=$SECONDS
-
-inputs_hash() {
-  local item
-  for item; do
-    if [[ -f $item ]]; then printf 'file %s %s\n' "${item##*/}" "$(sha256sum <"$item" | cut -c1-64)"; else printf 'text %s\n' "$item"; fi
-  done | sha256sum | cut -c1-64
-}
-
-image_is_current() {
-  [[ $(docker image inspect --format "{{index .Config.Labels \"$INPUTS_LABEL\"}}" "$1" 2>/dev/null) == "$2" ]]
-}
-
-unmount_under() {
-  local mount
-  awk -v dir="$1/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | while read -r mount; do
-    umount -l "$mount" || true
-  done
-}
 
 # build_rootfs: $rootfs_tar, a minbase Debian with PACKAGES, once per suite and package list.
 build_rootfs() {

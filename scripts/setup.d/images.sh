@@ -8,6 +8,7 @@
 # matches is not rebuilt, so a second run takes seconds. Needs a running dockerd and root (debootstrap).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/../lib/images.sh"
 
 KAMAL_PROXY_MODULE=github.com/basecamp/kamal-proxy
 KAMAL_PROXY_VERSION=v0.9.2
@@ -15,7 +16,6 @@ DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${QUAYSIDE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 POSTGRES_PACKAGES=postgresql-15
 BUSYBOX=${QUAYSIDE_BUSYBOX:-/bin/busybox}
-INPUTS_LABEL=quayside.inputs
 
 sources=$QUAYSIDE_ROOT/tests/images
 contexts=$QUAYSIDE_CACHE/images
@@ -26,23 +26,6 @@ since() {
   local now=${EPOCHREALTIME/[.,]/} start=${1/[.,]/}
   local tenths=$(((now - start) / 100000))
   printf '%d.%ds' $((tenths / 10)) $((tenths % 10))
-}
-
-# inputs_hash ITEM...: one hash over ITEMs; a file counts by its name and content, anything else as text.
-inputs_hash() {
-  local item
-  for item; do
-    if [[ -f $item ]]; then
-      printf 'file %s %s\n' "${item##*/}" "$(sha256sum <"$item" | cut -c1-64)"
-    else
-      printf 'text %s\n' "$item"
-    fi
-  done | sha256sum | cut -c1-64
-}
-
-# image_is_current IMAGE HASH: IMAGE exists and was built from the inputs HASH names.
-image_is_current() {
-  [[ $(docker image inspect --format "{{index .Config.Labels \"$INPUTS_LABEL\"}}" "$1" 2>/dev/null) == "$2" ]]
 }
 
 # build_image IMAGE CONTEXT HASH [DOCKER-BUILD-ARG...]
@@ -151,14 +134,6 @@ build_kamal_proxy_image() {
 }
 
 # --- quayside-test/postgres ---------------------------------------------------------------------
-
-# unmount_under DIR: what a failed debootstrap left mounted (proc, sys) inside DIR, deepest first.
-unmount_under() {
-  local mount
-  awk -v dir="$1/" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r | while read -r mount; do
-    umount -l "$mount" || true
-  done
-}
 
 # build_postgres_rootfs: a tarball of a minbase Debian with POSTGRES_PACKAGES, once per suite+packages.
 build_postgres_rootfs() {
