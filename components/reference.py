@@ -87,6 +87,8 @@ EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
             "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBexample deploy@acme",
             "delete_protection": False,
             "ssh_from": ["203.0.113.0/24", "2001:db8::/32"],
+            "primary_ipv4": True,
+            "volume": {"size_gb": 20, "delete_protection": True},
         },
         "registry": {"server": "registry.acme.com:5000", "username": "deploy"},
         "proxy": {

@@ -75,6 +75,7 @@ def deploy(stack: config.StackConfig, secret: SecretReader) -> Deployment:
             install_docker=getattr(stack.server, "install_docker", True),
             registry=stack.registry,
             registry_password=registry_password,
+            after=server.ready,
         ),
     )
     proxy = Proxy(

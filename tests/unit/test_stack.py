@@ -30,7 +30,7 @@ class Mocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "hcloud:index/server:Server":
             outputs["ipv4Address"] = HETZNER_ADDRESS
-        if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs["create"]:
+        if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs.get("create", ""):
             outputs["stdout"] = f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"
         elif args.typ == "command:local:Command":
             outputs["stdout"] = f"# 203.0.113.7:2200 SSH-2.0-OpenSSH_9.2\n[203.0.113.7]:2200 {HOST_KEY}\n"
