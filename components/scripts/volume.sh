@@ -4,6 +4,7 @@
 # would be shipped to is on the volume): a new server, or one that replaced a server the volume came from.
 #
 #   volume.sh --device /dev/disk/by-id/scsi-0HC_Volume_N --mount-point /var/lib/quayside/SERVICE [--wait 120]
+#       [--fstab /etc/fstab]   (another file only where the machine's own must stay untouched: the tests)
 #
 # Hetzner formats the volume (ext4) once, when it is made; this never formats it, and never mounts it over a
 # directory that holds files already (they would vanish under it). Growing the volume grows its file system.
@@ -13,7 +14,7 @@ set -euo pipefail
 say() { printf 'volume: %s\n' "$*"; }
 die() { printf 'volume: %s\n' "$*" >&2; exit 1; }
 
-device='' mount_point='' wait_seconds=120
+device='' mount_point='' wait_seconds=120 fstab=/etc/fstab
 
 parse_options() {
   while (($#)); do
@@ -21,6 +22,7 @@ parse_options() {
       --device) (($# >= 2)) || die "option $1 needs a value"; device=$2; shift ;;
       --mount-point) (($# >= 2)) || die "option $1 needs a value"; mount_point=$2; shift ;;
       --wait) (($# >= 2)) || die "option $1 needs a value"; wait_seconds=$2; shift ;;
+      --fstab) (($# >= 2)) || die "option $1 needs a value"; fstab=$2; shift ;;
       *) die "unknown option $1" ;;
     esac
     shift
@@ -53,12 +55,13 @@ remember_in_fstab() {
   local uuid=$1 type=$2 line
   # nofail: a server whose volume is missing still boots (and is reachable); Docker waits for the mount instead.
   line="UUID=$uuid $mount_point $type discard,nofail,defaults 0 0"
-  grep -qxF "$line" /etc/fstab && return 0
+  grep -qxF "$line" "$fstab" && return 0
   local kept
-  kept=$(awk -v dir="$mount_point" '$2 != dir' /etc/fstab)
-  printf '%s\n%s\n' "$kept" "$line" >/etc/fstab.quayside
-  mv /etc/fstab.quayside /etc/fstab
-  say "added $mount_point to /etc/fstab"
+  kept=$(awk -v dir="$mount_point" '$2 != dir' "$fstab")
+  # Written beside it and renamed: a cut-off write never leaves a half fstab (a server that will not boot).
+  { [[ -z $kept ]] || printf '%s\n' "$kept"; printf '%s\n' "$line"; } >"$fstab.quayside"
+  mv "$fstab.quayside" "$fstab"
+  say "added $mount_point to $fstab"
 }
 
 docker_waits_for_it() {
@@ -91,9 +94,13 @@ main() {
   fi
   remember_in_fstab "$uuid" "$type"
   docker_waits_for_it
-  # A volume made bigger at Hetzner: the file system takes the new room (online, a no-op when it fits).
-  if [[ $type == ext4 ]]; then
-    resize2fs "$device" >/dev/null 2>&1 || die "resize2fs $device failed"
+  # A volume made bigger at Hetzner: the file system takes the new room (online, a no-op when it fits). Not
+  # growing is no reason to stop a deploy: the data is whole, only the new room is unused.
+  local output reason
+  if [[ $type == ext4 ]] && ! output=$(resize2fs "$device" 2>&1); then
+    reason=$(grep -m1 '^resize2fs: ' <<<"$output" || printf '%s' "${output##*$'\n'}")
+    printf 'volume: WARNING: the file system on %s keeps its size (%s): run resize2fs %s\n' \
+      "$device" "${reason#resize2fs: }" "$device" >&2
   fi
   say "$mount_point is on the volume ($(df -h --output=size "$mount_point" | tail -1 | tr -d ' '))"
 }

@@ -4,10 +4,14 @@ user data and SSH keys the running server ignores, and the config mistakes that 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import shlex
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Final
 
 import pulumi
@@ -334,3 +338,57 @@ def test_every_hetzner_location_and_a_volume_at_hetzners_bounds_are_accepted() -
     for size in (10, 10240):
         volume = stack_config(volume={"size_gb": size}).server.volume  # type: ignore[union-attr]
         assert volume is not None and volume.size_gb == size and volume.delete_protection is True
+
+
+# --- scripts/plan's words -----------------------------------------------------------------------------------------
+
+PLAN: Final = Path(__file__).resolve().parents[2] / "scripts" / "plan.py"
+SERVER_URN: Final = (
+    "urn:pulumi:s::quayside::quayside:index:HetznerServer$hcloud:index/server:Server::acme-server-server"
+)
+VOLUME_URN: Final = (
+    "urn:pulumi:s::quayside::quayside:index:HetznerServer$hcloud:index/volume:Volume::acme-server-volume"
+)
+COMPONENT_URN: Final = "urn:pulumi:s::quayside::quayside:index:HetznerServer::acme-server"
+
+
+def plan_of(preview: dict[str, Any]) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, str(PLAN)], input=json.dumps(preview), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.splitlines()
+
+
+def test_plan_shows_quaysides_own_warnings_first_and_no_other_warning() -> None:
+    ignored = "quayside: server: user data changed since the server was made: ignored, ..."
+    preview = {
+        "config": {"quayside:service": "acme"},
+        "steps": [],
+        "changeSummary": {"same": 9},
+        "diagnostics": [
+            {"message": "warning: provider: the attribute datacenter is deprecated\n", "severity": "warning"},
+            {"message": f"warning: {ignored}\n", "severity": "warning"},
+            {"message": "a message for the log\n", "severity": "info"},
+        ],
+    }
+
+    assert plan_of(preview) == ["WARNING: server: user data changed since the server was made: ignored, ..."]
+
+
+def test_plan_says_a_bigger_volume_grows_in_place() -> None:
+    def volume(size: int) -> dict[str, Any]:
+        return {"parent": COMPONENT_URN, "inputs": {"size": size, "name": "acme-data"}}
+
+    step = {"op": "update", "urn": VOLUME_URN, "oldState": volume(20), "newState": volume(40),
+            "detailedDiff": {"size": {"kind": "update"}}}  # fmt: skip
+    preview = {"config": {"quayside:service": "acme"}, "steps": [step], "diagnostics": []}
+
+    assert plan_of(preview) == ["server: the volume grows 20 → 40 GB (its file system grows with it)"]
+
+
+def test_plan_warns_before_a_volume_goes() -> None:
+    step = {"op": "delete", "urn": VOLUME_URN, "oldState": {"parent": COMPONENT_URN, "inputs": {"size": 20}}}
+    preview = {"config": {"quayside:service": "acme"}, "steps": [step], "diagnostics": []}
+
+    assert plan_of(preview)[0] == "WARNING: volume acme-server-volume: deleted: the data on it goes"
