@@ -324,7 +324,17 @@ def describe_server(part: Part, moved: tuple[str, str] | None, existing: str | N
         protected = machine.before("deleteProtection") is True
         refusal = "; Hetzner refuses while delete_protection is on: turn it off first if you mean it"
         refusal = refusal if protected else ""
-        if machine.op in REPLACE_OPS:
+        has_ip, has_volume = primary_ipv4(machine), part.of_type(HCLOUD_VOLUME) is not None
+        if machine.op in REPLACE_OPS and (has_ip or has_volume):
+            # Replaced delete-first (components/server.py), and what outlives the server goes to the new one.
+            data = " but its volume (the service's data), which the new server gets" if has_volume else ""
+            if has_volume and "location" in machine.changed:
+                data = ", accessory data included: its volume cannot follow it to another location"
+            data = data or ", accessory data included"
+            address = "; the new server keeps the primary IPv4" if has_ip else ""
+            lines.append(f"WARNING: server: REPLACED ({hcloud_changes(machine)}): the old server is deleted first, "
+                         f"with everything on it{data}{address}{refusal}")  # fmt: skip
+        elif machine.op in REPLACE_OPS:
             lines.append(f"WARNING: server: REPLACED ({hcloud_changes(machine)}): a new server is made and the old one "
                          f"is deleted with everything on it, accessory data included{refusal}")  # fmt: skip
         elif machine.op == "delete":
@@ -336,6 +346,12 @@ def describe_server(part: Part, moved: tuple[str, str] | None, existing: str | N
             ]
             lines.append(f"server: a new Hetzner server ({machine.after('serverType')} in {machine.after('location')})"
                          f"{', with ' + ' and '.join(extras) if extras else ''}")  # fmt: skip
+        elif machine.op == "update" and "publicNets" in machine.changed:
+            now = (
+                "gets a primary IPv4 of its own" if has_ip else "gives up its primary IPv4 for an address of Hetzner's"
+            )
+            lines.append(f"WARNING: server: {now}: its address changes, point DNS at the new one; Hetzner assigns a "
+                         "primary IP only to a server that is off")  # fmt: skip
         elif "serverType" in machine.changed:
             lines.append(f"server: {hcloud_changes(machine)}: Hetzner resizes it in place (it is off meanwhile)")
         elif machine.op == "update":
@@ -355,6 +371,12 @@ def describe_server(part: Part, moved: tuple[str, str] | None, existing: str | N
     if not lines and part.created and existing is not None:
         lines.append(f"server: an existing server, {existing}, reached over SSH")
     return lines
+
+
+def primary_ipv4(machine: Step) -> bool:
+    """Whether the server is to be reached at a primary IPv4 of quayside's (server.primary_ipv4)."""
+    nets = machine.after("publicNets") or []
+    return any(isinstance(net, dict) and net.get("ipv4") for net in nets)
 
 
 def volume_size(part: Part) -> str:

@@ -194,3 +194,71 @@ def test_a_server_made_with_other_user_data_and_key_is_kept_and_the_preview_warn
     finally:
         # Forgets the state only: a destroy would ask Hetzner to delete a server that never existed.
         stack.workspace.remove_stack("made", force=True)
+
+
+def made_stack(project: QuaysideProject, name: str, service: str, **server_options: Any) -> auto.Stack:
+    """A stack whose server was made (in state) with the user data and SSH key the program makes now, its config
+    the same server with `server_options` added."""
+    user_data = server.cloud_init(*server.split_key_pair(f"{HOST_PRIVATE_KEY}{HOST_KEY}\n"))
+    values = {
+        "quayside:service": service,
+        "quayside:server": {"provider": "hetzner", "type": "cx22", "location": "nbg1",
+                            "ssh_public_key": OLD_SSH_PUBLIC_KEY, **server_options},
+        "quayside:roles": {"web": {"image": "ghcr.io/acme/web:1.0", "hosts": [f"{service}.example.com"],
+                                   "health": {"path": "/up"}}},
+    }  # fmt: skip
+    stack = configured(project, name, values)
+    stack.import_stack(made_server_state(stack.export_stack(), name, service, user_data))
+    return stack
+
+
+def test_a_primary_ipv4_and_a_volume_added_to_a_made_server_keep_it_and_warn_that_its_address_changes(
+    tmp_path: Path,
+) -> None:
+    service = unique_service("safety")
+    project = QuaysideProject.create(tmp_path)
+    stack = made_stack(project, "grown", service, primary_ipv4=True, volume={"size_gb": 20})
+    try:
+        events = Events()
+        result = stack.preview(color="never", diff=True, on_event=events.record)
+        print(result.stdout)
+
+        ops = {name.removeprefix(f"{service}-server-"): op for name, op in events.ops.items()}
+        assert ops["server"] == ["update"], "the hcloud provider assigns the primary IP in place"
+        assert ops["ipv4"] == ops["volume"] == ops["volume-mount"] == ["create"]
+        assert ops["made-with"] == ["same"]
+
+        said = plan(project, "grown")
+        assert said.returncode == 0, said.stdout + said.stderr
+        assert said.stdout.splitlines()[:2] == [
+            "WARNING: server: gets a primary IPv4 of its own: its address changes, point DNS at the new one; "
+            "Hetzner assigns a primary IP only to a server that is off",
+            "server: a new 20 GB volume, mounted where the service keeps its data (the mount refuses when files are "
+            "there already)",
+        ]
+    finally:
+        stack.workspace.remove_stack("grown", force=True)
+
+
+def test_a_server_with_a_primary_ipv4_moved_elsewhere_is_deleted_first_and_keeps_the_address(tmp_path: Path) -> None:
+    service = unique_service("safety")
+    project = QuaysideProject.create(tmp_path)
+    stack = made_stack(project, "moved", service, primary_ipv4=True, location="fsn1")
+    try:
+        events = Events()
+        result = stack.preview(color="never", diff=True, on_event=events.record)
+        print(result.stdout)
+
+        assert events.ops[f"{service}-server-server"] == ["delete-replaced", "replace", "create-replacement"]
+        # The record of what the server was made with goes with it (replace_with), so it records the new one's.
+        assert "replace" in events.ops[f"{service}-server-made-with"]
+
+        said = plan(project, "moved")
+        assert said.returncode == 0, said.stdout + said.stderr
+        assert said.stdout.splitlines()[0] == (
+            "WARNING: server: REPLACED (location nbg1 → fsn1): the old server is deleted first, with everything on "
+            "it, accessory data included; the new server keeps the primary IPv4; Hetzner refuses while "
+            "delete_protection is on: turn it off first if you mean it"
+        )
+    finally:
+        stack.workspace.remove_stack("moved", force=True)
