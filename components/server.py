@@ -153,7 +153,7 @@ class HetznerServerArgs:
     private_key: pulumi.Input[str]
 
 
-# A Hetzner volume's device on its server, until the provider reports it (udev names it after the volume's ID).
+# The volume's mount step: up to 120 s for the device to appear once Hetzner attaches it, then the mount itself.
 VOLUME_SECONDS: Final = 300
 WARNING_PREFIX: Final = "quayside: "  # scripts/plan shows warnings that start so as WARNING lines
 

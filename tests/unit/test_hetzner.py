@@ -392,3 +392,43 @@ def test_plan_warns_before_a_volume_goes() -> None:
     preview = {"config": {"quayside:service": "acme"}, "steps": [step], "diagnostics": []}
 
     assert plan_of(preview)[0] == "WARNING: volume acme-server-volume: deleted: the data on it goes"
+
+
+def replaced_server(*, location: str, public_nets: list[dict[str, Any]] | None) -> dict[str, Any]:
+    def state(where: str) -> dict[str, Any]:
+        inputs = {"location": where, "serverType": "cx22", "deleteProtection": True, "publicNets": public_nets}
+        return {"parent": COMPONENT_URN, "inputs": inputs}
+
+    urn = COMPONENT_URN.replace("::acme-server", "$hcloud:index/server:Server::acme-server-server")
+    return {"op": "replace", "urn": urn, "oldState": state("nbg1"), "newState": state(location),
+            "detailedDiff": {"location": {"kind": "update-replace"}}, "replaceReasons": ["location"]}  # fmt: skip
+
+
+def attached_volume() -> dict[str, Any]:
+    return {"op": "update", "urn": VOLUME_URN, "oldState": {"parent": COMPONENT_URN, "inputs": {"serverId": 303}},
+            "newState": {"parent": COMPONENT_URN, "inputs": {"serverId": 0}},
+            "detailedDiff": {"serverId": {"kind": "update"}}}  # fmt: skip
+
+
+def test_plan_says_a_replaced_server_gives_its_volume_and_address_to_the_new_one() -> None:
+    nets = [{"ipv4": 606, "ipv4Enabled": True, "ipv6Enabled": True}]
+    server_step = replaced_server(location="nbg1", public_nets=nets)
+    server_step.update(detailedDiff={"image": {"kind": "update-replace"}}, replaceReasons=["image"])
+    preview = {"config": {"quayside:service": "acme"}, "steps": [server_step, attached_volume()], "diagnostics": []}
+
+    assert plan_of(preview)[0] == (
+        "WARNING: server: REPLACED (image changed): the old server is deleted first, with everything on it but its "
+        "volume (the service's data), which the new server gets; the new server keeps the primary IPv4; Hetzner "
+        "refuses while delete_protection is on: turn it off first if you mean it"
+    )
+
+
+def test_plan_says_a_volume_cannot_follow_a_server_to_another_location() -> None:
+    steps = [replaced_server(location="fsn1", public_nets=None), attached_volume()]
+    preview = {"config": {"quayside:service": "acme"}, "steps": steps, "diagnostics": []}
+
+    assert plan_of(preview)[0] == (
+        "WARNING: server: REPLACED (location nbg1 → fsn1): the old server is deleted first, with everything on it, "
+        "accessory data included: its volume cannot follow it to another location; Hetzner refuses while "
+        "delete_protection is on: turn it off first if you mean it"
+    )
