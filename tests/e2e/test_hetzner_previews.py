@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
+import pytest
 import yaml
 from pulumi import automation as auto
 
@@ -262,3 +263,25 @@ def test_a_server_with_a_primary_ipv4_moved_elsewhere_is_deleted_first_and_keeps
         )
     finally:
         stack.workspace.remove_stack("moved", force=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [("staging", "server: a new Hetzner server (cx22 in nbg1)"),
+     ("prod", "server: an existing server, 203.0.113.7, reached over SSH")],
+)  # fmt: skip
+def test_scripts_plan_tells_a_shipped_stack_files_first_deploy_in_words(tmp_path: Path, name: str, first: str) -> None:
+    project = QuaysideProject.create(tmp_path)
+    values: dict[str, Any] = yaml.safe_load((ROOT / f"Pulumi.{name}.yaml").read_text())["config"]
+    configured(project, name, values)
+
+    said = plan(project, name)
+
+    assert said.returncode == 0, said.stdout + said.stderr
+    lines = said.stdout.splitlines()
+    assert lines[0] == first
+    assert [line for line in lines if line.startswith("WARNING:")] == []
+    assert (
+        "backend: new role at 2026.11.1: runs its migration, then boots and takes traffic after its health check"
+        in lines
+    )
