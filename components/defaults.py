@@ -31,12 +31,13 @@ SSH_PORT: Final = 22
 # Every IPv4 and IPv6 address: where a Hetzner server's firewall lets SSH in unless `ssh_from` narrows it.
 ANYWHERE: Final = ("0.0.0.0/0", "::/0")
 SSH_USER: Final = "root"
-# The sizes Hetzner Cloud allows for a volume, in GB.
-HETZNER_VOLUME_MIN_GB: Final = 10
-HETZNER_VOLUME_MAX_GB: Final = 10240
 
 # Server-side layout: one directory per service.
 REMOTE_ROOT: Final = "/var/lib/quayside"
 
 # Seconds a remote step may take beyond its own waits before `timeout` ends it.
 STEP_SLACK_SECONDS: Final = 120
+
+# The sizes Hetzner Cloud allows for a volume, in GB.
+HETZNER_VOLUME_MIN_GB: Final = 10
+HETZNER_VOLUME_MAX_GB: Final = 10240

@@ -155,6 +155,8 @@ class HetznerServerArgs:
 
 # The volume's mount step: up to 120 s for the device to appear once Hetzner attaches it, then the mount itself.
 VOLUME_SECONDS: Final = 300
+# Mounting, fstab and systemd are root's work, whichever user deploys afterwards.
+VOLUME_USER: Final = "root"
 WARNING_PREFIX: Final = "quayside: "  # scripts/plan shows warnings that start so as WARNING lines
 
 
@@ -280,7 +282,8 @@ class HetznerServer(pulumi.ComponentResource):
         self.ready = []
         if server.volume is not None:
             self.volume = self._add_volume(name, args.service, server.volume)
-            self.ready.append(self._mount_volume(name, args.service, self.volume))
+            as_root = connection(self.host, self.port, VOLUME_USER, private_key, self.host_key)
+            self.ready.append(self._mount_volume(name, args.service, self.volume, as_root))
         self.register_outputs({"host": self.host, "host_key": self.host_key})
 
     def _record_made_with(self, name: str, user_data: pulumi.Output[str], ssh_public_key: str) -> local.Command:
@@ -321,10 +324,12 @@ class HetznerServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _mount_volume(self, name: str, service: str, volume: hcloud.Volume) -> remote.Command:
+    def _mount_volume(
+        self, name: str, service: str, volume: hcloud.Volume, as_root: remote.ConnectionArgs
+    ) -> remote.Command:
         return remote.Command(
             f"{name}-volume-mount",
-            connection=self.connection,
+            connection=as_root,
             create=volume.linux_device.apply(
                 lambda device: commands.piped_script(volume_mount_args(device, service), timeout_seconds=VOLUME_SECONDS)
             ),

@@ -211,14 +211,15 @@ def test_the_volume_is_mounted_where_the_service_keeps_its_data_before_the_scrip
     assert isinstance(mount, command_remote.Command)
 
     def check(values: list[Any]) -> None:
-        create, stdin, triggers = values
+        create, stdin, triggers, connection = values
+        assert connection["user"] == "root", "mount, fstab and systemd are root's, whoever deploys"
         argv = shlex.split(create)
         assert argv[:7] == ["timeout", "--kill-after=10s", "300s", "bash", "-s", "--", "--device"]
         assert argv[6:] == ["--device", DEVICE, "--mount-point", "/var/lib/quayside/acme", "--wait", "120"]
         assert stdin == (remote.SCRIPTS_DIR / "volume.sh").read_text()
         assert triggers == [SERVER_ID, 20], "mounted again on a new server, and grown after a resize"
 
-    return pulumi.Output.all(mount.create, mount.stdin, mount.triggers).apply(check)
+    return pulumi.Output.all(mount.create, mount.stdin, mount.triggers, mount.connection).apply(check)
 
 
 def test_the_mount_command_is_one_quoted_line() -> None:
