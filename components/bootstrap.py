@@ -3,7 +3,7 @@ non-root user in the docker group. The same steps serve a new Hetzner server and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_command import remote
@@ -29,6 +29,9 @@ class ServerBootstrapArgs:
     deploy_user: str
     bootstrap: config.Bootstrap
     install_docker: bool = True
+    # The server's steps that come first (a volume mounted where the scripts go, which bootstrap.sh then hands
+    # to the deploy user).
+    after: list[pulumi.Resource] = field(default_factory=list)
 
 
 class ServerBootstrap(pulumi.ComponentResource):
@@ -39,6 +42,7 @@ class ServerBootstrap(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ServerBootstrapArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:index:ServerBootstrap", name, None, opts)
+        self._args = args
         service = args.service
         # Root ships the scripts where DockerHost ships them; bootstrap.sh hands the directory to the deploy user.
         scripts = remote.Command(
@@ -47,7 +51,7 @@ class ServerBootstrap(pulumi.ComponentResource):
             create=commands.install_scripts(service),
             stdin=commands.scripts_archive(),
             add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.after),
         )
         arguments = bootstrap_args(service, args.deploy_user, args.bootstrap, install_docker=args.install_docker)
         self.done = remote.Command(

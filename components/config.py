@@ -34,6 +34,14 @@ PLATFORM_PATTERN = r"^linux/(amd64|arm64|arm/v[5-8]|386|ppc64le|s390x|riscv64)$"
 # A repository path under the registry host, as Docker names them (acme/web).
 REPOSITORY_PATTERN = r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
 HETZNER_LOCATIONS = Literal["fsn1", "nbg1", "hel1", "ash", "hil", "sin"]
+# Hetzner Cloud's server types (shared Intel and AMD, Arm, dedicated vCPU), as its API lists them: a typo stops
+# the preview here instead of failing at Hetzner halfway through an `up`. A new type Hetzner adds goes here.
+HETZNER_SERVER_TYPES = Literal[
+    "cx22", "cx32", "cx42", "cx52", "cx23", "cx33", "cx43", "cx53",
+    "cpx11", "cpx21", "cpx31", "cpx41", "cpx51", "cpx12", "cpx22", "cpx32", "cpx42", "cpx52", "cpx62",
+    "cax11", "cax21", "cax31", "cax41",
+    "ccx13", "ccx23", "ccx33", "ccx43", "ccx53", "ccx63",
+]  # fmt: skip
 # An OpenSSH public key line, optionally after the host name ssh-keyscan puts first.
 HOST_KEY_PATTERN = r"^(\S+ )?(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$"
 
@@ -270,9 +278,21 @@ class ExistingServer(Model):
         return self
 
 
+class HetznerVolume(Model):
+    """Formatted (ext4) by Hetzner when it is made, never again; its mount never hides files already there."""
+
+    size_gb: int = Field(
+        ge=defaults.HETZNER_VOLUME_MIN_GB,
+        le=defaults.HETZNER_VOLUME_MAX_GB,
+        description=f"size in GB ({defaults.HETZNER_VOLUME_MIN_GB} to {defaults.HETZNER_VOLUME_MAX_GB}, as Hetzner "
+        "allows); it can grow later (the file system grows with it), never shrink",
+    )
+    delete_protection: bool = Field(default=True, description="refuse to delete the volume (and the data on it)")
+
+
 class HetznerServer(Model):
     provider: Literal["hetzner"] = Field(description="hetzner: a Hetzner Cloud server made by pulumi-hcloud")
-    type: str = Field(default="cx22", pattern=r"^[a-z0-9]+$", description="server type, e.g. cx32")
+    type: HETZNER_SERVER_TYPES = Field(default="cx22", description="server type, e.g. cx32")
     location: Literal[HETZNER_LOCATIONS] = Field(default="nbg1", description="the Hetzner Cloud location")
     image: str = Field(default="debian-12", description="operating system image")
     ssh_public_key: str = Field(
@@ -293,6 +313,16 @@ class HetznerServer(Model):
     bootstrap: Bootstrap = Field(
         default_factory=Bootstrap, description="the bootstrap, which runs as root before the first deploy"
     )
+    primary_ipv4: bool = Field(
+        default=False,
+        description="a primary IPv4 of its own, kept when the server goes (and protected as the server is): a "
+        "replaced server keeps the address, and DNS stays right",
+    )
+    volume: HetznerVolume | None = Field(
+        default=None,
+        description=f"a Hetzner volume mounted at {defaults.REMOTE_ROOT}/<service> (accessory data, logs, the "
+        "audit log): it outlives the server, and a replaced server gets it back",
+    )
 
     @field_validator("ssh_from")
     @classmethod
@@ -301,7 +331,14 @@ class HetznerServer(Model):
             try:
                 ipaddress.ip_network(network)
             except ValueError:
-                raise ValueError(f"{network!r} is not a network like 203.0.113.0/24 (address/prefix length)") from None
+                try:
+                    # An address inside the network (host bits set): name the network it meant.
+                    meant = ipaddress.ip_network(network, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{network!r} is not a network like 203.0.113.0/24 (address/prefix length)"
+                    ) from None
+                raise ValueError(f"{network!r} has host bits set: the network is {meant}") from None
         return networks
 
 

@@ -46,3 +46,7 @@ REMOTE_ROOT: Final = "/var/lib/quayside"
 
 # Seconds a remote step may take beyond its own waits before `timeout` ends it.
 STEP_SLACK_SECONDS: Final = 120
+
+# The sizes Hetzner Cloud allows for a volume, in GB.
+HETZNER_VOLUME_MIN_GB: Final = 10
+HETZNER_VOLUME_MAX_GB: Final = 10240

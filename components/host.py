@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_command import remote
@@ -18,8 +18,8 @@ class DockerHostArgs:
     install_docker: bool = True
     registry: config.Registry | None = None
     registry_password: pulumi.Input[str] | None = None
-    # The bootstrap's last step, when the server has one: nothing of DockerHost runs before it.
-    after: pulumi.Resource | None = None
+    # Steps of the server that come first (a volume mounted where the scripts go).
+    after: list[pulumi.Resource] = field(default_factory=list)
 
 
 class DockerHost(pulumi.ComponentResource):
@@ -59,13 +59,12 @@ class DockerHost(pulumi.ComponentResource):
     def _install_scripts(self, name: str) -> remote.Command:
         # The archive on stdin: a change to a script is an update that ships it again.
         service = self._args.service
-        after = [self._args.after] if self._args.after is not None else []
         return self._command(
             f"{name}-scripts",
             commands.install_scripts(service),
             delete=commands.remove_scripts(service),  # last of all: every other delete runs a script
             stdin=commands.scripts_archive(),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._args.after),
         )
 
     def _prepare_host(self, name: str, scripts: remote.Command) -> remote.Command:

@@ -89,6 +89,8 @@ EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
             "ssh_from": ["203.0.113.0/24", "2001:db8::/32"],
             "user": "deploy",
             "bootstrap": {"swap_mb": 4096, "unattended_upgrades": True},
+            "primary_ipv4": True,
+            "volume": {"size_gb": 20, "delete_protection": True},
         },
         "registry": {"server": "registry.acme.com:5000", "username": "deploy"},
         "proxy": {

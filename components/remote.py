@@ -37,6 +37,17 @@ def script(service: str, name: str, args: Iterable[str], *, timeout_seconds: int
     return shlex.join(argv)
 
 
+def piped_script(args: Iterable[str], *, timeout_seconds: int) -> str:
+    """`timeout ... bash -s -- <args>`: for a step that runs before the scripts are shipped (its text, from
+    `script_text`, goes on stdin)."""
+    argv = ["timeout", "--kill-after=10s", f"{timeout_seconds}s", "bash", "-s", "--", *args]
+    return shlex.join(argv)
+
+
+def script_text(name: str) -> str:
+    return (SCRIPTS_DIR / name).read_text()
+
+
 def install_scripts(service: str) -> str:
     return shlex.join(["sh", "-c", INSTALL_SCRIPT, "install-scripts", scripts_dir(service)])
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import pulumi
 import pulumi_hcloud as hcloud
@@ -13,6 +14,7 @@ import yaml
 from pulumi_command import local, remote
 
 from components import config, defaults
+from components import remote as commands
 
 # A host key pair made on the deploying machine for a new server: its private half reaches the server only in
 # cloud-init's user data, so even the first connection verifies whom it talks to.
@@ -110,12 +112,14 @@ class ExistingServer(pulumi.ComponentResource):
     user: str
     host_key: pulumi.Output[str]
     keyscan: local.Command | None = None
+    ready: list[pulumi.Resource]  # none: nothing precedes DockerHost on an existing server
 
     def __init__(self, name: str, args: ExistingServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:index:ExistingServer", name, None, opts)
         server = args.server
         self.host = pulumi.Output.from_input(server.host)
         self.port, self.user = server.port, server.user
+        self.ready = []
         if args.host_key is not None:
             self.host_key = pulumi.Output.from_input(args.host_key)
         else:
@@ -155,10 +159,51 @@ class HetznerServerArgs:
     private_key: pulumi.Input[str]
 
 
+# The volume's mount step: up to 120 s for the device to appear once Hetzner attaches it, then the mount itself.
+VOLUME_SECONDS: Final = 300
+WARNING_PREFIX: Final = "quayside: "  # scripts/plan shows warnings that start so as WARNING lines
+
+
+def fingerprint(text: str) -> str:
+    """A one-way digest of what the server was made with: state keeps this, never the text (it holds a key)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def ignored_changes(made_with: Sequence[str], now: Sequence[str]) -> list[str]:
+    """Which of the inputs the server ignores after creation differ from what it was made with."""
+    names = ("user data", "SSH key")
+    return [name for name, was, is_ in zip(names, made_with, now, strict=False) if was != is_]
+
+
+def ignored_changes_warning(changed: list[str], urn: str) -> str:
+    what = " and ".join(changed)
+    keep = (
+        " Root keeps the key the server was made with: ssh_private_key must stay its pair until then."
+        if "SSH key" in changed
+        else ""
+    )
+    return (
+        f"{WARNING_PREFIX}server: {what} changed since the server was made: ignored, the running server is kept "
+        f"(cloud-init ran once).{keep} To apply it, replace the server on purpose (everything on it is deployed "
+        f"afresh; accessory data is lost unless it is on server.volume): set server.delete_protection: false, "
+        f"pulumi up, then pulumi up --replace '{urn}'"
+    )
+
+
+def volume_mount_args(device: str, service: str) -> list[str]:
+    return ["--device", device, "--mount-point", commands.service_dir(service), "--wait", "120"]
+
+
+def private_key_naming(private_key: str, server_id: str) -> str:
+    """The SSH key with the server's ID after it (ssh reads the key's PEM block and ignores what follows)."""
+    return f"{private_key.rstrip()}\n# quayside server {server_id}\n"
+
+
 class HetznerServer(pulumi.ComponentResource):
     """A Hetzner Cloud server with our SSH key for root, a host key of ours, a firewall open on 22/80/443. The
-    bootstrap (as root, `bootstrap_connection`) makes it ready; deploys connect as `user`. User data (and so
-    the host key) is ignored after creation: changing it never replaces it."""
+    bootstrap (as root, `bootstrap_connection`) makes it ready; deploys connect as `user`. User data and SSH keys
+    are ignored after creation: changing them never replaces it, and the preview warns that they were ignored.
+    Optionally a primary IPv4 and a data volume that outlive the server."""
 
     connection: remote.ConnectionArgs
     bootstrap_connection: remote.ConnectionArgs
@@ -168,12 +213,18 @@ class HetznerServer(pulumi.ComponentResource):
     machine: hcloud.Server
     firewall: hcloud.Firewall
     host_key: pulumi.Output[str]
+    primary_ip: hcloud.PrimaryIp | None = None
+    volume: hcloud.Volume | None = None
+    # The steps that must run before anything else of the service reaches the server (the volume's mount).
+    ready: list[pulumi.Resource]
+    made_with: local.Command
 
     def __init__(self, name: str, args: HetznerServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:index:HetznerServer", name, None, opts)
+        server = args.server
         child = pulumi.ResourceOptions(parent=self)
-        key = hcloud.SshKey(f"{name}-key", public_key=args.server.ssh_public_key, opts=child)
-        self.firewall = hcloud.Firewall(f"{name}-firewall", rules=firewall_rules(args.server), opts=child)
+        key = hcloud.SshKey(f"{name}-key", public_key=server.ssh_public_key, opts=child)
+        self.firewall = hcloud.Firewall(f"{name}-firewall", rules=firewall_rules(server), opts=child)
         key_pair = local.Command(
             f"{name}-host-key",
             create=HOST_KEYGEN,
@@ -184,25 +235,116 @@ class HetznerServer(pulumi.ComponentResource):
         self.host_key = halves.apply(lambda pair: config.public_key(pair[1]))
         user_data: pulumi.Output[str] = halves.apply(lambda pair: cloud_init(*pair))
         secret_user_data: pulumi.Output[str] = pulumi.Output.secret(user_data)
+        labels = {"quayside-service": args.service}
+        public_nets = None
+        if server.primary_ipv4:
+            self.primary_ip = hcloud.PrimaryIp(
+                f"{name}-ipv4",
+                name=f"{args.service}-ipv4",
+                type="ipv4",
+                location=server.location,
+                assignee_type="server",
+                auto_delete=False,  # Hetzner would delete it with the server: the address must outlive it
+                delete_protection=server.delete_protection,
+                labels=labels,
+                opts=child,
+            )
+            public_nets = [
+                hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv4=self.primary_ip.id.apply(int), ipv6_enabled=True)
+            ]
         self.machine = hcloud.Server(
             f"{name}-server",
             name=f"{args.service}-1",
-            server_type=args.server.type,
-            location=args.server.location,
-            image=args.server.image,
+            server_type=server.type,
+            location=server.location,
+            image=server.image,
             ssh_keys=[key.id],
             firewall_ids=[self.firewall.id.apply(int)],
             user_data=secret_user_data,
-            delete_protection=args.server.delete_protection,
-            rebuild_protection=args.server.delete_protection,
-            labels={"quayside-service": args.service},
-            # Set once: a change of either would replace the running server (and lose what is on it).
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["user_data", "ssh_keys"]),
+            public_nets=public_nets,
+            delete_protection=server.delete_protection,
+            rebuild_protection=server.delete_protection,
+            labels=labels,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Set once: a change of either would replace the running server (and lose what is on it).
+                ignore_changes=["user_data", "ssh_keys"],
+                # A primary IP is assigned to one server at a time, and a volume must not leave a running
+                # server: a replacement deletes the old server first (and Hetzner refuses while it is protected).
+                delete_before_replace=server.primary_ipv4 or server.volume is not None,
+            ),
         )
-        self.host = self.machine.ipv4_address
-        self.user = args.server.user
-        self.connection = connection(self.host, self.port, self.user, args.private_key, self.host_key)
+        self.made_with = self._record_made_with(name, user_data, server.ssh_public_key)
+        self.host = self.primary_ip.ip_address if self.primary_ip is not None else self.machine.ipv4_address
+        self.user = server.user
+        private_key: pulumi.Input[str] = args.private_key
+        if self.primary_ip is not None:
+            # The address outlives the server, so it no longer tells one server from the next: the server's ID,
+            # riding along in the (secret) key, changes every step's connection on a new server, and each step
+            # runs again there.
+            private_key = pulumi.Output.all(args.private_key, self.machine.id).apply(
+                lambda values: private_key_naming(values[0], values[1])
+            )
+        self.connection = connection(self.host, self.port, self.user, private_key, self.host_key)
         self.bootstrap_connection = connection(
-            self.host, self.port, defaults.BOOTSTRAP_USER, args.private_key, self.host_key
+            self.host, self.port, defaults.BOOTSTRAP_USER, private_key, self.host_key
         )
+        self.ready = []
+        if server.volume is not None:
+            self.volume = self._add_volume(name, args.service, server.volume)
+            self.ready.append(self._mount_volume(name, args.service, self.volume, self.bootstrap_connection))
         self.register_outputs({"host": self.host, "host_key": self.host_key})
+
+    def _record_made_with(self, name: str, user_data: pulumi.Output[str], ssh_public_key: str) -> local.Command:
+        """Digests of the user data and SSH key the server was made with, kept in state beside it (ignored
+        afterwards, as on the server, and made again with it): the preview compares them with today's and
+        warns about what the server ignores."""
+        now: pulumi.Output[list[str]] = pulumi.Output.secret(
+            pulumi.Output.all(user_data, ssh_public_key).apply(lambda texts: [fingerprint(text) for text in texts])
+        )
+        made_with = local.Command(
+            f"{name}-made-with",
+            triggers=now,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["triggers"], replace_with=[self.machine]),
+        )
+
+        def warn(values: list[Any]) -> None:
+            was, is_, urn = values
+            changed = ignored_changes(list(was or []), list(is_ or []))
+            if was and changed:
+                # Logged at once (the message names the server): a log tied to a resource waits for its URN in a
+                # task of its own, which a short program may end before.
+                pulumi.log.warn(ignored_changes_warning(changed, urn))
+
+        pulumi.Output.all(made_with.triggers, now, self.machine.urn).apply(warn)
+        return made_with
+
+    def _add_volume(self, name: str, service: str, volume: config.HetznerVolume) -> hcloud.Volume:
+        return hcloud.Volume(
+            f"{name}-volume",
+            name=f"{service}-data",
+            size=volume.size_gb,
+            server_id=self.machine.id.apply(int),
+            # Hetzner formats it once, when it is made; volume.sh never formats (a format is no input to change).
+            format="ext4",
+            automount=False,  # volume.sh mounts it where the service keeps its data, not under /mnt
+            delete_protection=volume.delete_protection,
+            labels={"quayside-service": service},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _mount_volume(
+        self, name: str, service: str, volume: hcloud.Volume, as_root: remote.ConnectionArgs
+    ) -> remote.Command:
+        return remote.Command(
+            f"{name}-volume-mount",
+            connection=as_root,
+            create=volume.linux_device.apply(
+                lambda device: commands.piped_script(volume_mount_args(device, service), timeout_seconds=VOLUME_SECONDS)
+            ),
+            stdin=commands.script_text("volume.sh"),
+            # Again on a new server (the volume follows it) and after a resize (the file system grows).
+            triggers=[self.machine.id, volume.size],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[volume]),
+        )

@@ -87,7 +87,7 @@ def deploy(
             install_docker=getattr(stack.server, "install_docker", True),
             registry=stack.pull_registry,
             registry_password=registry_password,
-            after=bootstrap.done if bootstrap is not None else None,
+            after=[bootstrap.done] if bootstrap is not None else server.ready,
         ),
     )
     proxy = Proxy(
@@ -138,6 +138,7 @@ def _bootstrap(
             deploy_user=settings.user,
             bootstrap=settings.bootstrap,
             install_docker=getattr(settings, "install_docker", True),
+            after=server.ready,
         ),
     )
 

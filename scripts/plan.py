@@ -4,9 +4,9 @@ the proxy, each accessory and each role, what `pulumi up` would do there, in pla
     pulumi preview --json --diff -s prod | .venv/bin/python scripts/plan.py
     .venv/bin/python scripts/plan.py preview.json
 
-Lines starting with `WARNING:` come first: they lose data or replace the server. Secret values never reach the
-output: the preview shows them as [secret], and only names, images, versions and public options are printed
-(an env variable by its name only). Exits 1 when the preview failed (its errors printed), else 0.
+Lines starting with `WARNING:` come first: they lose data, replace the server, or say what a server ignores. Secret
+values never reach the output: the preview shows them as [secret], and only names, images, versions and public
+options are printed (an env variable by its name only). Exits 1 when the preview failed (its errors printed), else 0.
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ PARTS: Final = {
 ORDER: Final = ("server", "bootstrap", "host", "proxy", "accessory", "image", "role", "other")
 RECONNECTED: Final = "the server connection changed"
 HCLOUD_SERVER: Final = "hcloud:index/server:Server"
+HCLOUD_VOLUME: Final = "hcloud:index/volume:Volume"
+HCLOUD_PRIMARY_IP: Final = "hcloud:index/primaryIp:PrimaryIp"
+# How quayside's program starts a warning it logs (components/server.py WARNING_PREFIX), as the preview shows it.
+PROGRAM_WARNING: Final = "warning: quayside: "
 HCLOUD_WORDS: Final = {"serverType": "type", "location": "location", "image": "image", "sshKeys": "SSH keys",
                        "name": "name", "datacenter": "datacenter"}  # fmt: skip
 
@@ -352,23 +356,73 @@ def describe_server(part: Part, moved: tuple[str, str] | None, existing: str | N
         protected = machine.before("deleteProtection") is True
         refusal = "; Hetzner refuses while delete_protection is on: turn it off first if you mean it"
         refusal = refusal if protected else ""
-        if machine.op in REPLACE_OPS:
+        has_ip, has_volume = primary_ipv4(machine), part.of_type(HCLOUD_VOLUME) is not None
+        if machine.op in REPLACE_OPS and (has_ip or has_volume):
+            # Replaced delete-first (components/server.py), and what outlives the server goes to the new one.
+            data = " but its volume (the service's data), which the new server gets" if has_volume else ""
+            if has_volume and "location" in machine.changed:
+                data = ", accessory data included: its volume cannot follow it to another location"
+            data = data or ", accessory data included"
+            address = "; the new server keeps the primary IPv4" if has_ip else ""
+            lines.append(f"WARNING: server: REPLACED ({hcloud_changes(machine)}): the old server is deleted first, "
+                         f"with everything on it{data}{address}{refusal}")  # fmt: skip
+        elif machine.op in REPLACE_OPS:
             lines.append(f"WARNING: server: REPLACED ({hcloud_changes(machine)}): a new server is made and the old one "
                          f"is deleted with everything on it, accessory data included{refusal}")  # fmt: skip
         elif machine.op == "delete":
             lines.append(f"WARNING: server: DELETED with everything on it, accessory data included{refusal}")
         elif machine.op == "create":
-            lines.append(f"server: a new Hetzner server ({machine.after('serverType')} in {machine.after('location')})")
+            extras = [
+                *(["a primary IPv4 of its own"] if part.of_type(HCLOUD_PRIMARY_IP) is not None else []),
+                *([f"a {volume_size(part)} GB volume for its data"] if part.of_type(HCLOUD_VOLUME) is not None else []),
+            ]
+            lines.append(f"server: a new Hetzner server ({machine.after('serverType')} in {machine.after('location')})"
+                         f"{', with ' + ' and '.join(extras) if extras else ''}")  # fmt: skip
+        elif machine.op == "update" and "publicNets" in machine.changed:
+            now = (
+                "gets a primary IPv4 of its own" if has_ip else "gives up its primary IPv4 for an address of Hetzner's"
+            )
+            lines.append(f"WARNING: server: {now}: its address changes, point DNS at the new one; Hetzner assigns a "
+                         "primary IP only to a server that is off")  # fmt: skip
         elif "serverType" in machine.changed:
             lines.append(f"server: {hcloud_changes(machine)}: Hetzner resizes it in place (it is off meanwhile)")
         elif machine.op == "update":
             lines.append(f"server: {hcloud_changes(machine)}: changed in place")
+    volume = part.of_type(HCLOUD_VOLUME)
+    if volume is not None and volume.op == "create" and (machine is None or machine.op != "create"):
+        lines.append(f"server: a new {volume_size(part)} GB volume, mounted where the service keeps its data (the "
+                     "mount refuses when files are there already)")  # fmt: skip
+    elif volume is not None and volume.op == "update" and "size" in volume.changed:
+        lines.append(f"server: the volume grows {volume.before('size')} → {volume.after('size')} GB (its file system "
+                     "grows with it)")  # fmt: skip
     for step in part.steps:
         if step.type.startswith("hcloud:") and step.type != HCLOUD_SERVER and step.op not in ("create", "delete"):
+            if step.type == HCLOUD_VOLUME and step.changed == ("size",):
+                continue
             lines.append(f"server: its {step.type.rsplit(':', 1)[-1]} changes ({', '.join(step.changed)})")
     if not lines and part.created and existing is not None:
         lines.append(f"server: an existing server, {existing}, reached over SSH")
     return lines
+
+
+def primary_ipv4(machine: Step) -> bool:
+    """Whether the server is to be reached at a primary IPv4 of quayside's (server.primary_ipv4)."""
+    nets = machine.after("publicNets") or []
+    return any(isinstance(net, dict) and net.get("ipv4") for net in nets)
+
+
+def volume_size(part: Part) -> str:
+    volume = part.of_type(HCLOUD_VOLUME)
+    return str(volume.after("size")) if volume is not None else "?"
+
+
+def program_warnings(preview: Mapping[str, Any]) -> list[str]:
+    """What quayside's program warns about (a server ignoring changed user data or SSH keys), as WARNING lines."""
+    return [
+        "WARNING: " + str(diagnostic.get("message", "")).strip().removeprefix(PROGRAM_WARNING)
+        for diagnostic in preview.get("diagnostics") or []
+        if diagnostic.get("severity") == "warning" and str(diagnostic.get("message", "")).startswith(PROGRAM_WARNING)
+    ]
 
 
 def describe_volumes(steps: list[Step]) -> list[str]:
@@ -434,7 +488,7 @@ def describe(preview: Mapping[str, Any]) -> list[str]:
     config = preview.get("config") or {}
     service = str(config.get("quayside:service", ""))
     moved = server_move(steps, config)
-    lines = describe_volumes(steps)
+    lines = program_warnings(preview) + describe_volumes(steps)
     if moved is not None:
         lines += describe_server(Part("server", "server"), moved)
     for part in parts_of([step for step in steps if step.op not in QUIET_OPS], service):

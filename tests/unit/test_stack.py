@@ -37,7 +37,7 @@ class Mocks(pulumi.runtime.Mocks):
             BUILDS[args.name] = dict(args.inputs)
         if args.typ == "docker:index/image:Image":
             outputs["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{BUILT_DIGEST}"
-        if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs["create"]:
+        if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs.get("create", ""):
             outputs["stdout"] = f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"
         elif args.typ == "command:local:Command":
             outputs["stdout"] = f"# 203.0.113.7:2200 SSH-2.0-OpenSSH_9.2\n[203.0.113.7]:2200 {HOST_KEY}\n"
