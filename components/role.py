@@ -13,14 +13,19 @@ import hashlib
 import json
 import shlex
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pulumi
-import pulumi_docker as docker
 from pulumi_command import remote
 
 from components import config, defaults
 from components import remote as commands
+from components.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pulumi_docker as docker
+else:
+    docker = lazy_module("pulumi_docker")  # only an image built from a context needs it
 
 PULL_SECONDS: Final = 300
 
