@@ -16,13 +16,18 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pulumi
-import pulumi_docker as docker
 from pulumi_command import local
 
 from components import config, defaults
+from components.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pulumi_docker as docker
+else:
+    docker = lazy_module("pulumi_docker")  # only a stack that builds an image needs it
 
 DEFAULT_DOCKERFILE: Final = "Dockerfile"
 PUSH_CHECK: Final = Path(__file__).parent / "local" / "push-check.sh"

@@ -6,15 +6,20 @@ import hashlib
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pulumi
-import pulumi_hcloud as hcloud
 import yaml
 from pulumi_command import local, remote
 
 from components import config, defaults
 from components import remote as commands
+from components.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pulumi_hcloud as hcloud
+else:
+    hcloud = lazy_module("pulumi_hcloud")  # only a Hetzner server needs it
 
 # A host key pair made on the deploying machine for a new server: its private half reaches the server only in
 # cloud-init's user data, so even the first connection verifies whom it talks to.

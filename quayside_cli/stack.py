@@ -77,6 +77,7 @@ class Stack:
     directory: Path
     env: dict[str, str]
     _outputs: dict[str, Any] | None = field(default=None, repr=False)
+    _config: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, name: str | None, directory: Path | None) -> Stack:
@@ -158,13 +159,21 @@ class Stack:
             raise QuaysideError(f"stack {self.name} has no role {name}; its roles: {', '.join(self.roles) or 'none'}")
         return self.roles[name]
 
-    # --- the SSH key ---
+    # --- the config and the SSH key ---
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """`pulumi config --json`: the stack's config as the program gets it (the project's defaults merged in),
+        each key's entry with its value; secrets stay `[secret]`."""
+        if self._config is None:
+            self._config = json.loads(self.pulumi("config", "--json"))
+        return self._config
 
     def private_key(self) -> str:
         """The key deploys use: `server.private_key_file` from the stack's config, else the `ssh_private_key`
         secret (decrypted by `pulumi config get`, kept in memory). Never printed, never an argument."""
-        values: dict[str, Any] = json.loads(self.pulumi("config", "--json"))
-        server = _object(values.get(f"{NAMESPACE}:server"))
+        values = self.config
+        server = object_value(values.get(f"{NAMESPACE}:server"))
         named = server.get("private_key_file")
         if named:
             path = Path(str(named)).expanduser()
@@ -184,7 +193,7 @@ class Stack:
         return self.pulumi("config", "get", f"{NAMESPACE}:ssh_private_key")
 
 
-def _object(entry: Any) -> dict[str, Any]:
+def object_value(entry: Any) -> dict[str, Any]:
     """A `pulumi config --json` entry's object value (given as objectValue, or as JSON/YAML text in value)."""
     if not isinstance(entry, dict):
         return {}

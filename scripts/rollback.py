@@ -1,15 +1,19 @@
-"""Rolls one role back to an earlier version through `pulumi up`, so Pulumi's state and the server agree.
+"""Rolls one role back to an earlier version: traffic first, then Pulumi's state, so the two agree.
 
     scripts/rollback [-s STACK] ROLE [VERSION]      (default: the version before the one deployed now)
 
 The earlier versions are read from the stack's update history (each update records its config); a tag there
 is pinned to the digest it names in its registry now, as `pulumi up` pins it, and VERSION may be given as the
-tag alone (v1 for v1@093c6d79f8b3). The stack file is deployed with ROLE's image pinned by that digest (and its
-version pin) as they were then, from a temporary copy of the stack file; the file itself is left alone. On the
-server the retained container of that version starts again if its options are unchanged (`swap.sh` sees the
-same config), else a fresh one boots; kamal-proxy switches as on any deploy and the newer version stays stopped
-for a roll forward. The next `pulumi up` of the stack file as it stands deploys the newer version again. A tag
-re-pushed since it was deployed names its new digest: roll back to the old one by pinning it (repo@sha256:...).
+tag alone (v1 for v1@093c6d79f8b3). First, in one SSH
+session, `swap.sh --retained-only` puts the retained container of that version back in service: started again if
+its options are the role's current ones, then kamal-proxy switches to it as on any deploy, and the newer version
+stops and stays for a roll forward. Then `pulumi up` records it: the stack file with ROLE's image (and version pin)
+as they were then, from a temporary copy (the file itself is left alone); it finds that version live and changes
+nothing on the server. When there is no such container (options changed since, or it was pruned), or the role runs
+a migration first, the fast switch is skipped, touching nothing, and that `pulumi up` alone deploys the version.
+The next `pulumi up` of the stack file as it stands deploys the newer version again.
+A tag re-pushed since it was deployed names its new digest: roll back to the old one by pinning it
+(repo@sha256:...).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -31,9 +37,14 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from components import config, image_pin  # noqa: E402
-from components.role import version_of  # noqa: E402
+from components import remote as commands  # noqa: E402
+from components.role import swap_args, swap_timeout, version_of  # noqa: E402
+from quayside_cli.errors import QuaysideError  # noqa: E402
+from quayside_cli.ssh import Connection  # noqa: E402
+from quayside_cli.stack import Stack, object_value, pulumi_binary  # noqa: E402
 
 ROLES_KEY: Final = f"{config.NAMESPACE}:roles"
+PROXY_KEY: Final = f"{config.NAMESPACE}:proxy"
 
 
 class RollbackError(RuntimeError):
@@ -49,30 +60,19 @@ class Deployed:
     pinned: str | None  # the role's `version:` key, when the stack pinned one
 
 
-def pulumi(*args: str) -> str:
-    done = subprocess.run(["pulumi", *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        raise RollbackError(f"pulumi {args[0]} {args[1] if len(args) > 1 else ''}: {lines[-1] if lines else 'failed'}")
-    return done.stdout
-
-
-def digest_reader(stack: str, document: dict[str, Any]) -> image_pin.DigestReader:
+def digest_reader(stack: Stack) -> image_pin.DigestReader:
     """The registry lookup `pulumi up` makes, with the stack's login; each tag asked once."""
-    settings = document.get("config", {}).get(f"{config.NAMESPACE}:registry")
-    registry = config.Registry.model_validate(settings) if isinstance(settings, dict) else None
+    settings = object_value(stack.config.get(f"{config.NAMESPACE}:registry")) or None
+    registry = config.Registry.model_validate(settings) if settings else None
     password = None
     if registry is not None and registry.username is not None:
-        password = pulumi("config", "get", f"{config.NAMESPACE}:registry_password", "--stack", stack).rstrip("\n")
+        password = stack.pulumi("config", "get", f"{config.NAMESPACE}:registry_password").rstrip("\n")
     return functools.cache(image_pin.RegistryDigests(image_pin.login_for(registry, password)))
 
 
 def role_in(config_values: dict[str, Any], role: str, read_digest: image_pin.DigestReader) -> Deployed | None:
     """The role as a history entry's config describes it, or None when that config has no such role."""
-    entry = config_values.get(ROLES_KEY)
-    if entry is None:
-        return None
-    roles = entry.get("objectValue") or json.loads(entry["value"])
+    roles = object_value(config_values.get(ROLES_KEY))
     if role not in roles:
         return None
     parsed = config.Role.model_validate(roles[role])
@@ -85,9 +85,10 @@ def role_in(config_values: dict[str, Any], role: str, read_digest: image_pin.Dig
     return Deployed(version_of(parsed, ref), ref, parsed.version)
 
 
-def earlier_versions(stack: str, role: str, current: str, read_digest: image_pin.DigestReader) -> list[Deployed]:
+def earlier_versions(
+    history: list[dict[str, Any]], role: str, current: str, read_digest: image_pin.DigestReader
+) -> list[Deployed]:
     """The role's versions in successful updates, newest first, without repeats or the current one."""
-    history = json.loads(pulumi("stack", "history", "--json", "--stack", stack))
     found: list[Deployed] = []
     for update in sorted(history, key=lambda entry: entry["version"], reverse=True):
         if update.get("kind") != "update" or update.get("result") != "succeeded":
@@ -110,15 +111,78 @@ def choose(candidates: list[Deployed], role: str, wanted: str | None) -> Deploye
     raise RollbackError(f"{role} was never deployed at {wanted}; earlier versions: {known}")
 
 
-def rolled_back_stack_file(stack_file: Path, role: str, target: Deployed) -> dict[str, Any]:
-    """The stack file with ROLE's image and version pin as `target` had them; the rest as it stands."""
-    document: dict[str, Any] = yaml.safe_load(stack_file.read_text())
-    settings = document["config"][ROLES_KEY][role]
-    settings["image"] = target.image
+def rolled_back(settings: dict[str, Any], target: Deployed) -> dict[str, Any]:
+    """A role's settings with the image and version pin `target` had; the rest as they stand."""
+    settings = {**settings, "image": target.image}
     settings.pop("version", None)
     if target.pinned is not None:
         settings["version"] = target.pinned
+    return settings
+
+
+def rolled_back_stack_file(stack_file: Path, role: str, target: Deployed) -> dict[str, Any]:
+    """The stack file with ROLE rolled back to `target`; the rest as it stands."""
+    document: dict[str, Any] = yaml.safe_load(stack_file.read_text())
+    roles = document["config"][ROLES_KEY]
+    roles[role] = rolled_back(roles[role], target)
     return document
+
+
+def fast_switch_command(stack: Stack, role: str, target: Deployed) -> tuple[str, int] | None:
+    """swap.sh --retained-only for the role as `pulumi up` of the rolled-back stack deploys it (the same options,
+    so the same config hash), and its timeout; None when that up must run the role's migration before its swap."""
+    settings = rolled_back(object_value(stack.config.get(ROLES_KEY))[role], target)
+    parsed = config.Role.model_validate(settings)
+    if parsed.migrate:
+        return None
+    proxy = config.Proxy.model_validate(object_value(stack.config.get(PROXY_KEY)))
+    args = swap_args(stack.service, role, parsed, target.image, version_of(parsed, target.image), tls=proxy.ssl)
+    seconds = swap_timeout(parsed)
+    return commands.script(stack.service, "swap.sh", [*args, "--retained-only"], timeout_seconds=seconds), seconds
+
+
+def switch_fast(stack: Stack, role: str, target: Deployed) -> str:
+    """Puts the retained container of `target` in service in one SSH session. Returns "" when it serves, else why
+    it was left alone (the live version then still serves: swap.sh touches nothing, or puts back what it did)."""
+    step = fast_switch_command(stack, role, target)
+    if step is None:
+        return "its migration runs first, in pulumi up"
+    command, seconds = step
+    started = time.monotonic()
+    try:
+        with Connection(stack.ssh, stack.private_key(), stack.name) as server:
+            done = server.capture(command, timeout=seconds + 30)
+    except (QuaysideError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    for line in done.stdout.splitlines():
+        print(f"  {line}", flush=True)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else f"swap.sh exited with {done.returncode}"
+    print(f"rollback: {role} serves {target.version} ({time.monotonic() - started:.1f} s)", flush=True)
+    return ""
+
+
+def read_stack(stack: Stack) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The stack's outputs and update history, and its config (cached on `stack`), read side by side: each
+    `pulumi` command spends most of its time starting."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outputs = pool.submit(lambda: stack.outputs)
+        history = pool.submit(stack.pulumi, "stack", "history", "--json")
+        config_values = pool.submit(lambda: stack.config)
+        config_values.result()
+        return outputs.result(), json.loads(history.result())
+
+
+def record(stack: Stack, stack_file: Path, document: dict[str, Any], message: str) -> int:
+    """`pulumi up` of the rolled-back stack file, from a temporary 0600 copy; its exit code."""
+    with tempfile.TemporaryDirectory(prefix="quayside-rollback-") as scratch:
+        copy = Path(scratch) / stack_file.name
+        copy.write_text(yaml.safe_dump(document, sort_keys=False))
+        os.chmod(copy, 0o600)
+        argv = [str(pulumi_binary()), "up", "--yes", "--skip-preview", "--stack", stack.name,
+                "--config-file", str(copy), "--message", message]  # fmt: skip
+        return subprocess.run(argv, cwd=stack.directory, env=stack.env, check=False).returncode
 
 
 def refuse_local_images(stack_file: Path, role: str) -> None:
@@ -138,30 +202,28 @@ def main(argv: list[str]) -> int:
     parser.add_argument("role", help="the role to roll back")
     parser.add_argument("version", nargs="?", help="the version to go back to (default: the one before)")
     args = parser.parse_args(argv)
-    stack_file = Path.cwd() / f"Pulumi.{args.stack}.yaml"  # run in the project directory, as pulumi is
     try:
-        refuse_local_images(stack_file, args.role)
-        outputs = json.loads(pulumi("stack", "output", "--json", "--stack", args.stack))
+        refuse_local_images(Path.cwd() / f"Pulumi.{args.stack}.yaml", args.role)
+        stack = Stack.open(args.stack, Path.cwd())  # run in the project directory, as pulumi is
+        outputs, history = read_stack(stack)
         roles = outputs.get("roles") or {}
         if args.role not in roles:
             raise RollbackError(f"stack {args.stack} has no role {args.role}; roles: {', '.join(roles) or 'none'}")
         current = roles[args.role]["version"]
-        read_digest = digest_reader(args.stack, yaml.safe_load(stack_file.read_text()))
-        target = choose(earlier_versions(args.stack, args.role, current, read_digest), args.role, args.version)
+        stack_file = stack.directory / f"Pulumi.{args.stack}.yaml"
+        read_digest = digest_reader(stack)
+        target = choose(earlier_versions(history, args.role, current, read_digest), args.role, args.version)
         document = rolled_back_stack_file(stack_file, args.role, target)
         print(f"rollback: {args.role} from {current} to {target.version} ({target.image})", flush=True)
-        with tempfile.TemporaryDirectory(prefix="quayside-rollback-") as scratch:
-            rolled_back = Path(scratch) / stack_file.name
-            rolled_back.write_text(yaml.safe_dump(document, sort_keys=False))
-            os.chmod(rolled_back, 0o600)
-            done = subprocess.run(
-                ["pulumi", "up", "--yes", "--skip-preview", "--stack", args.stack, "--config-file", str(rolled_back),
-                 "--message", f"rollback {args.role} to {target.version}"],
-                check=False,
-            )  # fmt: skip
-        if done.returncode != 0:
-            raise RollbackError(f"pulumi up of the rolled-back stack failed (see above); {current} still serves")
-    except RollbackError as error:
+        skipped = switch_fast(stack, args.role, target)
+        if skipped:
+            print(f"rollback: no fast switch ({skipped}); pulumi up deploys {target.version}", flush=True)
+        else:
+            print(f"rollback: recording it in stack {args.stack}: pulumi up", flush=True)
+        if record(stack, stack_file, document, f"rollback {args.role} to {target.version}") != 0:
+            serving = current if skipped else f"{target.version} (not yet in the stack's state: run this again)"
+            raise RollbackError(f"pulumi up of the rolled-back stack failed (see above); {serving} serves")
+    except (RollbackError, QuaysideError) as error:
         print(f"rollback: {error}", file=sys.stderr)
         return 1
     print(f"rollback: {args.role} now {target.version}; `pulumi up` of {stack_file.name} deploys {current} again")

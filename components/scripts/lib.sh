@@ -49,22 +49,38 @@ now_ms() {
 service_dir() { echo "$QUAYSIDE_ROOT/$1"; }
 env_file() { echo "$QUAYSIDE_ROOT/$1/env/$2.env"; }
 
-# lock SERVICE NAME SECONDS: holds the lock of one part of the service (a role, an accessory, the host) on fd 9
-# until the script exits, and whatever it hands fd 9 to. Two steps of the same part never interleave; steps of
-# different parts do not wait for each other. A wait says who holds the lock and since when.
+# lock SERVICE NAME SECONDS [UNLESS]: holds the lock of one part of the service (a role, an accessory, the host) on
+# fd 9 until the script exits, and whatever it hands fd 9 to. Two steps of the same part never interleave; steps of
+# different parts do not wait for each other. A wait says who holds the lock and since when. UNLESS, a function
+# given the holder's line, may decline the wait: lock then returns 1 at once, holding nothing.
 lock() {
-  local service=$1 part=$2 seconds=$3 dir file holder
+  local service=$1 part=$2 seconds=$3 unless=${4:-} dir holder
   dir=$(service_dir "$service")/locks
   mkdir -p "$dir"
-  file=$dir/$part.lock
-  exec 9<>"$file"
+  LOCK_FILE=$dir/$part.lock
+  exec 9<>"$LOCK_FILE"
   if ! flock -n 9; then
-    holder=$(head -n 1 "$file" 2>/dev/null || true)
+    holder=$(head -n 1 "$LOCK_FILE" 2>/dev/null || true)
+    if [[ -n $unless ]] && "$unless" "$holder"; then
+      exec 9>&-
+      return 1
+    fi
     say "waiting for the lock of $service $part: ${holder:-held}"
     flock -w "$seconds" 9 || die "$service $part is still locked after ${seconds}s by ${holder:-another step} (--lock-timeout)"
   fi
-  printf '%s (pid %s) since %s\n' "$STEP" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$file"
+  lock_note ''
 }
+
+# lock_note [WHAT]: the holder's line in the lock file, which a waiting step prints: this step, its pid, since
+# when, and what it does now.
+lock_note() {
+  printf '%s (pid %s) since %s%s\n' "$STEP" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${1:+: $1}" >"$LOCK_FILE"
+}
+
+# A swap's lock note while the containers a version replaced stop in the background (`<note> VERSION`); retire.sh
+# reads it so as not to wait for a stop already under way.
+# shellcheck disable=SC2034 # read by swap.sh and retire.sh
+readonly STOPPING_NOTE='stopping the containers replaced by'
 
 # hold_images SERVICE SECONDS: the service's images lock, shared, on fd 8, from pulling an image until a container
 # of it exists: pruning (exclusive) must not remove it in between. release_images lets go.

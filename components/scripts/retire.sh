@@ -2,6 +2,8 @@
 # retire: a version's deploy command is being deleted. While another container of the role is live, only
 # stop this version (it stays as a rollback candidate, pruned by swap's retention); when none is, the role
 # was removed: drop its kamal-proxy route, all its containers and its env file. Never touches another role.
+# When the swap that replaced this version is still stopping it in the background (an app that ignores SIGTERM
+# takes its whole stop timeout), there is nothing left to do: retire says so and does not wait for the stop.
 #
 #   retire.sh --service S --role R --version V [--proxy | --no-proxy] [--proxy-name quayside-proxy]
 #     [--lock-timeout 300]
@@ -70,9 +72,19 @@ remove_role() {
   say "role $role removed (route removed: $route, containers removed: $count)"
 }
 
+# Given the role lock's holder line: true when a swap of another version holds it to stop what that version
+# replaced, this one included.
+stopped_by_swap() {
+  [[ $1 == *": $STOPPING_NOTE "* && ${1##* } != "$version" ]]
+}
+
 main() {
   parse_options "$@"
-  lock "$service" "$role" "$lock_timeout"
+  if ! lock "$service" "$role" "$lock_timeout" stopped_by_swap; then
+    audit "$service" "$role" "$version" retire "stopping in the background, kept for rollback"
+    say "$role $version is being stopped in the background and kept for rollback"
+    return 0
+  fi
   this_id=$(inspect_container "$(container_name "$service" "$role" "$version")" '{{.Id}}')
   this_id=${this_id:0:12}
   local live

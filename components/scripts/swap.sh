@@ -7,14 +7,17 @@
 # the background, still holding the role's lock, logged to <service dir>/logs/<role>.log. IMG comes pinned by
 # digest (repo:tag@sha256:...): it is pulled whenever that digest is missing, a container counts as the same
 # only when it runs that image, and retention removes the images of the versions it removes.
+# --retained-only is a rollback's fast switch: only a kept container of this version and config goes live
+# (started again if stopped); the env file stays as it is (stdin is not read); nothing is pulled or booted. When
+# there is none it fails, touching nothing.
 #
 #   swap.sh --service S --role R --image IMG --version V --config-hash H [--port 80] [--proxy | --no-proxy]
 #     [--tls] [--host H]... [--path-prefix P]... [--health-path /up] [--health-interval 1s]
 #     [--health-timeout 5s] [--deploy-timeout 30s] [--drain-timeout 30s] [--readiness-delay 7] [--retain 5]
 #     [--stop-timeout 10]
 #     [--env K=V]... [--volume SPEC]... [--memory 512m] [--cpus 0.5] [--proxy-name quayside-proxy]
-#     [--lock-timeout 300] [--cmd ARG]...
-#   stdin: the role's secret env file (KEY=VALUE lines, may be empty)
+#     [--lock-timeout 300] [--retained-only] [--cmd ARG]...
+#   stdin: the role's secret env file (KEY=VALUE lines, may be empty); not read with --retained-only
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,6 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 service='' role='' image='' version='' config_hash='' port=80 proxy=yes tls=no
 health_path=/up health_interval=1s health_timeout=5s deploy_timeout=30s drain_timeout=30s
 readiness_delay=7 retain=5 stop_timeout=10 memory='' cpus='' proxy_name=quayside-proxy lock_timeout=300
+retained_only=no
 hosts=() prefixes=() envs=() volumes=() cmd=()
 
 parse_options() {
@@ -52,6 +56,7 @@ parse_options() {
       --cpus) need_value "$@"; cpus=$2; shift ;;
       --proxy-name) need_value "$@"; proxy_name=$2; shift ;;
       --lock-timeout) need_value "$@"; lock_timeout=$2; shift ;;
+      --retained-only) retained_only=yes ;;
       --cmd) need_value "$@"; cmd+=("$2"); shift ;;
       *) die "unknown option $1" ;;
     esac
@@ -236,6 +241,7 @@ finish() {
   local log
   log=$(service_dir "$service")/logs/$role.log
   mkdir -p "${log%/*}"
+  lock_note "$STOPPING_NOTE $version"
   # fd 9 (the role's lock) goes along; the images lock and the SSH session's streams do not.
   (
     trap '' HUP
@@ -252,11 +258,14 @@ main() {
   parse_options "$@"
   name=$(container_name "$service" "$role" "$version")
   lock "$service" "$role" "$lock_timeout"
-  write_env_file "$service" "$role"
+  if [[ $retained_only == no ]]; then write_env_file "$service" "$role"; fi
+  [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
   status='' old_config='' old_env='' id='' old_image='' aside='' event=deploy
-  hold_images "$service" "$lock_timeout"
-  pull_if_missing "$image" || fail "could not pull $image"
+  if [[ $retained_only == no ]]; then
+    hold_images "$service" "$lock_timeout"
+    pull_if_missing "$image" || fail "could not pull $image"
+  fi
   image_id_wanted=$(image_id "$image")
 
   read_existing
@@ -264,6 +273,9 @@ main() {
     finish
     say "$role already live at $version"
     return 0
+  fi
+  if [[ $retained_only == yes ]] && ! { [[ -n $status ]] && same_config; }; then
+    die "no container of $role $version with the role's current config is kept on $(uname -n)"
   fi
   local previous output
   previous=$(live_version)

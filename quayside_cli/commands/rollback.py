@@ -1,5 +1,6 @@
-"""`quayside rollback ROLE [VERSION]`: scripts/rollback.py for the stack, a `pulumi up` of the stack file with the
-role's earlier image, so Pulumi's state and the server agree afterwards."""
+"""`quayside rollback ROLE [VERSION]`: scripts/rollback.py for the stack: the retained container of the earlier
+version back in service first, then a `pulumi up` of the stack file with the role's earlier image, so Pulumi's
+state and the server agree afterwards."""
 
 from __future__ import annotations
 
@@ -22,6 +23,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(verbs: Verbs) -> None:
-    sub = add(verbs, "rollback", run, "roll a role back to an earlier version through pulumi up (state agrees)")
+    sub = add(verbs, "rollback", run, "roll a role back: the earlier version serves, then pulumi up (state agrees)")
     sub.add_argument("role", metavar="ROLE", help="a role of the stack")
     sub.add_argument("version", metavar="VERSION", nargs="?", help="the version (default: the one before the live one)")

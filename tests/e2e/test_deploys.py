@@ -23,6 +23,7 @@ from tests.support.load import LoadReport
 from tests.support.processes import ProcessWatch
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
 from tests.support.stacks import (
+    PROXY_PORT,
     DemoStack,
     Events,
     container_name,
@@ -131,33 +132,65 @@ def test_a_failed_health_check_fails_up_clearly_and_the_old_version_keeps_servin
     assert demo.get("web") == (200, "v3")
 
 
-def run_rollback(demo: DemoStack, *args: str) -> subprocess.CompletedProcess[str]:
-    """scripts/rollback's program in the stack's project directory, with the stack's backend."""
+def run_rollback(demo: DemoStack, *args: str, path_first: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """scripts/rollback's program in the stack's project directory, with the stack's backend (and `path_first`
+    ahead of the Pulumi CLI on PATH)."""
     cli_dir = str(pulumi_cli().parent)
     env = {**os.environ, **demo.project.env(), "PULUMI_HOME": str(PULUMI_HOME)}
-    env["PATH"] = f"{cli_dir}{os.pathsep}{env['PATH']}"
+    env["PATH"] = os.pathsep.join([*([str(path_first)] if path_first else []), cli_dir, env["PATH"]])
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "rollback.py"), "--stack", "e2e", *args],
         cwd=demo.project.work_dir, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
 
-def test_a_rollback_under_load_brings_the_previous_version_back_and_state_agrees(demo: DemoStack) -> None:
+# A `pulumi` ahead of the real one on PATH: before `pulumi up` starts, it asks the role's host which version answers
+# and notes it; then it is the real CLI.
+PULUMI_WATCHING_UP = """#!{python}
+import http.client, os, sys
+if sys.argv[1:2] == ["up"]:
+    connection = http.client.HTTPConnection("127.0.0.1", {port}, timeout=10)
+    connection.request("GET", "/", headers={{"Host": {host!r}}})
+    with open({notes!r}, "a") as notes:
+        notes.write(connection.getresponse().read().decode().split()[0] + "\\n")
+os.execv({cli!r}, [{cli!r}, *sys.argv[1:]])
+"""
+
+
+def pulumi_watching_up(directory: Path, demo: DemoStack, role: str, notes: Path) -> Path:
+    """A directory holding PULUMI_WATCHING_UP as `pulumi`, noting into `notes` what `role` answers."""
+    directory.mkdir()
+    shim = directory / "pulumi"
+    shim.write_text(PULUMI_WATCHING_UP.format(python=sys.executable, port=PROXY_PORT, host=demo.host(role),
+                                              notes=str(notes), cli=str(pulumi_cli())))  # fmt: skip
+    shim.chmod(0o755)
+    return directory
+
+
+def test_a_rollback_under_load_serves_the_previous_version_before_pulumi_up_and_state_agrees(
+    demo: DemoStack, tmp_path: Path
+) -> None:
     demo.roles["web"]["image"] = registry_image("v2")
     demo.up()
     rolled_back_config = demo.snapshot()
     rolled_back_config["quayside:roles"]["web"]["image"] = registry_image("v1")
+    answered_at_up = tmp_path / "answered-at-up"
+    watching = pulumi_watching_up(tmp_path / "bin", demo, "web", answered_at_up)
 
     with demo.load("web") as load:
         load.wait_for_requests(100)
         started = time.monotonic()
-        rolled = run_rollback(demo, "web")
+        rolled = run_rollback(demo, "web", path_first=watching)
         took = time.monotonic() - started
         load.wait_for_requests(load.report.total + 100)
 
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert f"rollback: web from {pinned_version('v2')} to {pinned_version('v1')}" in rolled.stdout
+    assert f"rollback: web serves {pinned_version('v1')}" in rolled.stdout, rolled.stdout + rolled.stderr
+    assert answered_at_up.read_text() == "v1\n", "v1 must answer before the pulumi up that records it starts"
+    assert f"swap: web already live at {pinned_version('v1')}" in rolled.stdout, "pulumi up found v1 live, left it"
     assert load.report.failures == [] and load.report.version_sequence() == ["v2", "v1"], load.report.summary()
+    assert [line.split()[1:4] for line in demo.audit()][-2:] == [["web", "v1", "rollback"], ["web", "v2", "retire"]]
     print(f"rollback of web: {took:.1f} s; {load.report.summary()}")
 
     newer = demo.snapshot()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.integration.conftest import Service
-from tests.support.remote import REMOTE_ROOT
+from tests.support import images
+from tests.support.remote import REMOTE_ROOT, run_script, settle
 
 
 def test_retiring_a_replaced_version_keeps_it_stopped_and_the_live_one_serving(service: Service) -> None:
@@ -115,3 +116,45 @@ def test_retiring_an_old_version_while_the_live_one_is_not_running_keeps_the_rol
     assert "kept for rollback" in retired.stdout, retired.stdout
     assert service.containers("web") == {service.container("web", "v1"): "exited", live: "running"}
     assert service.get("web")[1].split()[0] == "v2"
+
+
+def swap_leaving_the_stop_under_way(service: Service, tag: str, stop_timeout: str) -> None:
+    """swap.sh to `tag`, returning while the old container stops in the background (Service.run would wait)."""
+    args = service.swap_args("web", images.app(tag), tag, "--stop-timeout", stop_timeout)
+    swapped = run_script(service.server, service.name, "swap.sh", args)
+    assert swapped.returncode == 0, swapped.stderr
+
+
+def test_retiring_a_version_the_swap_still_stops_in_the_background_does_not_wait_for_its_stop(
+    service: Service,
+) -> None:
+    """The app ignores SIGTERM: its stop takes the whole --stop-timeout, which the old command's delete need not
+    wait for, since the swap that replaced it is stopping it already."""
+    service.deploy("web", "noterm-v1", "--stop-timeout", "10")
+    swap_leaving_the_stop_under_way(service, "noterm-v2", "10")
+
+    args = ["--service", service.name, "--role", "web", "--version", "noterm-v1", "--proxy-name", service.proxy]
+    retired = run_script(service.server, service.name, "retire.sh", args)
+    still_stopping = service.containers("web")[service.container("web", "noterm-v1")]
+
+    assert retired.returncode == 0, retired.stderr
+    assert "web noterm-v1 is being stopped in the background and kept for rollback" in retired.stdout
+    assert still_stopping == "running", "retire waited for the stop it did not need to wait for"
+    assert service.audit_events()[-1] == ("web", "noterm-v1", "retire")
+    settle(service.server, service.name, "web")
+    assert service.containers("web") == {
+        service.container("web", "noterm-v1"): "exited",
+        service.container("web", "noterm-v2"): "running",
+    }
+
+
+def test_retiring_the_version_whose_swap_stops_the_others_waits_and_removes_the_role(service: Service) -> None:
+    """Its own swap's background stop is no reason to skip: with no other version live, the role was removed."""
+    service.deploy("web", "noterm-v1", "--stop-timeout", "3")
+    swap_leaving_the_stop_under_way(service, "noterm-v2", "3")
+
+    retired = service.retire("web", "noterm-v2")
+
+    assert retired.returncode == 0, retired.stderr
+    assert "waiting for the lock" in retired.stdout and "role web removed" in retired.stdout, retired.stdout
+    assert service.containers("web") == {}

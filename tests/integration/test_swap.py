@@ -6,10 +6,12 @@ import re
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from tests.integration.conftest import Service, derived_image, switch_sequence
 from tests.support import images
 from tests.support.docker import docker, unique_name
+from tests.support.remote import REMOTE_ROOT
 
 
 def image_exists(reference: str) -> bool:
@@ -343,3 +345,51 @@ def test_bad_options_are_named_in_one_line(service: Service) -> None:
         assert len(done.stderr.splitlines()) == 1, done.stderr
     bad_timeout = service.swap("web", "v1", "--deploy-timeout", "soon")
     assert bad_timeout.stderr.strip() == "swap: --deploy-timeout 'soon' is not a duration like 500ms, 30s or 2m"
+
+
+# --- the fast switch of a rollback (scripts/rollback): --retained-only ----------------------------------------
+
+
+def env_file(service: Service, role: str) -> str:
+    return Path(REMOTE_ROOT, service.name, "env", f"{role}.env").read_text()
+
+
+def test_a_fast_rollback_starts_the_retained_container_and_leaves_the_env_file_as_it_is(service: Service) -> None:
+    service.deploy("web", "v1", stdin="API_TOKEN=tok-1\n")
+    first_id = docker("inspect", "--format", "{{.Id}}", service.container("web", "v1"))
+    service.deploy("web", "v2", stdin="API_TOKEN=tok-1\n")
+
+    with service.load("web") as load:
+        load.wait_for_requests(100)
+        rolled_back = service.run("swap.sh", *service.swap_args("web", images.app("v1"), "v1"), "--retained-only")
+        load.wait_for_requests(load.report.total + 100)
+
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    assert "rollback to" in rolled_back.stdout
+    assert docker("inspect", "--format", "{{.Id}}", service.container("web", "v1")) == first_id
+    assert env_file(service, "web") == "API_TOKEN=tok-1\n", "stdin is not read: the env file stays"
+    assert load.report.failures == [] and switch_sequence(load.report) == ["v2", "v1"], load.report.summary()
+    assert service.containers("web") == {
+        service.container("web", "v1"): "running",
+        service.container("web", "v2"): "exited",
+    }
+
+
+def test_a_fast_rollback_without_a_retained_container_of_that_config_touches_nothing(service: Service) -> None:
+    service.deploy("web", "v1")
+    service.deploy("web", "v2")
+    before = service.container_ids()
+
+    other_config = service.swap_args("web", images.app("v1"), "v1", config_hash="beef01")
+    changed = service.run("swap.sh", *other_config, "--retained-only")
+    never_deployed = service.run("swap.sh", *service.swap_args("web", images.app("v3"), "v3"), "--retained-only")
+
+    for failed, version in ((changed, "v1"), (never_deployed, "v3")):
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert f"no container of web {version} with the role's current config is kept" in failed.stderr
+    assert service.container_ids() == before
+    assert service.get("web")[1].split()[0] == "v2"
+    assert service.containers("web") == {
+        service.container("web", "v1"): "exited",
+        service.container("web", "v2"): "running",
+    }

@@ -17,7 +17,7 @@ from quayside_cli.commands import details, exec_, logs, maintenance
 from quayside_cli.errors import QuaysideError
 from quayside_cli.main import main, parse
 from quayside_cli.ssh import Connection, known_hosts_line, script, ssh_argv
-from quayside_cli.stack import Ssh, Stack, _object, project_dir
+from quayside_cli.stack import Ssh, Stack, object_value, project_dir
 
 SSH = Ssh(host="203.0.113.7", port=2222, user="root", host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHFy")
 OUTPUTS: dict[str, Any] = {
@@ -193,15 +193,16 @@ def test_the_key_file_the_stack_names_is_read_and_a_missing_key_says_how_to_set_
     stack.pulumi = lambda *args, timeout=0: config  # type: ignore[method-assign]
     assert stack.private_key() == "-----BEGIN OPENSSH PRIVATE KEY-----\n"
 
+    stack = Stack("prod", tmp_path, {})
     stack.pulumi = lambda *args, timeout=0: "{}"  # type: ignore[method-assign]
     with pytest.raises(QuaysideError, match=r"stack prod has no SSH key: set server\.private_key_file, or"):
         stack.private_key()
 
 
 def test_a_config_object_comes_as_object_value_or_as_json_text() -> None:
-    assert _object({"objectValue": {"host": "a"}}) == {"host": "a"}
-    assert _object({"value": '{"host": "b"}'}) == {"host": "b"}
-    assert _object(None) == {}
+    assert object_value({"objectValue": {"host": "a"}}) == {"host": "a"}
+    assert object_value({"value": '{"host": "b"}'}) == {"host": "b"}
+    assert object_value(None) == {}
 
 
 def test_a_cwd_without_pulumi_yaml_is_named(tmp_path: Path) -> None:
