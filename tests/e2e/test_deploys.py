@@ -190,7 +190,10 @@ def test_a_rollback_under_load_serves_the_previous_version_before_pulumi_up_and_
     assert answered_at_up.read_text() == "v1\n", "v1 must answer before the pulumi up that records it starts"
     assert f"swap: web already live at {pinned_version('v1')}" in rolled.stdout, "pulumi up found v1 live, left it"
     assert load.report.failures == [] and load.report.version_sequence() == ["v2", "v1"], load.report.summary()
-    assert [line.split()[1:4] for line in demo.audit()][-2:] == [["web", "v1", "rollback"], ["web", "v2", "retire"]]
+    assert [line.split()[1:4] for line in demo.audit()][-2:] == [
+        ["web", pinned_version("v1"), "rollback"],
+        ["web", pinned_version("v2"), "retire"],
+    ]
     print(f"rollback of web: {took:.1f} s; {load.report.summary()}")
 
     newer = demo.snapshot()

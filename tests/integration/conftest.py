@@ -23,26 +23,6 @@ from tests.support.testbed import TestServer
 DAEMON_JSON: Final = Path("/etc/docker/daemon.json")
 # Fast enough for tests, still the real mechanism: kamal-proxy checks /up, drains, switches.
 SWAP_DEFAULTS: Final = ("--health-interval", "500ms", "--deploy-timeout", "10s", "--drain-timeout", "5s")
-# Load stamps each response with the moment its worker began the request; a worker can be descheduled
-# between that stamp and the send, so right at a switch a request stamped a few ms earlier may reach the new
-# version while one stamped later still reaches the old. A flip back within this many seconds is that.
-STAMP_SLACK: Final = 0.1
-
-
-def switch_sequence(report: LoadReport) -> list[str]:
-    """report.version_sequence(), except that an answer from a version that already handed over counts as
-    a flip back only when its request began more than STAMP_SLACK after the handover."""
-    ordered = sorted((r for r in report.responses if r.status == 200), key=lambda r: r.at)
-    sequence: list[str] = []
-    took_over = 0.0
-    for response in ordered:
-        if sequence and response.version == sequence[-1]:
-            continue
-        if response.version in sequence and response.at - took_over <= STAMP_SLACK:
-            continue
-        sequence.append(response.version)
-        took_over = response.at
-    return sequence
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import DAEMON_JSON, Service, switch_sequence
+from tests.integration.conftest import DAEMON_JSON, Service
 from tests.support import images
 from tests.support.docker import docker, unique_name
 from tests.support.remote import REMOTE_ROOT, script_command, scripts_dir
@@ -96,4 +96,4 @@ def test_registry_login_takes_the_password_from_stdin_and_swap_pulls_from_the_re
     assert no_password.returncode == 1 and no_password.stderr == "registry-login: no password on stdin\n"
     assert swapped.returncode == 0, swapped.stderr
     assert f"pulling {image}" in swapped.stdout
-    assert report.failures == [] and switch_sequence(report) == ["v1", "v2"], report.summary()
+    assert report.failures == [] and report.version_sequence() == ["v1", "v2"], report.summary()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import Service, switch_sequence
+from tests.integration.conftest import Service
 from tests.support.docker import docker, free_loopback_port
 
 
@@ -62,7 +62,7 @@ def test_new_proxy_options_reboot_it_and_every_service_keeps_its_routes(
     # A swap through the rebooted proxy still switches without a failed request.
     swapped, report = service.swap_under_load("web", "v2")
     assert swapped.returncode == 0, swapped.stderr
-    assert report.failures == [] and switch_sequence(report) == ["v1", "v2"], report.summary()
+    assert report.failures == [] and report.version_sequence() == ["v1", "v2"], report.summary()
 
 
 def test_two_services_asking_for_other_options_reboot_the_proxy_only_when_their_own_change(

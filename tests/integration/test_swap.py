@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.conftest import Service, derived_image, switch_sequence
+from tests.integration.conftest import Service, derived_image
 from tests.support import images
 from tests.support.docker import docker, unique_name
 from tests.support.remote import REMOTE_ROOT
@@ -44,7 +44,7 @@ def test_a_new_version_takes_over_under_load_without_a_failed_request(service: S
 
     assert swapped.returncode == 0, swapped.stderr
     assert report.failures == [], report.summary()
-    assert switch_sequence(report) == ["v1", "v2"], report.summary()
+    assert report.version_sequence() == ["v1", "v2"], report.summary()
     assert service.containers("web") == {
         service.container("web", "v1"): "exited",
         service.container("web", "v2"): "running",
@@ -75,7 +75,7 @@ def test_a_never_healthy_version_fails_clearly_and_the_old_one_keeps_serving(
     recovered, report = service.swap_under_load("web", "v3")
     assert recovered.returncode == 0, recovered.stderr
     assert report.failures == [], report.summary()
-    assert switch_sequence(report) == ["v1", "v3"], report.summary()
+    assert report.version_sequence() == ["v1", "v3"], report.summary()
 
 
 def test_a_container_docker_refuses_to_run_fails_the_swap_in_one_line(service: Service, server_hostname: str) -> None:
@@ -124,7 +124,7 @@ def test_a_swap_killed_by_its_timeout_leaves_both_running_and_the_next_run_conve
     assert states_after_kill == {service.container("web", "v1"): "running", service.container("web", "slow"): "running"}
     assert rerun.returncode == 0, rerun.stderr
     assert report.failures == [], report.summary()
-    assert switch_sequence(report) == ["v1", "slow-start"], report.summary()
+    assert report.version_sequence() == ["v1", "slow-start"], report.summary()
     assert service.containers("web") == {
         service.container("web", "v1"): "exited",
         service.container("web", "slow"): "running",
@@ -139,7 +139,7 @@ def test_a_slow_starting_version_is_waited_for_within_the_deploy_timeout(service
     assert swapped.returncode == 0, swapped.stderr
     assert switched_ms(swapped.stdout) >= 3000, swapped.stdout
     assert report.failures == [], report.summary()
-    assert switch_sequence(report) == ["v1", "slow-start"], report.summary()
+    assert report.version_sequence() == ["v1", "slow-start"], report.summary()
 
 
 def test_swapping_back_restarts_the_retained_container_as_a_rollback(service: Service) -> None:
@@ -153,7 +153,7 @@ def test_swapping_back_restarts_the_retained_container_as_a_rollback(service: Se
     assert "rollback" in rolled_back.stdout
     assert docker("inspect", "--format", "{{.Id}}", service.container("web", "v1")) == first_id
     assert report.failures == [], report.summary()
-    assert switch_sequence(report) == ["v2", "v1"], report.summary()
+    assert report.version_sequence() == ["v2", "v1"], report.summary()
     assert service.audit_events()[-1] == ("web", "v1", "rollback")
     assert service.containers("web") == {
         service.container("web", "v1"): "running",
@@ -186,7 +186,7 @@ def test_a_changed_config_boots_a_fresh_container_of_the_same_version_under_load
 
     assert changed.returncode == 0, changed.stderr
     assert report.failures == [], report.summary()
-    assert switch_sequence(report) == ["v1", "v1-recolored"], report.summary()
+    assert report.version_sequence() == ["v1", "v1-recolored"], report.summary()
     states = service.containers("web")
     assert states.pop(service.container("web", "v1")) == "running"
     [(aside, state)] = states.items()
@@ -368,7 +368,7 @@ def test_a_fast_rollback_starts_the_retained_container_and_leaves_the_env_file_a
     assert "rollback to" in rolled_back.stdout
     assert docker("inspect", "--format", "{{.Id}}", service.container("web", "v1")) == first_id
     assert env_file(service, "web") == "API_TOKEN=tok-1\n", "stdin is not read: the env file stays"
-    assert load.report.failures == [] and switch_sequence(load.report) == ["v2", "v1"], load.report.summary()
+    assert load.report.failures == [] and load.report.version_sequence() == ["v2", "v1"], load.report.summary()
     assert service.containers("web") == {
         service.container("web", "v1"): "running",
         service.container("web", "v2"): "exited",

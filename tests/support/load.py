@@ -15,6 +15,12 @@ MAX_SECONDS: Final = 600.0
 MAX_REQUESTS: Final = 2_000_000
 
 
+# Each response is stamped with the moment its worker began the request; a worker can be descheduled between that
+# stamp and the send, so right at a switch a request stamped a few ms earlier may reach the new version while one
+# stamped later still reaches the old (in flight, it is drained). A flip back within this many seconds is that.
+STAMP_SLACK: Final = 0.1
+
+
 @dataclass(frozen=True)
 class Response:
     at: float  # seconds since the load started
@@ -39,12 +45,19 @@ class LoadReport:
         return Counter(r.version for r in self.responses if r.status == 200)
 
     def version_sequence(self) -> list[str]:
-        """The versions that answered, in time order, with repeats collapsed: ["v1", "v2"] is one flip."""
+        """The versions that answered, in time order, with repeats collapsed: ["v1", "v2"] is one flip. An answer
+        from a version that already handed over counts as a flip back only when its request began more than
+        STAMP_SLACK after the handover."""
         ordered = sorted((r for r in self.responses if r.status == 200), key=lambda r: r.at)
         sequence: list[str] = []
+        took_over = 0.0
         for response in ordered:
-            if not sequence or sequence[-1] != response.version:
-                sequence.append(response.version)
+            if sequence and response.version == sequence[-1]:
+                continue
+            if response.version in sequence and response.at - took_over <= STAMP_SLACK:
+                continue
+            sequence.append(response.version)
+            took_over = response.at
         return sequence
 
     def summary(self) -> str:
