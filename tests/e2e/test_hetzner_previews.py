@@ -24,7 +24,7 @@ from pulumi import automation as auto
 
 from components import config, server
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, QuaysideProject, pulumi_cli, secret
-from tests.support.stacks import Events, unique_service
+from tests.support.stacks import Events, made_up_digest, pin_unreachable_images, unique_service
 
 HCLOUD_TOKEN: Final = "0" * 64  # as long as a real token; no call is made with it
 PLACEHOLDER: Final = "placeholder-never-used-5d2a"
@@ -54,6 +54,7 @@ def prod_on_hetzner() -> dict[str, Any]:
 
 def configured(project: QuaysideProject, name: str, values: dict[str, Any]) -> auto.Stack:
     """The stack with every secret it needs set to a placeholder, and the placeholder Hetzner token."""
+    pin_unreachable_images(values)
     top_level = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("quayside:")}
     stack = project.stack(name, values)
     for key in config.StackConfig.model_validate(top_level).secret_names():
@@ -281,7 +282,8 @@ def test_scripts_plan_tells_a_shipped_stack_files_first_deploy_in_words(tmp_path
     lines = said.stdout.splitlines()
     assert lines[0] == first
     assert [line for line in lines if line.startswith("WARNING:")] == []
-    assert (
-        "backend: new role at 2026.11.1: runs its migration, then boots and takes traffic after its health check"
-        in lines
+    backend = f"2026.11.1@{made_up_digest('ghcr.io/acme/backend:2026.11.1')[:12]}"
+    said_of_backend = (
+        f"backend: new role at {backend}: runs its migration, then boots and takes traffic after its health check"
     )
+    assert said_of_backend in lines

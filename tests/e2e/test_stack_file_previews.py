@@ -5,7 +5,6 @@ new resources needs no call, so what is proven here stops at the provider's edge
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Final
 
@@ -15,7 +14,7 @@ from pulumi import automation as auto
 
 from components import config
 from tests.support.pulumi_engine import ROOT, QuaysideProject, secret
-from tests.support.stacks import Events
+from tests.support.stacks import Events, pin_unreachable_images
 
 HCLOUD_TOKEN: Final = "0" * 64  # as long as a real token; no call is made with it
 PLACEHOLDER: Final = "placeholder-never-used-9c1e"
@@ -29,9 +28,7 @@ def stack_file_config(name: str) -> dict[str, Any]:
 def preview(tmp_path: Path, name: str) -> tuple[auto.PreviewResult, Events]:
     """Preview of the shipped stack file with every secret it needs set to a placeholder."""
     values = stack_file_config(name)
-    # A user's preview reads each tag's digest from ghcr.io, which the tests cannot reach: pinned here instead.
-    for role in values["quayside:roles"].values():
-        role["image"] += "@sha256:" + hashlib.sha256(role["image"].encode()).hexdigest()
+    pin_unreachable_images(values)
     top_level = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("quayside:")}
     needed = config.StackConfig.model_validate(top_level).secret_names()
     stack = QuaysideProject.create(tmp_path).stack(name, values)

@@ -9,6 +9,7 @@ Pulumi.local.yaml under a service name of the test's own, and what the server sh
 from __future__ import annotations
 
 import copy
+import hashlib
 import http.client
 import json
 import re
@@ -61,6 +62,19 @@ def pinned_version(tag: str) -> str:
 def container_name(service: str, role: str, tag: str) -> str:
     """The container a role deploying the demo app's `tag` runs as (Docker names take no '@')."""
     return f"{service}-{role}-{pinned_version(tag).replace('@', '_')}"
+
+
+def made_up_digest(image: str) -> str:
+    """A digest for an image the tests cannot reach (ghcr.io): the same for the same reference."""
+    return hashlib.sha256(image.encode()).hexdigest()
+
+
+def pin_unreachable_images(values: dict[str, Any]) -> None:
+    """A user's preview reads each tag's digest from its registry (ghcr.io in the shipped stack files), which the
+    tests cannot reach: each role's image is pinned by a made-up digest instead, as a reachable registry would."""
+    for role in values["quayside:roles"].values():
+        if "@sha256:" not in role["image"]:
+            role["image"] += "@sha256:" + made_up_digest(role["image"])
 
 
 def local_stack_config(test_server: TestServer, service: str) -> dict[str, Any]:
