@@ -19,6 +19,7 @@ from pulumi_command import remote
 from components import config
 from components.accessories import backup, container, defaults, models, postgres, vector, wiring
 from tests.support.commands import is_secret, option, script_argv
+from tests.support.mocks import use_echo_mocks
 
 PASSWORD = "p@ss/word:with%odd&chars"
 PASSPHRASE = "correct horse battery staple"
@@ -34,17 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONNECTION = remote.ConnectionArgs(host="203.0.113.7", user="root", private_key="key")
 
 
-class Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
-# Mocks are process-wide: keep another module's (they echo inputs too, and may answer more types).
-if not isinstance(pulumi.runtime.settings.get_monitor(), pulumi.runtime.mocks.MockMonitor):
-    pulumi.runtime.set_mocks(Mocks(), preview=False)
+use_echo_mocks()
 
 
 def secret(name: str) -> pulumi.Output[str]:

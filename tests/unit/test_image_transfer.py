@@ -20,6 +20,7 @@ import pytest
 from components import config, image_transfer, stack
 from components.send_image import known_hosts_line, layers_to_send, strip_archive
 from tests.support.commands import is_secret, option, script_argv
+from tests.support.mocks import use_echo_mocks
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n"
@@ -27,17 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE_ID = "sha256:" + "4f7f0929f5df" + "0" * 52
 
 
-class Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
-# Mocks are process-wide: keep another module's (they echo inputs too, and may answer more types).
-if not isinstance(pulumi.runtime.settings.get_monitor(), pulumi.runtime.mocks.MockMonitor):
-    pulumi.runtime.set_mocks(Mocks(), preview=False)
+use_echo_mocks()
 
 
 def registryless(**role: Any) -> config.StackConfig:
