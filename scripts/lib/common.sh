@@ -30,6 +30,20 @@ wait_until() {
   done
 }
 
+# start_daemon LOG COMMAND...: COMMAND in a session of its own (it outlives this script and the shell that ran
+# it), output to LOG, holding no open file but its stdio: a lock the caller holds (`flock F scripts/up`) must not
+# stay held for the daemon's lifetime.
+start_daemon() {
+  local log=$1; shift
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      ((fd <= 2)) || eval "exec $fd>&-" 2>/dev/null || true
+    done
+    exec setsid "$@"
+  ) >"$log" 2>&1 </dev/null &
+}
+
 # port_taken PORT: true when something listens on 127.0.0.1:PORT (or on all addresses).
 port_taken() {
   ss -Hltn "( sport = :$1 )" 2>/dev/null | grep -q .

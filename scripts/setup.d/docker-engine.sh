@@ -11,9 +11,7 @@ command -v dockerd >/dev/null || die "no dockerd: run scripts/setup.d/packages.s
 
 log=$QUAYSIDE_CACHE/dockerd.log
 say "docker engine: starting dockerd (log: $log)"
-# setsid: the engine outlives this script and the shell that ran it. It takes no other open file with it: a
-# lock the caller holds (flock) must not stay held for the engine's lifetime.
-setsid dockerd >"$log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+start_daemon "$log" dockerd
 if ! wait_until 60 "docker info" docker info; then
   tail -n 15 "$log" >&2 || true
   die "dockerd did not answer within 60 s; read $log (above: its last lines). A stale /var/run/docker.pid or another engine holding /var/run/docker.sock are the usual causes"

@@ -29,7 +29,7 @@ else
   port_taken "$port" && die "port 127.0.0.1:$port is taken by $(port_owner "$port"); stop it or choose another port: QUAYSIDE_REGISTRY_PORT=5001 scripts/setup"
   command -v docker-registry >/dev/null || die "no docker-registry: run scripts/setup.d/packages.sh"
   write_config
-  setsid docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
+  start_daemon "$dir/registry.log" docker-registry serve "$dir/config.yml"
   echo $! >"$dir/registry.pid"
   wait_until 15 "registry" answers || die "the registry did not answer on 127.0.0.1:$port; read $dir/registry.log"
   say "registry: started on 127.0.0.1:$port"
