@@ -1,10 +1,10 @@
 """AppRole: one role's image, its optional migration, and the health-checked swap of its container.
 
-A new version replaces the swap command: Pulumi creates the new one (swap.sh: boot beside the old,
-kamal-proxy health-checks and switches, the old is stopped and kept for rollback) and, once the update
-has succeeded, deletes the old one (retire.sh: leaves that version stopped, or, when the role is gone,
-removes its route and containers). Any other change re-runs swap.sh with the new options on the same
-version; it boots a fresh container because the config hash differs.
+A new version updates the swap command in place: Pulumi runs swap.sh with it (boot beside the old,
+kamal-proxy health-checks and switches; the old is stopped in the background and kept for rollback), and
+nothing waits for a delete at the end of the update. Any other change re-runs swap.sh with the new options
+on the same version; it boots a fresh container because the config hash differs. The command's delete
+(retire.sh) runs when the role leaves the stack: it removes the role's route and containers.
 """
 
 from __future__ import annotations
@@ -216,10 +216,17 @@ class AppRole(pulumi.ComponentResource):
             create=create,
             delete=delete,
             stdin=stdin,
-            # A new version is a new command (so the old one's delete retires it); other changes re-run create.
-            triggers=[self.version],
+            # Every change, a new version too, re-runs create: swap.sh stops what it replaced itself, so no delete
+            # of an old command is left for the end of the update.
             add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for, additional_secret_outputs=["stdin"]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=waits_for,
+                additional_secret_outputs=["stdin"],
+                # Swaps deployed by quayside before 2026-11-26 hold `triggers: [version]`, a replace-on-change
+                # input: dropping it must not replace them.
+                ignore_changes=["triggers"],
+            ),
         )
 
 

@@ -218,8 +218,9 @@ def describe_role(part: Part) -> list[str]:
         takes = "takes traffic after its health check" if proxied else "runs"
         return [f"{label}: new role at {version}: {first}boots and {takes}"]
     also = option_changes(old, new) + secret_changes(swap, "secret env")
-    if swap.op in REPLACE_OPS:
-        was = version_of(old)
+    was = version_of(old)
+    # A new version updates the swap in place; stacks deployed before 2026-11-26 replaced it.
+    if swap.op in REPLACE_OPS or was != version:
         # The image's tag is the version named already.
         changes = "".join(f", {change}" for change in also if not change.startswith("image "))
         return [f"{label}: new version {version} (was {was}){changes}: {first}boots beside {was}, {switch}, "

@@ -39,6 +39,15 @@ seconds_of() {
 }
 
 # Milliseconds since the epoch, for timings.
+# Milliseconds in a duration: 500ms → 500, 30s → 30000, 2m → 120000.
+ms_of() {
+  case $1 in
+    *ms) echo "${1%ms}" ;;
+    *s) echo $((${1%s} * 1000)) ;;
+    *m) echo $((${1%m} * 60000)) ;;
+  esac
+}
+
 now_ms() {
   local micros=${EPOCHREALTIME//[!0-9]/}
   echo $((micros / 1000))

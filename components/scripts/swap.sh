@@ -107,17 +107,11 @@ is_live() {
 
 live_target() { proxy_target "$proxy_name" "$service-$role" 2>/dev/null || true; }
 
-# The version serving now, for the audit line ("" on a first deploy).
+# The versions running now, for the audit line ("" on a first deploy; two only after an interrupted swap).
+# Read from Docker's labels in one call: asking kamal-proxy would cost a `docker exec` on the hot path.
 live_version() {
-  local target
-  if [[ $proxy == yes ]]; then
-    target=$(live_target)
-    [[ -z $target ]] || label_of "${target%:*}" quayside.version
-  else
-    local running
-    running=$(role_containers "$service" "$role" --filter status=running | head -n 1)
-    [[ -z $running ]] || label_of "$running" quayside.version
-  fi
+  docker ps --filter "label=quayside.service=$service" --filter "label=quayside.role=$role" \
+    --filter status=running --format '{{.Label "quayside.version"}}' | sort -u | paste -sd, - | sed 's/,/, /g'
 }
 
 # Moves a container of this version with another config out of the way, so the new one can take its name.
@@ -137,6 +131,22 @@ proxy_deploy() {
   for prefix in "${prefixes[@]}"; do args+=(--path-prefix "$prefix"); done
   [[ $tls == no ]] || args+=(--tls)
   docker exec "$proxy_name" kamal-proxy deploy "$service-$role" "${args[@]}" 2>&1
+}
+
+# kamal-proxy checks health as the deploy starts and then every --health-interval, so a first check that comes
+# before the app listens costs a whole interval. The deploy starts once the new container accepts connections on
+# --port, or after one interval without: never later than kamal-proxy's own second check would have come.
+wait_listening() {
+  local address deadline
+  address=$(inspect_container "$id" "{{with index .NetworkSettings.Networks \"$service\"}}{{.IPAddress}}{{end}}")
+  [[ -n $address ]] || return 0
+  deadline=$(($(now_ms) + $(ms_of "$health_interval")))
+  # `timeout`: a connect to an address this host cannot route to would hang.
+  # shellcheck disable=SC2016 # $0 and $1 are the inner shell's
+  until timeout 0.5 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$address" "$port" 2>/dev/null; do
+    (($(now_ms) < deadline)) || return 0
+    sleep 0.02
+  done
 }
 
 # Without the proxy: healthy by its Docker healthcheck within --deploy-timeout, else still running
@@ -262,11 +272,12 @@ main() {
   [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
   status='' old_config='' old_env='' id='' old_image='' aside='' event=deploy
-  if [[ $retained_only == no ]]; then
-    hold_images "$service" "$lock_timeout"
-    pull_if_missing "$image" || fail "could not pull $image"
-  fi
+  [[ $retained_only == yes ]] || hold_images "$service" "$lock_timeout"
   image_id_wanted=$(image_id "$image")
+  if [[ -z $image_id_wanted && $retained_only == no ]]; then
+    pull_if_missing "$image" || fail "could not pull $image"
+    image_id_wanted=$(image_id "$image")
+  fi
 
   read_existing
   if is_live; then
@@ -295,6 +306,7 @@ main() {
 
   local reason
   if [[ $proxy == yes ]]; then
+    wait_listening
     reason=$(proxy_deploy) || fail "${reason##*Error: }"
   else
     reason=$(wait_ready) || fail "$reason"

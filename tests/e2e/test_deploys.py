@@ -76,10 +76,11 @@ def swaps(events: Events) -> dict[str, list[str]]:
     return {name: ops for name, ops in events.changed().items() if name.endswith(("-swap", "-migrate"))}
 
 
-REPLACED = ["create-replacement", "replace", "delete-replaced"]
+# A new version re-runs the swap in place: no delete of the old command waits at the end of `pulumi up`.
+UPDATED = ["update"]
 
 
-def test_an_image_change_of_one_role_replaces_only_its_swap_and_drops_no_request(demo: DemoStack) -> None:
+def test_an_image_change_of_one_role_updates_only_its_swap_and_drops_no_request(demo: DemoStack) -> None:
     demo.roles["web"]["image"] = registry_image("v2")
     events = Events()
 
@@ -87,13 +88,13 @@ def test_an_image_change_of_one_role_replaces_only_its_swap_and_drops_no_request
 
     assert result.summary.result == "succeeded"
     assert report.failures == [] and report.version_sequence() == ["v1", "v2"], report.summary()
-    assert swaps(events) == {f"{demo.service}-web-swap": REPLACED}
-    # The old command's delete retired v1: stopped and kept for rollback.
+    assert swaps(events) == {f"{demo.service}-web-swap": UPDATED}
+    # The swap stopped v1 (in the background, once v2 served) and kept it for rollback.
     assert container_states(demo.service, "web") == {
         container_name(demo.service, "web", "v1"): "exited",
         container_name(demo.service, "web", "v2"): "running",
     }
-    assert demo.audit()[-1].split()[1:4] == ["web", pinned_version("v1"), "retire"]
+    assert demo.audit()[-1].split()[1:4] == ["web", pinned_version("v2"), "deploy"]
     print(f"image change of web: {report.summary()}")
 
 
@@ -103,8 +104,8 @@ def test_a_preview_of_an_image_change_names_exactly_the_role_that_changes(demo: 
 
     preview = demo.preview(events)
 
-    assert swaps(events) == {f"{demo.service}-api-swap": REPLACED}
-    assert preview.change_summary.get(auto.OpType.REPLACE) == 1, preview.change_summary
+    assert swaps(events) == {f"{demo.service}-api-swap": UPDATED}
+    assert preview.change_summary.get(auto.OpType.UPDATE) == 1, preview.change_summary
     assert demo.get("api") == (200, "v3"), "a preview changed the server"
 
 
@@ -191,8 +192,8 @@ def test_a_rollback_under_load_serves_the_previous_version_before_pulumi_up_and_
     assert f"swap: web already live at {pinned_version('v1')}" in rolled.stdout, "pulumi up found v1 live, left it"
     assert load.report.failures == [] and load.report.version_sequence() == ["v2", "v1"], load.report.summary()
     assert [line.split()[1:4] for line in demo.audit()][-2:] == [
+        ["web", pinned_version("v2"), "deploy"],
         ["web", pinned_version("v1"), "rollback"],
-        ["web", pinned_version("v2"), "retire"],
     ]
     print(f"rollback of web: {took:.1f} s; {load.report.summary()}")
 
@@ -202,7 +203,7 @@ def test_a_rollback_under_load_serves_the_previous_version_before_pulumi_up_and_
     demo.config = newer
     events = Events()
     assert demo.up(events).summary.result == "succeeded"
-    assert swaps(events) == {f"{demo.service}-web-swap": REPLACED}
+    assert swaps(events) == {f"{demo.service}-web-swap": UPDATED}
     assert demo.get("web") == (200, "v2")
 
 
