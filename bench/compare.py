@@ -16,6 +16,7 @@ A run is one round per tool, tools in turn (the first alternates), each round on
     (untimed: all roles to noterm-v1, the app that ignores SIGTERM)
     image change, 3 roles, TERM ignored     all roles noterm-v1 -> noterm-v2: every old container waits its
                                             10 s stop grace before Docker kills it
+    same version again, TERM ignored        all roles noterm-v2 again (the no-op of the issue's first report)
 
 Each round holds the machine lock (QUAYSIDE_MACHINE_LOCK, default /tmp/quayside-machine.lock) and releases it
 after, so test runs taking the same lock can go in between, never during one. A round that dockerd restarted
@@ -65,7 +66,8 @@ THREE_ROLES: Final = "image change, 3 roles"
 NO_OP: Final = "same version again (no-op)"
 ROLLBACK: Final = "rollback, 1 role"
 TERM_IGNORED: Final = "image change, 3 roles, TERM ignored"
-SCENARIOS: Final = (FIRST, ONE_ROLE, THREE_ROLES, NO_OP, ROLLBACK, TERM_IGNORED)
+TERM_IGNORED_NO_OP: Final = "same version again, TERM ignored"
+SCENARIOS: Final = (FIRST, ONE_ROLE, THREE_ROLES, NO_OP, ROLLBACK, TERM_IGNORED, TERM_IGNORED_NO_OP)
 PREVIEW: Final = "preview of a no-op"  # quayside only: what `pulumi up` without --skip-preview adds
 PICTURED: Final = THREE_ROLES
 TOOLS: Final = ("quayside", "kamal")
@@ -192,6 +194,7 @@ def round_of(tool: Tool, run: int, samples: list[Sample]) -> None:
         samples.append(
             measure(tool, TERM_IGNORED, run, lambda: tool.deploy(everywhere("noterm-v2")), everywhere("noterm-v2"))
         )
+        samples.append(measure(tool, TERM_IGNORED_NO_OP, run, lambda: tool.deploy(everywhere("noterm-v2")), {}))
     finally:
         tool.stop()
 

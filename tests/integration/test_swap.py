@@ -142,6 +142,26 @@ def test_a_slow_starting_version_is_waited_for_within_the_deploy_timeout(service
     assert report.version_sequence() == ["v1", "slow-start"], report.summary()
 
 
+def test_the_proxy_first_checks_a_new_version_once_it_listens_so_no_check_fails(service: Service) -> None:
+    """kamal-proxy checks health as a deploy starts and then every interval; an app still starting would fail
+    the first check and wait a whole interval. swap.sh starts the deploy once the container accepts connections."""
+    service.deploy("web", "v1")
+    since = f"{time.time():.3f}"
+
+    swapped, report = service.swap_under_load(
+        "web", "slow-start", "--env", "START_DELAY=1", "--health-interval", "5s", "--deploy-timeout", "20s"
+    )
+
+    assert swapped.returncode == 0, swapped.stderr
+    proxy_log = subprocess.run(["docker", "logs", "--since", since, service.proxy], capture_output=True, text=True)
+    failed_checks = [
+        line for line in (proxy_log.stdout + proxy_log.stderr).splitlines() if "Healthcheck failed" in line
+    ]
+    assert failed_checks == [], failed_checks
+    assert report.failures == [], report.summary()
+    assert report.version_sequence() == ["v1", "slow-start"], report.summary()
+
+
 def test_swapping_back_restarts_the_retained_container_as_a_rollback(service: Service) -> None:
     service.deploy("web", "v1")
     first_id = docker("inspect", "--format", "{{.Id}}", service.container("web", "v1"))
