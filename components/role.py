@@ -9,11 +9,8 @@ on the same version; it boots a fresh container because the config hash differs.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shlex
 from dataclasses import dataclass, field
-from typing import Final
 
 import pulumi
 from pulumi_command import remote
@@ -21,8 +18,7 @@ from pulumi_command import remote
 from components import config, defaults, image_build
 from components import remote as commands
 from components.image_transfer import ImageTransfer, ImageTransferArgs
-
-PULL_SECONDS: Final = 300
+from components.swap_command import swap_args, swap_timeout, version_of
 
 
 @dataclass
@@ -42,53 +38,6 @@ class AppRoleArgs:
     host_ready: pulumi.Resource | None = None
 
 
-def version_of(role: config.Role, image_ref: str) -> str:
-    """The role's version name: `version:` when pinned; else `<tag>@<digest's first 12 hex>` for an image pinned by
-    digest (the 12 hex alone when it has no tag), or the tag of an unpinned one."""
-    if role.version is not None:
-        return role.version
-    name, _, digest = image_ref.partition("@sha256:")
-    tag = name.rsplit("/", 1)[-1].partition(":")[2]  # a registry's host:port comes before the last slash
-    if digest:
-        return f"{tag}@{digest[:12]}" if tag else digest[:12]
-    return tag
-
-
-def swap_args(
-    service: str, name: str, role: config.Role, image_ref: str, version: str, *, tls: bool = False
-) -> list[str]:
-    health = role.health or config.Health()
-    options = [
-        "--port", str(role.port),
-        *commands.switch("proxy", role.proxy),
-        *(["--tls"] if tls and role.proxy else []),
-        *commands.flags("host", role.hosts),
-        *commands.flag("path-prefix", role.path_prefix),
-        *(["--health-path", health.path, "--health-interval", health.interval, "--health-timeout", health.timeout]
-          if role.proxy else []),
-        "--deploy-timeout", role.deploy_timeout,
-        "--drain-timeout", role.drain_timeout,
-        "--readiness-delay", str(role.readiness_delay),
-        "--retain", str(role.retain_containers),
-        "--stop-timeout", str(role.stop_timeout),
-        *commands.flags("env", (f"{key}={value}" for key, value in sorted(role.env.clear.items()))),
-        *commands.flags("volume", role.volumes),
-        *commands.flag("memory", role.memory),
-        *commands.flag("cpus", role.cpus),
-        "--proxy-name", defaults.PROXY_CONTAINER,
-        *commands.flags("cmd", role.cmd or []),
-    ]  # fmt: skip
-    return [
-        "--service", service, "--role", name, "--image", image_ref, "--version", version,
-        "--config-hash", config_hash(options), *options,
-    ]  # fmt: skip
-
-
-def config_hash(options: list[str]) -> str:
-    """Names the container's public options; the script mixes in the secret env file's own hash."""
-    return hashlib.sha256(json.dumps(options).encode()).hexdigest()[:16]
-
-
 def retire_args(service: str, name: str, role: config.Role, version: str) -> list[str]:
     return [
         "--service", service, "--role", name, "--version", version,
@@ -103,14 +52,6 @@ def migrate_args(service: str, name: str, role: config.Role, image_ref: str, ver
         "--service", service, "--role", name, "--image", image_ref, "--version", version,
         *commands.flags("env", env), "--", *role.migrate,
     ]  # fmt: skip
-
-
-def swap_timeout(role: config.Role) -> int:
-    waits = (
-        commands.seconds(role.deploy_timeout) + commands.seconds(role.drain_timeout) + role.readiness_delay
-        + role.stop_timeout
-    )  # fmt: skip
-    return defaults.LOCK_TIMEOUT_SECONDS + PULL_SECONDS + waits + defaults.STEP_SLACK_SECONDS
 
 
 def env_file(values: dict[str, str]) -> str:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from components import config, image_pin  # noqa: E402
 from components import remote as commands  # noqa: E402
-from components.role import swap_args, swap_timeout, version_of  # noqa: E402
+from components.swap_command import swap_args, swap_timeout, version_of  # noqa: E402
 from quayside_cli.errors import QuaysideError  # noqa: E402
 from quayside_cli.ssh import Connection  # noqa: E402
 from quayside_cli.stack import Stack, object_value, pulumi_binary  # noqa: E402

@@ -14,7 +14,7 @@ import pulumi
 import pytest
 
 from components import config, image_pin, stack
-from components.role import version_of
+from components.swap_command import version_of
 
 DIGEST = "sha256:" + "093c6d79f8b3" + "0" * 52
 OTHER_DIGEST = "sha256:" + "ab" * 32
