@@ -38,7 +38,6 @@ seconds_of() {
   esac
 }
 
-# Milliseconds since the epoch, for timings.
 # Milliseconds in a duration: 500ms → 500, 30s → 30000, 2m → 120000.
 ms_of() {
   case $1 in
@@ -48,6 +47,7 @@ ms_of() {
   esac
 }
 
+# Milliseconds since the epoch, for timings.
 now_ms() {
   local micros=${EPOCHREALTIME//[!0-9]/}
   echo $((micros / 1000))
