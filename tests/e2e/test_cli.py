@@ -206,7 +206,7 @@ def test_audit_prints_the_server_log_newest_first(deployed: Deployed) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     times = [line.split()[0] for line in lines]
-    assert times == sorted(times, reverse=True) and len(lines) >= 3
+    assert times == sorted(times, reverse=True) and len(lines) >= 2
     events = [" ".join(line.split()[1:4]) for line in lines]
     v1, v2 = pinned_version("v1"), pinned_version("v2")
     assert events.index(f"web {v2} deploy") < events.index(f"web {v1} deploy"), events
