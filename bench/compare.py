@@ -3,7 +3,7 @@ host), the same prebuilt images from the loopback registry, the same health sett
 deployed to the same loopback server by each tool's own commands, with HTTP load on every role's host through
 every deploy but the first. One table of medians; one PNG timeline per tool.
 
-    bench/run                          (sets up the bench, then runs this: about 12 minutes, nothing asserted)
+    bench/run                          (sets up the bench, then runs this: about 15 minutes, nothing asserted)
     python -m bench.compare --runs 1 --tools quayside --append    (one chunk; --report redraws from the results)
 
 A run is one round per tool, tools in turn (the first alternates), each round on a fresh app:
@@ -52,7 +52,7 @@ from tests.support.load import Load
 from tests.support.testbed import TestServer
 
 RESULTS: Final = OUT / "results.json"
-RUNS: Final = 3  # a run is about 3.5 minutes of this 2-core machine: both tools' rounds
+RUNS: Final = 3  # a run is about 5 minutes of this 2-core machine: both tools' rounds
 # A round something outside the tools disturbed is run again, after a pause without the machine lock.
 RETRIES: Final = 2
 RETRY_AFTER: Final = 60
