@@ -28,3 +28,18 @@ unmount_under() {
     umount -l "$mount" || true
   done
 }
+
+# save_rootfs TARGET TAR BUILD_DIR: TARGET's tree packed into TAR (written aside, then moved, so a failed write
+# leaves no half tarball), older tarballs of the same name up to its last "-" removed, BUILD_DIR and its mounts
+# gone. The caller's EXIT trap (the clean-up of a failed build) is dropped.
+save_rootfs() {
+  local target=$1 tar=$2 build_dir=$3
+  unmount_under "$target"
+  tar --numeric-owner --one-file-system -C "$target" -cf "$tar.tmp" . \
+    || die "could not write $tar.tmp: check free space in ${tar%/*}"
+  mv "$tar.tmp" "$tar"
+  find "${tar%/*}" -maxdepth 1 -name "$(basename "${tar%-*}")-*.tar" \! -path "$tar" -delete
+  unmount_under "$build_dir"
+  rm -rf --one-file-system "$build_dir"
+  trap - EXIT
+}

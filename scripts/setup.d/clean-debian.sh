@@ -47,13 +47,7 @@ build_rootfs() {
   unmount_under "$target"
   # Host keys come from cloud-init at boot (the test's user data), never from the build.
   rm -rf "$target"/var/cache/apt/* "$target"/var/lib/apt/lists/* "$target"/etc/ssh/ssh_host_*
-  tar --numeric-owner --one-file-system -C "$target" -cf "$rootfs_tar.tmp" . \
-    || die "could not write $rootfs_tar.tmp: check free space in $cache"
-  mv "$rootfs_tar.tmp" "$rootfs_tar"
-  find "$cache" -maxdepth 1 -name "debian-$DEBIAN_SUITE-server-*.tar" \! -path "$rootfs_tar" -delete
-  unmount_under "$dir"
-  rm -rf --one-file-system "$dir"
-  trap - EXIT
+  save_rootfs "$target" "$rootfs_tar" "$dir"
   say "clean debian: built the rootfs ($rootfs_tar)"
 }
 

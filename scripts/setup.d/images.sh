@@ -164,13 +164,7 @@ build_postgres_rootfs() {
   # postgresql-common creates on install (the entrypoint runs initdb itself).
   rm -rf "$target"/var/cache/apt/* "$target"/var/lib/apt/lists/* "$target"/usr/share/{doc,man,info,locale}/* \
     "$target"/var/lib/postgresql/* "$target"/etc/postgresql/*
-  tar --numeric-owner --one-file-system -C "$target" -cf "$rootfs_tar.tmp" . \
-    || die "could not write $rootfs_tar.tmp: check free space in $QUAYSIDE_CACHE"
-  mv "$rootfs_tar.tmp" "$rootfs_tar"
-  find "$QUAYSIDE_CACHE/rootfs" -maxdepth 1 -name "debian-$DEBIAN_SUITE-postgres-*.tar" \! -path "$rootfs_tar" -delete
-  unmount_under "$dir"
-  rm -rf --one-file-system "$dir"
-  trap - EXIT
+  save_rootfs "$target" "$rootfs_tar" "$dir"
   say "images: built the Debian $DEBIAN_SUITE rootfs in $(since "$started") ($rootfs_tar)"
 }
 
