@@ -21,6 +21,7 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+mark() { echo "$EPOCHREALTIME $1" >>"/tmp/swapt.$$"; }; mark start
 
 service='' role='' image='' version='' config_hash='' port=80 proxy=yes tls=no
 health_path=/up health_interval=1s health_timeout=5s deploy_timeout=30s drain_timeout=30s
@@ -88,7 +89,20 @@ run_container() {
   for volume in "${volumes[@]}"; do args+=(--volume "$volume"); done
   [[ -z $memory ]] || args+=(--memory "$memory")
   [[ -z $cpus ]] || args+=(--cpus "$cpus")
-  docker run "${args[@]}" "$image" "${cmd[@]}"
+  docker run --pull never "${args[@]}" "$image" "${cmd[@]}"
+}
+
+# Boots the new container and sets $id. Most often its image is here already: `docker run` goes first, and a
+# pull (then a second run) happens only when Docker has no image of that digest.
+boot() {
+  local output
+  output=$(run_container 2>&1) && { id=${output##*$'\n'}; return 0; }
+  if [[ $output == *"No such image"* ]]; then
+    pull_if_missing "$image" || fail "could not pull $image"
+    output=$(run_container 2>&1) && { id=${output##*$'\n'}; return 0; }
+  fi
+  id=$name
+  fail "${output%%$'\n'*}"
 }
 
 # "<status> <config hash> <env hash> <id> <image id>" of the container named $name, or nothing.
@@ -107,11 +121,25 @@ is_live() {
 
 live_target() { proxy_target "$proxy_name" "$service-$role" 2>/dev/null || true; }
 
-# The versions running now, for the audit line ("" on a first deploy; two only after an interrupted swap).
-# Read from Docker's labels in one call: asking kamal-proxy would cost a `docker exec` on the hot path.
-live_version() {
-  docker ps --filter "label=quayside.service=$service" --filter "label=quayside.role=$role" \
-    --filter status=running --format '{{.Label "quayside.version"}}' | sort -u | paste -sd, - | sed 's/,/, /g'
+# The one read of a new version's hot path, a `docker ps` of the role's containers: the versions running now,
+# for the audit line ("" on a first deploy; two only after an interrupted swap), and the status of a container
+# of this version, if there is one. Asking kamal-proxy would cost a `docker exec`.
+read_role() {
+  local containers
+  containers=$(docker ps --all --filter "label=quayside.service=$service" --filter "label=quayside.role=$role" \
+    --format '{{.Names}} {{.State}} {{.Label "quayside.version"}}')
+  previous=$(awk '$2 == "running" { print $3 }' <<<"$containers" | sort -u | paste -sd, - | sed 's/,/, /g')
+  status=$(awk -v name="$name" '$1 == name { print $2 }' <<<"$containers")
+}
+
+# A container of this version exists: the full comparison, with the image of the wanted digest at hand.
+read_existing_in_full() {
+  image_id_wanted=$(image_id "$image")
+  if [[ -z $image_id_wanted && $retained_only == no ]]; then
+    pull_if_missing "$image" || fail "could not pull $image"
+    image_id_wanted=$(image_id "$image")
+  fi
+  read_existing
 }
 
 # Moves a container of this version with another config out of the way, so the new one can take its name.
@@ -268,18 +296,15 @@ main() {
   parse_options "$@"
   name=$(container_name "$service" "$role" "$version")
   lock "$service" "$role" "$lock_timeout"
+  mark locked
   if [[ $retained_only == no ]]; then write_env_file "$service" "$role"; fi
   [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
-  status='' old_config='' old_env='' id='' old_image='' aside='' event=deploy
+  status='' old_config='' old_env='' id='' old_image='' image_id_wanted='' aside='' event=deploy previous=''
   [[ $retained_only == yes ]] || hold_images "$service" "$lock_timeout"
-  image_id_wanted=$(image_id "$image")
-  if [[ -z $image_id_wanted && $retained_only == no ]]; then
-    pull_if_missing "$image" || fail "could not pull $image"
-    image_id_wanted=$(image_id "$image")
-  fi
-
-  read_existing
+  read_role
+  mark read_role
+  [[ -z $status ]] || read_existing_in_full
   if is_live; then
     finish
     say "$role already live at $version"
@@ -288,8 +313,7 @@ main() {
   if [[ $retained_only == yes ]] && ! { [[ -n $status ]] && same_config; }; then
     die "no container of $role $version with the role's current config is kept on $(uname -n)"
   fi
-  local previous output
-  previous=$(live_version)
+  local output
   if [[ -n $status ]] && same_config; then
     if [[ $status != running ]]; then
       event=rollback
@@ -297,17 +321,19 @@ main() {
     fi
   else
     [[ -z $status ]] || set_aside
-    output=$(run_container 2>&1) || { id=$name; fail "${output%%$'\n'*}"; }
-    id=${output##*$'\n'}
+    boot
   fi
   release_images
+  mark ran
   trap interrupted TERM INT
   say "$role $version: $event to $name (${id:0:12})${previous:+, replacing $previous}"
 
   local reason
   if [[ $proxy == yes ]]; then
     wait_listening
+  mark listening
     reason=$(proxy_deploy) || fail "${reason##*Error: }"
+  mark deployed
   else
     reason=$(wait_ready) || fail "$reason"
   fi
@@ -319,6 +345,7 @@ main() {
   finish
   audit "$service" "$role" "$version" "$event" "$name ${id:0:12}${previous:+ replaced $previous}"
   say "$role now $version"
+  mark end
 }
 
 main "$@"
