@@ -18,6 +18,9 @@ A run is one round per tool, tools in turn (the first alternates), each round on
                                             10 s stop grace before Docker kills it
     same version again, TERM ignored        all roles noterm-v2 again (the no-op of the issue's first report)
 
+quayside's rounds also time, after the no-op, its `pulumi preview` and (under the same load) `pulumi up` of a
+program that declares nothing: Pulumi's own share of every `pulumi up`, which no quayside change can go below.
+
 Each round holds the machine lock (QUAYSIDE_MACHINE_LOCK, default /tmp/quayside-machine.lock) and releases it
 after, so test runs taking the same lock can go in between, never during one. A round that dockerd restarted
 under, or whose requests failed before any command had started, is left out of the figures and run again.
@@ -69,6 +72,7 @@ TERM_IGNORED: Final = "image change, 3 roles, TERM ignored"
 TERM_IGNORED_NO_OP: Final = "same version again, TERM ignored"
 SCENARIOS: Final = (FIRST, ONE_ROLE, THREE_ROLES, NO_OP, ROLLBACK, TERM_IGNORED, TERM_IGNORED_NO_OP)
 PREVIEW: Final = "preview of a no-op"  # quayside only: what `pulumi up` without --skip-preview adds
+EMPTY_PROGRAM: Final = "empty program"  # quayside only: Pulumi's own share of a no-op, under the same load
 PICTURED: Final = THREE_ROLES
 TOOLS: Final = ("quayside", "kamal")
 
@@ -189,6 +193,7 @@ def round_of(tool: Tool, run: int, samples: list[Sample]) -> None:
             samples.append(sample)
             if scenario == NO_OP and isinstance(tool, quayside.Quayside):
                 samples.append(Sample(tool.name, PREVIEW, run, tool.preview()))
+                samples.append(measure(tool, EMPTY_PROGRAM, run, tool.empty_program, {}))
         tool.deploy(everywhere("noterm-v1"))
         tool.settle()
         samples.append(
@@ -260,6 +265,14 @@ def report(results: Results) -> None:
     preview = median([s.seconds for s in results.of("quayside", PREVIEW)])
     print(f"\nquayside times `pulumi up --yes --skip-preview`; the preview `pulumi up` shows first without "
           f"--skip-preview took {seconds_text(preview)} s more (median, `pulumi preview` of the no-op).")  # fmt: skip
+    empty = median([s.seconds for s in results.of("quayside", EMPTY_PROGRAM)])
+    no_op = median([s.seconds for s in results.of("quayside", NO_OP)])
+    kamal_no_op = median([s.seconds for s in results.of("kamal", NO_OP)])
+    if empty is not None:
+        share = f"; a quayside no-op took {no_op - empty:.2f} s more" if no_op is not None else ""
+        versus = f" ({empty / kamal_no_op:.2f} of Kamal's same-version deploy)" if kamal_no_op else ""
+        print(f"Pulumi's own share, `pulumi up` of a Python program that declares nothing (same CLI, language host, "
+              f"virtualenv and load): {seconds_text(empty)} s{versus}{share}.")  # fmt: skip
 
     print("\nquayside, server side: ms from swap.sh's start to kamal-proxy serving the new version (median per role)")
     for scenario in SCENARIOS:

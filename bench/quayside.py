@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+import yaml
+
 from bench.common import (
     HEALTH_INTERVAL_SECONDS,
     HEALTH_PATH,
@@ -38,6 +40,10 @@ from tests.support.testbed import TestServer
 EXTRA_TAGS: Final = ("noterm-v1", "noterm-v2")
 # The deploy a user types, without the preview (scripts/rollback.py's `pulumi up` skips it too).
 UP: Final = ("pulumi", "up", "--yes", "--skip-preview", "--stack", STACK, "--color", "never")
+# Pulumi's own share of every `pulumi up`: a Python program that declares nothing, run by the same CLI, language
+# host and virtualenv, on a backend like the stack's. What a quayside no-op takes above it is quayside's part.
+EMPTY_PROGRAM: Final = "import pulumi  # noqa: F401  (declares nothing)\n"
+EMPTY_STACK: Final = "empty"
 # swap.sh's line, as the CLI shows the remote command's output: "... swap: web v2: switched 648 ms after start".
 SWITCHED: Final = re.compile(r"swap: (?P<role>[a-z0-9-]+) \S+: switched (?P<ms>\d+) ms after start")
 
@@ -103,6 +109,25 @@ class Quayside:
         self.stack.stack()  # writes Pulumi.e2e.yaml (and creates the stack the first time); not timed
         took, output = self._run("up", [*UP])
         return Outcome(took, switch_times(output))
+
+    def empty_program(self) -> Outcome:
+        """`pulumi up` of a program that declares nothing (its project made and first deployed untimed)."""
+        if self._scratch is None:
+            raise BenchError("quayside: no scratch directory; start() first")
+        work_dir = self._scratch / "empty-program"
+        argv = ["pulumi", "up", "--yes", "--skip-preview", "--stack", EMPTY_STACK, "--color", "never"]
+        if not work_dir.exists():
+            work_dir.mkdir()
+            project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+            runtime = {**project["runtime"], "options": {**project["runtime"]["options"]}}
+            runtime["options"]["virtualenv"] = str(ROOT / ".venv")
+            (work_dir / "Pulumi.yaml").write_text(yaml.safe_dump({"name": "empty-program", "runtime": runtime}))
+            (work_dir / "__main__.py").write_text(EMPTY_PROGRAM)
+            run_logged(["pulumi", "stack", "init", EMPTY_STACK], "quayside-empty-init", cwd=work_dir, env=self._env())
+            run_logged(argv, "quayside-empty-first", cwd=work_dir, env=self._env())
+        self._commands += 1
+        took, _ = run_logged(argv, f"quayside-empty-{self._commands:02d}-up", cwd=work_dir, env=self._env())
+        return Outcome(took, {})
 
     def preview(self) -> float:
         """Seconds of `pulumi preview`: what `pulumi up` without --skip-preview runs first."""
