@@ -1,6 +1,6 @@
 """What `pulumi up` of quayside's own program does to a running app, through the real engine and plugins, on the
 loopback server, with HTTP load counted through every change: which commands Pulumi replaces, when the old
-version's delete runs, what a failure leaves serving, and what never leaks.
+version's delete runs, which swaps run side by side, what a failure leaves serving, and what never leaks.
 
 Each test deploys the three demo roles of Pulumi.local.yaml (web v1, backend v2 with a migration, api v3) as a
 service of its own, changes one thing, and destroys the service at the end.
@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from tests.support.stacks import (
     container_name,
     container_states,
     pinned_version,
+    proxy_deploys,
     proxy_routes,
     registry_image,
     service_containers,
@@ -238,6 +240,39 @@ def test_a_migration_runs_once_per_version_before_its_swap_and_not_for_other_cha
     demo.up()
     assert migrations(demo) == [f"backend {pinned_version(v)} migrate ok" for v in ("v2", "v3")]
     assert demo.get("backend") == (200, "v3")
+
+
+def test_the_roles_changed_by_one_up_swap_at_the_same_time(demo: DemoStack) -> None:
+    # Each new version listens only 4 s after it starts: swaps one after another would begin each proxy deploy
+    # after the one before had switched.
+    demo.roles["api"].pop("depends_on")
+    new_versions = {"web": "v2", "backend": "v3", "api": "v1"}
+    for role, tag in new_versions.items():
+        demo.roles[role]["image"] = registry_image(tag)
+        demo.roles[role].setdefault("env", {}).setdefault("clear", {})["START_DELAY"] = "4"
+    since = datetime.now(UTC)
+
+    demo.up()
+
+    deploys = proxy_deploys(demo.service, since)
+    assert sorted(deploys) == sorted(new_versions)
+    assert max(d.began for d in deploys.values()) < min(d.switched for d in deploys.values()), deploys
+    assert {role: demo.get(role) for role in new_versions} == {role: (200, tag) for role, tag in new_versions.items()}
+
+
+def test_a_slow_migration_of_one_role_does_not_delay_another_roles_swap(demo: DemoStack) -> None:
+    demo.roles["backend"]["image"] = registry_image("v3")
+    demo.roles["backend"]["migrate"] = ["sleep", "6"]
+    demo.roles["web"]["image"] = registry_image("v2")
+    since = datetime.now(UTC)
+
+    demo.up()
+
+    deploys = proxy_deploys(demo.service, since)
+    # web switched while backend's migration still ran: backend's proxy deploy began only after it.
+    assert deploys["web"].switched < deploys["backend"].began, deploys
+    assert migrations(demo)[-1] == f"backend {pinned_version('v3')} migrate ok"
+    assert (demo.get("web"), demo.get("backend")) == ((200, "v2"), (200, "v3"))
 
 
 def test_a_failing_migration_stops_its_role_and_the_old_version_keeps_serving(demo: DemoStack) -> None:

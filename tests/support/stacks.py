@@ -16,6 +16,7 @@ import re
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -118,6 +119,32 @@ def proxy_routes() -> list[str]:
     """The services kamal-proxy routes (first column of `kamal-proxy list`)."""
     listing = re.sub(r"\x1b\[[0-9;]*m", "", docker("exec", PROXY, "kamal-proxy", "list", check=False))
     return [line.split()[0] for line in listing.splitlines()[1:] if line.strip()]
+
+
+@dataclass(frozen=True)
+class ProxyDeploy:
+    """One `kamal-proxy deploy` of a route, from kamal-proxy's log: when it began, and when traffic switched."""
+
+    began: datetime
+    switched: datetime
+
+
+def proxy_deploys(service: str, since: datetime) -> dict[str, ProxyDeploy]:
+    """Role → the last deploy of its route (<service>-<role>) kamal-proxy logged since `since` (UTC)."""
+    lines = docker("logs", "--since", since.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), PROXY).splitlines()
+    began: dict[str, datetime] = {}
+    deploys: dict[str, ProxyDeploy] = {}
+    for line in lines:
+        entry = json.loads(line) if line.startswith("{") else {}
+        route = str(entry.get("service", ""))
+        if entry.get("msg") not in ("Deploying", "Deployed") or not route.startswith(f"{service}-"):
+            continue
+        role, at = route.removeprefix(f"{service}-"), datetime.fromisoformat(entry["time"])
+        if entry["msg"] == "Deploying":
+            began[role] = at
+        elif role in began:
+            deploys[role] = ProxyDeploy(began[role], at)
+    return deploys
 
 
 def remove_leftovers(service: str) -> None:
