@@ -21,7 +21,6 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-mark() { echo "$EPOCHREALTIME $1" >>"/tmp/swapt.$$"; }; mark start
 
 service='' role='' image='' version='' config_hash='' port=80 proxy=yes tls=no
 health_path=/up health_interval=1s health_timeout=5s deploy_timeout=30s drain_timeout=30s
@@ -296,14 +295,12 @@ main() {
   parse_options "$@"
   name=$(container_name "$service" "$role" "$version")
   lock "$service" "$role" "$lock_timeout"
-  mark locked
   if [[ $retained_only == no ]]; then write_env_file "$service" "$role"; fi
   [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
   status='' old_config='' old_env='' id='' old_image='' image_id_wanted='' aside='' event=deploy previous=''
   [[ $retained_only == yes ]] || hold_images "$service" "$lock_timeout"
   read_role
-  mark read_role
   [[ -z $status ]] || read_existing_in_full
   if is_live; then
     finish
@@ -324,16 +321,13 @@ main() {
     boot
   fi
   release_images
-  mark ran
   trap interrupted TERM INT
   say "$role $version: $event to $name (${id:0:12})${previous:+, replacing $previous}"
 
   local reason
   if [[ $proxy == yes ]]; then
     wait_listening
-  mark listening
     reason=$(proxy_deploy) || fail "${reason##*Error: }"
-  mark deployed
   else
     reason=$(wait_ready) || fail "$reason"
   fi
@@ -345,7 +339,6 @@ main() {
   finish
   audit "$service" "$role" "$version" "$event" "$name ${id:0:12}${previous:+ replaced $previous}"
   say "$role now $version"
-  mark end
 }
 
 main "$@"
