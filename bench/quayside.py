@@ -32,7 +32,7 @@ from bench.common import (
 )
 from tests.support import images
 from tests.support.docker import docker
-from tests.support.pulumi_engine import PULUMI_HOME, pulumi_cli
+from tests.support.pulumi_engine import PULUMI_HOME, program_runtime, pulumi_cli
 from tests.support.stacks import PROXY, PROXY_PORT, STACK, DemoStack, registry_image, unique_service
 from tests.support.testbed import TestServer
 
@@ -118,10 +118,8 @@ class Quayside:
         argv = ["pulumi", "up", "--yes", "--skip-preview", "--stack", EMPTY_STACK, "--color", "never"]
         if not work_dir.exists():
             work_dir.mkdir()
-            project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-            runtime = {**project["runtime"], "options": {**project["runtime"]["options"]}}
-            runtime["options"]["virtualenv"] = str(ROOT / ".venv")
-            (work_dir / "Pulumi.yaml").write_text(yaml.safe_dump({"name": "empty-program", "runtime": runtime}))
+            project = {"name": "empty-program", "runtime": program_runtime()}
+            (work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project))
             (work_dir / "__main__.py").write_text(EMPTY_PROGRAM)
             run_logged(["pulumi", "stack", "init", EMPTY_STACK], "quayside-empty-init", cwd=work_dir, env=self._env())
             run_logged(argv, "quayside-empty-first", cwd=work_dir, env=self._env())

@@ -91,13 +91,16 @@ run_container() {
   docker run --pull never "${args[@]}" "$image" "${cmd[@]}"
 }
 
+# The wanted image, pulled when Docker has no image of its digest; a failed pull fails the swap.
+pull_wanted() { pull_if_missing "$image" || fail "could not pull $image"; }
+
 # Boots the new container and sets $id. Most often its image is here already: `docker run` goes first, and a
 # pull (then a second run) happens only when Docker has no image of that digest.
 boot() {
   local output
   output=$(run_container 2>&1) && { id=${output##*$'\n'}; return 0; }
   if [[ $output == *"No such image"* ]]; then
-    pull_if_missing "$image" || fail "could not pull $image"
+    pull_wanted
     output=$(run_container 2>&1) && { id=${output##*$'\n'}; return 0; }
   fi
   id=$name
@@ -135,7 +138,7 @@ read_role() {
 read_existing_in_full() {
   image_id_wanted=$(image_id "$image")
   if [[ -z $image_id_wanted && $retained_only == no ]]; then
-    pull_if_missing "$image" || fail "could not pull $image"
+    pull_wanted
     image_id_wanted=$(image_id "$image")
   fi
   read_existing

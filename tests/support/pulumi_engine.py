@@ -172,6 +172,13 @@ class LocalBackend:
         return sorted(path for path in self.directory.rglob("*") if path.is_file() and needle in path.read_bytes())
 
 
+def program_runtime() -> dict[str, Any]:
+    """Pulumi.yaml's `runtime`, with the repository's .venv wherever the project file is written."""
+    runtime: dict[str, Any] = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["runtime"]
+    runtime["options"]["virtualenv"] = str(ROOT / ".venv")
+    return runtime
+
+
 @dataclass(frozen=True)
 class QuaysideProject:
     """quayside's own program (`__main__.py`, `components/`) as `pulumi up` runs it in the project directory:
@@ -185,9 +192,8 @@ class QuaysideProject:
     def create(cls, directory: Path) -> QuaysideProject:
         work_dir = directory / "project"
         work_dir.mkdir(parents=True, exist_ok=True)
-        project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+        project = {**yaml.safe_load((ROOT / "Pulumi.yaml").read_text()), "runtime": program_runtime()}
         project["main"] = os.path.relpath(ROOT, work_dir)
-        project["runtime"]["options"]["virtualenv"] = str(ROOT / ".venv")
         (work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
         return cls(backend=LocalBackend.create(directory / "backend"), work_dir=work_dir)
 
