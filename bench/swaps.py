@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Final
 
-from components import defaults
+from components import defaults, steps
 from tests.integration.conftest import Service, new_service, prepare
 from tests.support import images
 from tests.support.docker import docker
@@ -54,9 +54,8 @@ class Scenario:
 
 def swap(service: Service, role: str, tag: str) -> list[int]:
     """One swap.sh run that must succeed; the server-side switch times it printed."""
-    # swap.sh takes the last of a repeated option: SWAP_OPTIONS override the tests' fast timings.
-    args = [*service.swap_args(role, images.app(tag), tag), *SWAP_OPTIONS]
-    done = service.run("swap.sh", *args)
+    args = service.swap_args(role, images.app(tag), tag, *SWAP_OPTIONS)  # instead of the tests' fast timings
+    done = service.run(steps.SWAP.name, *args)
     if done.returncode != 0:
         raise RuntimeError(f"swap of {role} to {tag} failed:\n{done.stdout}{done.stderr}")
     return [int(ms) for ms in SWITCHED.findall(done.stdout + done.stderr)]

@@ -8,18 +8,20 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_command import remote
 
-from components import config
+from components import config, steps
 from components import remote as commands
 
 
 def bootstrap_args(
     service: str, deploy_user: str, bootstrap: config.Bootstrap, *, install_docker: bool = True
 ) -> list[str]:
-    return [
-        "--service", service, "--deploy-user", deploy_user, "--swap-mb", str(bootstrap.swap_mb),
-        *([] if bootstrap.unattended_upgrades else ["--no-unattended-upgrades"]),
-        *([] if install_docker else ["--no-install-docker"]),
-    ]  # fmt: skip
+    return steps.BOOTSTRAP.argv(
+        service=service,
+        deploy_user=deploy_user,
+        swap_mb=bootstrap.swap_mb,
+        no_unattended_upgrades=not bootstrap.unattended_upgrades,
+        no_install_docker=not install_docker,
+    )
 
 
 @dataclass
@@ -57,7 +59,7 @@ class ServerBootstrap(pulumi.ComponentResource):
         self.done = remote.Command(
             f"{name}-run",
             connection=args.connection,
-            create=commands.script(service, "bootstrap.sh", arguments, timeout_seconds=1200),
+            create=commands.script(service, steps.BOOTSTRAP.name, arguments, timeout_seconds=1200),
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts]),
         )

@@ -1,4 +1,7 @@
-"""Every default quayside applies, named once. Config fields and scripts read them from here."""
+"""Every default quayside applies, named once. The config models (components/config.py) take their defaults from
+here, and the components send them to the remote scripts (components/steps.py), which keep none of their own.
+One number the scripts share is fixed on both sides: LOCK_WAIT_SECONDS, also in components/scripts/lib.sh
+(tests/unit/test_steps.py holds the two equal)."""
 
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ READINESS_DELAY_SECONDS: Final = 7
 RETAIN_CONTAINERS: Final = 5
 # Docker's own grace after SIGTERM before a stopping container is killed.
 STOP_TIMEOUT_SECONDS: Final = 10
-LOCK_TIMEOUT_SECONDS: Final = 300
+# How long a remote step waits for a lock another step of the same part holds; each step's timeout allows for it.
+LOCK_WAIT_SECONDS: Final = 300
 
 # What a role's image is built for unless `image.platform` says otherwise: the usual server, as Kamal's builder.
 BUILD_PLATFORM: Final = "linux/amd64"

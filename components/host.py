@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_command import remote
 
-from components import config
+from components import config, steps
 from components import remote as commands
 
 
@@ -68,10 +68,12 @@ class DockerHost(pulumi.ComponentResource):
         )
 
     def _prepare_host(self, name: str, scripts: remote.Command) -> remote.Command:
-        args = ["--service", self._args.service, *([] if self._args.install_docker else ["--no-install-docker"])]
         service = self._args.service
-        create = commands.script(service, "host.sh", args, timeout_seconds=900)
-        delete = commands.script(service, "host-remove.sh", ["--service", service], timeout_seconds=600)
+        args = steps.HOST.argv(service=service, no_install_docker=not self._args.install_docker)
+        create = commands.script(service, steps.HOST.name, args, timeout_seconds=900)
+        delete = commands.script(
+            service, steps.HOST_REMOVE.name, steps.HOST_REMOVE.argv(service=service), timeout_seconds=600
+        )
         return self._command(
             f"{name}-docker", create, delete=delete, opts=pulumi.ResourceOptions(parent=self, depends_on=[scripts])
         )
@@ -79,8 +81,8 @@ class DockerHost(pulumi.ComponentResource):
     def _log_in_to_registry(self, name: str) -> remote.Command:
         registry = self._args.registry
         assert registry is not None and registry.username is not None
-        args = ["--server", registry.server, "--username", registry.username]
-        create = commands.script(self._args.service, "registry-login.sh", args, timeout_seconds=120)
+        args = steps.REGISTRY_LOGIN.argv(server=registry.server, username=registry.username)
+        create = commands.script(self._args.service, steps.REGISTRY_LOGIN.name, args, timeout_seconds=120)
         return self._command(
             f"{name}-registry-login",
             create,

@@ -19,7 +19,7 @@ from typing import Final
 import pulumi
 from pulumi_command import local, remote
 
-from components import config
+from components import config, steps
 from components import remote as commands
 
 SEND_SCRIPT: Final = Path(__file__).with_name("send_image.py")
@@ -77,7 +77,7 @@ def send_command(
     directory (the project's), so the command reads the same on every machine that deploys."""
     tag = server_tag(ref, image_id)
     receive = commands.script(
-        service, "image-receive.sh", ["--service", service, "--image-id", image_id, "--tag", tag],
+        service, steps.IMAGE_RECEIVE.name, steps.IMAGE_RECEIVE.argv(service=service, image_id=image_id, tag=tag),
         timeout_seconds=TRANSFER_SECONDS,
     )  # fmt: skip
     return shlex.join([

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
-from components import config, defaults
+from components import config, defaults, steps
 from components import remote as commands
 
 
@@ -20,21 +20,21 @@ class ProxyArgs:
 
 
 def boot_args(service: str, proxy: config.Proxy) -> list[str]:
-    return [
+    return steps.PROXY.argv(
         "boot",
-        "--image", proxy.image_ref,
-        "--network", service,
-        "--name", defaults.PROXY_CONTAINER,
-        "--http-port", str(proxy.http_port),
-        "--https-port", str(proxy.https_port),
-        "--bind", proxy.bind,
-        "--state-volume", defaults.PROXY_STATE_VOLUME,
-        "--state-dir", proxy.state_dir,
-    ]  # fmt: skip
+        image=proxy.image_ref,
+        network=service,
+        name=defaults.PROXY_CONTAINER,
+        http_port=proxy.http_port,
+        https_port=proxy.https_port,
+        bind=proxy.bind,
+        state_volume=defaults.PROXY_STATE_VOLUME,
+        state_dir=proxy.state_dir,
+    )
 
 
 def remove_args(service: str) -> list[str]:
-    return ["remove", "--network", service, "--name", defaults.PROXY_CONTAINER]
+    return steps.PROXY.argv("remove", network=service, name=defaults.PROXY_CONTAINER)
 
 
 class Proxy(pulumi.ComponentResource):
@@ -50,8 +50,10 @@ class Proxy(pulumi.ComponentResource):
         self.ready = remote.Command(
             f"{name}-container",
             connection=args.connection,
-            create=commands.script(args.service, "proxy.sh", boot_args(args.service, args.proxy), timeout_seconds=600),
-            delete=commands.script(args.service, "proxy.sh", remove_args(args.service), timeout_seconds=120),
+            create=commands.script(
+                args.service, steps.PROXY.name, boot_args(args.service, args.proxy), timeout_seconds=600
+            ),
+            delete=commands.script(args.service, steps.PROXY.name, remove_args(args.service), timeout_seconds=120),
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.host_ready]),
         )

@@ -1,8 +1,6 @@
-"""How Python turns config into the remote scripts' command lines: argv lists, quoted once by shlex.join.
-
-The scripts in components/scripts/ are shipped to /var/lib/quayside/<service>/bin/ and each runs one step;
-every invocation is wrapped in `timeout` so a hung step ends. Secrets never pass through here: they go
-over stdin.
+"""How a remote script runs: shipped to /var/lib/quayside/<service>/bin/, then one step's argv (built by its
+declaration in components/steps.py), wrapped in `timeout` so a hung step ends, quoted once by shlex.join.
+Secrets never pass through here: they go over stdin.
 """
 
 from __future__ import annotations
@@ -69,20 +67,6 @@ def scripts_archive() -> str:
     raw = bytearray(buffer.getvalue())
     raw[4:8] = b"\0\0\0\0"
     return base64.b64encode(bytes(raw)).decode()
-
-
-def flag(name: str, value: object | None) -> list[str]:
-    """`--name value`, or nothing when the value is unset."""
-    return [] if value is None else [f"--{name}", str(value)]
-
-
-def flags(name: str, values: Iterable[object]) -> list[str]:
-    """`--name a --name b`: one pair per value."""
-    return [part for value in values for part in (f"--{name}", str(value))]
-
-
-def switch(name: str, on: bool) -> list[str]:
-    return [f"--{name}"] if on else [f"--no-{name}"]
 
 
 def seconds(duration: str) -> int:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_command import remote
 
-from components import config, defaults, image_build
+from components import config, defaults, image_build, steps
 from components import remote as commands
 from components.image_transfer import ImageTransfer, ImageTransferArgs
 from components.swap_command import swap_args, swap_timeout, version_of
@@ -39,19 +39,17 @@ class AppRoleArgs:
 
 
 def retire_args(service: str, name: str, role: config.Role, version: str) -> list[str]:
-    return [
-        "--service", service, "--role", name, "--version", version,
-        *commands.switch("proxy", role.proxy), "--proxy-name", defaults.PROXY_CONTAINER,
-    ]  # fmt: skip
+    return steps.RETIRE.argv(
+        service=service, role=name, version=version, proxy=role.proxy, proxy_name=defaults.PROXY_CONTAINER
+    )
 
 
 def migrate_args(service: str, name: str, role: config.Role, image_ref: str, version: str) -> list[str]:
     assert role.migrate is not None
-    env = (f"{key}={value}" for key, value in sorted(role.env.clear.items()))
-    return [
-        "--service", service, "--role", name, "--image", image_ref, "--version", version,
-        *commands.flags("env", env), "--", *role.migrate,
-    ]  # fmt: skip
+    env = [f"{key}={value}" for key, value in sorted(role.env.clear.items())]
+    return steps.MIGRATE.argv(
+        service=service, role=name, image=image_ref, version=version, env=env, command=role.migrate
+    )
 
 
 def env_file(values: dict[str, str]) -> str:
@@ -117,7 +115,7 @@ class AppRole(pulumi.ComponentResource):
         a = self._args
         create = pulumi.Output.all(self.image_ref, self.version).apply(
             lambda rv: commands.script(
-                a.service, "migrate.sh", migrate_args(a.service, a.name, a.role, rv[0], rv[1]),
+                a.service, steps.MIGRATE.name, migrate_args(a.service, a.name, a.role, rv[0], rv[1]),
                 timeout_seconds=swap_timeout(a.role),
             )
         )  # fmt: skip
@@ -141,13 +139,13 @@ class AppRole(pulumi.ComponentResource):
         timeout = swap_timeout(a.role)
         create = pulumi.Output.all(self.image_ref, self.version).apply(
             lambda rv: commands.script(
-                a.service, "swap.sh", swap_args(a.service, a.name, a.role, rv[0], rv[1], tls=a.proxy.ssl),
+                a.service, steps.SWAP.name, swap_args(a.service, a.name, a.role, rv[0], rv[1], tls=a.proxy.ssl),
                 timeout_seconds=timeout,
             )
         )  # fmt: skip
         delete = self.version.apply(
             lambda v: commands.script(
-                a.service, "retire.sh", retire_args(a.service, a.name, a.role, v), timeout_seconds=timeout
+                a.service, steps.RETIRE.name, retire_args(a.service, a.name, a.role, v), timeout_seconds=timeout
             )
         )
         waits_for = [*a.depends_on, *self._image_sent(), *([self.migration] if self.migration else [])]
@@ -164,8 +162,8 @@ class AppRole(pulumi.ComponentResource):
                 parent=self,
                 depends_on=waits_for,
                 additional_secret_outputs=["stdin"],
-                # Swaps deployed by quayside before 2026-11-26 hold `triggers: [version]`, a replace-on-change
-                # input: dropping it must not replace them.
+                # Older swaps hold `triggers: [version]` in state, a replace-on-change input: a replace would run
+                # retire.sh, which removes the role. Their triggers are left as they are.
                 ignore_changes=["triggers"],
             ),
         )

@@ -12,7 +12,7 @@ import pulumi
 import yaml
 from pulumi_command import local, remote
 
-from components import config, defaults
+from components import config, defaults, steps
 from components import remote as commands
 from components.lazy import lazy_module
 
@@ -166,6 +166,10 @@ class HetznerServerArgs:
 
 # The volume's mount step: up to 120 s for the device to appear once Hetzner attaches it, then the mount itself.
 VOLUME_SECONDS: Final = 300
+# How long volume.sh waits for the attached volume's device to appear.
+VOLUME_DEVICE_WAIT_SECONDS: Final = 120
+# Where a mounted volume is remembered across reboots (tests name a file of their own).
+FSTAB: Final = "/etc/fstab"
 WARNING_PREFIX: Final = "quayside: "  # scripts/plan shows warnings that start so as WARNING lines
 
 
@@ -195,8 +199,10 @@ def ignored_changes_warning(changed: list[str], urn: str) -> str:
     )
 
 
-def volume_mount_args(device: str, service: str) -> list[str]:
-    return ["--device", device, "--mount-point", commands.service_dir(service), "--wait", "120"]
+def volume_mount_args(device: str, service: str, *, fstab: str = FSTAB) -> list[str]:
+    return steps.VOLUME.argv(
+        device=device, mount_point=commands.service_dir(service), wait=VOLUME_DEVICE_WAIT_SECONDS, fstab=fstab
+    )
 
 
 def private_key_naming(private_key: str, server_id: str) -> str:
@@ -347,7 +353,7 @@ class HetznerServer(pulumi.ComponentResource):
             create=volume.linux_device.apply(
                 lambda device: commands.piped_script(volume_mount_args(device, service), timeout_seconds=VOLUME_SECONDS)
             ),
-            stdin=commands.script_text("volume.sh"),
+            stdin=commands.script_text(steps.VOLUME.name),
             # Again on a new server (the volume follows it) and after a resize (the file system grows).
             triggers=[self.machine.id, volume.size],
             add_previous_output_in_env=False,

@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Final
 
-from components import config, defaults
+from components import config, defaults, steps
 from components import remote as commands
 
 PULL_SECONDS: Final = 300
@@ -29,33 +29,47 @@ def version_of(role: config.Role, image_ref: str) -> str:
 
 
 def swap_args(
-    service: str, name: str, role: config.Role, image_ref: str, version: str, *, tls: bool = False
+    service: str,
+    name: str,
+    role: config.Role,
+    image_ref: str,
+    version: str,
+    *,
+    tls: bool = False,
+    proxy_name: str = defaults.PROXY_CONTAINER,
+    retained_only: bool = False,
 ) -> list[str]:
+    """swap.sh's arguments: the role's container options, and a hash of them that names its config."""
+    options = container_options(role, tls=tls, proxy_name=proxy_name)
+    return steps.SWAP.argv(
+        service=service, role=name, image=image_ref, version=version,
+        config_hash=config_hash(steps.SWAP.words(options)), **options, retained_only=retained_only,
+    )  # fmt: skip
+
+
+def container_options(role: config.Role, *, tls: bool, proxy_name: str) -> dict[str, object]:
+    """What the role's container runs with, by swap.sh's option keys (all of them but the naming ones)."""
     health = role.health or config.Health()
-    options = [
-        "--port", str(role.port),
-        *commands.switch("proxy", role.proxy),
-        *(["--tls"] if tls and role.proxy else []),
-        *commands.flags("host", role.hosts),
-        *commands.flag("path-prefix", role.path_prefix),
-        *(["--health-path", health.path, "--health-interval", health.interval, "--health-timeout", health.timeout]
-          if role.proxy else []),
-        "--deploy-timeout", role.deploy_timeout,
-        "--drain-timeout", role.drain_timeout,
-        "--readiness-delay", str(role.readiness_delay),
-        "--retain", str(role.retain_containers),
-        "--stop-timeout", str(role.stop_timeout),
-        *commands.flags("env", (f"{key}={value}" for key, value in sorted(role.env.clear.items()))),
-        *commands.flags("volume", role.volumes),
-        *commands.flag("memory", role.memory),
-        *commands.flag("cpus", role.cpus),
-        "--proxy-name", defaults.PROXY_CONTAINER,
-        *commands.flags("cmd", role.cmd or []),
-    ]  # fmt: skip
-    return [
-        "--service", service, "--role", name, "--image", image_ref, "--version", version,
-        "--config-hash", config_hash(options), *options,
-    ]  # fmt: skip
+    proxied = {"health_path": health.path, "health_interval": health.interval, "health_timeout": health.timeout}
+    return {
+        "port": role.port,
+        "proxy": role.proxy,
+        "tls": tls and role.proxy,
+        "host": role.hosts,
+        "path_prefix": [role.path_prefix] if role.path_prefix else [],
+        **(proxied if role.proxy else {}),
+        "deploy_timeout": role.deploy_timeout,
+        "drain_timeout": role.drain_timeout,
+        "readiness_delay": role.readiness_delay,
+        "retain": role.retain_containers,
+        "stop_timeout": role.stop_timeout,
+        "env": [f"{key}={value}" for key, value in sorted(role.env.clear.items())],
+        "volume": role.volumes,
+        "memory": role.memory,
+        "cpus": role.cpus,
+        "proxy_name": proxy_name,
+        "cmd": role.cmd or [],
+    }
 
 
 def config_hash(options: list[str]) -> str:
@@ -68,4 +82,4 @@ def swap_timeout(role: config.Role) -> int:
         commands.seconds(role.deploy_timeout) + commands.seconds(role.drain_timeout) + role.readiness_delay
         + role.stop_timeout
     )  # fmt: skip
-    return defaults.LOCK_TIMEOUT_SECONDS + PULL_SECONDS + waits + defaults.STEP_SLACK_SECONDS
+    return defaults.LOCK_WAIT_SECONDS + PULL_SECONDS + waits + defaults.STEP_SLACK_SECONDS

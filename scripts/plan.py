@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from components import steps
+
 # How a preview shows a value that is known only once `up` has run (a build's digest, a new server's address).
 UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 QUIET_OPS: Final = frozenset({"same", "read", "refresh", "discard", "remove-pending-replace"})
 REPLACE_OPS: Final = frozenset({"replace", "create-replacement", "delete-replaced"})
-# Script options that take no value; every other `--option` of components/scripts/*.sh takes one.
-SWITCHES: Final = frozenset({"proxy", "no-proxy", "tls", "delete-data", "no-install-docker", "no-unattended-upgrades"})
-# Options that name the step rather than change what runs (the version and image are told apart).
-NAMING: Final = frozenset({"", "service", "role", "name", "network", "config-hash", "version", "proxy-name"})
 PARTS: Final = {
     "quayside:index:ExistingServer": "server",
     "quayside:index:HetznerServer": "server",
@@ -120,23 +120,32 @@ class Part:
 
 
 def options(command: object) -> dict[str, list[str]] | None:
-    """The options of a remote script's command line (`--flag value`, bare switches, and the action under "");
-    None when it is not known yet."""
+    """The options of a remote script's command line by flag (a switch as [""], the action and a command after `--`
+    under ""), read as the script's declaration says (components/steps.py); None when it is not known yet."""
     if not isinstance(command, str) or UNKNOWN in command:
         return None
-    words = shlex.split(command)
-    start = next((i + 1 for i, word in enumerate(words) if word.endswith(".sh")), len(words))
+    located = steps.script_of(shlex.split(command))
+    if located is None:
+        return {}
+    script, rest = located
     found: dict[str, list[str]] = {}
-    rest = words[start:]
     while rest:
         word = rest.pop(0)
-        if not word.startswith("--"):
+        if not word.startswith("--") or word == "--":
             found.setdefault("", []).append(word)
-        elif word[2:] in SWITCHES or not rest:
-            found.setdefault(word[2:], []).append("")
-        else:
-            found.setdefault(word[2:], []).append(rest.pop(0))
+            continue
+        option = declared(script, word)
+        # A flag an older quayside sent and this one no longer declares took a value.
+        takes_value = option is None or option.takes_value
+        found.setdefault(word[2:], []).append(rest.pop(0) if takes_value and rest else "")
     return found
+
+
+def declared(script: steps.Script, flag: str) -> steps.Option | None:
+    try:
+        return script.option(flag)
+    except ValueError:
+        return None
 
 
 def pairs(values: Iterable[str]) -> dict[str, str]:
@@ -157,27 +166,32 @@ def names_changed(before: dict[str, str], after: dict[str, str]) -> str:
     return ", ".join(sorted(name for name in {*before, *after} if before.get(name) != after.get(name)))
 
 
-def option_changes(old: dict[str, list[str]] | None, new: dict[str, list[str]] | None) -> list[str]:
-    """Each changed option of a script in words: env variables and settings by name only."""
-    if old is None or new is None:
+def option_changes(
+    old: dict[str, list[str]] | None, new: dict[str, list[str]] | None, script: steps.Script | None
+) -> list[str]:
+    """Each changed option of a script in the words its declaration gives: env variables and settings by name only;
+    options that name the step are no change."""
+    if old is None or new is None or script is None:
         return []
     words: list[str] = []
     for flag in dict.fromkeys([*new, *old]):
         was, now = old.get(flag, []), new.get(flag, [])
-        if flag in NAMING or was == now:
+        option = declared(script, f"--{flag}") if flag else None
+        if not flag or (option is not None and option.names_step) or was == now:
             continue
-        if flag in ("proxy", "no-proxy"):
-            words.append("now behind the proxy" if "proxy" in new else "taken off the proxy")
+        said = option.said if option is not None else flag.replace("-", " ")
+        if option is not None and option.kind is steps.Kind.TOGGLE:
+            words.append(f"now {said}" if option.flag in new else f"no longer {said}")
         elif flag == "env":
             words.append(f"env changed ({names_changed(pairs(was), pairs(now))})")
         elif flag == "cmd" and names_changed(settings(was), settings(now)):
             words.append(f"settings changed ({names_changed(settings(was), settings(now))})")
-        elif flag in ("tls", "delete-data"):
-            words.append(f"{flag.replace('-', ' ')} {'on' if now else 'off'}")
+        elif option is not None and option.kind is steps.Kind.SWITCH:
+            words.append(f"{said} {'on' if now else 'off'}")
         elif len(was) == 1 and len(now) == 1 and flag not in ("cmd", "file"):
-            words.append(f"{flag.replace('-', ' ')} {was[0]} → {now[0]}")
+            words.append(f"{said} {was[0]} → {now[0]}")
         else:
-            words.append(f"{flag.replace('-', ' ')} changed")
+            words.append(f"{said} changed")
     return list(dict.fromkeys(words))
 
 
@@ -217,9 +231,9 @@ def describe_role(part: Part) -> list[str]:
     if part.created or swap.op == "create":
         takes = "takes traffic after its health check" if proxied else "runs"
         return [f"{label}: new role at {version}: {first}boots and {takes}"]
-    also = option_changes(old, new) + secret_changes(swap, "secret env")
+    also = option_changes(old, new, steps.SWAP) + secret_changes(swap, "secret env")
     was = version_of(old)
-    # A new version updates the swap in place; stacks deployed before 2026-11-26 replaced it.
+    # A new version updates the swap in place; an older quayside's stack replaced it.
     if swap.op in REPLACE_OPS or was != version:
         # The image's tag is the version named already.
         changes = "".join(f", {change}" for change in also if not change.startswith("image "))
@@ -272,8 +286,11 @@ def describe_accessory(part: Part) -> list[str]:
     if image is not None:
         lines.append(f"{label}: its image is built again")
     if container is not None:
-        changes = option_changes(options(container.before("create")), new) + secret_changes(container, "secrets")
-        arming = option_changes(options(container.before("delete")), options(container.after("delete")))
+        changes = option_changes(options(container.before("create")), new, steps.ACCESSORY)
+        changes += secret_changes(container, "secrets")
+        arming = option_changes(
+            options(container.before("delete")), options(container.after("delete")), steps.ACCESSORY
+        )
         if changes == [RECONNECTED]:
             lines.append(reconnected(label))
         elif changes:
@@ -295,7 +312,8 @@ def describe_proxy(part: Part) -> list[str]:
     image = new.get("image", ["kamal-proxy"])[0]
     if part.created or container.op == "create":
         return [f"proxy: kamal-proxy {image.rsplit(':', 1)[-1]} routes the service (booted unless it already runs)"]
-    changes = option_changes(options(container.before("create")), new) + secret_changes(container, "secrets")
+    changes = option_changes(options(container.before("create")), new, steps.PROXY)
+    changes += secret_changes(container, "secrets")
     if changes == [RECONNECTED]:
         return [reconnected("proxy")]
     return [f"proxy: {', '.join(changes)}: kamal-proxy reboots, a brief pause for every service on the server; "

@@ -36,7 +36,7 @@ import yaml
 ROOT: Final = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components import config, image_pin  # noqa: E402
+from components import config, image_pin, steps  # noqa: E402
 from components import remote as commands  # noqa: E402
 from components.swap_command import swap_args, swap_timeout, version_of  # noqa: E402
 from quayside_cli.errors import QuaysideError  # noqa: E402
@@ -136,9 +136,10 @@ def fast_switch_command(stack: Stack, role: str, target: Deployed) -> tuple[str,
     if parsed.migrate:
         return None
     proxy = config.Proxy.model_validate(object_value(stack.config.get(PROXY_KEY)))
-    args = swap_args(stack.service, role, parsed, target.image, version_of(parsed, target.image), tls=proxy.ssl)
+    version = version_of(parsed, target.image)
+    args = swap_args(stack.service, role, parsed, target.image, version, tls=proxy.ssl, retained_only=True)
     seconds = swap_timeout(parsed)
-    return commands.script(stack.service, "swap.sh", [*args, "--retained-only"], timeout_seconds=seconds), seconds
+    return commands.script(stack.service, steps.SWAP.name, args, timeout_seconds=seconds), seconds
 
 
 def switch_fast(stack: Stack, role: str, target: Deployed) -> str:

@@ -13,6 +13,7 @@ import pulumi
 from pulumi_command import remote
 
 from components import remote as commands
+from components import steps
 from components.accessories import container, defaults, models, postgres
 
 NAME = "backup"
@@ -37,12 +38,12 @@ def image_tag(postgres_image: str) -> str:
     suffix hashes backup.sh (which holds the image's recipe): a new recipe is a new tag, so `up` builds it and
     reboots the backup container on it."""
     base = re.sub(r"[^A-Za-z0-9_.-]+", "-", postgres_image).strip("-.")[:110]
-    recipe = hashlib.sha256((commands.SCRIPTS_DIR / "backup.sh").read_bytes()).hexdigest()[:8]
+    recipe = hashlib.sha256((commands.SCRIPTS_DIR / steps.BACKUP.name).read_bytes()).hexdigest()[:8]
     return f"{defaults.BACKUP_IMAGE_REPO}:{base}-{recipe}"
 
 
 def image_args(postgres_image: str) -> list[str]:
-    return ["image", "--from", postgres_image, "--tag", image_tag(postgres_image)]
+    return steps.BACKUP.argv("image", from_=postgres_image, tag=image_tag(postgres_image))
 
 
 def database_address(service: str, backup: models.Backup, pg: models.Postgres) -> tuple[str, int]:
@@ -112,7 +113,7 @@ class Backup(pulumi.ComponentResource):
 
     def _build_image(self, name: str, args: BackupArgs) -> remote.Command:
         create = commands.script(
-            args.service, "backup.sh", image_args(args.postgres.image_ref()),
+            args.service, steps.BACKUP.name, image_args(args.postgres.image_ref()),
             timeout_seconds=defaults.BACKUP_IMAGE_BUILD_SECONDS,
         )  # fmt: skip
         return remote.Command(

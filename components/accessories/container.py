@@ -14,9 +14,8 @@ from pulumi_command import remote
 
 from components import defaults as core
 from components import remote as commands
+from components import steps
 from components.accessories import defaults
-
-SCRIPT = "accessory.sh"
 
 
 @dataclass(frozen=True)
@@ -41,32 +40,33 @@ class ContainerSpec:
 
 
 def boot_args(service: str, spec: ContainerSpec) -> list[str]:
-    options = [
-        *commands.flag("network", spec.network),
-        *commands.flags("env", (f"{key}={value}" for key, value in sorted(spec.env.items()))),
-        *commands.flag("data", spec.data),
-        *commands.flags("volume", spec.volumes),
-        *commands.flags("file", (f"{path}={_base64(text)}" for path, text in sorted(spec.files.items()))),
-        *commands.flags("publish", spec.publish),
-        *commands.flag("health-cmd", spec.health_cmd),
-        *(["--health-interval", spec.health_interval] if spec.health_cmd else []),
-        "--ready-timeout", str(spec.ready_timeout),
-        "--readiness-delay", str(spec.readiness_delay),
-        "--stop-timeout", str(spec.stop_timeout),
-        *commands.flag("memory", spec.memory),
-        *commands.flags("cmd", spec.cmd),
-    ]  # fmt: skip
-    return [
-        "boot", "--service", service, "--name", spec.name, "--image", spec.image,
-        "--config-hash", config_hash([spec.image, *options]), *options,
-    ]  # fmt: skip
+    options: dict[str, object] = {
+        "env": [f"{key}={value}" for key, value in sorted(spec.env.items())],
+        "data": spec.data,
+        "volume": spec.volumes,
+        "file": [f"{path}={_base64(text)}" for path, text in sorted(spec.files.items())],
+        "publish": spec.publish,
+        "health_cmd": spec.health_cmd,
+        "health_interval": spec.health_interval if spec.health_cmd else None,
+        "ready_timeout": spec.ready_timeout,
+        "readiness_delay": spec.readiness_delay,
+        "stop_timeout": spec.stop_timeout,
+        "memory": spec.memory,
+        "cmd": spec.cmd,
+    }
+    # The hash names the service's own network by no word at all: a new hash reboots the accessory, and the
+    # containers booted before the network was always sent must not reboot for it.
+    hashed = steps.ACCESSORY.words({"network": spec.network, **options})
+    return steps.ACCESSORY.argv(
+        "boot", service=service, name=spec.name, image=spec.image, config_hash=config_hash([spec.image, *hashed]),
+        network=spec.network or service, **options,
+    )  # fmt: skip
 
 
 def remove_args(service: str, spec: ContainerSpec, *, delete_data: bool) -> list[str]:
-    return [
-        "remove", "--service", service, "--name", spec.name, "--stop-timeout", str(spec.stop_timeout),
-        *(["--delete-data"] if delete_data else []),
-    ]  # fmt: skip
+    return steps.ACCESSORY.argv(
+        "remove", service=service, name=spec.name, stop_timeout=spec.stop_timeout, delete_data=delete_data
+    )
 
 
 def config_hash(options: Sequence[str]) -> str:
@@ -76,7 +76,7 @@ def config_hash(options: Sequence[str]) -> str:
 
 def boot_timeout(spec: ContainerSpec) -> int:
     waits = spec.ready_timeout + spec.readiness_delay + spec.stop_timeout
-    return core.LOCK_TIMEOUT_SECONDS + defaults.PULL_SECONDS + waits + core.STEP_SLACK_SECONDS
+    return core.LOCK_WAIT_SECONDS + defaults.PULL_SECONDS + waits + core.STEP_SLACK_SECONDS
 
 
 def env_file(values: dict[str, str]) -> str:
@@ -108,9 +108,9 @@ def container_command(
     return remote.Command(
         resource_name,
         connection=connection,
-        create=commands.script(service, SCRIPT, boot_args(service, spec), timeout_seconds=timeout),
+        create=commands.script(service, steps.ACCESSORY.name, boot_args(service, spec), timeout_seconds=timeout),
         delete=commands.script(
-            service, SCRIPT, remove_args(service, spec, delete_data=delete_data), timeout_seconds=timeout
+            service, steps.ACCESSORY.name, remove_args(service, spec, delete_data=delete_data), timeout_seconds=timeout
         ),
         stdin=stdin,
         add_previous_output_in_env=False,

@@ -5,22 +5,23 @@
 # same data directory. If the new one does not become ready, it is removed and the old one started again.
 # Data lives in /var/lib/quayside/<service>/<name>/data and is never deleted, except by `remove --delete-data`.
 #
-#   accessory.sh boot --service S --name N --image IMG --config-hash H [--network S] [--env K=V]...
+#   accessory.sh boot --service S --name N --image IMG --config-hash H --network NET [--env K=V]...
 #     [--data CONTAINER_PATH] [--volume SPEC]... [--file CONTAINER_PATH=BASE64]...
-#     [--publish 127.0.0.1:PORT:PORT]... [--health-cmd CMD] [--health-interval 2s] [--ready-timeout 120]
-#     [--readiness-delay 5] [--stop-timeout 30] [--memory 512m] [--lock-timeout 300] [--cmd ARG]...
+#     [--publish 127.0.0.1:PORT:PORT]... [--health-cmd CMD --health-interval D] --ready-timeout N
+#     --readiness-delay N --stop-timeout N [--memory 512m] [--cmd ARG]...
 #       stdin: the accessory's secret env file (KEY=VALUE lines, may be empty), kept 0600 in
 #       /var/lib/quayside/<service>/env/accessory-<name>.env
 #       --file writes a (non-secret) config file under /var/lib/quayside/<service>/<name>/files and mounts it
 #       read-only at CONTAINER_PATH.
-#   accessory.sh remove --service S --name N [--delete-data] [--stop-timeout 30] [--lock-timeout 300]
+#   accessory.sh remove --service S --name N --stop-timeout N [--delete-data]
 #       Stops and removes the container and its env file; its data directory stays unless --delete-data.
+#   (components/steps.py ACCESSORY)
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-action='' service='' name='' image='' config_hash='' network='' data='' health_cmd='' health_interval=2s
-ready_timeout=120 readiness_delay=5 stop_timeout=30 memory='' lock_timeout=300 delete_data=no
+action='' service='' name='' image='' config_hash='' network='' data='' health_cmd='' health_interval=''
+ready_timeout='' readiness_delay='' stop_timeout='' memory='' delete_data=no
 envs=() volumes=() files=() publishes=() cmd=()
 
 parse_options() {
@@ -45,22 +46,21 @@ parse_options() {
       --readiness-delay) need_value "$@"; readiness_delay=$2; shift ;;
       --stop-timeout) need_value "$@"; stop_timeout=$2; shift ;;
       --memory) need_value "$@"; memory=$2; shift ;;
-      --lock-timeout) need_value "$@"; lock_timeout=$2; shift ;;
       --delete-data) delete_data=yes ;;
       --cmd) need_value "$@"; cmd+=("$2"); shift ;;
       *) die "unknown option $1" ;;
     esac
     shift
   done
-  required --service "$service"; required --name "$name"
-  check_name --service "$service"; check_name --name "$name"
-  check_number --stop-timeout "$stop_timeout"; check_number --lock-timeout "$lock_timeout"
+  required --service "$service"; required --name "$name"; required --stop-timeout "$stop_timeout"
+  check_name --service "$service"; check_name --name "$name"; check_number --stop-timeout "$stop_timeout"
   [[ $action == remove ]] && return 0
-  required --image "$image"; required --config-hash "$config_hash"; check_name --config-hash "$config_hash"
-  network=${network:-$service}
-  check_name --network "$network"
+  required --image "$image"; required --config-hash "$config_hash"; required --network "$network"
+  required --ready-timeout "$ready_timeout"; required --readiness-delay "$readiness_delay"
+  [[ -z $health_cmd ]] || required --health-interval "$health_interval"
+  check_name --config-hash "$config_hash"; check_name --network "$network"
   check_number --ready-timeout "$ready_timeout"; check_number --readiness-delay "$readiness_delay"
-  check_duration --health-interval "$health_interval"
+  [[ -z $health_cmd ]] || check_duration --health-interval "$health_interval"
   [[ -z $data || $data == /* ]] || die "--data '$data' must be an absolute path in the container"
   local item
   for item in "${envs[@]}"; do [[ $item == [A-Za-z_]*=* ]] || die "--env '$item' is not KEY=VALUE"; done
@@ -167,7 +167,7 @@ put_back() {
 }
 
 boot() {
-  lock "$service" "accessory-$name" "$lock_timeout"
+  lock "$service" "accessory-$name"
   write_env_file "$service" "$(secrets_name)"
   env_hash=$(sha256sum "$(env_file "$service" "$(secrets_name)")" | cut -c1-16)
   write_files
@@ -197,7 +197,7 @@ boot() {
 }
 
 remove() {
-  lock "$service" "accessory-$name" "$lock_timeout"
+  lock "$service" "accessory-$name"
   local container=$service-$name
   if [[ -n $(inspect_container "$container" '{{.Id}}') ]]; then
     docker stop --time "$stop_timeout" "$container" >/dev/null

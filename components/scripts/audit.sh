@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # audit: the service's audit log, newest first, for `quayside audit`.
 #
-#   audit.sh --service S [--lines 50]
+#   audit.sh --service S --lines N   (components/steps.py AUDIT)
 #   Each line: <UTC time> <role> <version> <event> <detail>. A service with no log yet prints nothing.
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' lines=50
+service='' lines=''
 
 parse_options() {
   while (($#)); do
@@ -18,7 +18,8 @@ parse_options() {
     esac
     shift
   done
-  required --service "$service"; check_name --service "$service"; check_number --lines "$lines"
+  required --service "$service"; required --lines "$lines"
+  check_name --service "$service"; check_number --lines "$lines"
 }
 
 main() {

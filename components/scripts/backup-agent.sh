@@ -19,7 +19,7 @@
 # Backups are named <database>-<YYYYMMDDTHHMMSSZ>.dump.gpg under s3://<bucket>/<prefix>/.
 set -euo pipefail
 shopt -s inherit_errexit
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly LOCK=/tmp/quayside-backup.lock

@@ -7,19 +7,19 @@
 #       Builds the backup image on this server: the Postgres image (so pg_dump matches the server's major
 #       version) plus Debian's (or Alpine's) rclone and gpg. A no-op when TAG was built from the same inputs.
 #   backup.sh now --service S                      back up now: dump, encrypt, upload, read back, prune
-#   backup.sh restore --service S [--backup NAME|latest] [--passphrase-stdin]
-#       Replaces the database's contents with a backup (default: the latest). --passphrase-stdin reads the
+#   backup.sh restore --service S --backup NAME|latest [--passphrase-stdin]
+#       Replaces the database's contents with a backup. --passphrase-stdin reads the
 #       passphrase from stdin instead of the configured one (a backup made before a passphrase change).
 #   backup.sh list --service S                     the backups in the bucket, oldest first
 #   backup.sh prune --service S                    delete backups older than keep_days (never the newest)
-#   Every subcommand but image takes [--container <service>-backup].
+#   (components/steps.py BACKUP)
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly AGENT=/quayside/bin/backup-agent.sh
 readonly INPUTS_LABEL=quayside.backup-image
-action='' service='' container='' base='' tag='' backup=latest passphrase_stdin=no
+action='' service='' container='' base='' tag='' backup='' passphrase_stdin=no
 
 parse_options() {
   action=${1:-}
@@ -31,7 +31,6 @@ parse_options() {
   while (($#)); do
     case $1 in
       --service) need_value "$@"; service=$2; shift ;;
-      --container) need_value "$@"; container=$2; shift ;;
       --from) need_value "$@"; base=$2; shift ;;
       --tag) need_value "$@"; tag=$2; shift ;;
       --backup) need_value "$@"; backup=$2; shift ;;
@@ -45,9 +44,10 @@ parse_options() {
     return 0
   fi
   required --service "$service"; check_name --service "$service"
-  container=${container:-$service-backup}
-  check_name --container "$container"
-  [[ $backup == latest || $backup =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "--backup '$backup' is not a backup name"
+  container=$service-backup
+  [[ $action != restore ]] || required --backup "$backup"
+  [[ -z $backup || $backup == latest || $backup =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] ||
+    die "--backup '$backup' is not a backup name"
 }
 
 # --- the image --------------------------------------------------------------------------------------------

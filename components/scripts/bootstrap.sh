@@ -4,7 +4,8 @@
 # group with root's SSH keys, password SSH off, unattended security upgrades, and the service's directory owned
 # by the deploy user. Every step checks first and says what it changed; a second run changes nothing and says so.
 #
-#   bootstrap.sh --service S --deploy-user U [--swap-mb N] [--no-unattended-upgrades] [--no-install-docker]
+#   bootstrap.sh --service S --deploy-user U --swap-mb N [--no-unattended-upgrades] [--no-install-docker]
+#   (components/steps.py BOOTSTRAP)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -12,7 +13,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 readonly SWAP_FILE=/swapfile
 readonly SSHD_DROP_IN=/etc/ssh/sshd_config.d/10-quayside.conf
 readonly AUTO_UPGRADES=/etc/apt/apt.conf.d/20auto-upgrades
-service='' deploy_user='' swap_mb=2048 upgrades=yes install=yes
+service='' deploy_user='' swap_mb='' upgrades=yes install=yes
 
 parse_options() {
   while (($#)); do
@@ -27,7 +28,7 @@ parse_options() {
     shift
   done
   required --service "$service"; check_name --service "$service"
-  required --deploy-user "$deploy_user"
+  required --deploy-user "$deploy_user"; required --swap-mb "$swap_mb"
   [[ $deploy_user =~ ^[a-z_][a-z0-9_-]*$ ]] || die "--deploy-user '$deploy_user' is not a user name"
   check_number --swap-mb "$swap_mb"
   ((EUID == 0)) || die "bootstrap runs as root (it connects as root with the deploy key)"

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # details: what the server runs for a service, as tab-separated facts the `quayside details` command lays out.
 #
-#   details.sh --service S [--proxy-name quayside-proxy]
+#   details.sh --service S --proxy-name P   (components/steps.py DETAILS)
 #   stdout, one line each:
 #     container<TAB>ROLE<TAB>ACCESSORY<TAB>VERSION<TAB>STATE<TAB>HEALTH<TAB>ID<TAB>NAME<TAB>STARTED<TAB>FINISHED<TAB>IMAGE
 #     route<TAB>CELL... (a row of `kamal-proxy list` for one of the service's routes)
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' proxy_name=quayside-proxy
+service='' proxy_name=''
 
 parse_options() {
   while (($#)); do
@@ -20,7 +20,8 @@ parse_options() {
     esac
     shift
   done
-  required --service "$service"; check_name --service "$service"; check_name --proxy-name "$proxy_name"
+  required --service "$service"; required --proxy-name "$proxy_name"
+  check_name --service "$service"; check_name --proxy-name "$proxy_name"
 }
 
 # .ID, not .Id: a newer docker CLI falls back to the raw JSON (where a missing .State.Health fails) on .Id.

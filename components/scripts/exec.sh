@@ -3,16 +3,17 @@
 # container's image, on the service's network, with its environment and volumes; with --reuse, inside the live
 # container itself. Exits with the command's exit code.
 #
-#   exec.sh --service S --role R [--reuse] [--interactive] [--tty] [--proxy-name quayside-proxy] -- CMD...
+#   exec.sh --service S --role R --proxy-name P [--reuse] [--interactive] [--tty] -- CMD...
+#   (components/steps.py EXEC)
 #   The live container's environment (secrets included) reaches the one-off container through a 0600 file
 #   beside the role's env file, removed when it ends: never a command line.
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=ops-lib.sh
+# shellcheck source-path=SCRIPTDIR source=ops-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/ops-lib.sh"
 
-service='' role='' reuse=no proxy_name=quayside-proxy env_copy=''
+service='' role='' reuse=no proxy_name='' env_copy=''
 terminal=() cmd=()
 
 parse_options() {
@@ -29,7 +30,7 @@ parse_options() {
     esac
     shift
   done
-  required --service "$service"; required --role "$role"
+  required --service "$service"; required --role "$role"; required --proxy-name "$proxy_name"
   check_name --service "$service"; check_name --role "$role"; check_name --proxy-name "$proxy_name"
   ((${#cmd[@]})) || die "give the command after --"
 }

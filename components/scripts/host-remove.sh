@@ -3,23 +3,22 @@
 # its network, env files, locks and logs. Accessory data and the audit log stay; so does a network that still
 # holds containers quayside did not make.
 #
-#   host-remove.sh --service S [--lock-timeout 300]
+#   host-remove.sh --service S   (components/steps.py HOST_REMOVE)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' lock_timeout=300
+service=''
 
 parse_options() {
   while (($#)); do
     case $1 in
       --service) need_value "$@"; service=$2; shift ;;
-      --lock-timeout) need_value "$@"; lock_timeout=$2; shift ;;
       *) die "unknown option $1" ;;
     esac
     shift
   done
-  required --service "$service"; check_name --service "$service"; check_number --lock-timeout "$lock_timeout"
+  required --service "$service"; check_name --service "$service"
 }
 
 # Names of the containers still attached to the network.
@@ -38,7 +37,7 @@ remove_network() {
 
 main() {
   parse_options "$@"
-  lock "$service" host "$lock_timeout"
+  lock "$service" host
   remove_network
   rm -rf "$(service_dir "$service")/env"
   # Ours is held until this script exits; nothing else of the service is left to deploy.

@@ -4,14 +4,14 @@
 # here, then loads the image from stdin. The service's images lock is held shared throughout, so a swap's
 # pruning does not remove an image whose layers the sender left out.
 #
-#   image-receive.sh --service S --image-id sha256:<64 hex> --tag REPO:TAG [--lock-timeout 300]
+#   image-receive.sh --service S --image-id sha256:<64 hex> --tag REPO:TAG   (components/steps.py IMAGE_RECEIVE)
 #   stdout: `present` (the image is here, now tagged TAG), or `layers`, the layer diff IDs of each image here
 #   (one image a line) and `send`; after the image has arrived on stdin (a docker save archive, gzip), `loaded`.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' image_id='' tag='' lock_timeout=300
+service='' image_id='' tag=''
 
 parse_options() {
   while (($#)); do
@@ -19,13 +19,12 @@ parse_options() {
       --service) need_value "$@"; service=$2; shift ;;
       --image-id) need_value "$@"; image_id=$2; shift ;;
       --tag) need_value "$@"; tag=$2; shift ;;
-      --lock-timeout) need_value "$@"; lock_timeout=$2; shift ;;
       *) die "unknown option $1" ;;
     esac
     shift
   done
   required --service "$service"; required --image-id "$image_id"; required --tag "$tag"
-  check_name --service "$service"; check_number --lock-timeout "$lock_timeout"
+  check_name --service "$service"
   [[ $image_id =~ ^sha256:[0-9a-f]{64}$ ]] || die "--image-id '$image_id' is not sha256:<64 hex>"
   [[ $tag =~ ^[A-Za-z0-9][A-Za-z0-9_./:-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || die "--tag '$tag' is not REPO:TAG"
 }
@@ -43,7 +42,7 @@ layer_chains() {
 
 main() {
   parse_options "$@"
-  hold_images "$service" "$lock_timeout"
+  hold_images "$service"
   if [[ $(docker image inspect --format '{{.Id}}' "$image_id" 2>/dev/null) == "$image_id" ]]; then
     docker tag "$image_id" "$tag"
     echo present

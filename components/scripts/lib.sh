@@ -3,6 +3,9 @@
 # Nothing here runs on its own, and nothing here reads a secret except write_env_file (from stdin).
 
 readonly QUAYSIDE_ROOT=/var/lib/quayside
+# Seconds a step waits for a lock another step holds (components/defaults.py LOCK_WAIT_SECONDS, which the steps'
+# own timeouts allow for: tests/unit/test_steps.py holds the two equal).
+readonly LOCK_WAIT_SECONDS=300
 STEP=${0##*/}
 STEP=${STEP%.sh}
 
@@ -12,10 +15,14 @@ say() { printf '%s: %s\n' "$STEP" "$*"; }
 die() { printf '%s: %s\n' "$STEP" "$*" >&2; exit 1; }
 
 # --- options ----------------------------------------------------------------------------------------------
+# Each step's options are declared in components/steps.py, which sends every one a step needs: a step has no
+# defaults, and requires what it needs (tests/unit/test_steps.py holds each parser to its declaration).
 
 # `--name value`: dies naming the option when its value is missing.
 need_value() { (($# >= 2)) || die "option $1 needs a value"; }
 required() { [[ -n $2 ]] || die "missing required option $1"; }
+# A toggle (`--proxy` or `--no-proxy`): one of the two is required.
+required_toggle() { [[ -n $2 ]] || die "missing required option $1 or --no-${1#--}"; }
 
 # Names end up in container names and paths: letters, digits, '.', '_' and '-', starting alphanumeric.
 check_name() {
@@ -58,24 +65,20 @@ now_ms() {
 service_dir() { echo "$QUAYSIDE_ROOT/$1"; }
 env_file() { echo "$QUAYSIDE_ROOT/$1/env/$2.env"; }
 
-# lock SERVICE NAME SECONDS [UNLESS]: holds the lock of one part of the service (a role, an accessory, the host) on
-# fd 9 until the script exits, and whatever it hands fd 9 to. Two steps of the same part never interleave; steps of
-# different parts do not wait for each other. A wait says who holds the lock and since when. UNLESS, a function
-# given the holder's line, may decline the wait: lock then returns 1 at once, holding nothing.
+# lock SERVICE PART: holds the lock of one part of the service (a role, an accessory, the host) on fd 9 until the
+# script exits, and whatever it hands fd 9 to. Two steps of the same part never interleave; steps of different
+# parts do not wait for each other. A wait says who holds the lock and since when.
 lock() {
-  local service=$1 part=$2 seconds=$3 unless=${4:-} dir holder
+  local service=$1 part=$2 dir holder
   dir=$(service_dir "$service")/locks
   mkdir -p "$dir"
   LOCK_FILE=$dir/$part.lock
   exec 9<>"$LOCK_FILE"
   if ! flock -n 9; then
     holder=$(head -n 1 "$LOCK_FILE" 2>/dev/null || true)
-    if [[ -n $unless ]] && "$unless" "$holder"; then
-      exec 9>&-
-      return 1
-    fi
     say "waiting for the lock of $service $part: ${holder:-held}"
-    flock -w "$seconds" 9 || die "$service $part is still locked after ${seconds}s by ${holder:-another step} (--lock-timeout)"
+    flock -w "$LOCK_WAIT_SECONDS" 9 ||
+      die "$service $part is still locked after ${LOCK_WAIT_SECONDS}s by ${holder:-another step}"
   fi
   lock_note ''
 }
@@ -86,19 +89,14 @@ lock_note() {
   printf '%s (pid %s) since %s%s\n' "$STEP" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${1:+: $1}" >"$LOCK_FILE"
 }
 
-# A swap's lock note while the containers a version replaced stop in the background (`<note> VERSION`); retire.sh
-# reads it so as not to wait for a stop already under way.
-# shellcheck disable=SC2034 # read by swap.sh and retire.sh
-readonly STOPPING_NOTE='stopping the containers replaced by'
-
-# hold_images SERVICE SECONDS: the service's images lock, shared, on fd 8, from pulling an image until a container
-# of it exists: pruning (exclusive) must not remove it in between. release_images lets go.
+# hold_images SERVICE: the service's images lock, shared, on fd 8, from pulling an image until a container of it
+# exists: pruning (exclusive) must not remove it in between. release_images lets go.
 hold_images() {
   local dir
   dir=$(service_dir "$1")/locks
   mkdir -p "$dir"
   exec 8<>"$dir/images.lock"
-  flock -s -w "$2" 8 || die "the images of $1 are still locked after ${2}s (--lock-timeout)"
+  flock -s -w "$LOCK_WAIT_SECONDS" 8 || die "the images of $1 are still locked after ${LOCK_WAIT_SECONDS}s"
 }
 release_images() { exec 8>&-; }
 

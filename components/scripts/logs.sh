@@ -2,15 +2,15 @@
 # logs: the Docker logs of a role's live container, or of an accessory's, for `quayside logs`.
 #
 #   logs.sh --service S (--role R | --accessory A) [--follow] [--since 10m] [--lines N] [--grep TEXT]
-#     [--proxy-name quayside-proxy]
+#     --proxy-name P   (components/steps.py LOGS)
 #   --grep keeps the lines holding TEXT (a fixed string); no line found is no error.
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=ops-lib.sh
+# shellcheck source-path=SCRIPTDIR source=ops-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/ops-lib.sh"
 
-service='' role='' accessory='' follow=no since='' lines='' pattern='' proxy_name=quayside-proxy
+service='' role='' accessory='' follow=no since='' lines='' pattern='' proxy_name=''
 
 parse_options() {
   while (($#)); do
@@ -27,7 +27,8 @@ parse_options() {
     esac
     shift
   done
-  required --service "$service"; check_name --service "$service"; check_name --proxy-name "$proxy_name"
+  required --service "$service"; required --proxy-name "$proxy_name"
+  check_name --service "$service"; check_name --proxy-name "$proxy_name"
   [[ -n $role || -n $accessory ]] || die "give --role or --accessory"
   [[ -z $role ]] || check_name --role "$role"
   [[ -z $accessory ]] || check_name --accessory "$accessory"

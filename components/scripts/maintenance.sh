@@ -2,14 +2,15 @@
 # maintenance: turns a role's maintenance mode on or off through kamal-proxy. On, the proxy stops the route
 # (in-flight requests drain) and answers 503 with the message; off, it resumes it. The containers keep running.
 #
-#   maintenance.sh on|off --service S --role R [--message TEXT] [--drain-timeout 30s] [--proxy-name quayside-proxy]
+#   maintenance.sh on|off --service S --role R [--message TEXT] --drain-timeout D --proxy-name P
+#   (components/steps.py MAINTENANCE)
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=ops-lib.sh
+# shellcheck source-path=SCRIPTDIR source=ops-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/ops-lib.sh"
 
-action='' service='' role='' message='' drain_timeout=30s proxy_name=quayside-proxy
+action='' service='' role='' message='' drain_timeout='' proxy_name=''
 
 parse_options() {
   action=${1:-}
@@ -26,7 +27,8 @@ parse_options() {
     esac
     shift
   done
-  required --service "$service"; required --role "$role"
+  required --service "$service"; required --role "$role"; required --drain-timeout "$drain_timeout"
+  required --proxy-name "$proxy_name"
   check_name --service "$service"; check_name --role "$role"; check_name --proxy-name "$proxy_name"
   check_duration --drain-timeout "$drain_timeout"
 }

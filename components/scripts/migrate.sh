@@ -2,14 +2,14 @@
 # migrate: run a role's migration as a one-off container of its new image, in the foreground, before the
 # swap. Prints the migration's output; exits with its exit code.
 #
-#   migrate.sh --service S --role R --image IMG --version V [--env K=V]... [--lock-timeout 300]
-#     -- COMMAND [ARG]...
+#   migrate.sh --service S --role R --image IMG --version V [--env K=V]... -- COMMAND [ARG]...
+#   (components/steps.py MIGRATE)
 #   stdin: the role's secret env file (KEY=VALUE lines, may be empty)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' role='' image='' version='' lock_timeout=300
+service='' role='' image='' version=''
 envs=() command=()
 
 parse_options() {
@@ -20,7 +20,6 @@ parse_options() {
       --image) need_value "$@"; image=$2; shift ;;
       --version) need_value "$@"; version=$2; shift ;;
       --env) need_value "$@"; envs+=("$2"); shift ;;
-      --lock-timeout) need_value "$@"; lock_timeout=$2; shift ;;
       --) shift; command=("$@"); break ;;
       *) die "unknown option $1" ;;
     esac
@@ -29,7 +28,6 @@ parse_options() {
   required --service "$service"; required --role "$role"; required --image "$image"
   required --version "$version"
   check_name --service "$service"; check_name --role "$role"; check_version --version "$version"
-  check_number --lock-timeout "$lock_timeout"
   ((${#command[@]})) || die "missing the migration command after --"
   local env
   for env in "${envs[@]}"; do [[ $env == [A-Za-z_]*=* ]] || die "--env '$env' is not KEY=VALUE"; done
@@ -47,7 +45,7 @@ run_migration() {
 main() {
   parse_options "$@"
   name=$(container_name "$service" "$role" "migrate-$version")
-  lock "$service" "$role" "$lock_timeout"
+  lock "$service" "$role"
   write_env_file "$service" "$role"
   pull_if_missing "$image"
   # A run killed by a timeout may have left its container behind.

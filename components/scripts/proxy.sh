@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
 # proxy: the kamal-proxy container that every service on this server shares.
 #
-#   proxy.sh boot --image IMG --network S [--name quayside-proxy] [--http-port 80] [--https-port 443]
-#     [--bind 0.0.0.0] [--state-volume quayside-proxy-state]
-#     [--state-dir /home/kamal-proxy/.config/kamal-proxy]
+#   proxy.sh boot --image IMG --network S --name NAME --http-port N --https-port N --bind ADDRESS
+#     --state-volume VOLUME --state-dir PATH
 #       Same image and options as the running one: make sure it runs and is on network S. Otherwise (absent,
 #       or an upgrade) replace it; kamal-proxy reloads its routes from the state volume, and the new
 #       container joins every network the old one was on. Waits until `kamal-proxy list` answers.
 #       Options another service booted it with stay while S's own are what S asked for last time.
-#   proxy.sh remove --network S [--name quayside-proxy]
+#   proxy.sh remove --network S --name NAME
 #       Leave network S; remove the container once it routes no service (the state volume stays).
+#   (components/steps.py PROXY)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-readonly READY_SECONDS=30 LOCK_SECONDS=300
-action='' image='' network='' name=quayside-proxy http_port=80 https_port=443 bind=0.0.0.0
-state_volume=quayside-proxy-state state_dir=/home/kamal-proxy/.config/kamal-proxy
+readonly READY_SECONDS=30
+action='' image='' network='' name='' http_port='' https_port='' bind='' state_volume='' state_dir=''
 
 parse_options() {
   action=${1:-}
@@ -36,9 +35,12 @@ parse_options() {
     esac
     shift
   done
-  required --network "$network"; check_name --network "$network"; check_name --name "$name"
+  required --network "$network"; required --name "$name"
+  check_name --network "$network"; check_name --name "$name"
   [[ $action == remove ]] && return 0
-  required --image "$image"; check_name --state-volume "$state_volume"
+  required --image "$image"; required --http-port "$http_port"; required --https-port "$https_port"
+  required --bind "$bind"; required --state-volume "$state_volume"; required --state-dir "$state_dir"
+  check_name --state-volume "$state_volume"
   check_number --http-port "$http_port"; check_number --https-port "$https_port"
   [[ $state_dir == /* ]] || die "--state-dir '$state_dir' must be an absolute path"
 }
@@ -77,7 +79,8 @@ wait_until_answering() {
 lock_proxy() {
   mkdir -p "$QUAYSIDE_ROOT"
   exec 8>>"$QUAYSIDE_ROOT/$name.lock"
-  flock -w "$LOCK_SECONDS" 8 || die "another service still holds $QUAYSIDE_ROOT/$name.lock after ${LOCK_SECONDS}s"
+  flock -w "$LOCK_WAIT_SECONDS" 8 ||
+    die "another service still holds $QUAYSIDE_ROOT/$name.lock after ${LOCK_WAIT_SECONDS}s"
 }
 
 # What this service asked for at its last boot: a service whose own options did not change does not reboot a

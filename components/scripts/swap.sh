@@ -11,21 +11,19 @@
 # (started again if stopped); the env file stays as it is (stdin is not read); nothing is pulled or booted. When
 # there is none it fails, touching nothing.
 #
-#   swap.sh --service S --role R --image IMG --version V --config-hash H [--port 80] [--proxy | --no-proxy]
-#     [--tls] [--host H]... [--path-prefix P]... [--health-path /up] [--health-interval 1s]
-#     [--health-timeout 5s] [--deploy-timeout 30s] [--drain-timeout 30s] [--readiness-delay 7] [--retain 5]
-#     [--stop-timeout 10]
-#     [--env K=V]... [--volume SPEC]... [--memory 512m] [--cpus 0.5] [--proxy-name quayside-proxy]
-#     [--lock-timeout 300] [--retained-only] [--cmd ARG]...
+#   swap.sh --service S --role R --image IMG --version V --config-hash H --port N (--proxy | --no-proxy) [--tls]
+#     [--host H]... [--path-prefix P]... [--health-path P --health-interval D --health-timeout D] (with --proxy)
+#     --deploy-timeout D --drain-timeout D --readiness-delay N --retain N --stop-timeout N
+#     [--env K=V]... [--volume SPEC]... [--memory 512m] [--cpus 0.5] --proxy-name P [--retained-only] [--cmd ARG]...
+#   (components/steps.py SWAP; components/swap_command.py sends each option)
 #   stdin: the role's secret env file (KEY=VALUE lines, may be empty); not read with --retained-only
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' role='' image='' version='' config_hash='' port=80 proxy=yes tls=no
-health_path=/up health_interval=1s health_timeout=5s deploy_timeout=30s drain_timeout=30s
-readiness_delay=7 retain=5 stop_timeout=10 memory='' cpus='' proxy_name=quayside-proxy lock_timeout=300
-retained_only=no
+service='' role='' image='' version='' config_hash='' port='' proxy='' tls=no
+health_path='' health_interval='' health_timeout='' deploy_timeout='' drain_timeout=''
+readiness_delay='' retain='' stop_timeout='' memory='' cpus='' proxy_name='' retained_only=no
 hosts=() prefixes=() envs=() volumes=() cmd=()
 
 parse_options() {
@@ -55,7 +53,6 @@ parse_options() {
       --memory) need_value "$@"; memory=$2; shift ;;
       --cpus) need_value "$@"; cpus=$2; shift ;;
       --proxy-name) need_value "$@"; proxy_name=$2; shift ;;
-      --lock-timeout) need_value "$@"; lock_timeout=$2; shift ;;
       --retained-only) retained_only=yes ;;
       --cmd) need_value "$@"; cmd+=("$2"); shift ;;
       *) die "unknown option $1" ;;
@@ -63,13 +60,19 @@ parse_options() {
     shift
   done
   required --service "$service"; required --role "$role"; required --image "$image"
-  required --version "$version"; required --config-hash "$config_hash"
+  required --version "$version"; required --config-hash "$config_hash"; required --port "$port"
+  required_toggle --proxy "$proxy"; required --deploy-timeout "$deploy_timeout"
+  required --drain-timeout "$drain_timeout"; required --readiness-delay "$readiness_delay"
+  required --retain "$retain"; required --stop-timeout "$stop_timeout"; required --proxy-name "$proxy_name"
+  if [[ $proxy == yes ]]; then
+    required --health-path "$health_path"; required --health-interval "$health_interval"
+    required --health-timeout "$health_timeout"
+    check_duration --health-interval "$health_interval"; check_duration --health-timeout "$health_timeout"
+  fi
   check_name --service "$service"; check_name --role "$role"; check_version --version "$version"
   check_name --proxy-name "$proxy_name"; check_name --config-hash "$config_hash"
   check_number --port "$port"; check_number --readiness-delay "$readiness_delay"
-  check_number --retain "$retain"; check_number --lock-timeout "$lock_timeout"
-  check_number --stop-timeout "$stop_timeout"
-  check_duration --health-interval "$health_interval"; check_duration --health-timeout "$health_timeout"
+  check_number --retain "$retain"; check_number --stop-timeout "$stop_timeout"
   check_duration --deploy-timeout "$deploy_timeout"; check_duration --drain-timeout "$drain_timeout"
   local env
   for env in "${envs[@]}"; do [[ $env == [A-Za-z_]*=* ]] || die "--env '$env' is not KEY=VALUE"; done
@@ -281,7 +284,7 @@ finish() {
   local log
   log=$(service_dir "$service")/logs/$role.log
   mkdir -p "${log%/*}"
-  lock_note "$STOPPING_NOTE $version"
+  lock_note "stopping the containers $version replaced"
   # fd 9 (the role's lock) goes along; the images lock and the SSH session's streams do not.
   (
     trap '' HUP
@@ -297,12 +300,12 @@ main() {
   started=$(now_ms)
   parse_options "$@"
   name=$(container_name "$service" "$role" "$version")
-  lock "$service" "$role" "$lock_timeout"
+  lock "$service" "$role"
   if [[ $retained_only == no ]]; then write_env_file "$service" "$role"; fi
   [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
   status='' old_config='' old_env='' id='' old_image='' image_id_wanted='' aside='' event=deploy previous=''
-  [[ $retained_only == yes ]] || hold_images "$service" "$lock_timeout"
+  [[ $retained_only == yes ]] || hold_images "$service"
   read_role
   [[ -z $status ]] || read_existing_in_full
   if is_live; then

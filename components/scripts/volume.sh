@@ -3,18 +3,21 @@
 # Runs before anything else of the service is on the server (it arrives on stdin, as the scripts directory it
 # would be shipped to is on the volume): a new server, or one that replaced a server the volume came from.
 #
-#   volume.sh --device /dev/disk/by-id/scsi-0HC_Volume_N --mount-point /var/lib/quayside/SERVICE [--wait 120]
-#       [--fstab /etc/fstab]   (another file only where the machine's own must stay untouched: the tests)
+#   volume.sh --device /dev/disk/by-id/scsi-0HC_Volume_N --mount-point /var/lib/quayside/SERVICE --wait SECONDS
+#       --fstab /etc/fstab   (another file only where the machine's own must stay untouched: the tests)
+#   (components/steps.py VOLUME)
 #
 # Hetzner formats the volume (ext4) once, when it is made; this never formats it, and never mounts it over a
 # directory that holds files already (they would vanish under it). Growing the volume grows its file system.
 # Docker starts only once the volume is mounted: containers never start on an empty directory in its place.
 set -euo pipefail
 
+# It comes before lib.sh is on the server: its own few helpers, worded as lib.sh's.
 say() { printf 'volume: %s\n' "$*"; }
 die() { printf 'volume: %s\n' "$*" >&2; exit 1; }
+required() { [[ -n $2 ]] || die "missing required option $1"; }
 
-device='' mount_point='' wait_seconds=120 fstab=/etc/fstab
+device='' mount_point='' wait_seconds='' fstab=''
 
 parse_options() {
   while (($#)); do
@@ -27,9 +30,12 @@ parse_options() {
     esac
     shift
   done
+  required --device "$device"; required --mount-point "$mount_point"; required --wait "$wait_seconds"
+  required --fstab "$fstab"
   [[ $device == /dev/* ]] || die "--device must be a device path under /dev (got '$device')"
   [[ $mount_point == /* && $mount_point != / ]] || die "--mount-point must be an absolute directory (got '$mount_point')"
   [[ $wait_seconds =~ ^[0-9]+$ ]] || die "--wait '$wait_seconds' is not a whole number"
+  [[ $fstab == /* ]] || die "--fstab must be an absolute path (got '$fstab')"
 }
 
 # Hetzner attaches the volume shortly after it is made; udev then adds the by-id link.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
+from components import steps
 from quayside_cli.commands.common import Verbs, add, connect, open_stack
 from quayside_cli.errors import QuaysideError
 from quayside_cli.ssh import script
@@ -14,8 +15,8 @@ TIMEOUT_SECONDS: Final = 60
 
 def run(args: argparse.Namespace) -> int:
     stack = open_stack(args)
-    command = script(stack.service, "audit.sh", ["--service", stack.service, "--lines", str(args.lines)],
-                     timeout_seconds=TIMEOUT_SECONDS)  # fmt: skip
+    argv = steps.AUDIT.argv(service=stack.service, lines=args.lines)
+    command = script(stack.service, steps.AUDIT.name, argv, timeout_seconds=TIMEOUT_SECONDS)
     with connect(stack) as server:
         done = server.capture(command, timeout=TIMEOUT_SECONDS + 30)
     if done.returncode != 0:

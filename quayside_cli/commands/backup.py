@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import Final
 
+from components import steps
 from quayside_cli import progress
 from quayside_cli.commands.common import Verbs, add, connect, open_stack
 from quayside_cli.errors import QuaysideError
@@ -24,24 +25,25 @@ def need_backups(stack: Stack) -> None:
         )
 
 
-def backup_script(args: argparse.Namespace, action: list[str], doing: str) -> int:
+def backup_script(args: argparse.Namespace, action: str, doing: str, backup: str | None = None) -> int:
     stack = open_stack(args)
     need_backups(stack)
-    command = script(stack.service, "backup.sh", [*action, "--service", stack.service], timeout_seconds=TIMEOUT_SECONDS)
+    argv = steps.BACKUP.argv(action, service=stack.service, backup=backup)
+    command = script(stack.service, steps.BACKUP.name, argv, timeout_seconds=TIMEOUT_SECONDS)
     with connect(stack) as server, progress.step(doing.format(service=stack.service)):
         done = server.capture(command, timeout=TIMEOUT_SECONDS + 30)
     if done.stdout.strip():
         print(done.stdout.rstrip())
     if done.returncode != 0:
         print(done.stderr.rstrip(), file=sys.stderr)
-        raise QuaysideError(f"stack {stack.name}: backup.sh {action[0]} failed on the server (see above)")
+        raise QuaysideError(f"stack {stack.name}: backup.sh {action} failed on the server (see above)")
     return 0
 
 
 def run_backup(args: argparse.Namespace) -> int:
     if args.action == "now":
-        return backup_script(args, ["now"], "backing up {service}: dump, encrypt, upload, read back")
-    return backup_script(args, ["list"], "listing the backups of {service}")
+        return backup_script(args, "now", "backing up {service}: dump, encrypt, upload, read back")
+    return backup_script(args, "list", "listing the backups of {service}")
 
 
 def run_restore(args: argparse.Namespace) -> int:
@@ -52,7 +54,7 @@ def run_restore(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in {"y", "yes"}:
             print("restore: nothing done")
             return 1
-    return backup_script(args, ["restore", "--backup", args.backup], f"restoring {args.backup} into {{service}}")
+    return backup_script(args, "restore", f"restoring {args.backup} into {{service}}", args.backup)
 
 
 def register(verbs: Verbs) -> None:

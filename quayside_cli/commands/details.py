@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from components import defaults
+from components import defaults, steps
 from quayside_cli import progress
 from quayside_cli.commands.common import Verbs, add, connect, open_stack, table
 from quayside_cli.errors import QuaysideError
@@ -149,8 +149,8 @@ def render(stack: Stack, containers: list[Container], routes: list[Route]) -> li
 
 def run(args: argparse.Namespace) -> int:
     stack = open_stack(args)
-    argv = ["--service", stack.service, "--proxy-name", defaults.PROXY_CONTAINER]
-    command = script(stack.service, "details.sh", argv, timeout_seconds=TIMEOUT_SECONDS)
+    argv = steps.DETAILS.argv(service=stack.service, proxy_name=defaults.PROXY_CONTAINER)
+    command = script(stack.service, steps.DETAILS.name, argv, timeout_seconds=TIMEOUT_SECONDS)
     with connect(stack) as server, progress.step(f"asking {stack.ssh.host} about {stack.service}"):
         done = server.capture(command, timeout=TIMEOUT_SECONDS + 30)
     if done.returncode != 0:

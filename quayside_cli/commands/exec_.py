@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Final
 
-from components import defaults
+from components import defaults, steps
 from quayside_cli.commands.common import Verbs, add, connect, open_stack
 from quayside_cli.errors import QuaysideError
 from quayside_cli.ssh import script
@@ -19,11 +19,15 @@ INTERACTIVE_TIMEOUT_SECONDS: Final = 12 * 3600
 
 
 def exec_args(service: str, role: str, command: list[str], *, reuse: bool, interactive: bool, tty: bool) -> list[str]:
-    return [
-        "--service", service, "--role", role, "--proxy-name", defaults.PROXY_CONTAINER,
-        *(["--reuse"] if reuse else []), *(["--interactive"] if interactive else []), *(["--tty"] if tty else []),
-        "--", *command,
-    ]  # fmt: skip
+    return steps.EXEC.argv(
+        service=service,
+        role=role,
+        proxy_name=defaults.PROXY_CONTAINER,
+        reuse=reuse,
+        interactive=interactive,
+        tty=tty,
+        command=command,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         stack.service, args.role, args.command, reuse=args.reuse, interactive=args.interactive, tty=args.tty
     )
     seconds = INTERACTIVE_TIMEOUT_SECONDS if args.interactive else TIMEOUT_SECONDS
-    command = script(stack.service, "exec.sh", argv, timeout_seconds=seconds, tty=args.tty)
+    command = script(stack.service, steps.EXEC.name, argv, timeout_seconds=seconds, tty=args.tty)
     with connect(stack) as server:
         return server.attach(command, tty=args.tty, stdin=args.interactive)
 

@@ -7,8 +7,7 @@ import argparse
 import sys
 from typing import Final
 
-from components import defaults
-from components.remote import flag
+from components import defaults, steps
 from quayside_cli.commands.common import Verbs, add, connect, open_stack
 from quayside_cli.errors import QuaysideError
 from quayside_cli.ssh import script
@@ -18,12 +17,12 @@ TIMEOUT_SECONDS: Final = 300
 FOLLOW_TIMEOUT_SECONDS: Final = 7 * 24 * 3600  # a follow ends with Ctrl-C, not with a timeout
 
 
-def target(stack: Stack, name: str) -> list[str]:
+def target(stack: Stack, name: str) -> dict[str, str]:
     """`--role NAME` or `--accessory NAME`, whichever the stack has."""
     if name in stack.roles:
-        return ["--role", name]
+        return {"role": name}
     if name in stack.accessories:
-        return ["--accessory", name]
+        return {"accessory": name}
     raise QuaysideError(
         f"stack {stack.name} has no role or accessory {name}; roles: {', '.join(stack.roles) or 'none'}; "
         f"accessories: {', '.join(stack.accessories) or 'none'}"
@@ -31,11 +30,10 @@ def target(stack: Stack, name: str) -> list[str]:
 
 
 def logs_args(stack: Stack, args: argparse.Namespace) -> list[str]:
-    return [
-        "--service", stack.service, *target(stack, args.name), *(["--follow"] if args.follow else []),
-        *flag("since", args.since), *flag("lines", args.lines), *flag("grep", args.grep),
-        "--proxy-name", defaults.PROXY_CONTAINER,
-    ]  # fmt: skip
+    return steps.LOGS.argv(
+        service=stack.service, **target(stack, args.name), follow=args.follow, since=args.since, lines=args.lines,
+        grep=args.grep, proxy_name=defaults.PROXY_CONTAINER,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     # A follow on a terminal gets one on the server too, so Ctrl-C ends `docker logs` there as well.
     tty = args.follow and sys.stdin.isatty() and sys.stdout.isatty()
     seconds = FOLLOW_TIMEOUT_SECONDS if args.follow else TIMEOUT_SECONDS
-    command = script(stack.service, "logs.sh", logs_args(stack, args), timeout_seconds=seconds, tty=tty)
+    command = script(stack.service, steps.LOGS.name, logs_args(stack, args), timeout_seconds=seconds, tty=tty)
     with connect(stack) as server:
         return server.attach(command, tty=tty)
 

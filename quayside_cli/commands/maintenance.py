@@ -7,8 +7,7 @@ import argparse
 import sys
 from typing import Final
 
-from components import defaults
-from components.remote import flag
+from components import defaults, steps
 from quayside_cli import progress
 from quayside_cli.commands.common import Verbs, add, connect, open_stack
 from quayside_cli.errors import QuaysideError
@@ -33,8 +32,10 @@ def roles_of(stack: Stack, role: str | None) -> list[str]:
 
 
 def maintenance_args(action: str, service: str, role: str, message: str | None) -> list[str]:
-    proxy = ["--proxy-name", defaults.PROXY_CONTAINER]
-    return [action, "--service", service, "--role", role, *flag("message", message), *proxy]
+    return steps.MAINTENANCE.argv(
+        action, service=service, role=role, message=message, drain_timeout=defaults.DRAIN_TIMEOUT,
+        proxy_name=defaults.PROXY_CONTAINER,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     with connect(stack) as server:
         for role in roles_of(stack, args.role):
             argv = maintenance_args(args.action, stack.service, role, args.message)
-            command = script(stack.service, "maintenance.sh", argv, timeout_seconds=TIMEOUT_SECONDS)
+            command = script(stack.service, steps.MAINTENANCE.name, argv, timeout_seconds=TIMEOUT_SECONDS)
             with progress.step(f"maintenance {args.action} for {role}"):
                 done = server.capture(command, timeout=TIMEOUT_SECONDS + 30)
             if done.returncode == 0:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from components import steps
 from components.accessories import backup, container, models, postgres, vector
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port, unique_name
@@ -155,8 +156,11 @@ class AccessoryService:
         }  # fmt: skip
         return self.boot(backup.spec(self.name, config, pg), secrets)
 
-    def backup_script(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return self.run("backup.sh", *args, "--service", self.name, stdin=stdin)
+    def backup_script(self, action: str, *extra: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """backup.sh ACTION as `quayside backup` and `quayside restore` run it (restore: the latest backup)."""
+        latest = {"backup": "latest"} if action == "restore" else {}
+        args = steps.BACKUP.argv(action, service=self.name, **{**latest, **steps.BACKUP.parse(extra)})
+        return self.run(steps.BACKUP.name, *args, stdin=stdin)
 
     # --- vector ---
 
@@ -188,7 +192,7 @@ class AccessoryService:
 def new_accessory_service(server: TestServer) -> AccessoryService:
     service = AccessoryService(server, unique_name("qa"))
     install_scripts(server, service.name)
-    done = service.run("host.sh", "--service", service.name)
+    done = service.run(steps.HOST.name, *steps.HOST.argv(service=service.name))
     assert done.returncode == 0, done.stderr
     return service
 

@@ -1,5 +1,7 @@
 """A service on the test server: its scripts installed, its network, its own kamal-proxy on free loopback
-ports, and everything it leaves behind removed at teardown. Tests drive it only through the scripts."""
+ports, and everything it leaves behind removed at teardown. Tests drive it only through the scripts, with command
+lines built as the components build them (components/steps.py, components/swap_command.py): a test names only the
+options it changes, as the flags the script takes."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typing import Final
 
 import pytest
 
+from components import config, defaults, steps
+from components.swap_command import container_options
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port, unique_name
 from tests.support.load import Load, LoadReport
@@ -21,8 +25,12 @@ from tests.support.remote import REMOTE_ROOT, install_scripts, run_script, settl
 from tests.support.testbed import TestServer
 
 DAEMON_JSON: Final = Path("/etc/docker/daemon.json")
-# Fast enough for tests, still the real mechanism: kamal-proxy checks /up, drains, switches.
-SWAP_DEFAULTS: Final = ("--health-interval", "500ms", "--deploy-timeout", "10s", "--drain-timeout", "5s")
+# A role as the tests deploy it: fast enough for tests, still the real mechanism (kamal-proxy checks /up, drains,
+# switches).
+TEST_ROLE: Final = config.Role.model_validate({
+    "image": "quayside-test/app:v1", "health": {"path": "/up", "interval": "500ms"}, "deploy_timeout": "10s",
+    "drain_timeout": "5s",
+})  # fmt: skip
 
 
 @dataclass
@@ -47,24 +55,29 @@ class Service:
         return done
 
     def boot_proxy(self, *extra: str, network: str | None = None) -> subprocess.CompletedProcess[str]:
-        return self.run(
-            "proxy.sh", "boot", "--image", images.KAMAL_PROXY, "--network", network or self.name,
-            "--name", self.proxy, "--bind", "127.0.0.1", "--http-port", str(self.http_port),
-            "--https-port", str(self.https_port), "--state-volume", self.state_volume, *extra,
-        )  # fmt: skip
+        values = {
+            "image": images.KAMAL_PROXY, "network": network or self.name, "name": self.proxy, "bind": "127.0.0.1",
+            "http_port": self.http_port, "https_port": self.https_port, "state_volume": self.state_volume,
+            "state_dir": defaults.PROXY_STATE_DIR, **steps.PROXY.parse(extra),
+        }  # fmt: skip
+        return self.run(steps.PROXY.name, *steps.PROXY.argv("boot", **values))
 
     def swap_args(self, role: str, image: str, version: str, *extra: str, config_hash: str = "c0ffee") -> list[str]:
-        return [
-            "--service", self.name, "--role", role, "--image", image, "--version", version,
-            "--config-hash", config_hash, "--host", self.host(role), "--proxy-name", self.proxy,
-            *SWAP_DEFAULTS, *extra,
-        ]  # fmt: skip
+        """swap.sh's command line for TEST_ROLE on this service's proxy and host, with `extra` flags instead."""
+        values = {**container_options(TEST_ROLE, tls=False, proxy_name=self.proxy), **steps.SWAP.parse(extra)}
+        values["host"] = values.get("host") or [self.host(role)]
+        if values["proxy"] is False:
+            for key in ("host", "health_path", "health_interval", "health_timeout"):
+                values.pop(key, None)
+        return steps.SWAP.argv(
+            service=self.name, role=role, image=image, version=version, config_hash=config_hash, **values
+        )
 
     def swap(
         self, role: str, tag: str, *extra: str, version: str | None = None, stdin: str = "", image: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         args = self.swap_args(role, image or images.app(tag), version or tag, *extra)
-        return self.run("swap.sh", *args, stdin=stdin)
+        return self.run(steps.SWAP.name, *args, stdin=stdin)
 
     def deploy(self, role: str, tag: str, *extra: str, version: str | None = None, stdin: str = "") -> str:
         """A swap that must succeed; returns its output."""
@@ -83,8 +96,17 @@ class Service:
         return done, load.report
 
     def retire(self, role: str, version: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        args = ["--service", self.name, "--role", role, "--version", version, "--proxy-name", self.proxy, *extra]
-        return self.run("retire.sh", *args)
+        values = {"proxy": True, **steps.RETIRE.parse(extra)}
+        args = steps.RETIRE.argv(service=self.name, role=role, version=version, proxy_name=self.proxy, **values)
+        return self.run(steps.RETIRE.name, *args)
+
+    def migrate(
+        self, role: str, image: str, version: str, *extra: str, stdin: str = ""
+    ) -> subprocess.CompletedProcess[str]:
+        """migrate.sh with `extra` flags and the command after `--`."""
+        values = steps.MIGRATE.parse(extra)
+        args = steps.MIGRATE.argv(service=self.name, role=role, image=image, version=version, **values)
+        return self.run(steps.MIGRATE.name, *args, stdin=stdin)
 
     # --- what the server shows ---
 
@@ -152,7 +174,7 @@ def new_service(server: TestServer, prefix: str = "qs") -> Service:
 
 
 def prepare(service: Service) -> None:
-    host = service.run("host.sh", "--service", service.name)
+    host = service.run(steps.HOST.name, *steps.HOST.argv(service=service.name))
     assert host.returncode == 0, host.stderr
     booted = service.boot_proxy()
     assert booted.returncode == 0, booted.stderr

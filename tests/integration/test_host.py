@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from components import remote, steps
 from tests.integration.conftest import DAEMON_JSON, Service
 from tests.support import images
 from tests.support.docker import docker, unique_name
-from tests.support.remote import REMOTE_ROOT, script_command, scripts_dir
+from tests.support.remote import REMOTE_ROOT
 from tests.support.testbed import registry_address
 
 
@@ -64,8 +65,9 @@ def test_a_host_without_docker_is_refused_when_installing_is_not_allowed(bare_se
     # A PATH with no docker on it: only what host.sh needs before it looks for docker.
     bin_dir = f"/tmp/{bare_service.name}-no-docker"
     bare_service.server.run(shlex.join(["sh", "-c", 'mkdir -p "$1" && ln -sf /usr/bin/dirname "$1/"', "-", bin_dir]))
-    command = script_command(bare_service.name, "host.sh", ["--service", bare_service.name, "--no-install-docker"],
-                             timeout_seconds=30).replace("bash ", f"env PATH={bin_dir} /bin/bash ", 1)  # fmt: skip
+    argv = steps.HOST.argv(service=bare_service.name, no_install_docker=True)
+    command = remote.script(bare_service.name, steps.HOST.name, argv, timeout_seconds=30)
+    command = command.replace("bash ", f"env PATH={bin_dir} /bin/bash ", 1)
     try:
         done = bare_service.server.run(command, check=False)
     finally:
@@ -73,7 +75,7 @@ def test_a_host_without_docker_is_refused_when_installing_is_not_allowed(bare_se
 
     assert done.returncode == 1
     assert done.stderr == "host: docker is not installed and --no-install-docker forbids installing it\n"
-    assert scripts_dir(bare_service.name) in command
+    assert remote.scripts_dir(bare_service.name) in command
 
 
 def test_registry_login_takes_the_password_from_stdin_and_swap_pulls_from_the_registry(service: Service) -> None:

@@ -10,9 +10,7 @@ from tests.support.docker import docker
 
 
 def migrate(service: Service, *command: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    args = ["--service", service.name, "--role", "backend", "--image", images.POSTGRES, "--version", "m1",
-            "--env", "STAGE=production", "--", *command]  # fmt: skip
-    return service.run("migrate.sh", *args, stdin=stdin)
+    return service.migrate("backend", images.POSTGRES, "m1", "--env", "STAGE=production", "--", *command, stdin=stdin)
 
 
 def test_a_migration_runs_with_the_role_env_and_its_output_is_shown(service: Service) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.integration.conftest import Service, derived_image
 from tests.support import images
 from tests.support.docker import docker, unique_name
+from tests.support.polling import wait_for
 from tests.support.remote import REMOTE_ROOT
 
 
@@ -275,11 +276,13 @@ def test_two_swaps_of_one_role_at_once_take_turns_and_the_waiting_one_says_for_w
 
 def test_a_slow_migration_of_one_role_does_not_delay_another_roles_swap(service: Service) -> None:
     migration: list[subprocess.CompletedProcess[str]] = []
-    args = ["--service", service.name, "--role", "backend", "--image", images.app("v1"), "--version", "v1",
-            "--", "sleep", "6"]  # fmt: skip
-    migrating = threading.Thread(target=lambda: migration.append(service.run("migrate.sh", *args)))
+    slow = ("--", "sleep", "6")
+    migrating = threading.Thread(
+        target=lambda: migration.append(service.migrate("backend", images.app("v1"), "v1", *slow))
+    )
     migrating.start()
-    time.sleep(1)
+    container = f"name=^{service.name}-backend-migrate"
+    wait_for("backend's migration running", lambda: docker("ps", "--quiet", "--filter", container) != "", seconds=30)
     swapped = service.swap("web", "v2")
     migration_still_running = migrating.is_alive()
     migrating.join(timeout=60)
@@ -355,8 +358,8 @@ def test_bad_options_are_named_in_one_line(service: Service) -> None:
         ("--role", "web"): "swap: missing required option --service",
         ("--bogus",): "swap: unknown option --bogus",
         ("--service", service.name, "--role"): "swap: option --role needs a value",
-        ("--service", "../etc", "--role", "web", "--image", "app", "--version", "v1", "--config-hash", "c0"): (
-            "swap: --service '../etc' may hold only letters"
+        ("--service", service.name, "--role", "web", "--image", "app", "--version", "v1", "--config-hash", "c0"): (
+            "swap: missing required option --port"
         ),
     }
     for args, message in cases.items():
@@ -365,6 +368,8 @@ def test_bad_options_are_named_in_one_line(service: Service) -> None:
         assert len(done.stderr.splitlines()) == 1, done.stderr
     bad_timeout = service.swap("web", "v1", "--deploy-timeout", "soon")
     assert bad_timeout.stderr.strip() == "swap: --deploy-timeout 'soon' is not a duration like 500ms, 30s or 2m"
+    bad_name = service.run("swap.sh", *service.swap_args("web", images.app("v1"), "v1")[2:], "--service", "../etc")
+    assert bad_name.stderr.strip().startswith("swap: --service '../etc' may hold only letters"), bad_name.stderr
 
 
 # --- the fast switch of a rollback (scripts/rollback): --retained-only ----------------------------------------

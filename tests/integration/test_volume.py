@@ -17,7 +17,7 @@ from typing import Final
 
 import pytest
 
-from components import remote
+from components import remote, steps
 from tests.support.testbed import TestServer
 
 MEGABYTE: Final = 1024 * 1024
@@ -44,8 +44,9 @@ class Volume:
 
     def mount(self, *, device: str | None = None, wait: int = 10) -> subprocess.CompletedProcess[str]:
         """The mount step as the volume's remote command runs it: the script on stdin of `bash -s`."""
-        args = ["--device", device or self.device, "--mount-point", self.mount_point, "--wait", str(wait),
-                "--fstab", self.fstab]  # fmt: skip
+        args = steps.VOLUME.argv(
+            device=device or self.device, mount_point=self.mount_point, wait=wait, fstab=self.fstab
+        )
         command = remote.piped_script(args, timeout_seconds=120)
         return self.server.run(command, stdin=remote.script_text("volume.sh"), check=False, timeout=180)
 

@@ -73,7 +73,8 @@ def test_postgres_boots_through_accessory_sh_with_its_data_dir_and_health_check(
         assert option(argv, "--data") == ["/var/lib/postgresql/data"]
         assert option(argv, "--health-cmd") == ['pg_isready -U "$POSTGRES_USER" -d "$POSTGRES_DB"']
         assert option(argv, "--stop-timeout") == ["60"]
-        assert "--publish" not in argv and "--network" not in argv and "--cmd" not in argv
+        assert option(argv, "--network") == ["acme"]  # the service's own network
+        assert "--publish" not in argv and "--cmd" not in argv
         assert script_argv(delete, "accessory.sh") == [
             "remove", "--service", "acme", "--name", "postgres", "--stop-timeout", "60",
         ]  # fmt: skip
@@ -174,7 +175,7 @@ def test_the_backup_container_runs_the_schedule_with_settings_in_argv_and_keys_o
         ]  # fmt: skip
         assert option(argv, "--volume") == ["/var/lib/quayside/acme/bin:/quayside/bin:ro"]
         assert option(argv, "--cmd") == ["bash", "/quayside/bin/backup-agent.sh", "schedule"]
-        assert "--network" not in argv and "--data" not in argv
+        assert option(argv, "--network") == ["acme"] and "--data" not in argv
         assert stdin == (
             f"AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=s3-secret-key\nBACKUP_PASSPHRASE={PASSPHRASE}\n"
             f"PGPASSWORD={PASSWORD}\n"
@@ -244,6 +245,7 @@ def test_vector_runs_with_its_config_and_the_docker_socket_read_only_and_the_tok
         argv = script_argv(create, "accessory.sh")
         encoded = base64.b64encode(vector.config_text("acme", models.Vector()).encode()).decode()
         options = [
+            "--network", "acme",
             "--data", "/var/lib/vector",
             "--volume", "/var/run/docker.sock:/var/run/docker.sock:ro",
             "--file", f"/etc/vector/vector.yaml={encoded}",
@@ -252,7 +254,8 @@ def test_vector_runs_with_its_config_and_the_docker_socket_read_only_and_the_tok
         ]  # fmt: skip
         assert argv == [
             "boot", "--service", "acme", "--name", "vector", "--image", defaults.VECTOR_IMAGE,
-            "--config-hash", container.config_hash([defaults.VECTOR_IMAGE, *options]), *options,
+            # The service's own network is no part of the hash: it names no choice of the config.
+            "--config-hash", container.config_hash([defaults.VECTOR_IMAGE, *options[2:]]), *options,
         ]  # fmt: skip
         assert TOKEN not in create and stdin == f"BETTERSTACK_TOKEN={TOKEN}\n" and stdin_secret
 

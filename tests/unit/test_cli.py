@@ -100,7 +100,8 @@ def test_maintenance_of_every_role_means_the_roles_behind_the_proxy() -> None:
     with pytest.raises(QuaysideError, match="role worker is not behind the proxy"):
         maintenance.roles_of(stack, "worker")
     assert maintenance.maintenance_args("on", "acme", "web", "Back at 12") == [
-        "on", "--service", "acme", "--role", "web", "--message", "Back at 12", "--proxy-name", "quayside-proxy",
+        "on", "--service", "acme", "--role", "web", "--message", "Back at 12", "--drain-timeout", "30s",
+        "--proxy-name", "quayside-proxy",
     ]  # fmt: skip
 
 

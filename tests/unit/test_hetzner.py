@@ -218,7 +218,9 @@ def test_the_volume_is_mounted_where_the_service_keeps_its_data_before_the_scrip
         assert connection["user"] == "root", "mount, fstab and systemd are root's, whoever deploys"
         argv = shlex.split(create)
         assert argv[:7] == ["timeout", "--kill-after=10s", "300s", "bash", "-s", "--", "--device"]
-        assert argv[6:] == ["--device", DEVICE, "--mount-point", "/var/lib/quayside/acme", "--wait", "120"]
+        assert argv[6:] == [
+            "--device", DEVICE, "--mount-point", "/var/lib/quayside/acme", "--wait", "120", "--fstab", "/etc/fstab",
+        ]  # fmt: skip
         assert stdin == (remote.SCRIPTS_DIR / "volume.sh").read_text()
         assert triggers == [SERVER_ID, 20], "mounted again on a new server, and grown after a resize"
 
@@ -229,7 +231,7 @@ def test_the_mount_command_is_one_quoted_line() -> None:
     args = server.volume_mount_args("/dev/disk/by-id/scsi-0HC_Volume_1", "acme")
     assert remote.piped_script(args, timeout_seconds=300) == (
         "timeout --kill-after=10s 300s bash -s -- --device /dev/disk/by-id/scsi-0HC_Volume_1 "
-        "--mount-point /var/lib/quayside/acme --wait 120"
+        "--mount-point /var/lib/quayside/acme --wait 120 --fstab /etc/fstab"
     )
 
 

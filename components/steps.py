@@ -1,0 +1,327 @@
+"""Each remote script's interface, declared once: its options, which of them it requires, and how a plan names
+a change of one.
+
+Python builds every script's command line from these declarations (`Script.argv`); the plan reads a preview's
+command lines by them and names a changed option in their words. A script keeps no default of its own: what it
+needs it requires, and Python always sends it, so a default lives in one place (components/defaults.py and the
+config models). tests/unit/test_steps.py reads each script's option parser and holds it to its declaration: every
+flag Python can send is one the script parses, and every option the script requires is one Python sends.
+
+Plain data, no Pulumi: scripts/rollback builds a swap's command line from here before it imports the SDK.
+"""
+
+from __future__ import annotations
+
+import enum
+import keyword
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+
+class Kind(enum.Enum):
+    VALUE = "value"  # --flag VALUE, at most once
+    LIST = "list"  # --flag VALUE, once per value
+    SWITCH = "switch"  # --flag, or nothing
+    TOGGLE = "toggle"  # --flag or --no-flag, always one of them
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    kind: Kind = Kind.VALUE
+    # When the script refuses to run without it: always, for some first arguments (actions) only, or whenever
+    # another option (a switch or toggle that is on, or a value that is given) is there.
+    required: bool = False
+    required_for: tuple[str, ...] = ()
+    required_with: str | None = None
+    # How a plan names a change of it; by default the flag's own words ("health path").
+    words: str | None = None
+    # It says which step runs (the service, the role...), not how: a plan does not list it as a change.
+    names_step: bool = False
+
+    @property
+    def key(self) -> str:
+        """The keyword `Script.argv` takes it by (`from_` for --from)."""
+        key = self.flag.replace("-", "_")
+        return f"{key}_" if keyword.iskeyword(key) else key
+
+    @property
+    def said(self) -> str:
+        return self.words or self.flag.replace("-", " ")
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Every spelling the script parses."""
+        return (f"--{self.flag}", f"--no-{self.flag}") if self.kind is Kind.TOGGLE else (f"--{self.flag}",)
+
+    @property
+    def takes_value(self) -> bool:
+        return self.kind in (Kind.VALUE, Kind.LIST)
+
+    def needed(self, action: str | None, values: Mapping[str, object]) -> bool:
+        if self.required or (action is not None and action in self.required_for):
+            return True
+        other = values.get(Option(self.required_with).key) if self.required_with else None
+        return bool(other) if not isinstance(other, str) else other != ""
+
+    def words_for(self, value: object) -> list[str]:
+        """This option's words on a command line; nothing when the value is unset (None, False, empty)."""
+        if self.kind is Kind.TOGGLE:
+            return [f"--{self.flag}" if value else f"--no-{self.flag}"]
+        if self.kind is Kind.SWITCH:
+            return [f"--{self.flag}"] if value else []
+        if self.kind is Kind.LIST:
+            assert isinstance(value, Iterable) and not isinstance(value, str), f"--{self.flag} takes a list"
+            return [word for item in value for word in (f"--{self.flag}", str(item))]
+        return [] if value is None else [f"--{self.flag}", str(value)]
+
+
+# What one parsed command line holds: the first argument (an action), each option's value by key, and the
+# command after `--`.
+Parsed = dict[str, object]
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    options: tuple[Option, ...]
+    actions: tuple[str, ...] = ()  # its first argument is one of these
+    command: bool = False  # the line ends with `-- COMMAND [ARG]...`
+
+    def option(self, flag: str) -> Option:
+        """The option a flag belongs to (`--no-proxy` is the proxy toggle's)."""
+        name = flag.removeprefix("--")
+        for option in self.options:
+            if name == option.flag or (option.kind is Kind.TOGGLE and name == f"no-{option.flag}"):
+                return option
+        raise ValueError(f"{self.name} has no option {flag}")
+
+    def words(self, values: Mapping[str, object]) -> list[str]:
+        """The options among `values` on a command line, in declared order, without the action or command."""
+        unknown = sorted(set(values) - {option.key for option in self.options})
+        if unknown:
+            raise TypeError(f"{self.name} has no option --{unknown[0].replace('_', '-')}")
+        return [
+            word for option in self.options if option.key in values for word in option.words_for(values[option.key])
+        ]
+
+    def argv(self, action: str | None = None, /, **values: object) -> list[str]:
+        """The script's whole argument list; refuses what the script would refuse for a missing option. `command`
+        is the command after `--`, for a script that takes one."""
+        command = values.pop("command", [])
+        assert isinstance(command, Sequence) and not isinstance(command, str), "command is a list of words"
+        if (action is None) != (not self.actions) or (action is not None and action not in self.actions):
+            raise ValueError(f"{self.name} takes {' | '.join(self.actions) or 'no action'} first, not {action!r}")
+        for option in self.options:
+            if option.needed(action, values) and option.words_for(values.get(option.key)) == []:
+                raise ValueError(f"{' '.join([self.name, *([action] if action else [])])}: --{option.flag} is required")
+        if command and not self.command:
+            raise ValueError(f"{self.name} takes no command")
+        if self.command and not command:
+            raise ValueError(f"{self.name} needs a command after --")
+        return [
+            *([action] if action else []),
+            *self.words(values),
+            *(["--", *map(str, command)] if self.command else []),
+        ]
+
+    def parse(self, words: Sequence[str]) -> Parsed:
+        """A command line of this script back into values: `action`, each option's by key, and `command`."""
+        rest = list(words)
+        found: Parsed = {}
+        if self.actions and rest and not rest[0].startswith("--"):
+            found["action"] = rest.pop(0)
+        while rest:
+            word = rest.pop(0)
+            if word == "--" and self.command:
+                found["command"] = rest
+                break
+            option = self.option(word)
+            if option.kind is Kind.TOGGLE:
+                found[option.key] = word == f"--{option.flag}"
+            elif option.kind is Kind.SWITCH:
+                found[option.key] = True
+            elif not rest:
+                raise ValueError(f"{self.name}: {word} needs a value")
+            elif option.kind is Kind.LIST:
+                listed = found.setdefault(option.key, [])
+                assert isinstance(listed, list)
+                listed.append(rest.pop(0))
+            else:
+                found[option.key] = rest.pop(0)
+        return found
+
+
+def _required(flag: str) -> Option:
+    return Option(flag, required=True)
+
+
+def _naming(flag: str) -> Option:
+    return Option(flag, required=True, names_step=True)
+
+
+def _boot(flag: str) -> Option:
+    """A value only the boot action needs."""
+    return Option(flag, required_for=("boot",))
+
+
+def _list(flag: str) -> Option:
+    return Option(flag, Kind.LIST)
+
+
+def _switch(flag: str) -> Option:
+    return Option(flag, Kind.SWITCH)
+
+
+SERVICE: Final = _naming("service")
+PROXY_NAME: Final = _naming("proxy-name")
+
+SWAP: Final = Script(
+    "swap.sh",
+    (
+        SERVICE,
+        _naming("role"),
+        _required("image"),
+        _naming("version"),
+        _naming("config-hash"),
+        _required("port"),
+        Option("proxy", Kind.TOGGLE, required=True),
+        _switch("tls"),
+        _list("host"),
+        _list("path-prefix"),
+        Option("health-path", required_with="proxy"),
+        Option("health-interval", required_with="proxy"),
+        Option("health-timeout", required_with="proxy"),
+        _required("deploy-timeout"),
+        _required("drain-timeout"),
+        _required("readiness-delay"),
+        _required("retain"),
+        _required("stop-timeout"),
+        _list("env"),
+        _list("volume"),
+        Option("memory"),
+        Option("cpus"),
+        PROXY_NAME,
+        _switch("retained-only"),
+        _list("cmd"),
+    ),
+)
+RETIRE: Final = Script(
+    "retire.sh",
+    (SERVICE, _naming("role"), _naming("version"), Option("proxy", Kind.TOGGLE, required=True), PROXY_NAME),
+)
+MIGRATE: Final = Script(
+    "migrate.sh",
+    (SERVICE, _naming("role"), _required("image"), _naming("version"), _list("env")),
+    command=True,
+)
+ACCESSORY: Final = Script(
+    "accessory.sh",
+    (
+        SERVICE,
+        _naming("name"),
+        _boot("image"),
+        Option("config-hash", required_for=("boot",), names_step=True),
+        Option("network", required_for=("boot",), names_step=True),
+        _list("env"),
+        Option("data"),
+        _list("volume"),
+        _list("file"),
+        _list("publish"),
+        Option("health-cmd"),
+        Option("health-interval", required_with="health-cmd"),
+        _boot("ready-timeout"),
+        _boot("readiness-delay"),
+        _required("stop-timeout"),
+        Option("memory"),
+        _switch("delete-data"),
+        _list("cmd"),
+    ),
+    actions=("boot", "remove"),
+)
+PROXY: Final = Script(
+    "proxy.sh",
+    (
+        _boot("image"),
+        _naming("network"),
+        _naming("name"),
+        _boot("http-port"),
+        _boot("https-port"),
+        _boot("bind"),
+        _boot("state-volume"),
+        _boot("state-dir"),
+    ),
+    actions=("boot", "remove"),
+)
+HOST: Final = Script("host.sh", (SERVICE, _switch("no-install-docker")))
+HOST_REMOVE: Final = Script("host-remove.sh", (SERVICE,))
+REGISTRY_LOGIN: Final = Script("registry-login.sh", (_required("server"), _required("username")))
+BOOTSTRAP: Final = Script(
+    "bootstrap.sh",
+    (
+        SERVICE,
+        _required("deploy-user"),
+        _required("swap-mb"),
+        _switch("no-unattended-upgrades"),
+        _switch("no-install-docker"),
+    ),
+)
+VOLUME: Final = Script(
+    "volume.sh", (_required("device"), _required("mount-point"), _required("wait"), _required("fstab"))
+)
+IMAGE_RECEIVE: Final = Script("image-receive.sh", (SERVICE, _required("image-id"), _required("tag")))
+BACKUP: Final = Script(
+    "backup.sh",
+    (
+        Option("service", required_for=("now", "restore", "list", "prune"), names_step=True),
+        Option("from", required_for=("image",)),
+        Option("tag", required_for=("image",)),
+        Option("backup", required_for=("restore",)),
+        _switch("passphrase-stdin"),
+    ),
+    actions=("image", "now", "restore", "list", "prune"),
+)
+# The `quayside` command's steps.
+DETAILS: Final = Script("details.sh", (SERVICE, PROXY_NAME))
+LOGS: Final = Script(
+    "logs.sh",
+    (
+        SERVICE,
+        Option("role"),
+        Option("accessory"),
+        _switch("follow"),
+        Option("since"),
+        Option("lines"),
+        Option("grep"),
+        PROXY_NAME,
+    ),
+)
+EXEC: Final = Script(
+    "exec.sh",
+    (SERVICE, _naming("role"), PROXY_NAME, _switch("reuse"), _switch("interactive"), _switch("tty")),
+    command=True,
+)
+MAINTENANCE: Final = Script(
+    "maintenance.sh",
+    (SERVICE, _naming("role"), Option("message"), _required("drain-timeout"), PROXY_NAME),
+    actions=("on", "off"),
+)
+AUDIT: Final = Script("audit.sh", (SERVICE, _required("lines")))
+
+SCRIPTS: Final = {
+    script.name: script
+    for script in (
+        SWAP, RETIRE, MIGRATE, ACCESSORY, PROXY, HOST, HOST_REMOVE, REGISTRY_LOGIN, BOOTSTRAP, VOLUME, IMAGE_RECEIVE,
+        BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT,
+    )
+}  # fmt: skip
+
+
+def script_of(words: Sequence[str]) -> tuple[Script, list[str]] | None:
+    """In a step's command line (`timeout ... bash <dir>/swap.sh ARGS`), the script and its arguments."""
+    for index, word in enumerate(words):
+        script = SCRIPTS.get(word.rsplit("/", 1)[-1])
+        if script is not None:
+            return script, list(words[index + 1 :])
+    return None
