@@ -165,6 +165,9 @@ class AppRole(pulumi.ComponentResource):
                 # Older swaps hold `triggers: [version]` in state, a replace-on-change input: a replace would run
                 # retire.sh, which removes the role. Their triggers are left as they are.
                 ignore_changes=["triggers"],
+                # A forced replace (`pulumi up --replace`) retires the role first, then boots it afresh: created
+                # first, the new swap would find its version live, and the old one's delete would then remove it.
+                delete_before_replace=True,
             ),
         )
 

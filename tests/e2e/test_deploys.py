@@ -328,6 +328,22 @@ def test_removing_a_role_removes_its_route_and_containers_and_nothing_else(demo:
     assert demo.get("backend") == (200, "v2")
 
 
+def test_a_forced_replace_of_a_swap_boots_its_role_afresh_and_leaves_it_serving(demo: DemoStack) -> None:
+    """`pulumi up --replace` of a role's swap: the role is retired, then booted again (a short outage the user asked
+    for), and never left removed while the stack says it is deployed."""
+    swap = f"{demo.service}-web-swap"
+    urn = next(r["urn"] for r in demo.stack().export_stack().deployment["resources"] if r["urn"].endswith(f"::{swap}"))
+    events = Events()
+
+    demo.stack().up(color="never", replace=[urn], on_event=events.record)
+    demo.settle()
+
+    assert events.changed()[swap] == ["delete-replaced", "replace", "create-replacement"], events.changed()
+    assert demo.get("web") == (200, "v1")
+    assert list(container_states(demo.service, "web").values()) == ["running"]
+    assert demo.get("backend") == (200, "v2")
+
+
 def sshd_sessions() -> list[int]:
     """PIDs of the test server's per-connection sshd processes (the listener is left alone)."""
     listing = subprocess.run(["pgrep", "-f", "sshd: root@notty"], capture_output=True, text=True, check=False)
