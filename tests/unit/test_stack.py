@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from components import config, stack
-from components.accessories.models import Accessories
 from components.server import ExistingServer, HetznerServer
 from tests.support.commands import is_secret, option, script_argv
 
@@ -315,7 +314,7 @@ def test_roles_deploy_after_the_roles_they_depend_on() -> None:
 
 
 def with_postgres() -> config.StackConfig:
-    return example_stack().model_copy(update={"accessories": Accessories.model_validate({"postgres": {}})})
+    return example_stack().model_copy(update={"accessories": config.Accessories.model_validate({"postgres": {}})})
 
 
 def secret_with_postgres(name: str) -> pulumi.Output[str]:
