@@ -2,9 +2,9 @@
 
 Every key comes from the pydantic models in components/config.py: its dotted path (`roles.<name>.health.path`),
 its description, its default, its type and allowed values (patterns in words, from config.PATTERN_HELP), and
-an example value taken from EXAMPLES, complete stacks that validate. Nothing here is written by hand per
-key, so a field added to a model shows up here; a field without a description or an example fails
-tests/unit/test_reference.py.
+an example value taken from EXAMPLES (components/config/examples.py), complete stacks that validate. Nothing
+here is written by hand per key, so a field added to a model shows up here; a field without a description or an
+example fails tests/unit/test_reference.py.
 
     render()                     the whole reference (markdown)
     render(sections=["roles"])   one top-level section
@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from components import config
+from components.config import examples as example_stacks
 
 # Dict keys and list items in a dotted path.
 NAME_PLACEHOLDER: Final = "<name>"
@@ -31,121 +32,8 @@ SECRETS_SECTION: Final = "secrets"
 # A container key's example is shown inline when its flow form is this short; else the section's block shows it.
 INLINE_EXAMPLE_MAX: Final = 100
 
-# A host key as ssh-keyscan prints it (made up).
-EXAMPLE_HOST_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
-
-# Stacks that validate (tests/unit/test_reference.py checks them), together setting every key: the first is the
-# typical SaaS of Pulumi.prod.yaml and gives each section's example block; the others set the remaining keys.
-EXAMPLES: Final[tuple[dict[str, Any], ...]] = (
-    {
-        "service": "acme",
-        "server": {"provider": "existing", "host": "203.0.113.7", "host_key": f"203.0.113.7 {EXAMPLE_HOST_KEY}"},
-        "registry": {"server": "ghcr.io", "username": "acme"},
-        "proxy": {"ssl": True},
-        "roles": {
-            "web": {"image": "ghcr.io/acme/web:2026.11.1", "port": 80, "hosts": ["acme.com"], "health": {"path": "/"}},
-            "backend": {
-                "image": {"context": "../backend", "dockerfile": "Dockerfile.prod", "target": "release"},
-                "port": 3001,
-                "hosts": ["app.acme.com"],
-                "health": {"path": "/health"},
-                "migrate": "node dist/migrate.js",
-                "env": {"clear": {"NODE_ENV": "production"}, "secret": ["DATABASE_URL"]},
-            },
-            "api": {
-                "image": "ghcr.io/acme/api:2026.11.1",
-                "port": 3002,
-                "hosts": ["api.acme.com"],
-                "health": {"path": "/health", "interval": "2s", "timeout": "3s"},
-                "depends_on": ["backend"],
-            },
-            "worker": {
-                "image": {"ref": "ghcr.io/acme/api:2026.11.1"},
-                "proxy": False,
-                "cmd": ["node", "dist/worker.js"],
-                "readiness_delay": 10,
-                "env": {"secret": ["DATABASE_URL"]},
-            },
-        },
-        "accessories": {
-            "postgres": {"version": "16", "database": "acme", "settings": {"max_connections": 200}},
-            "backup": {
-                "schedule": "@hourly",
-                "keep_days": 30,
-                "s3": {"bucket": "acme-backups", "endpoint": "https://fsn1.your-objectstorage.com", "region": "fsn1"},
-            },
-            "vector": {"sink": "betterstack", "ingest_url": "https://s1234.eu-nbg-2.betterstackdata.com"},
-        },
-    },
-    {
-        "service": "acme-staging",
-        "server": {
-            "provider": "hetzner",
-            "type": "cx32",
-            "location": "fsn1",
-            "image": "debian-12",
-            "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBexample deploy@acme",
-            "delete_protection": False,
-            "ssh_from": ["203.0.113.0/24", "2001:db8::/32"],
-            "user": "deploy",
-            "bootstrap": {"swap_mb": 4096, "unattended_upgrades": True},
-            "primary_ipv4": True,
-            "volume": {"size_gb": 20, "delete_protection": True},
-        },
-        "registry": {"server": "registry.acme.com:5000", "username": "deploy"},
-        "proxy": {
-            "image": "registry.acme.com:5000/kamal-proxy",
-            "version": "v0.9.2",
-            "ssl": False,
-            "http_port": 8080,
-            "https_port": 8443,
-            "bind": "127.0.0.1",
-            "state_dir": "/home/kamal-proxy/.config/kamal-proxy",
-        },
-        "roles": {
-            "app": {
-                "image": {
-                    "context": "../app", "args": {"NODE_VERSION": "22"}, "platform": "linux/arm64",
-                    "repository": "acme/app",
-                },
-                "version": "v1.4.2",
-                "port": 3000,
-                "hosts": ["staging.acme.com"],
-                "path_prefix": "/app",
-                "health": {"path": "/up"},
-                "deploy_timeout": "2m",
-                "drain_timeout": "10s",
-                "volumes": ["uploads:/app/uploads", "/srv/acme/config:/app/config:ro"],
-                "memory": "512m",
-                "cpus": 0.5,
-                "retain_containers": 3,
-                "stop_timeout": 30,
-            },
-        },
-    },
-    {
-        "service": "acme",
-        "server": {"provider": "existing", "host": "deploy.acme.com", "port": 2222, "user": "deploy",
-                   "install_docker": False, "bootstrap": {"swap_mb": 0, "unattended_upgrades": False},
-                   "private_key_file": "~/.ssh/deploy_ed25519",
-                   "host_key_file": "~/.ssh/acme_host_ed25519.pub"},
-        "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
-        "accessories": {
-            "postgres": {"image": "registry.acme.com:5000/postgres:16.6", "user": "acme_app",
-                         "env": {"POSTGRES_INITDB_ARGS": "--data-checksums"}, "publish": {"port": 15432},
-                         "memory": "1g", "ready_timeout": 300, "delete_data": True},
-            "backup": {"schedule": "30 3 * * *", "image": "registry.acme.com:5000/pg-backup:16", "host_network": True,
-                       "s3": {"bucket": "acme-backups", "prefix": "acme/db"}},
-            "vector": {"image": "registry.acme.com:5000/vector:0.46.1-debian", "memory": "256m",
-                       "delete_data": True},
-        },
-    },
-    {
-        "service": "acme",
-        "server": {"provider": "existing", "host": "203.0.113.9", "trust_first_use": True},
-        "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
-    },
-)  # fmt: skip
+# Complete stacks that validate, together setting every key; the first gives each section's example block.
+EXAMPLES: Final = example_stacks.reference()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ roles.py        the `roles` section: image, health check, environment
 servers.py      the `server` section: an existing SSH host, or a Hetzner Cloud server
 accessories.py  the `accessories` section: Postgres, its backups, Vector
 stack.py        StackConfig (every top-level key), load() from Pulumi's config, parse()
+examples.py     example stacks: the reference's examples, and the tests'
 
 Each module imports only those above it, so none depends on import order. Elsewhere: `from components import
 config`, then `config.Role`, `config.parse`.

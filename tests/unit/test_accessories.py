@@ -18,6 +18,7 @@ from pulumi_command import remote
 
 from components import config
 from components.accessories import backup, container, defaults, postgres, vector, wiring
+from components.config import examples
 from tests.support.commands import is_secret, option, script_argv
 from tests.support.mocks import use_echo_mocks
 
@@ -43,13 +44,8 @@ def secret(name: str) -> pulumi.Output[str]:
 
 
 def parsed(section: dict[str, Any]) -> config.Accessories:
-    """An `accessories` section as the stack config parses it, in a stack of one role."""
-    stack = {
-        "service": "acme",
-        "server": {"provider": "existing", "host": "203.0.113.9", "trust_first_use": True},
-        "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
-        "accessories": section,
-    }
+    """An `accessories` section as the stack config parses it, in the smallest stack."""
+    stack = {**examples.smallest(), "accessories": section}
     accessories = config.parse(stack, secrets_set={"ssh_private_key", *SECRETS}).accessories
     assert accessories is not None
     return accessories
