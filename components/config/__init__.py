@@ -7,6 +7,7 @@ servers.py      the `server` section: an existing SSH host, or a Hetzner Cloud s
 accessories.py  the `accessories` section: Postgres, its backups, Vector
 stack.py        StackConfig (every top-level key), load() from Pulumi's config, parse()
 examples.py     example stacks: the reference's examples, and the tests'
+reference.py    docs/configuration.md, rendered from StackConfig's JSON schema and the examples
 
 Each module imports only those above it, so none depends on import order. Elsewhere: `from components import
 config`, then `config.Role`, `config.parse`.

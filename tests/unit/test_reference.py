@@ -9,8 +9,8 @@ from typing import Any, Final
 
 import pytest
 
-from components import config, reference
-from components.config import examples
+from components import config
+from components.config import examples, reference
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 DOC: Final = ROOT / "docs" / "configuration.md"
@@ -26,7 +26,8 @@ ACCESSORY_SECRETS: Final = {
 def test_docs_configuration_md_is_what_the_generator_produces() -> None:
     assert DOC.is_file(), f"{DOC.relative_to(ROOT)} is missing: run scripts/config-reference --write"
     assert DOC.read_text() == reference.render(), (
-        f"{DOC.relative_to(ROOT)} is not what components/reference.py produces: run scripts/config-reference --write"
+        f"{DOC.relative_to(ROOT)} is not what components/config/reference.py produces: "
+        "run scripts/config-reference --write"
     )
 
 

@@ -1,10 +1,10 @@
-"""The configuration reference (docs/configuration.md), generated from the config models.
+"""The configuration reference (docs/configuration.md), generated from the stack config's JSON schema.
 
-Every key comes from the pydantic models in components/config.py: its dotted path (`roles.<name>.health.path`),
-its description, its default, its type and allowed values (patterns in words, from config.PATTERN_HELP), and
-an example value taken from EXAMPLES (components/config/examples.py), complete stacks that validate. Nothing
-here is written by hand per key, so a field added to a model shows up here; a field without a description or an
-example fails tests/unit/test_reference.py.
+Every key comes from StackConfig.model_json_schema(): its dotted path (`roles.<name>.health.path`), its description
+(and its model's docstring), its default, its type and allowed values (patterns in words, from PATTERN_HELP), and
+an example value taken from examples.reference(), complete stacks that validate. Nothing here is written by hand
+per key, so a field added to a model shows up here; a field without a description or an example fails
+tests/unit/test_reference.py.
 
     render()                     the whole reference (markdown)
     render(sections=["roles"])   one top-level section
@@ -12,18 +12,18 @@ example fails tests/unit/test_reference.py.
 
 from __future__ import annotations
 
-import types
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
+from typing import Any, Final, Literal
 
-import annotated_types
 import yaml
 from pydantic import BaseModel
-from pydantic.fields import FieldInfo
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import core_schema
 
-from components import config
-from components.config import examples as example_stacks
+from components.config import examples
+from components.config.stack import NAMESPACE, StackConfig
+from components.config.types import PATTERN_HELP
 
 # Dict keys and list items in a dotted path.
 NAME_PLACEHOLDER: Final = "<name>"
@@ -32,8 +32,8 @@ SECRETS_SECTION: Final = "secrets"
 # A container key's example is shown inline when its flow form is this short; else the section's block shows it.
 INLINE_EXAMPLE_MAX: Final = 100
 
-# Complete stacks that validate, together setting every key; the first gives each section's example block.
-EXAMPLES: Final = example_stacks.reference()
+# A node of a JSON schema.
+Node = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -123,19 +123,81 @@ def dotted(path: Sequence[Step]) -> str:
     return ".".join(parts)
 
 
-# --- walking the models --------------------------------------------------------------------------------------
+# --- the JSON schema ------------------------------------------------------------------------------------------
 
 
-def entries(
-    model: type[BaseModel], prefix: tuple[Step, ...] = (), variant: str | None = None, optional_parent: str = ""
-) -> Iterator[Entry]:
+class _WithFactoryDefaults(GenerateJsonSchema):
+    """pydantic's JSON schema, with the defaults a default_factory makes as well (`hosts: []`, `proxy: {...}`)."""
+
+    def get_default_value(self, schema: core_schema.WithDefaultSchema) -> Any:
+        factory = schema.get("default_factory")
+        if factory is not None and not schema.get("default_factory_takes_data"):
+            return factory()  # type: ignore[call-arg]
+        return super().get_default_value(schema)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A model's JSON schema: its root node, and the models' nodes its `$ref`s name."""
+
+    root: Node
+    defs: Mapping[str, Node]
+
+    @classmethod
+    def of(cls, model: type[BaseModel]) -> Schema:
+        root = model.model_json_schema(schema_generator=_WithFactoryDefaults)
+        return cls(root, root.get("$defs", {}))
+
+    def resolve(self, node: Node) -> Node:
+        return self.defs[node["$ref"].removeprefix("#/$defs/")] if "$ref" in node else node
+
+    def is_model(self, node: Node) -> bool:
+        return "properties" in self.resolve(node)
+
+
+def _nullable(node: Node) -> tuple[Node, bool]:
+    """A key's node without its `null` (`str | None`), and whether it had one."""
+    members = node.get("anyOf", [])
+    rest = [member for member in members if member != {"type": "null"}]
+    if len(rest) == len(members):
+        return node, False
+    return (rest[0] if len(rest) == 1 else {"anyOf": rest}), True
+
+
+def _map_key(node: Node) -> Node:
+    """The node of a map's keys: the pattern pydantic puts in patternProperties, with the rest in propertyNames."""
+    patterns = list(node.get("patternProperties", {}))
+    return {"type": "string", **({"pattern": patterns[0]} if patterns else {}), **node.get("propertyNames", {})}
+
+
+def _map_value(node: Node) -> Node:
+    values: list[Node] = [*node.get("patternProperties", {}).values(), node.get("additionalProperties", {})]
+    return values[0]
+
+
+def _is_map(node: Node) -> bool:
+    return node.get("type") == "object" and "properties" not in node
+
+
+# --- walking the schema --------------------------------------------------------------------------------------
+
+
+def entries(model: type[BaseModel] = StackConfig) -> Iterator[Entry]:
     """Every key of `model` and of the models inside it, depth first, in declaration order."""
-    for name, info in model.model_fields.items():
+    schema = Schema.of(model)
+    return _entries(schema, schema.root)
+
+
+def _entries(
+    schema: Schema, model: Node, prefix: tuple[Step, ...] = (), variant: str | None = None, optional_parent: str = ""
+) -> Iterator[Entry]:
+    required = model.get("required", [])
+    for name, node in model["properties"].items():
         path = (*prefix, Step("field", name))
-        inner, optional = _unwrap_optional(info.annotation)
-        children = _children(inner, info)
+        inner, optional = _nullable(node)
+        children = _models_in(schema, inner)
         kinds = [step for child_path, _, _ in children for step in child_path if step.kind == "variant"]
-        kind = describe_type(inner, info.metadata)
+        kind = describe_type(schema, inner)
         if kinds:
             tags = " or ".join(f"`{step.value}`" for step in kinds)
             direct = children[0][0][0].kind == "variant"
@@ -143,128 +205,116 @@ def entries(
             kind = f"object; its {decides}" if direct else f"{kind}; in each, its {decides}"
         yield Entry(
             path=path,
-            description=_description(info, inner),
+            description=_description(schema, node, inner),
             type=kind + ("; optional" if optional else ""),
-            default=_default(info, optional_parent),
+            default=_default(schema, node, inner, name in required, optional_parent),
             variant=variant,
             container=bool(children),
         )
-        below = optional_parent or ("" if info.is_required() else dotted(path))
-        for child_path, child_model, child_variant in children:
-            yield from entries(child_model, (*path, *child_path), child_variant or variant, below)
+        below = optional_parent or ("" if name in required else dotted(path))
+        for child_path, child, child_variant in children:
+            yield from _entries(schema, child, (*path, *child_path), child_variant or variant, below)
 
 
-def _children(annotation: Any, info: FieldInfo) -> list[tuple[tuple[Step, ...], type[BaseModel], str | None]]:
-    """The models below a field: itself a model, a map or list of models, or a discriminated union's variants."""
-    return _models_in(annotation, info.discriminator)
-
-
-def _models_in(
-    annotation: Any, discriminator: Any = None
-) -> list[tuple[tuple[Step, ...], type[BaseModel], str | None]]:
-    base, extra = _split_annotated(annotation)
-    discriminator = discriminator or next((c.discriminator for c in extra if isinstance(c, FieldInfo)), None)
-    if _is_model(base):
-        return [((), base, None)]
-    origin, args = get_origin(base), get_args(base)
-    if origin is dict or origin is list:
-        step = Step("name") if origin is dict else Step("item")
-        return [((step, *path), model, variant) for path, model, variant in _models_in(args[-1])]
-    variants = [arg for arg in _union_args(base) if _is_model(arg)]
-    if variants and discriminator is not None:
-        tag = str(discriminator)
-        return [((Step("variant", tag, _tag_value(v, tag)),), v, f"{tag}: {_tag_value(v, tag)}") for v in variants]
-    if len(variants) == 1:  # a model or a word (registry: none)
-        return [((), variants[0], None)]
+def _models_in(schema: Schema, node: Node) -> list[tuple[tuple[Step, ...], Node, str | None]]:
+    """The models below a key: itself a model, a map or list of models, or a discriminated union's variants."""
+    if schema.is_model(node):
+        return [((), schema.resolve(node), None)]
+    if _is_map(node) or node.get("type") == "array":
+        step = Step("name") if _is_map(node) else Step("item")
+        inner = _map_value(node) if _is_map(node) else node.get("items", {})
+        return [((step, *path), model, variant) for path, model, variant in _models_in(schema, inner)]
+    if "discriminator" in node:
+        tag = node["discriminator"]["propertyName"]
+        return [
+            ((Step("variant", tag, value),), schema.resolve({"$ref": ref}), f"{tag}: {value}")
+            for value, ref in node["discriminator"]["mapping"].items()
+        ]
+    models = [member for member in node.get("anyOf", []) if schema.is_model(member)]
+    if len(models) == 1:  # a model or a word (registry: none)
+        return [((), schema.resolve(models[0]), None)]
     return []
 
 
-def _tag_value(model: type[BaseModel], tag: str) -> str:
-    return str(get_args(model.model_fields[tag].annotation)[0])
+def _description(schema: Schema, node: Node, inner: Node) -> str:
+    doc = schema.resolve(inner).get("description", "") if "$ref" in inner else ""
+    return " ".join(_sentence(part) for part in (node.get("description", ""), doc) if part)
 
 
-def _description(info: FieldInfo, annotation: Any) -> str:
-    base, _ = _split_annotated(annotation)
-    doc = base.__doc__.strip() if _is_model(base) and base.__doc__ else ""
-    return " ".join(_sentence(part) for part in (info.description or "", doc) if part)
-
-
-def _default(info: FieldInfo, optional_parent: str) -> str:
-    if info.is_required():
+def _default(schema: Schema, node: Node, inner: Node, required: bool, optional_parent: str) -> str:
+    if required:
         return f"required when `{optional_parent}` is given" if optional_parent else "required"
-    if info.default_factory is not None:
-        value = info.default_factory()  # type: ignore[call-arg]
-        if isinstance(value, BaseModel):
-            return "each key below at its default"
-        return f"`{flow(value)}` (none)" if value in ({}, []) else f"`{flow(value)}`"
-    if info.default is None:
+    value = node.get("default")
+    if value is None:
         return "unset"
-    return f"`{flow(info.default)}`"
+    if schema.is_model(inner):
+        return "each key below at its default"
+    return f"`{flow(value)}` (none)" if value in ({}, []) else f"`{flow(value)}`"
 
 
 # --- types in words ------------------------------------------------------------------------------------------
 
 
-def describe_type(annotation: Any, metadata: Sequence[Any] = ()) -> str:
+def describe_type(schema: Schema, node: Node) -> str:
     """A type and its constraints in words: `integer from 1 to 65535`, `list of hostnames like ...`."""
-    base, extra = _split_annotated(annotation)
-    constraints = [*metadata, *extra]
-    origin, args = get_origin(base), get_args(base)
-    if _is_model(base):
+    members = node.get("anyOf") or node.get("oneOf")
+    kind = node.get("type")
+    if schema.is_model(node):
         return "object (keys below)"
-    if origin is Literal:
-        return "one of " + ", ".join(f"`{arg}`" for arg in args) if len(args) > 1 else f"`{args[0]}`"
-    if origin is list:
-        item = describe_type(args[0])
-        return _sized("list", constraints) + (" of text" if item == "text" else f"; each item: {_bare(item)}")
-    if origin is dict:
-        key, value = _bare(describe_type(args[0])), _bare(describe_type(args[1]))
-        return _sized("map", constraints) + f"; keys: {key}; values: {value}"
-    union = _union_args(base)
-    if union:
-        if all(_is_model(arg) for arg in union):
+    if "const" in node:
+        return f"`{node['const']}`"
+    if "enum" in node:
+        return "one of " + ", ".join(f"`{value}`" for value in node["enum"])
+    if members:
+        if all(schema.is_model(member) for member in members):
             return "object (keys below)"
-        return " or ".join(describe_type(arg) for arg in union)
-    if base is bool:
+        return " or ".join(describe_type(schema, member) for member in members)
+    if kind == "array":
+        item = describe_type(schema, node.get("items", {}))
+        return _sized("list", node.get("minItems", 0)) + (
+            " of text" if item == "text" else f"; each item: {_bare(item)}"
+        )
+    if _is_map(node):
+        key, value = (_bare(describe_type(schema, part)) for part in (_map_key(node), _map_value(node)))
+        return _sized("map", node.get("minProperties", 0)) + f"; keys: {key}; values: {value}"
+    if kind == "boolean":
         return "`true` or `false`"
-    if base is int or base is float:
-        return ("integer" if base is int else "number") + _bounds(constraints)
-    if base is str:
-        return _string(constraints)
-    return getattr(base, "__name__", str(base))
+    if kind in ("integer", "number"):
+        return ("integer" if kind == "integer" else "number") + _bounds(node)
+    if kind == "string":
+        return _string(node)
+    raise ValueError(f"no words for the type of {dict(node)}")
 
 
-def _string(constraints: Sequence[Any]) -> str:
-    pattern = next((c.pattern for c in _flat(constraints) if getattr(c, "pattern", None)), None)
+def _string(node: Node) -> str:
+    pattern = node.get("pattern")
     text = "text"
     if pattern is not None:
-        help_text = config.PATTERN_HELP.get(pattern)
+        help_text = PATTERN_HELP.get(pattern)
         text = f"text: {help_text}" if help_text else f"text matching `{pattern}`"
-    for item in _flat(constraints):
-        if isinstance(item, annotated_types.MinLen) and item.min_length == 1:
-            text += ", not empty"
-        elif isinstance(item, annotated_types.MinLen):
-            text += f", at least {item.min_length} characters"
-        elif isinstance(item, annotated_types.MaxLen):
-            text += f", up to {item.max_length} characters"
+    minimum, maximum = node.get("minLength"), node.get("maxLength")
+    if minimum == 1:
+        text += ", not empty"
+    elif minimum is not None:
+        text += f", at least {minimum} characters"
+    if maximum is not None:
+        text += f", up to {maximum} characters"
     return text
 
 
-def _bounds(constraints: Sequence[Any]) -> str:
+def _bounds(node: Node) -> str:
+    if "minimum" in node and "maximum" in node:
+        return f" from {node['minimum']} to {node['maximum']}"
     words = {
-        annotated_types.Ge: ("ge", "at least"),
-        annotated_types.Gt: ("gt", "more than"),
-        annotated_types.Le: ("le", "at most"),
-        annotated_types.Lt: ("lt", "less than"),
+        "minimum": "at least",
+        "exclusiveMinimum": "more than",
+        "maximum": "at most",
+        "exclusiveMaximum": "less than",
     }
-    found = {kind: getattr(c, words[kind][0]) for c in _flat(constraints) for kind in words if isinstance(c, kind)}
-    if annotated_types.Ge in found and annotated_types.Le in found:
-        return f" from {found[annotated_types.Ge]} to {found[annotated_types.Le]}"
-    return "".join(f", {words[kind][1]} {value}" for kind, value in found.items())
+    return "".join(f", {words[bound]} {node[bound]}" for bound in words if bound in node)
 
 
-def _sized(noun: str, constraints: Sequence[Any]) -> str:
-    minimum = next((c.min_length for c in _flat(constraints) if isinstance(c, annotated_types.MinLen)), 0)
+def _sized(noun: str, minimum: int) -> str:
     unit = "entry" if noun == "map" else "item"
     return f"{noun} (at least {minimum} {unit}{'' if minimum == 1 else 's'})" if minimum else noun
 
@@ -274,40 +324,7 @@ def _bare(description: str) -> str:
     return description.removeprefix("text: ")
 
 
-def _flat(constraints: Sequence[Any]) -> Iterator[Any]:
-    """Constraints, with those inside a nested FieldInfo (Annotated[str, Field(pattern=...)]) spliced in."""
-    for item in constraints:
-        if isinstance(item, FieldInfo):
-            yield from item.metadata
-        else:
-            yield item
-
-
-def _split_annotated(annotation: Any) -> tuple[Any, list[Any]]:
-    if get_origin(annotation) is Annotated:
-        base, *extra = get_args(annotation)
-        inner, more = _split_annotated(base)
-        return inner, [*more, *extra]
-    return annotation, []
-
-
-def _union_args(annotation: Any) -> tuple[Any, ...]:
-    return get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else ()
-
-
-def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
-    union = _union_args(annotation)
-    if type(None) not in union:
-        return annotation, False
-    rest = tuple(arg for arg in union if arg is not type(None))
-    return (rest[0] if len(rest) == 1 else Union[rest]), True  # noqa: UP007 (a Union built at run time)
-
-
-def _is_model(value: Any) -> bool:
-    return isinstance(value, type) and issubclass(value, BaseModel)
-
-
-# --- examples ------------------------------------------------------------------------------------------------
+# --- examples ----------------------------------------------------------------------------------------------
 
 
 def example_values(path: Sequence[Step], stack: Any) -> Iterator[Any]:
@@ -328,8 +345,9 @@ def example_values(path: Sequence[Step], stack: Any) -> Iterator[Any]:
         yield from example_values(rest, stack)
 
 
-def example_of(path: Sequence[Step], examples: Sequence[Mapping[str, Any]] = EXAMPLES) -> Any | None:
-    return next((value for stack in examples for value in example_values(path, stack)), None)
+def example_of(path: Sequence[Step], stacks: Sequence[Mapping[str, Any]]) -> Any | None:
+    """The value at `path` in the first example stack that sets it."""
+    return next((value for stack in stacks for value in example_values(path, stack)), None)
 
 
 def flow(value: Any) -> str:
@@ -352,16 +370,18 @@ def block(value: Mapping[str, Any], indent: int = 0) -> list[str]:
 # --- markdown ------------------------------------------------------------------------------------------------
 
 
-def section_names(model: type[BaseModel] = config.StackConfig) -> list[str]:
+def section_names(model: type[BaseModel] = StackConfig) -> list[str]:
     return [*model.model_fields, SECRETS_SECTION]
 
 
 def render(
-    model: type[BaseModel] = config.StackConfig,
-    examples: Sequence[Mapping[str, Any]] = EXAMPLES,
+    model: type[BaseModel] = StackConfig,
+    stacks: Sequence[Mapping[str, Any]] | None = None,
     sections: Sequence[str] | None = None,
 ) -> str:
-    """The reference as markdown: every section, or just `sections` (top-level keys, or `secrets`)."""
+    """The reference as markdown: every section, or just `sections` (top-level keys, or `secrets`); its examples
+    from `stacks`, examples.reference() unless given."""
+    chosen = examples.reference() if stacks is None else stacks
     wanted = list(sections) if sections is not None else section_names(model)
     unknown = [name for name in wanted if name not in section_names(model)]
     if unknown:
@@ -371,7 +391,7 @@ def render(
         grouped[entry.path[0].key].entries.append(entry)
     parts = [_preamble(model)] if sections is None else []
     for name in wanted:
-        parts.append(_secrets() if name == SECRETS_SECTION else _section(grouped[name], examples))
+        parts.append(_secrets() if name == SECRETS_SECTION else _section(grouped[name], chosen))
     return "\n\n".join(parts).rstrip() + "\n"
 
 
@@ -381,10 +401,10 @@ def _preamble(model: type[BaseModel]) -> str:
         [
             "# Configuration reference",
             "",
-            "<!-- Generated from components/config.py by `scripts/config-reference --write`: do not edit. -->",
+            "<!-- Generated from components/config/ by `scripts/config-reference --write`: do not edit. -->",
             "",
             "A stack file, `Pulumi.<stack>.yaml`, holds these keys under `config:`, each top-level key with the "
-            f"project's namespace in front (`{config.NAMESPACE}:service`, `{config.NAMESPACE}:roles`). Below, keys "
+            f"project's namespace in front (`{NAMESPACE}:service`, `{NAMESPACE}:roles`). Below, keys "
             "are written as dotted paths from there: `roles.<name>.health.path` is the `path` key of the "
             "`health` map of any role. Unknown keys are errors, and every error names its key.",
             "",
@@ -396,42 +416,42 @@ def _preamble(model: type[BaseModel]) -> str:
     )
 
 
-def _section(section: Section, examples: Sequence[Mapping[str, Any]]) -> str:
+def _section(section: Section, stacks: Sequence[Mapping[str, Any]]) -> str:
     top = section.entries[0]
     lines = [f"## {section.name}", ""]
     variants = [entry.variant for entry in section.entries if entry.variant is not None]
     if not variants:
-        lines += [*_example_block(top.path, examples), "", *_entries(section.entries, examples, "###")]
+        lines += [*_example_block(top.path, stacks), "", *_entry_lines(section.entries, stacks, "###")]
         return "\n".join(lines).rstrip()
-    lines += [*_entry(top, examples, "###"), ""]
+    lines += [*_entry(top, stacks, "###"), ""]
     for variant in dict.fromkeys(variants):
         chosen = [entry for entry in section.entries if entry.variant == variant]
         lines += [f"### {section.name} with `{variant}`", ""]
-        lines += [*_example_block(chosen[0].path[:-1], examples), "", *_entries(chosen, examples, "####")]
+        lines += [*_example_block(chosen[0].path[:-1], stacks), "", *_entry_lines(chosen, stacks, "####")]
     return "\n".join(lines).rstrip()
 
 
-def _example_block(path: Sequence[Step], examples: Sequence[Mapping[str, Any]]) -> list[str]:
-    value = example_of(path, examples)
+def _example_block(path: Sequence[Step], stacks: Sequence[Mapping[str, Any]]) -> list[str]:
+    value = example_of(path, stacks)
     if value is None:
         return []
-    key = f"{config.NAMESPACE}:{path[0].key}"
+    key = f"{NAMESPACE}:{path[0].key}"
     return ["```yaml", "config:", *block({key: value}, indent=2), "```"]
 
 
-def _entries(chosen: Sequence[Entry], examples: Sequence[Mapping[str, Any]], heading: str) -> list[str]:
+def _entry_lines(chosen: Sequence[Entry], stacks: Sequence[Mapping[str, Any]], heading: str) -> list[str]:
     lines: list[str] = []
     for entry in chosen:
-        lines += [*_entry(entry, examples, heading), ""]
+        lines += [*_entry(entry, stacks, heading), ""]
     return lines
 
 
-def _entry(entry: Entry, examples: Sequence[Mapping[str, Any]], heading: str) -> list[str]:
+def _entry(entry: Entry, stacks: Sequence[Mapping[str, Any]], heading: str) -> list[str]:
     lines = [f"{heading} `{entry.dotted}`", ""]
     if entry.description:
         lines += [entry.description, ""]
     lines += [f"- Type: {entry.type}", f"- Default: {entry.default}"]
-    value = example_of(entry.path, examples)
+    value = example_of(entry.path, stacks)
     if value is not None:
         shown = flow(value)
         if entry.container and len(shown) > INLINE_EXAMPLE_MAX:
@@ -446,7 +466,7 @@ def _secrets() -> str:
         f"## {SECRETS_SECTION}",
         "",
         "Secrets are config keys of their own, set with `pulumi config set --secret KEY VALUE` (or `< file`): "
-        f"Pulumi stores them encrypted in the stack file, under the same `{config.NAMESPACE}:` namespace. "
+        f"Pulumi stores them encrypted in the stack file, under the same `{NAMESPACE}:` namespace. "
         "Each is validated before anything is created: a missing one stops the preview with the command that "
         "sets it. They reach the server only on the standard input of a remote command.",
         "",
@@ -475,26 +495,28 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", ")", "`")) else text + "."
 
 
-def missing_descriptions(model: type[BaseModel] = config.StackConfig) -> list[str]:
+def missing_descriptions(model: type[BaseModel] = StackConfig) -> list[str]:
     """Dotted paths of fields without a description of their own (a model's docstring does not count)."""
+    schema = Schema.of(model)
     missing: list[str] = []
 
-    def walk(current: type[BaseModel], prefix: tuple[Step, ...], where: str) -> None:
-        for name, info in current.model_fields.items():
+    def walk(current: Node, prefix: tuple[Step, ...], where: str) -> None:
+        for name, node in current["properties"].items():
             path = (*prefix, Step("field", name))
-            if not info.description:
-                missing.append(f"{dotted(path)}{where} ({current.__name__}.{name})")
-            for child_path, child, variant in _children(_unwrap_optional(info.annotation)[0], info):
+            if not node.get("description"):
+                missing.append(f"{dotted(path)}{where} ({current.get('title')}.{name})")
+            for child_path, child, variant in _models_in(schema, _nullable(node)[0]):
                 walk(child, (*path, *child_path), f" [{variant}]" if variant else where)
 
-    walk(model, (), "")
+    walk(schema.root, (), "")
     return missing
 
 
-def missing_examples(model: type[BaseModel] = config.StackConfig) -> list[str]:
+def missing_examples(model: type[BaseModel] = StackConfig) -> list[str]:
     """Dotted paths no example stack sets."""
+    stacks = examples.reference()
     return [
         entry.dotted + (f" [{entry.variant}]" if entry.variant else "")
         for entry in entries(model)
-        if example_of(entry.path) is None
+        if example_of(entry.path, stacks) is None
     ]
