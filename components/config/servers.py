@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from components import defaults
-from components.config.types import HostKey, Model, Network, Port, UserName
+from components.config.types import HostKey, Model, Network, Port, SshPublicKey, UserName
 
 HETZNER_LOCATIONS = Literal["fsn1", "nbg1", "hel1", "ash", "hil", "sin"]
 # Hetzner Cloud's server types (shared Intel and AMD, Arm, dedicated vCPU), as its API lists them: a typo stops
@@ -98,9 +98,7 @@ class HetznerServer(Model):
     type: HETZNER_SERVER_TYPES = Field(default="cx22", description="server type, e.g. cx32")
     location: Literal[HETZNER_LOCATIONS] = Field(default="nbg1", description="the Hetzner Cloud location")
     image: str = Field(default="debian-12", description="operating system image")
-    ssh_public_key: str = Field(
-        pattern=r"^ssh-(ed25519|rsa) \S+", description="public half of ssh_private_key, installed for root"
-    )
+    ssh_public_key: SshPublicKey = Field(description="public half of ssh_private_key, installed for root")
     # Replacing the server loses everything on it: Hetzner refuses to delete it unless this is false.
     delete_protection: bool = Field(default=True, description="refuse to delete or rebuild the server")
     ssh_from: list[Network] = Field(

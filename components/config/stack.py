@@ -20,7 +20,7 @@ from components.config.accessories import Accessories
 from components.config.errors import ConfigError, one_line
 from components.config.roles import Role
 from components.config.servers import Server
-from components.config.types import Model, Name, Port, Version
+from components.config.types import Directory, Model, Name, Port, Version
 
 NAMESPACE: Final = "quayside"
 # A role listing this secret gets the Postgres accessory's URL when there is one.
@@ -39,7 +39,7 @@ class Proxy(Model):
     http_port: Port = Field(default=defaults.HTTP_PORT, description="host port for HTTP")
     https_port: Port = Field(default=defaults.HTTPS_PORT, description="host port for HTTPS")
     bind: str = Field(default="0.0.0.0", description="address the ports are published on")
-    state_dir: str = Field(default=defaults.PROXY_STATE_DIR, pattern=r"^/\S+$", description="state path in the image")
+    state_dir: Directory = Field(default=defaults.PROXY_STATE_DIR, description="state path in the image")
 
     @model_validator(mode="after")
     def _ports_differ(self) -> Self:

@@ -18,6 +18,7 @@ DURATION_PATTERN: Final = r"^[1-9][0-9]*(ms|s|m)$"
 HOSTNAME_PATTERN: Final = r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 VERSION_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 PATH_PATTERN: Final = r"^/\S*$"
+DIRECTORY_PATTERN: Final = r"^/\S+$"
 VOLUME_PATTERN: Final = r"^[^:\s]+:/[^:\s]*(:(ro|rw))?$"
 MEMORY_PATTERN: Final = r"^[1-9][0-9]*[kmg]$"
 CIDR_PATTERN: Final = r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"
@@ -36,6 +37,8 @@ URL_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$"
 HTTPS_URL_PATTERN: Final = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$"
 # A login name as useradd takes it (root, deploy).
 USER_PATTERN: Final = r"^[a-z_][a-z0-9_-]*$"
+# The key types Hetzner Cloud takes for a server's root.
+SSH_PUBLIC_KEY_PATTERN: Final = r"^ssh-(ed25519|rsa) \S+"
 
 # What each pattern allows, in words.
 PATTERN_HELP: Final[Mapping[str, str]] = {
@@ -45,6 +48,7 @@ PATTERN_HELP: Final[Mapping[str, str]] = {
     HOSTNAME_PATTERN: "a lowercase hostname like app.example.com (or *.example.com)",
     VERSION_PATTERN: "letters, digits, dot, dash and underscore, up to 64 (v1.4.2)",
     PATH_PATTERN: "a path starting with / (/up)",
+    DIRECTORY_PATTERN: "a directory's absolute path (/home/kamal-proxy/.config/kamal-proxy)",
     VOLUME_PATTERN: "name:/path or /host/dir:/path, optionally :ro (data:/var/lib/app)",
     MEMORY_PATTERN: "a size with its unit k, m or g (512m)",
     HOST_KEY_PATTERN: "an SSH public key line like `ssh-ed25519 AAAA...` (what ssh-keyscan prints)",
@@ -58,6 +62,8 @@ PATTERN_HELP: Final[Mapping[str, str]] = {
     REGION_PATTERN: "a region like us-east-1 or fsn1",
     URL_PATTERN: "an http(s) URL like https://fsn1.your-objectstorage.com",
     HTTPS_URL_PATTERN: "an https URL like https://in.logs.betterstack.com",
+    USER_PATTERN: "a user name: lowercase letters, digits, _ and -, starting with a letter or _ (deploy)",
+    SSH_PUBLIC_KEY_PATTERN: "an OpenSSH public key line, ed25519 or rsa (ssh-ed25519 AAAA... deploy@acme)",
 }
 
 
@@ -97,6 +103,7 @@ EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
 Version = Annotated[str, Field(pattern=VERSION_PATTERN)]
 UrlPath = Annotated[str, Field(pattern=PATH_PATTERN)]
+Directory = Annotated[str, Field(pattern=DIRECTORY_PATTERN)]
 Volume = Annotated[str, Field(pattern=VOLUME_PATTERN)]
 Memory = Annotated[str, Field(pattern=MEMORY_PATTERN)]
 Network = Annotated[str, Field(pattern=CIDR_PATTERN)]
@@ -104,6 +111,7 @@ Platform = Annotated[str, Field(pattern=PLATFORM_PATTERN)]
 Repository = Annotated[str, Field(pattern=REPOSITORY_PATTERN, max_length=200)]
 HostKey = Annotated[str, Field(pattern=HOST_KEY_PATTERN)]
 UserName = Annotated[str, Field(pattern=USER_PATTERN)]
+SshPublicKey = Annotated[str, Field(pattern=SSH_PUBLIC_KEY_PATTERN)]
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 SettingName = Annotated[str, Field(pattern=SETTING_PATTERN)]
 Bucket = Annotated[str, Field(pattern=BUCKET_PATTERN)]

@@ -73,6 +73,13 @@ def test_a_key_inside_an_optional_key_is_required_only_with_it() -> None:
     assert "- Default: required when `registry` is given" in registry
 
 
+def test_every_pattern_is_described_in_words() -> None:
+    unexplained = [entry.dotted for entry in reference.entries(config.StackConfig) if "matching" in entry.type]
+    assert not unexplained, "patterns without words in components/config/types.py PATTERN_HELP: " + ", ".join(
+        unexplained
+    )
+
+
 def test_types_are_described_in_words() -> None:
     described = {entry.dotted: entry.type for entry in reference.entries(config.StackConfig)}
     assert described["roles.<name>.port"] == "integer from 1 to 65535"
