@@ -31,7 +31,7 @@ from components.config.types import (
     SettingName,
     Url,
     Version,
-)  # fmt: skip
+)
 
 CRON_FIELD: Final = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?(,(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?)*"
 CRON_PATTERN: Final = rf"^{CRON_FIELD}( {CRON_FIELD}){{4}}$"
@@ -174,7 +174,7 @@ class Vector(Model):
     ingest_url: HttpsUrl = Field(
         default=defaults.BETTERSTACK_INGEST_URL,
         description="the source's ingesting host, as Better Stack shows it",
-    )  # fmt: skip
+    )
     image: ImageRef = Field(default=defaults.VECTOR_IMAGE, description="the Vector image, its version pinned")
     memory: Memory | None = Field(default=None, description="memory limit, e.g. 256m")
     delete_data: bool = Field(default=False, description="delete Vector's data directory when it is removed")

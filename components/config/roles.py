@@ -22,7 +22,7 @@ from components.config.types import (
     Volume,
     milliseconds,
     pinned_image,
-)  # fmt: skip
+)
 
 
 class ImageSpec(Model):
