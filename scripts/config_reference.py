@@ -1,4 +1,4 @@
-"""Prints the configuration reference generated from components/config.py, or writes docs/configuration.md.
+"""Prints the configuration reference generated from components/config/, or writes docs/configuration.md.
 
 scripts/config-reference                  the whole reference
 scripts/config-reference roles            one section: a top-level key, or secrets
@@ -15,7 +15,7 @@ from typing import Final
 ROOT: Final = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components import reference  # noqa: E402 (after the project root is importable)
+from components.config import reference  # noqa: E402 (after the project root is importable)
 
 DOC: Final = ROOT / "docs" / "configuration.md"
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_command import remote
 
+from components import config, steps
 from components import remote as commands
-from components import steps
-from components.accessories import container, defaults, models, postgres
+from components.accessories import container, defaults, postgres
 
 NAME = "backup"
 
@@ -22,8 +22,8 @@ NAME = "backup"
 @dataclass
 class BackupArgs:
     service: str
-    backup: models.Backup
-    postgres: models.Postgres
+    backup: config.Backup
+    postgres: config.Postgres
     connection: remote.ConnectionArgs
     # The backup_passphrase, s3_access_key_id, s3_secret_access_key and postgres_password config secrets.
     passphrase: pulumi.Input[str]
@@ -46,7 +46,7 @@ def image_args(postgres_image: str) -> list[str]:
     return steps.BACKUP.argv("image", from_=postgres_image, tag=image_tag(postgres_image))
 
 
-def database_address(service: str, backup: models.Backup, pg: models.Postgres) -> tuple[str, int]:
+def database_address(service: str, backup: config.Backup, pg: config.Postgres) -> tuple[str, int]:
     """On the service network, Postgres by name; on the host's network, its loopback port."""
     if backup.host_network:
         assert pg.publish is not None  # the config requires it
@@ -54,7 +54,7 @@ def database_address(service: str, backup: models.Backup, pg: models.Postgres) -
     return postgres.host_name(service), defaults.POSTGRES_PORT
 
 
-def spec(service: str, backup: models.Backup, pg: models.Postgres) -> container.ContainerSpec:
+def spec(service: str, backup: config.Backup, pg: config.Postgres) -> container.ContainerSpec:
     host, port = database_address(service, backup, pg)
     env = {
         "PGHOST": host, "PGPORT": str(port), "PGUSER": pg.user_for(service), "PGDATABASE": pg.database_for(service),

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
-from components.accessories import container, defaults, models
+from components import config
+from components.accessories import container, defaults
 
 NAME = "postgres"
 
@@ -18,7 +19,7 @@ NAME = "postgres"
 @dataclass
 class PostgresArgs:
     service: str
-    postgres: models.Postgres
+    postgres: config.Postgres
     connection: remote.ConnectionArgs
     password: pulumi.Input[str]  # the postgres_password config secret
     host_ready: pulumi.Resource
@@ -29,7 +30,7 @@ def host_name(service: str) -> str:
     return f"{service}-{NAME}"
 
 
-def spec(service: str, postgres: models.Postgres) -> container.ContainerSpec:
+def spec(service: str, postgres: config.Postgres) -> container.ContainerSpec:
     settings = [part for key, value in sorted(postgres.settings.items()) for part in ("-c", f"{key}={value}")]
     return container.ContainerSpec(
         name=NAME,
@@ -47,7 +48,7 @@ def spec(service: str, postgres: models.Postgres) -> container.ContainerSpec:
     )  # fmt: skip
 
 
-def database_url(service: str, postgres: models.Postgres, password: str) -> str:
+def database_url(service: str, postgres: config.Postgres, password: str) -> str:
     user = postgres.user_for(service)
     secret = urllib.parse.quote(password, safe="")
     return f"postgres://{user}:{secret}@{host_name(service)}:{defaults.POSTGRES_PORT}/{postgres.database_for(service)}"

@@ -10,7 +10,8 @@ from typing import Any
 import pulumi
 from pulumi_command import remote
 
-from components.accessories import defaults, models
+from components import config
+from components.accessories import defaults
 from components.accessories.backup import Backup, BackupArgs
 from components.accessories.postgres import Postgres, PostgresArgs
 from components.accessories.vector import Vector, VectorArgs
@@ -42,7 +43,7 @@ class DeployedAccessories:
 
 def deploy_accessories(
     service: str,
-    accessories: models.Accessories | None,
+    accessories: config.Accessories | None,
     connection: remote.ConnectionArgs,
     host_ready: pulumi.Resource,
     secret: SecretReader,

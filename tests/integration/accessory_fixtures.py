@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Final
 
 from components import steps
-from components.accessories import backup, container, models, postgres, vector
+from components.accessories import backup, container, postgres, vector
+from components.config import Backup, Postgres, Vector
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port, unique_name
 from tests.support.remote import REMOTE_ROOT, install_scripts, run_script
@@ -118,16 +119,16 @@ class AccessoryService:
 
     # --- postgres ---
 
-    def postgres_config(self, **fields: object) -> models.Postgres:
-        return models.Postgres.model_validate({"image": images.POSTGRES, "ready_timeout": 60, **fields})
+    def postgres_config(self, **fields: object) -> Postgres:
+        return Postgres.model_validate({"image": images.POSTGRES, "ready_timeout": 60, **fields})
 
-    def postgres_spec(self, config: models.Postgres) -> container.ContainerSpec:
+    def postgres_spec(self, config: Postgres) -> container.ContainerSpec:
         return postgres.spec(self.name, config)
 
-    def boot_postgres(self, config: models.Postgres, *, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
+    def boot_postgres(self, config: Postgres, *, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
         return self.boot(postgres.spec(self.name, config), {"POSTGRES_PASSWORD": password})
 
-    def start_postgres(self, config: models.Postgres) -> str:
+    def start_postgres(self, config: Postgres) -> str:
         done = self.boot_postgres(config)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
@@ -142,13 +143,13 @@ class AccessoryService:
 
     # --- backup ---
 
-    def backup_config(self, s3: S3Store, bucket: str, **fields: object) -> models.Backup:
-        return models.Backup.model_validate(
+    def backup_config(self, s3: S3Store, bucket: str, **fields: object) -> Backup:
+        return Backup.model_validate(
             {"s3": {"bucket": bucket, "endpoint": s3.endpoint}, "host_network": True, **fields}
         )
 
     def boot_backup(
-        self, config: models.Backup, pg: models.Postgres, *, passphrase: str = PASSPHRASE
+        self, config: Backup, pg: Postgres, *, passphrase: str = PASSPHRASE
     ) -> subprocess.CompletedProcess[str]:
         secrets = {
             "PGPASSWORD": PASSWORD, "AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
@@ -164,7 +165,7 @@ class AccessoryService:
 
     # --- vector ---
 
-    def boot_vector(self, config: models.Vector, token: str) -> subprocess.CompletedProcess[str]:
+    def boot_vector(self, config: Vector, token: str) -> subprocess.CompletedProcess[str]:
         return self.boot(vector.spec(self.name, config), {"BETTERSTACK_TOKEN": token})
 
     # --- what the server shows ---

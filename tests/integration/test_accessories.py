@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from components.accessories import backup, defaults, models, vector
+from components.accessories import backup, defaults, vector
+from components.config import Backup, Postgres, Vector
 from tests.integration.accessory_fixtures import (
     PASSPHRASE,
     PASSWORD,
@@ -213,7 +214,7 @@ def test_removing_with_delete_data_deletes_the_data_directory(accessory_service:
 @pytest.fixture
 def with_backups(
     accessory_service: AccessoryService, s3_store: S3Store, backup_image: str
-) -> tuple[AccessoryService, models.Backup, models.Postgres]:
+) -> tuple[AccessoryService, Backup, Postgres]:
     """Postgres published on loopback (the backup container runs on the host's network to reach moto), rows
     written, and the backup container running its schedule."""
     service = accessory_service
@@ -237,7 +238,7 @@ def wrapper(script: str, server: TestServer, service: AccessoryService, *args: s
 
 
 def test_a_backup_restores_the_rows_after_the_table_is_dropped(
-    with_backups: tuple[AccessoryService, models.Backup, models.Postgres], test_server: TestServer
+    with_backups: tuple[AccessoryService, Backup, Postgres], test_server: TestServer
 ) -> None:
     service, config, _pg = with_backups
 
@@ -265,7 +266,7 @@ def test_a_backup_restores_the_rows_after_the_table_is_dropped(
 
 
 def test_the_stored_backup_is_unreadable_without_the_passphrase(
-    with_backups: tuple[AccessoryService, models.Backup, models.Postgres], s3_store: S3Store
+    with_backups: tuple[AccessoryService, Backup, Postgres], s3_store: S3Store
 ) -> None:
     service, config, _pg = with_backups
     made = service.backup_script("now")
@@ -294,7 +295,7 @@ def test_the_stored_backup_is_unreadable_without_the_passphrase(
 
 
 def test_prune_deletes_backups_older_than_keep_days_and_keeps_the_newest(
-    with_backups: tuple[AccessoryService, models.Backup, models.Postgres], s3_store: S3Store
+    with_backups: tuple[AccessoryService, Backup, Postgres], s3_store: S3Store
 ) -> None:
     service, config, _pg = with_backups
     database = service.name.replace("-", "_")
@@ -319,7 +320,7 @@ def test_prune_deletes_backups_older_than_keep_days_and_keeps_the_newest(
 
 
 def test_prune_never_deletes_the_only_backup_however_old(
-    with_backups: tuple[AccessoryService, models.Backup, models.Postgres], s3_store: S3Store
+    with_backups: tuple[AccessoryService, Backup, Postgres], s3_store: S3Store
 ) -> None:
     service, config, _pg = with_backups
     prefix = config.s3.prefix_for(service.name)
@@ -333,7 +334,7 @@ def test_prune_never_deletes_the_only_backup_however_old(
 
 
 def test_a_wrong_endpoint_fails_back_up_now_with_one_clear_line(
-    with_backups: tuple[AccessoryService, models.Backup, models.Postgres], test_server: TestServer
+    with_backups: tuple[AccessoryService, Backup, Postgres], test_server: TestServer
 ) -> None:
     service, config, pg = with_backups
     closed = f"http://127.0.0.1:{free_loopback_port()}"
@@ -410,7 +411,7 @@ def test_vector_boots_with_its_config_and_the_docker_socket_read_only(accessory_
     """No Vector image can be had here: a stand-in image runs with exactly the arguments Vector would get."""
     service = accessory_service
     token = "bs-token-" + unique_name("t")
-    config = models.Vector(image=images.app("v1"))
+    config = Vector(image=images.app("v1"))
     booted = service.boot_vector(config, token)
     assert booted.returncode == 0, booted.stdout + booted.stderr
 

@@ -17,7 +17,8 @@ import yaml
 from pulumi_command import remote
 
 from components import config
-from components.accessories import backup, container, defaults, models, postgres, vector, wiring
+from components.accessories import backup, container, defaults, postgres, vector, wiring
+from components.config import examples
 from tests.support.commands import is_secret, option, script_argv
 from tests.support.mocks import use_echo_mocks
 
@@ -42,7 +43,15 @@ def secret(name: str) -> pulumi.Output[str]:
     return pulumi.Output.secret(SECRETS[name])
 
 
-def accessories(**overrides: Any) -> models.Accessories:
+def parsed(section: dict[str, Any]) -> config.Accessories:
+    """An `accessories` section as the stack config parses it, in the smallest stack."""
+    stack = {**examples.smallest(), "accessories": section}
+    accessories = config.parse(stack, secrets_set={"ssh_private_key", *SECRETS}).accessories
+    assert accessories is not None
+    return accessories
+
+
+def accessories(**overrides: Any) -> config.Accessories:
     raw: dict[str, Any] = {
         "postgres": {"version": 16, "database": "acme"},
         "backup": {"schedule": "@hourly", "keep_days": 14, "s3": {"bucket": "acme-backups",
@@ -50,10 +59,10 @@ def accessories(**overrides: Any) -> models.Accessories:
         "vector": {"sink": "betterstack"},
     }  # fmt: skip
     raw.update(overrides)
-    return models.parse({key: value for key, value in raw.items() if value is not None})
+    return parsed({key: value for key, value in raw.items() if value is not None})
 
 
-def deploy(settings: models.Accessories | None = None) -> wiring.DeployedAccessories:
+def deploy(settings: config.Accessories | None = None) -> wiring.DeployedAccessories:
     host_ready = remote.Command("acme-host-docker", connection=CONNECTION, create="true")
     return wiring.deploy_accessories(
         "acme", settings or accessories(), CONNECTION, host_ready, secret
@@ -112,17 +121,17 @@ def test_the_database_url_is_a_secret_naming_the_container_on_the_service_networ
 
 
 def test_postgres_publishes_on_loopback_only_and_only_when_asked() -> None:
-    published = models.Postgres.model_validate({"publish": {"port": 15432}})
+    published = config.Postgres.model_validate({"publish": {"port": 15432}})
     argv = container.boot_args("acme", postgres.spec("acme", published))
     assert option(argv, "--publish") == ["127.0.0.1:15432:5432"]
-    assert "--publish" not in container.boot_args("acme", postgres.spec("acme", models.Postgres()))
+    assert "--publish" not in container.boot_args("acme", postgres.spec("acme", config.Postgres()))
 
 
 def test_a_postgres_config_change_changes_the_config_hash_and_the_server_command() -> None:
-    before = container.boot_args("acme", postgres.spec("acme", models.Postgres()))
-    tuned = models.Postgres.model_validate({"settings": {"max_connections": 200, "shared_buffers": "256MB"}})
+    before = container.boot_args("acme", postgres.spec("acme", config.Postgres()))
+    tuned = config.Postgres.model_validate({"settings": {"max_connections": 200, "shared_buffers": "256MB"}})
     after = container.boot_args("acme", postgres.spec("acme", tuned))
-    upgraded = container.boot_args("acme", postgres.spec("acme", models.Postgres(version="17")))
+    upgraded = container.boot_args("acme", postgres.spec("acme", config.Postgres(version="17")))
 
     assert option(after, "--cmd") == ["postgres", "-c", "max_connections=200", "-c", "shared_buffers=256MB"]
     hashes = {option(argv, "--config-hash")[0] for argv in (before, after, upgraded)}
@@ -216,7 +225,7 @@ def test_the_backup_image_tag_names_its_base_and_the_recipe() -> None:
 
 
 def test_the_vector_config_collects_the_services_containers_and_ships_them_with_a_bearer_token() -> None:
-    generated = vector.config("acme", models.Vector())
+    generated = vector.config("acme", config.Vector())
     source = generated["sources"]["containers"]
     sink = generated["sinks"]["betterstack"]
 
@@ -230,7 +239,7 @@ def test_the_vector_config_collects_the_services_containers_and_ships_them_with_
     assert sink["uri"] == "https://in.logs.betterstack.com" and sink["encoding"] == {"codec": "json"}
     assert sink["auth"] == {"strategy": "bearer", "token": "${BETTERSTACK_TOKEN}"}
     assert generated["data_dir"] == "/var/lib/vector"
-    text = vector.config_text("acme", models.Vector(ingest_url="https://s1234.eu-nbg-2.betterstackdata.com"))
+    text = vector.config_text("acme", config.Vector(ingest_url="https://s1234.eu-nbg-2.betterstackdata.com"))
     assert yaml.safe_load(text)["sinks"]["betterstack"]["uri"] == "https://s1234.eu-nbg-2.betterstackdata.com"
 
 
@@ -243,7 +252,7 @@ def test_vector_runs_with_its_config_and_the_docker_socket_read_only_and_the_tok
     def check(values: list[Any]) -> None:
         create, stdin, stdin_secret = values
         argv = script_argv(create, "accessory.sh")
-        encoded = base64.b64encode(vector.config_text("acme", models.Vector()).encode()).decode()
+        encoded = base64.b64encode(vector.config_text("acme", config.Vector()).encode()).decode()
         options = [
             "--network", "acme",
             "--data", "/var/lib/vector",
@@ -290,7 +299,7 @@ def test_no_accessories_create_nothing() -> None:
 
 def test_each_accessory_names_the_secrets_it_needs() -> None:
     assert accessories().secret_names() == set(SECRETS)
-    assert models.parse({"vector": {}}).secret_names() == {"betterstack_token"}
+    assert parsed({"vector": {}}).secret_names() == {"betterstack_token"}
 
 
 def test_the_design_example_parses_with_defaults() -> None:
@@ -391,7 +400,7 @@ def test_the_design_example_parses_with_defaults() -> None:
 )
 def test_a_malformed_accessories_section_fails_with_one_line_naming_the_key(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(config.ConfigError) as raised:
-        models.parse(raw)
+        parsed(raw)
     assert str(raised.value) == f"quayside config: {message}"
     assert "\n" not in str(raised.value)
 
@@ -399,4 +408,4 @@ def test_a_malformed_accessories_section_fails_with_one_line_naming_the_key(raw:
 def test_schedules_as_cron_takes_them() -> None:
     for schedule in ("@hourly", "@daily", "@weekly", "0 3 * * *", "*/15 * * * 1-5", "30 2 1,15 * 0", "0 0 * * 7"):
         backup_section = {"schedule": schedule, "s3": {"bucket": "ab1"}}
-        assert models.parse({"postgres": {}, "backup": backup_section}).backup is not None
+        assert parsed({"postgres": {}, "backup": backup_section}).backup is not None

@@ -2,57 +2,35 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from components import config, defaults
+from components.config import examples
 
 Mutation = Callable[[dict[str, Any]], object]
 
-SECRETS = {"ssh_private_key", "registry_password", "DATABASE_URL"}
-
-
-HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
-
-
-def valid_stack() -> dict[str, Any]:
-    return {
-        "service": "acme",
-        "server": {"provider": "existing", "host": "203.0.113.7", "host_key": HOST_KEY},
-        "registry": {"server": "ghcr.io", "username": "acme"},
-        "roles": {
-            "web": {"image": "ghcr.io/acme/web:1.0", "hosts": ["acme.com"], "health": {"path": "/"}},
-            "backend": {
-                "image": {"context": "../backend"},
-                "port": 3001,
-                "hosts": ["app.acme.com"],
-                "health": {"path": "/health"},
-                "migrate": "node dist/migrate.js",
-                "env": {"clear": {"NODE_ENV": "production"}, "secret": ["DATABASE_URL"]},
-            },
-            "api": {
-                "image": "ghcr.io/acme/api:1.0",
-                "port": 3002,
-                "hosts": ["api.acme.com"],
-                "health": {"path": "/health"},
-                "depends_on": ["backend"],
-            },
-            "worker": {"image": "ghcr.io/acme/api:1.0", "proxy": False, "cmd": ["bin/jobs"]},
-        },
-        "proxy": {"ssl": True},
-    }
+# The SaaS example's secrets: role env (DATABASE_URL comes from its Postgres), SSH, registry, accessories.
+SECRETS = {
+    "ssh_private_key",
+    "registry_password",
+    "postgres_password",
+    "backup_passphrase",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "betterstack_token",
+}
 
 
 def test_a_valid_stack_parses_with_kamal_like_defaults() -> None:
-    stack = config.parse(valid_stack(), secrets_set=SECRETS)
+    stack = config.parse(examples.saas(), secrets_set=SECRETS)
 
-    web = stack.roles["web"]
-    assert web.port == 80
-    assert web.deploy_timeout == defaults.DEPLOY_TIMEOUT
-    assert web.retain_containers == 5
+    worker = stack.roles["worker"]
+    assert worker.port == 80
+    assert worker.deploy_timeout == defaults.DEPLOY_TIMEOUT
+    assert worker.retain_containers == 5
     assert stack.roles["backend"].migrate == ["sh", "-c", "node dist/migrate.js"]
     assert stack.roles["backend"].image.context == "../backend"
     assert stack.proxy.image_ref == "basecamp/kamal-proxy:v0.9.2"
@@ -60,7 +38,7 @@ def test_a_valid_stack_parses_with_kamal_like_defaults() -> None:
 
 
 def test_an_image_from_a_registry_with_a_port_keeps_its_tag_as_version() -> None:
-    stack = valid_stack()
+    stack = examples.saas()
     stack["roles"]["web"]["image"] = "127.0.0.1:5000/acme/web:v7"
     assert config.parse(stack, secrets_set=SECRETS).roles["web"].image.ref == "127.0.0.1:5000/acme/web:v7"
 
@@ -136,12 +114,12 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
 
 @pytest.mark.parametrize(("mutation", "expected"), [(m, e) for _, m, e in MALFORMED], ids=[n for n, _, _ in MALFORMED])
 def test_malformed_stack_fails_with_one_line_naming_the_key(mutation: Mutation, expected: str) -> None:
-    stack = valid_stack()
+    stack = examples.saas()
     mutation(stack)
     secrets = SECRETS - {"registry_password"} if expected.startswith("registry_password") else SECRETS
 
     with pytest.raises(config.ConfigError) as raised:
-        config.parse(copy.deepcopy(stack), secrets_set=secrets)
+        config.parse(stack, secrets_set=secrets)
 
     message = str(raised.value)
     assert "\n" not in message

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from components import config, defaults, image_build
-from tests.unit.test_config import SECRETS, valid_stack
+from components.config import examples
+from tests.unit.test_config import SECRETS
 
 
 def stack_building(context: str, **image: str) -> config.StackConfig:
-    raw = valid_stack()
+    raw = examples.saas()
     raw["roles"]["backend"]["image"] = {"context": context, **image}
     return config.parse(raw, secrets_set=SECRETS)
 

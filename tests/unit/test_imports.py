@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from components.config.examples import HOST_KEY
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # The program's modules, then one stack deployed under mocks, in a fresh interpreter; prints which provider SDK
@@ -40,8 +42,6 @@ PROGRAM = textwrap.dedent("""
     deploy()
     print(json.dumps(sorted(name for name in sys.modules if name.startswith(("pulumi_docker.", "pulumi_hcloud.")))))
 """)
-
-HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
 
 
 def provider_modules_run(stack_config: Mapping[str, Any]) -> list[str]:

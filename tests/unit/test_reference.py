@@ -9,7 +9,8 @@ from typing import Any, Final
 
 import pytest
 
-from components import config, reference
+from components import config
+from components.config import examples, reference
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 DOC: Final = ROOT / "docs" / "configuration.md"
@@ -25,23 +26,24 @@ ACCESSORY_SECRETS: Final = {
 def test_docs_configuration_md_is_what_the_generator_produces() -> None:
     assert DOC.is_file(), f"{DOC.relative_to(ROOT)} is missing: run scripts/config-reference --write"
     assert DOC.read_text() == reference.render(), (
-        f"{DOC.relative_to(ROOT)} is not what components/reference.py produces: run scripts/config-reference --write"
+        f"{DOC.relative_to(ROOT)} is not what components/config/reference.py produces: "
+        "run scripts/config-reference --write"
     )
 
 
 def test_every_field_of_every_model_has_a_description() -> None:
     missing = reference.missing_descriptions()
-    assert not missing, "fields without Field(description=...) in components/config.py:\n  " + "\n  ".join(missing)
+    assert not missing, "fields without Field(description=...) in components/config/:\n  " + "\n  ".join(missing)
 
 
 def test_every_key_has_an_example() -> None:
     missing = reference.missing_examples()
-    assert not missing, "keys no stack in reference.EXAMPLES sets:\n  " + "\n  ".join(missing)
+    assert not missing, "keys no stack in examples.reference() sets:\n  " + "\n  ".join(missing)
 
 
-@pytest.mark.parametrize("index", range(len(reference.EXAMPLES)))
+@pytest.mark.parametrize("index", range(len(examples.reference())))
 def test_the_examples_are_valid_stacks(index: int) -> None:
-    example = reference.EXAMPLES[index]
+    example = examples.reference()[index]
     secrets = {"ssh_private_key", "registry_password", "DATABASE_URL", *ACCESSORY_SECRETS}
     needed = config.parse(example, secrets_set=secrets)
     assert needed.service
@@ -71,6 +73,13 @@ def test_a_key_inside_an_optional_key_is_required_only_with_it() -> None:
     assert "- Default: required when `registry` is given" in registry
 
 
+def test_every_pattern_is_described_in_words() -> None:
+    unexplained = [entry.dotted for entry in reference.entries(config.StackConfig) if "matching" in entry.type]
+    assert not unexplained, "patterns without words in components/config/types.py PATTERN_HELP: " + ", ".join(
+        unexplained
+    )
+
+
 def test_types_are_described_in_words() -> None:
     described = {entry.dotted: entry.type for entry in reference.entries(config.StackConfig)}
     assert described["roles.<name>.port"] == "integer from 1 to 65535"
@@ -86,12 +95,7 @@ def test_an_unknown_section_is_refused_with_the_known_ones() -> None:
 
 
 def probe(**changes: Any) -> set[str]:
-    stack: dict[str, Any] = {
-        "service": "acme",
-        "server": {"provider": "existing", "host": "203.0.113.7", "trust_first_use": True},
-        "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
-        **changes,
-    }
+    stack = {**examples.smallest(), **changes}
     everything = {"ssh_private_key", "registry_password", "API_TOKEN", "DATABASE_URL", *ACCESSORY_SECRETS}
     return config.parse(stack, secrets_set=everything).secret_names()
 

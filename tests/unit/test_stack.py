@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from components import config, stack
-from components.accessories.models import Accessories
+from components.config import examples
 from components.server import ExistingServer, HetznerServer
 from tests.support.commands import is_secret, option, script_argv
 
@@ -55,32 +55,13 @@ HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1
 
 
 def example_stack() -> config.StackConfig:
-    return config.parse(
-        {
-            "service": "acme",
-            "server": {"provider": "existing", "host": "203.0.113.7", "host_key": HOST_KEY},
-            "roles": {
-                "web": {"image": "ghcr.io/acme/web:1.0", "hosts": ["acme.com"], "health": {"path": "/"}},
-                "backend": {
-                    "image": f"ghcr.io/acme/backend@sha256:{BACKEND_DIGEST}",
-                    "port": 3001,
-                    "hosts": ["app.acme.com"],
-                    "health": {"path": "/health"},
-                    "migrate": "node dist/migrate.js",
-                    "env": {"clear": {"NODE_ENV": "production"}, "secret": ["DATABASE_URL"]},
-                },
-                "api": {
-                    "image": "ghcr.io/acme/api:1.0",
-                    "port": 3002,
-                    "hosts": ["api.acme.com"],
-                    "health": {"path": "/health"},
-                    "depends_on": ["backend"],
-                },
-                "worker": {"image": "ghcr.io/acme/api:1.0", "proxy": False, "cmd": ["bin/jobs", "--queue", "all"]},
-            },
-        },
-        secrets_set={"ssh_private_key", "DATABASE_URL"},
-    )
+    """The SaaS example as these tests deploy it: the backend pulled by its digest instead of built, and no
+    registry login, TLS or accessories (tests of their own cover those)."""
+    raw = examples.saas()
+    raw["roles"]["backend"]["image"] = f"ghcr.io/acme/backend@sha256:{BACKEND_DIGEST}"
+    for key in ("registry", "proxy", "accessories"):
+        del raw[key]
+    return config.parse(raw, secrets_set={"ssh_private_key", "DATABASE_URL"})
 
 
 def secret(name: str) -> pulumi.Output[str]:
@@ -95,7 +76,8 @@ def test_a_proxied_role_swaps_through_swap_sh_with_its_hosts_and_health_check() 
     def check(create: str | None) -> None:
         assert create is not None
         argv = script_argv(create, "swap.sh")
-        assert argv[:8] == ["--service", "acme", "--role", "web", "--image", "ghcr.io/acme/web:1.0", "--version", "1.0"]
+        assert argv[:6] == ["--service", "acme", "--role", "web", "--image", "ghcr.io/acme/web:2026.11.1"]
+        assert argv[6:8] == ["--version", "2026.11.1"]
         assert "--proxy" in argv
         assert option(argv, "--host") == ["acme.com"]
         assert option(argv, "--health-path") == ["/"]
@@ -113,7 +95,7 @@ def test_a_worker_has_no_proxy_route_and_keeps_its_command_argv() -> pulumi.Outp
         assert create is not None
         argv = script_argv(create, "swap.sh")
         assert "--no-proxy" in argv and "--host" not in argv and "--health-path" not in argv
-        assert option(argv, "--cmd") == ["bin/jobs", "--queue", "all"]
+        assert option(argv, "--cmd") == ["node", "dist/worker.js"]
         assert worker.urls == []
 
     return worker.deployed.create.apply(check)
@@ -146,7 +128,7 @@ def test_deleting_a_swap_retires_exactly_that_version() -> pulumi.Output[None]:
             "--role",
             "api",
             "--version",
-            "1.0",
+            "2026.11.1",
             "--proxy",
             "--proxy-name",
             "quayside-proxy",
@@ -196,7 +178,11 @@ def test_outputs_name_each_roles_urls_version_and_image() -> pulumi.Output[None]
     outputs = stack.deploy(example_stack(), secret).outputs()
 
     def check(roles: dict[str, Any]) -> None:
-        assert roles["web"] == {"urls": ["http://acme.com/"], "version": "1.0", "image": "ghcr.io/acme/web:1.0"}
+        assert roles["web"] == {
+            "urls": ["http://acme.com/"],
+            "version": "2026.11.1",
+            "image": "ghcr.io/acme/web:2026.11.1",
+        }
         assert roles["backend"]["version"] == BACKEND_DIGEST[:12]
         assert roles["worker"]["urls"] == []
 
@@ -315,7 +301,7 @@ def test_roles_deploy_after_the_roles_they_depend_on() -> None:
 
 
 def with_postgres() -> config.StackConfig:
-    return example_stack().model_copy(update={"accessories": Accessories.model_validate({"postgres": {}})})
+    return example_stack().model_copy(update={"accessories": config.Accessories.model_validate({"postgres": {}})})
 
 
 def secret_with_postgres(name: str) -> pulumi.Output[str]:

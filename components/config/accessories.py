@@ -12,71 +12,61 @@ Secrets (set with `pulumi config set --secret`), one per accessory need: `postgr
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
-from pydantic_core import ErrorDetails
+from pydantic import Field, ValidationInfo, field_validator
 
-from components import config
 from components.accessories import defaults
+from components.config.types import (
+    Bucket,
+    EnvName,
+    HttpsUrl,
+    Identifier,
+    ImageRef,
+    KeyPrefix,
+    Memory,
+    Model,
+    Port,
+    Region,
+    SettingName,
+    Url,
+    Version,
+)
 
-IDENTIFIER_PATTERN: Final = r"^[a-z_][a-z0-9_]{0,62}$"
-SETTING_PATTERN: Final = r"^[a-z_][a-z0-9_.]{0,62}$"
-BUCKET_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-PREFIX_PATTERN: Final = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
-REGION_PATTERN: Final = r"^[a-z0-9-]{1,32}$"
-URL_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$"
-HTTPS_URL_PATTERN: Final = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$"
 CRON_FIELD: Final = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?(,(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?)*"
 CRON_PATTERN: Final = rf"^{CRON_FIELD}( {CRON_FIELD}){{4}}$"
 CRON_NAMES: Final = ("@hourly", "@daily", "@weekly")
 
-# For the one-line errors: what each of these patterns allows, in words.
-PATTERN_HELP: Final = {
-    IDENTIFIER_PATTERN: "a lowercase Postgres name: letters, digits and underscores, up to 63 (acme_app)",
-    SETTING_PATTERN: "a Postgres setting name (max_connections, shared_buffers)",
-    BUCKET_PATTERN: "an S3 bucket name: lowercase letters, digits, dots and dashes (acme-backups)",
-    PREFIX_PATTERN: "a key prefix like acme/postgres (no leading or trailing slash)",
-    REGION_PATTERN: "a region like us-east-1 or fsn1",
-    URL_PATTERN: "an http(s) URL like https://fsn1.your-objectstorage.com",
-    HTTPS_URL_PATTERN: "an https URL like https://in.logs.betterstack.com",
-}
 
-# config's one-line errors explain a pattern by this table: teach it these.
-config.PATTERN_HELP.update(PATTERN_HELP)
-
-Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
-
-
-class Publish(config.Model):
+class Publish(Model):
     """Opt-in: the port on the server's loopback only, for an SSH tunnel (`ssh -L 5432:127.0.0.1:PORT`)."""
 
-    port: config.Port = Field(description="host port, bound to 127.0.0.1 (never a public interface)")
+    port: Port = Field(description="host port, bound to 127.0.0.1 (never a public interface)")
 
 
-class Postgres(config.Model):
+class Postgres(Model):
     """Postgres in `<service>-postgres`, reachable on the service network only; data kept across changes.
 
     The postgres_password secret sets the password when the data directory is first initialised (the official
     image's contract): to change it later, ALTER USER in the database first, then change the secret."""
 
-    version: str = Field(
-        default=defaults.POSTGRES_VERSION, pattern=config.VERSION_PATTERN,
+    version: Version = Field(
+        default=defaults.POSTGRES_VERSION,
         description="the image tag: postgres:<version> (a new major version needs a dump and restore)",
-    )  # fmt: skip
-    image: str | None = Field(
+    )
+    image: ImageRef | None = Field(
         default=None, description="an image instead of postgres:<version>, with the official image's contract"
     )
     user: Identifier | None = Field(default=None, description="the database user (default: the service name, - as _)")
     database: Identifier | None = Field(default=None, description="the database (default: the service name, - as _)")
-    settings: dict[Annotated[str, Field(pattern=SETTING_PATTERN)], str | int] = Field(
+    settings: dict[SettingName, str | int] = Field(
         default_factory=dict, description="server settings, passed as `postgres -c name=value`"
     )
-    env: dict[config.EnvName, str] = Field(
+    env: dict[EnvName, str] = Field(
         default_factory=dict, description="more clear variables for the container (e.g. POSTGRES_INITDB_ARGS)"
     )
     publish: Publish | None = Field(default=None, description="publish the port on 127.0.0.1 (default: not at all)")
-    memory: str | None = Field(default=None, pattern=config.MEMORY_PATTERN, description="memory limit, e.g. 1g")
+    memory: Memory | None = Field(default=None, description="memory limit, e.g. 1g")
     ready_timeout: int = Field(
         default=defaults.POSTGRES_READY_SECONDS, ge=10, le=3600,
         description="seconds it may take to answer pg_isready after a (re)boot",
@@ -103,13 +93,6 @@ class Postgres(config.Model):
             )
         return value
 
-    @field_validator("image")
-    @classmethod
-    def _image_is_pinned(cls, value: str | None) -> str | None:
-        if value is not None:
-            config._check_image_ref(value)
-        return value
-
     @field_validator("env")
     @classmethod
     def _env_leaves_credentials_alone(cls, value: dict[str, str]) -> dict[str, str]:
@@ -128,23 +111,21 @@ class Postgres(config.Model):
         return self.database or service.replace("-", "_")
 
 
-class S3(config.Model):
+class S3(Model):
     """S3-compatible storage: AWS, Hetzner Object Storage, Cloudflare R2, MinIO..."""
 
-    bucket: str = Field(pattern=BUCKET_PATTERN, description="the bucket; it must exist")
-    endpoint: str | None = Field(
-        default=None, pattern=URL_PATTERN, description="the S3 API endpoint URL (default: AWS S3 in region)"
-    )
-    region: str = Field(default=defaults.S3_REGION, pattern=REGION_PATTERN, description="the bucket's region")
-    prefix: str | None = Field(
-        default=None, pattern=PREFIX_PATTERN, description="key prefix for the backups (default: <service>/postgres)"
+    bucket: Bucket = Field(description="the bucket; it must exist")
+    endpoint: Url | None = Field(default=None, description="the S3 API endpoint URL (default: AWS S3 in region)")
+    region: Region = Field(default=defaults.S3_REGION, description="the bucket's region")
+    prefix: KeyPrefix | None = Field(
+        default=None, description="key prefix for the backups (default: <service>/postgres)"
     )
 
     def prefix_for(self, service: str) -> str:
         return self.prefix or f"{service}/postgres"
 
 
-class Backup(config.Model):
+class Backup(Model):
     """Scheduled pg_dump of the Postgres database, encrypted with gpg, uploaded to S3, pruned after keep_days."""
 
     schedule: str = Field(
@@ -152,7 +133,7 @@ class Backup(config.Model):
     )
     keep_days: int = Field(default=defaults.BACKUP_KEEP_DAYS, ge=1, le=3650, description="days a backup is kept")
     s3: S3 = Field(description="where the backups go (keys: the s3_access_key_id and s3_secret_access_key secrets)")
-    image: str | None = Field(
+    image: ImageRef | None = Field(
         default=None,
         description="an image with bash, pg_dump, gpg and rclone (default: built on the server from the Postgres "
         "image, adding Debian's rclone and gpg)",
@@ -171,13 +152,6 @@ class Backup(config.Model):
             _check_cron_ranges(value)
         return value
 
-    @field_validator("image")
-    @classmethod
-    def _image_is_pinned(cls, value: str | None) -> str | None:
-        if value is not None:
-            config._check_image_ref(value)
-        return value
-
 
 CRON_RANGES: Final = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
                       ("day of week", 0, 7))  # fmt: skip
@@ -193,26 +167,20 @@ def _check_cron_ranges(schedule: str) -> None:
                 raise ValueError(f"{schedule!r}: a step of 0 in the {what}")
 
 
-class Vector(config.Model):
+class Vector(Model):
     """Vector ships the Docker logs of the service's containers to Better Stack (token: betterstack_token)."""
 
     sink: Literal["betterstack"] = Field(default="betterstack", description="where the logs go")
-    ingest_url: str = Field(
-        default=defaults.BETTERSTACK_INGEST_URL, pattern=HTTPS_URL_PATTERN,
+    ingest_url: HttpsUrl = Field(
+        default=defaults.BETTERSTACK_INGEST_URL,
         description="the source's ingesting host, as Better Stack shows it",
-    )  # fmt: skip
-    image: str = Field(default=defaults.VECTOR_IMAGE, description="the Vector image, its version pinned")
-    memory: str | None = Field(default=None, pattern=config.MEMORY_PATTERN, description="memory limit, e.g. 256m")
+    )
+    image: ImageRef = Field(default=defaults.VECTOR_IMAGE, description="the Vector image, its version pinned")
+    memory: Memory | None = Field(default=None, description="memory limit, e.g. 256m")
     delete_data: bool = Field(default=False, description="delete Vector's data directory when it is removed")
 
-    @field_validator("image")
-    @classmethod
-    def _image_is_pinned(cls, value: str) -> str:
-        config._check_image_ref(value)
-        return value
 
-
-class Accessories(config.Model):
+class Accessories(Model):
     """Long-lived containers beside the roles; `pulumi up` reconciles them and never deletes their data."""
 
     postgres: Postgres | None = Field(default=None, description="a Postgres database for the roles")
@@ -241,34 +209,3 @@ class Accessories(config.Model):
         if self.vector is not None:
             needed.add(defaults.BETTERSTACK_TOKEN_SECRET)
         return needed
-
-
-def parse(raw: Any) -> Accessories:
-    """The `accessories` value validated on its own; errors are one line naming the key (accessories.x.y)."""
-    try:
-        return Accessories.model_validate(raw)
-    except ValidationError as error:
-        raise config.ConfigError(one_line(error.errors()[0])) from None
-
-
-def one_line(error: ErrorDetails) -> str:
-    """config's one-line message, with the allowed keys of an accessories model (config's walk starts at
-    StackConfig, which names the `accessories` key only once the stack wires it)."""
-    loc = ["accessories", *(str(part) for part in error["loc"])]
-    if error["type"] == "extra_forbidden":
-        return f"quayside config: {'.'.join(loc)}: unknown key; allowed: {', '.join(allowed_keys(loc[1:-1]))}"
-    return config._one_line({**error, "loc": tuple(loc)})
-
-
-def allowed_keys(loc: list[str]) -> list[str]:
-    model: type[config.Model] = Accessories
-    for part in loc:
-        inner = config._model_in(model.model_fields[part].annotation)
-        annotation = model.model_fields[part].annotation
-        if isinstance(annotation, type) and issubclass(annotation, config.Model):
-            model = annotation
-        elif inner is not None and issubclass(inner, config.Model):
-            model = inner
-        else:
-            break
-    return list(model.model_fields)

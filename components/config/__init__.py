@@ -1,0 +1,65 @@
+"""The stack config: pydantic models that document every key and validate it, in one package.
+
+types.py        the value types (Name, Port, Duration, ImageRef, ...), each pattern with what it allows in words
+errors.py       ConfigError, and pydantic's errors as one line naming the key a user wrote
+roles.py        the `roles` section: image, health check, environment
+servers.py      the `server` section: an existing SSH host, or a Hetzner Cloud server
+accessories.py  the `accessories` section: Postgres, its backups, Vector
+stack.py        StackConfig (every top-level key), load() from Pulumi's config, parse()
+examples.py     example stacks: the reference's examples, and the tests'
+reference.py    docs/configuration.md, rendered from StackConfig's JSON schema and the examples
+
+Each module imports only those above it, so none depends on import order. Elsewhere: `from components import
+config`, then `config.Role`, `config.parse`.
+"""
+
+from components.config.accessories import S3, Accessories, Backup, Postgres, Publish, Vector
+from components.config.errors import ConfigError
+from components.config.roles import Env, Health, ImageSpec, Role
+from components.config.servers import Bootstrap, ExistingServer, HetznerServer, HetznerVolume, Server
+from components.config.stack import DATABASE_URL, NAMESPACE, TOP_LEVEL_KEYS, Proxy, Registry, StackConfig, load, parse
+from components.config.types import (
+    HOST_KEY_PATTERN,
+    MEMORY_PATTERN,
+    PATTERN_HELP,
+    VERSION_PATTERN,
+    Model,
+    Port,
+    milliseconds,
+    public_key,
+)
+
+__all__ = [
+    "DATABASE_URL",
+    "HOST_KEY_PATTERN",
+    "MEMORY_PATTERN",
+    "NAMESPACE",
+    "PATTERN_HELP",
+    "S3",
+    "TOP_LEVEL_KEYS",
+    "VERSION_PATTERN",
+    "Accessories",
+    "Backup",
+    "Bootstrap",
+    "ConfigError",
+    "Env",
+    "ExistingServer",
+    "Health",
+    "HetznerServer",
+    "HetznerVolume",
+    "ImageSpec",
+    "Model",
+    "Port",
+    "Postgres",
+    "Proxy",
+    "Publish",
+    "Registry",
+    "Role",
+    "Server",
+    "StackConfig",
+    "Vector",
+    "load",
+    "milliseconds",
+    "parse",
+    "public_key",
+]

@@ -1,0 +1,143 @@
+"""Example stacks, as a stack file's `quayside:` keys hold them: the configuration reference shows them, and the
+tests start from them. Each validates (tests/unit/test_reference.py checks), and together they set every key.
+
+Each call makes a new one, for a test to change: `stack = examples.saas(); stack["proxy"]["ssl"] = False`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+# A host key as ssh-keyscan prints it (made up).
+HOST_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
+
+
+def saas() -> dict[str, Any]:
+    """The typical SaaS of Pulumi.prod.yaml: four roles (one built, one a worker), Postgres with backups, Vector.
+
+    The reference shows each section of it as that section's example."""
+    return {
+        "service": "acme",
+        "server": {"provider": "existing", "host": "203.0.113.7", "host_key": f"203.0.113.7 {HOST_KEY}"},
+        "registry": {"server": "ghcr.io", "username": "acme"},
+        "proxy": {"ssl": True},
+        "roles": {
+            "web": {"image": "ghcr.io/acme/web:2026.11.1", "port": 80, "hosts": ["acme.com"], "health": {"path": "/"}},
+            "backend": {
+                "image": {"context": "../backend", "dockerfile": "Dockerfile.prod", "target": "release"},
+                "port": 3001,
+                "hosts": ["app.acme.com"],
+                "health": {"path": "/health"},
+                "migrate": "node dist/migrate.js",
+                "env": {"clear": {"NODE_ENV": "production"}, "secret": ["DATABASE_URL"]},
+            },
+            "api": {
+                "image": "ghcr.io/acme/api:2026.11.1",
+                "port": 3002,
+                "hosts": ["api.acme.com"],
+                "health": {"path": "/health", "interval": "2s", "timeout": "3s"},
+                "depends_on": ["backend"],
+            },
+            "worker": {
+                "image": {"ref": "ghcr.io/acme/api:2026.11.1"},
+                "proxy": False,
+                "cmd": ["node", "dist/worker.js"],
+                "readiness_delay": 10,
+                "env": {"secret": ["DATABASE_URL"]},
+            },
+        },
+        "accessories": {
+            "postgres": {"version": "16", "database": "acme", "settings": {"max_connections": 200}},
+            "backup": {
+                "schedule": "@hourly",
+                "keep_days": 30,
+                "s3": {"bucket": "acme-backups", "endpoint": "https://fsn1.your-objectstorage.com", "region": "fsn1"},
+            },
+            "vector": {"sink": "betterstack", "ingest_url": "https://s1234.eu-nbg-2.betterstackdata.com"},
+        },
+    }
+
+
+def hetzner_staging() -> dict[str, Any]:
+    """Staging on a Hetzner Cloud server: every key of the server, the proxy and a build."""
+    return {
+        "service": "acme-staging",
+        "server": {
+            "provider": "hetzner",
+            "type": "cx32",
+            "location": "fsn1",
+            "image": "debian-12",
+            "ssh_public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBexample deploy@acme",
+            "delete_protection": False,
+            "ssh_from": ["203.0.113.0/24", "2001:db8::/32"],
+            "user": "deploy",
+            "bootstrap": {"swap_mb": 4096, "unattended_upgrades": True},
+            "primary_ipv4": True,
+            "volume": {"size_gb": 20, "delete_protection": True},
+        },
+        "registry": {"server": "registry.acme.com:5000", "username": "deploy"},
+        "proxy": {
+            "image": "registry.acme.com:5000/kamal-proxy",
+            "version": "v0.9.2",
+            "ssl": False,
+            "http_port": 8080,
+            "https_port": 8443,
+            "bind": "127.0.0.1",
+            "state_dir": "/home/kamal-proxy/.config/kamal-proxy",
+        },
+        "roles": {
+            "app": {
+                "image": {
+                    "context": "../app", "args": {"NODE_VERSION": "22"}, "platform": "linux/arm64",
+                    "repository": "acme/app",
+                },
+                "version": "v1.4.2",
+                "port": 3000,
+                "hosts": ["staging.acme.com"],
+                "path_prefix": "/app",
+                "health": {"path": "/up"},
+                "deploy_timeout": "2m",
+                "drain_timeout": "10s",
+                "volumes": ["uploads:/app/uploads", "/srv/acme/config:/app/config:ro"],
+                "memory": "512m",
+                "cpus": 0.5,
+                "retain_containers": 3,
+                "stop_timeout": 30,
+            },
+        },
+    }  # fmt: skip
+
+
+def key_files_and_own_images() -> dict[str, Any]:
+    """An existing server reached with key files and bootstrapped; accessories from images of its own registry."""
+    return {
+        "service": "acme",
+        "server": {"provider": "existing", "host": "deploy.acme.com", "port": 2222, "user": "deploy",
+                   "install_docker": False, "bootstrap": {"swap_mb": 0, "unattended_upgrades": False},
+                   "private_key_file": "~/.ssh/deploy_ed25519",
+                   "host_key_file": "~/.ssh/acme_host_ed25519.pub"},
+        "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
+        "accessories": {
+            "postgres": {"image": "registry.acme.com:5000/postgres:16.6", "user": "acme_app",
+                         "env": {"POSTGRES_INITDB_ARGS": "--data-checksums"}, "publish": {"port": 15432},
+                         "memory": "1g", "ready_timeout": 300, "delete_data": True},
+            "backup": {"schedule": "30 3 * * *", "image": "registry.acme.com:5000/pg-backup:16", "host_network": True,
+                       "s3": {"bucket": "acme-backups", "prefix": "acme/db"}},
+            "vector": {"image": "registry.acme.com:5000/vector:0.46.1-debian", "memory": "256m",
+                       "delete_data": True},
+        },
+    }  # fmt: skip
+
+
+def smallest() -> dict[str, Any]:
+    """One role on an existing server whose host key is pinned at the first deploy."""
+    return {
+        "service": "acme",
+        "server": {"provider": "existing", "host": "203.0.113.9", "trust_first_use": True},
+        "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
+    }
+
+
+def reference() -> tuple[dict[str, Any], ...]:
+    """The reference's examples, in the order it looks for a key's example."""
+    return saas(), hetzner_staging(), key_files_and_own_images(), smallest()

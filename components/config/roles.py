@@ -1,0 +1,149 @@
+"""The `roles` section of the stack config: each app role, its image, health check and environment."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from components import defaults
+from components.config.types import (
+    Duration,
+    EnvName,
+    Hostname,
+    Memory,
+    Model,
+    Name,
+    Platform,
+    Port,
+    Repository,
+    UrlPath,
+    Version,
+    Volume,
+    milliseconds,
+    pinned_image,
+)
+
+
+class ImageSpec(Model):
+    """A ready image (`image: ghcr.io/acme/web:1.4`), or a build (`image: {context: ../web}`)."""
+
+    # An ImageRef, checked with the whole image: an error names `image`, the key `image: repo:tag` writes.
+    ref: str | None = Field(
+        default=None,
+        description="an image reference with a tag or @sha256 digest; a tag is read from its registry at every "
+        "preview and up and deployed by the digest it names then (a re-pushed tag is a new version)",
+    )
+    context: str | None = Field(
+        default=None,
+        description=(
+            "a build context directory, relative to the project directory (Pulumi.yaml's): built by the deploying "
+            "machine's Docker engine, pushed to registry.server, and deployed by its digest; unchanged, no change"
+        ),
+    )
+    dockerfile: str | None = Field(default=None, description="the Dockerfile, relative to the context (Dockerfile)")
+    target: str | None = Field(default=None, description="the build stage to build")
+    args: dict[str, str] = Field(default_factory=dict, description="build arguments")
+    platform: Platform | None = Field(
+        default=None,
+        description=f"the platform to build for (default {defaults.BUILD_PLATFORM}, as Kamal's builder)",
+    )
+    repository: Repository | None = Field(
+        default=None,
+        description="the repository under registry.server to push to (default <service>-<role>)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ref_shorthand(cls, value: Any) -> Any:
+        return {"ref": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _ref_or_context(self) -> Self:
+        if (self.ref is None) == (self.context is None):
+            raise ValueError("give an image reference (image: repo:tag) or a build (image: {context: dir})")
+        build_keys = [key for key in ("dockerfile", "target", "args", "platform", "repository") if getattr(self, key)]
+        if self.ref is not None and build_keys:
+            raise ValueError(f"{', '.join(build_keys)} go with context, not with an image reference")
+        if self.ref is not None:
+            pinned_image(self.ref)
+        return self
+
+
+class Health(Model):
+    path: UrlPath = Field(default=defaults.HEALTH_PATH, description="path answering 200 when ready")
+    interval: Duration = Field(default=defaults.HEALTH_INTERVAL, description="time between health checks")
+    timeout: Duration = Field(default=defaults.HEALTH_TIMEOUT, description="time one health check may take")
+
+
+class Env(Model):
+    clear: dict[EnvName, str] = Field(default_factory=dict, description="plain variables, visible in the plan")
+    secret: list[EnvName] = Field(
+        default_factory=list, description="names of config secrets passed to the container (never in plain text)"
+    )
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> Self:
+        both = sorted(set(self.clear) & set(self.secret))
+        if both:
+            raise ValueError(f"{', '.join(both)} is both clear and secret: keep it in one of them")
+        return self
+
+
+class Role(Model):
+    """One app role: a container per version, behind kamal-proxy unless `proxy: false`."""
+
+    image: ImageSpec = Field(description="the image: a reference, or a build context")
+    version: Version | None = Field(
+        default=None,
+        description="pin the version name (default: the image's tag and its digest's first 12 hex, v1.4@093c6d79f8b3; "
+        "the 12 hex alone for repo@sha256:...)",
+    )
+    port: Port = Field(default=defaults.APP_PORT, description="the port the app listens on in its container")
+    proxy: bool = Field(default=True, description="serve through kamal-proxy; false for workers")
+    hosts: list[Hostname] = Field(default_factory=list, description="hostnames the proxy routes to this role")
+    path_prefix: UrlPath | None = Field(default=None, description="route only below this path")
+    health: Health | None = Field(default=None, description="the proxy's health check (required with proxy)")
+    deploy_timeout: Duration = Field(default=defaults.DEPLOY_TIMEOUT, description="time to become healthy")
+    drain_timeout: Duration = Field(default=defaults.DRAIN_TIMEOUT, description="time old requests have to finish")
+    readiness_delay: int = Field(
+        default=defaults.READINESS_DELAY_SECONDS, ge=0, le=600,
+        description="seconds a proxy-less role must keep running to count as ready (no Docker healthcheck)",
+    )  # fmt: skip
+    stop_timeout: int = Field(
+        default=defaults.STOP_TIMEOUT_SECONDS, ge=0, le=3600,
+        description="seconds an old container gets after SIGTERM before it is killed (docker stop -t); "
+        "it stops after the switch, off the deploy's critical path",
+    )  # fmt: skip
+    cmd: list[str] | None = Field(default=None, description="the container command, as an argument list")
+    env: Env = Field(default_factory=Env, description="the container's environment: clear values and secret names")
+    volumes: list[Volume] = Field(default_factory=list, description="volume or /host/dir:/container/dir[:ro]")
+    memory: Memory | None = Field(default=None, description="memory limit, e.g. 512m")
+    cpus: float | None = Field(default=None, gt=0, le=256, description="CPU limit, e.g. 0.5")
+    retain_containers: int = Field(
+        default=defaults.RETAIN_CONTAINERS, ge=1, le=50,
+        description="stopped versions kept for rollback, with their images; older versions' images are removed",
+    )  # fmt: skip
+    migrate: list[str] | None = Field(
+        default=None, description="a one-off command of the new image, run before its swap (argument list)"
+    )
+    depends_on: list[Name] = Field(default_factory=list, description="roles whose deploy (and migration) goes first")
+
+    @field_validator("cmd", "migrate", mode="before")
+    @classmethod
+    def _command_as_list(cls, value: Any) -> Any:
+        # A string is run by the image's shell, as Kamal's `cmd:` is.
+        return ["sh", "-c", value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _proxy_needs_routing(self) -> Self:
+        if self.proxy and self.health is None:
+            raise ValueError("a proxied role needs health: {path: /up} (or set proxy: false)")
+        if not self.proxy and (self.hosts or self.path_prefix):
+            raise ValueError("hosts and path_prefix need proxy: true")
+        if self.proxy and self.health and milliseconds(self.health.interval) > milliseconds(self.deploy_timeout):
+            raise ValueError(
+                f"health.interval {self.health.interval} is longer than deploy_timeout {self.deploy_timeout}: "
+                "the first health check would come too late; shorten the interval or lengthen deploy_timeout"
+            )
+        return self
