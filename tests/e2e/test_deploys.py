@@ -332,7 +332,8 @@ def test_a_forced_replace_of_a_swap_boots_its_role_afresh_and_leaves_it_serving(
     """`pulumi up --replace` of a role's swap: the role is retired, then booted again (a short outage the user asked
     for), and never left removed while the stack says it is deployed."""
     swap = f"{demo.service}-web-swap"
-    urn = next(r["urn"] for r in demo.stack().export_stack().deployment["resources"] if r["urn"].endswith(f"::{swap}"))
+    resources = (demo.stack().export_stack().deployment or {})["resources"]
+    urn = next(resource["urn"] for resource in resources if resource["urn"].endswith(f"::{swap}"))
     events = Events()
 
     demo.stack().up(color="never", replace=[urn], on_event=events.record)
