@@ -19,7 +19,6 @@ from pulumi_command import remote
 from components import config
 from components.accessories import backup, container, defaults, models, postgres, vector, wiring
 from tests.support.commands import is_secret, option, script_argv
-from tests.support.mocks import use_echo_mocks
 
 PASSWORD = "p@ss/word:with%odd&chars"
 PASSPHRASE = "correct horse battery staple"
@@ -33,9 +32,6 @@ SECRETS = {
 }
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTION = remote.ConnectionArgs(host="203.0.113.7", user="root", private_key="key")
-
-
-use_echo_mocks()
 
 
 def secret(name: str) -> pulumi.Output[str]:
