@@ -10,7 +10,6 @@ registry (nothing is pulled from Docker Hub) and copies `app-version`, whose con
 from __future__ import annotations
 
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import warnings
@@ -23,6 +22,7 @@ import yaml
 from pulumi import automation as auto
 
 from tests.support.docker import docker, free_loopback_port
+from tests.support.polling import wait_for
 from tests.support.stacks import (
     DemoStack,
     Events,
@@ -190,10 +190,11 @@ def private_registry(tmp_path: Path) -> Iterator[str]:
     with (directory / "registry.log").open("w") as log:
         registry = subprocess.Popen(["docker-registry", "serve", str(directory / "config.yml")], stdout=log, stderr=log)
     try:
-        for _ in range(100):
-            if registry_status(address) == 401 or registry.poll() is not None:
-                break
-            time.sleep(0.1)
+        wait_for(
+            f"the private registry on {address} asking for a login",
+            lambda: registry.poll() is not None or registry_status(address) == 401,
+            seconds=10,
+        )
         assert registry_status(address) == 401, (directory / "registry.log").read_text()
         yield address
     finally:

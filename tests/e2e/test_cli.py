@@ -26,6 +26,7 @@ import pytest
 from quayside_cli.main import VERBS
 from tests.integration.accessory_fixtures import running_s3_store
 from tests.support.docker import docker, free_loopback_port
+from tests.support.polling import wait_for
 from tests.support.processes import ProcessWatch
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
 from tests.support.stacks import STACK, DemoStack, container_name, pinned_version, registry_image, unique_service
@@ -340,10 +341,7 @@ def test_logs_follow_in_a_terminal_prints_new_lines_and_ends_on_ctrl_c(
     screen = shell.wait_for(lambda screen: "EXITED " in screen, "the end of the command")
 
     assert re.search(r"EXITED (130|0)\b", screen), screen
-    deadline = time.monotonic() + 15
-    while remote_processes(pattern) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert remote_processes(pattern) == [], "Ctrl-C must end the follow on the server too"
+    wait_for("the follow on the server ending on Ctrl-C", lambda: remote_processes(pattern) == [], seconds=15)
 
 
 def test_exec_it_in_a_terminal_is_an_interactive_shell_with_its_exit_code(

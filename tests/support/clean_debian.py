@@ -28,6 +28,7 @@ import pytest
 from components.server import HOST_KEYGEN, cloud_init, split_key_pair
 from tests.support import images
 from tests.support.docker import docker
+from tests.support.polling import wait_for
 from tests.support.testbed import registry_address
 
 PREFIX: Final = "quayside-clean-debian"
@@ -86,8 +87,15 @@ class CleanDebianServer:
         port = registry.rsplit(":", 1)[1]
         argv = self.ssh_argv("root", "", "-N", "-o", "ExitOnForwardFailure=yes", "-R", f"127.0.0.1:{port}:{registry}")
         tunnel = subprocess.Popen(argv[:-1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # Up once the server's loopback port takes a connection (bash's /dev/tcp), or over when ssh exits.
+        listening = f"exec 3<>/dev/tcp/127.0.0.1/{port}"
         try:
-            time.sleep(1)
+            wait_for(
+                f"the registry tunnel listening on the server's 127.0.0.1:{port}",
+                lambda: tunnel.poll() is not None or self.run("root", listening, timeout=15).returncode == 0,
+                seconds=30,
+                every=0.2,
+            )
             if tunnel.poll() is not None:
                 raise RuntimeError(f"the registry tunnel ended: {tunnel.stderr.read() if tunnel.stderr else ''}")
             yield

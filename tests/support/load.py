@@ -15,15 +15,10 @@ MAX_SECONDS: Final = 600.0
 MAX_REQUESTS: Final = 2_000_000
 
 
-# Each response is stamped with the moment its worker began the request; a worker can be descheduled between that
-# stamp and the send, so right at a switch a request stamped a few ms earlier may reach the new version while one
-# stamped later still reaches the old (in flight, it is drained). A flip back within this many seconds is that.
-STAMP_SLACK: Final = 0.1
-
-
 @dataclass(frozen=True)
 class Response:
-    at: float  # seconds since the load started
+    at: float  # seconds since the load started, when the worker began the request
+    done: float  # seconds since the load started, when the response (or the failure) was in
     status: int  # 0 when the request failed without a response
     version: str  # first token of the body; "" on failure
     error: str  # "" on success
@@ -45,19 +40,24 @@ class LoadReport:
         return Counter(r.version for r in self.responses if r.status == 200)
 
     def version_sequence(self) -> list[str]:
-        """The versions that answered, in time order, with repeats collapsed: ["v1", "v2"] is one flip. An answer
-        from a version that already handed over counts as a flip back only when its request began more than
-        STAMP_SLACK after the handover."""
+        """The versions that answered, in the order their requests began, with repeats collapsed: ["v1", "v2"] is
+        one switch. A version switched away from answering again counts as a switch back only when its request began
+        after the switch had surely happened, that is once an answer of a later version was in: a request that began
+        before may still reach the old version (its worker sent it late, or it was in flight and is drained)."""
         ordered = sorted((r for r in self.responses if r.status == 200), key=lambda r: r.at)
         sequence: list[str] = []
-        took_over = 0.0
+        # For each entry of the sequence: when its first answer was in, so by when it surely served.
+        served_by: list[float] = []
         for response in ordered:
             if sequence and response.version == sequence[-1]:
+                served_by[-1] = min(served_by[-1], response.done)
                 continue
-            if response.version in sequence and response.at - took_over <= STAMP_SLACK:
-                continue
+            if response.version in sequence:
+                last = len(sequence) - 1 - sequence[::-1].index(response.version)
+                if response.at < min(served_by[last + 1 :]):
+                    continue
             sequence.append(response.version)
-            took_over = response.at
+            served_by.append(response.done)
         return sequence
 
     def summary(self) -> str:
@@ -129,6 +129,10 @@ class Load:
                 raise TimeoutError(f"load made only {self.report.total} requests in {timeout} s")
             time.sleep(0.05)
 
+    def elapsed(self) -> float:
+        """Seconds since the load started: the clock of each response's `at` and `done`."""
+        return time.monotonic() - self._started
+
     def _record(self, response: Response) -> None:
         with self._lock:
             self.report.responses.append(response)
@@ -136,7 +140,7 @@ class Load:
     def _work(self) -> None:
         connection: http.client.HTTPConnection | None = None
         while not self._stop.is_set():
-            elapsed = time.monotonic() - self._started
+            elapsed = self.elapsed()
             if elapsed > self._max_seconds or self.report.total >= MAX_REQUESTS:
                 break
             if connection is None:
@@ -154,9 +158,9 @@ class Load:
             reply = connection.getresponse()
             body = reply.read().decode(errors="replace")
         except (OSError, http.client.HTTPException) as failure:
-            self._record(Response(elapsed, 0, "", f"{type(failure).__name__}: {failure}"))
+            self._record(Response(elapsed, self.elapsed(), 0, "", f"{type(failure).__name__}: {failure}"))
             return False
         words = body.split()
         error = "" if reply.status == 200 else body[:80]
-        self._record(Response(elapsed, reply.status, words[0] if words else "", error))
+        self._record(Response(elapsed, self.elapsed(), reply.status, words[0] if words else "", error))
         return not reply.will_close

@@ -1,7 +1,11 @@
-"""Pulumi mocks that echo each resource's inputs as its outputs, for unit tests that need nothing more."""
+"""Pulumi mocks for unit tests: fresh ones for each test, and mocks that echo each resource's inputs as its
+outputs, for tests that need nothing more."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pulumi
@@ -15,7 +19,27 @@ class EchoMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-def use_echo_mocks() -> None:
-    """Mocks are process-wide: keep another module's (they echo inputs too, and may answer more types)."""
-    if not isinstance(pulumi.runtime.settings.get_monitor(), pulumi.runtime.mocks.MockMonitor):
-        pulumi.runtime.set_mocks(EchoMocks(), preview=False)
+class EngineLog(logging.Handler):
+    """The warnings and errors a program logs through the engine (pulumi.log), as their messages."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        # Outside logging's registry: a logger of its own for each test, dropped with it.
+        self.logger = logging.Logger(f"quayside-tests-engine-{id(self)}")
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def fresh_mocks(mocks: pulumi.runtime.Mocks, log: EngineLog) -> Iterator[None]:
+    """Only these mocks while inside: a new monitor and root stack, nothing registered yet, and no mocks after.
+    Mocks are process-wide, so whatever ran before (another module's mocks, an inline program) is dropped."""
+    pulumi.runtime.reset_options()
+    pulumi.runtime.set_mocks(mocks, preview=False, logger=log.logger)
+    try:
+        yield
+    finally:
+        pulumi.runtime.reset_options()

@@ -20,7 +20,6 @@ from components import config
 from components.accessories import backup, container, defaults, postgres, vector, wiring
 from components.config import examples
 from tests.support.commands import is_secret, option, script_argv
-from tests.support.mocks import use_echo_mocks
 
 PASSWORD = "p@ss/word:with%odd&chars"
 PASSPHRASE = "correct horse battery staple"
@@ -34,9 +33,6 @@ SECRETS = {
 }
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTION = remote.ConnectionArgs(host="203.0.113.7", user="root", private_key="key")
-
-
-use_echo_mocks()
 
 
 def secret(name: str) -> pulumi.Output[str]:

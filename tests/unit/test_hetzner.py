@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
-import re
 import shlex
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,6 +18,7 @@ from pulumi_command import remote as command_remote
 
 from components import config, remote, server, stack
 from tests.support.commands import is_secret
+from tests.support.mocks import EngineLog
 
 HOST_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
 HOST_PRIVATE_KEY: Final = (
@@ -60,35 +58,9 @@ class Mocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-class Warnings(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @pytest.fixture
-def warnings() -> Iterator[Warnings]:
-    """Mocks of this module for one test (its warnings recorded), then the process-wide ones back."""
-    before = pulumi.runtime.settings.get_monitor()
-    handler, logger = Warnings(), logging.getLogger(f"quayside-tests-{id(object())}")
-    logger.addHandler(handler)
-    logger.propagate = False
-    pulumi.runtime.set_mocks(Mocks(), preview=False, logger=logger)
-    yield handler
-    if isinstance(before, pulumi.runtime.mocks.MockMonitor):
-        pulumi.runtime.set_mocks(before.mocks, preview=False)
-
-
-def made_with(digests: list[str], _: Warnings) -> None:
-    """The server in state was made with these digests (user data, SSH key)."""
-    monitor = pulumi.runtime.settings.get_monitor()
-    assert isinstance(monitor, pulumi.runtime.mocks.MockMonitor)
-    mocks = monitor.mocks
-    assert isinstance(mocks, Mocks)
-    mocks.made_with = digests
+def pulumi_mocks() -> Mocks:
+    return Mocks()
 
 
 def stack_config(**hetzner: Any) -> config.StackConfig:
@@ -117,9 +89,7 @@ def hetzner(settings: config.StackConfig) -> tuple[stack.Deployment, server.Hetz
 
 
 @pulumi.runtime.test
-def test_a_primary_ipv4_outlives_the_server_and_is_the_address_deploys_and_outputs_use(
-    warnings: Warnings,
-) -> pulumi.Output[None]:
+def test_a_primary_ipv4_outlives_the_server_and_is_the_address_deploys_and_outputs_use() -> pulumi.Output[None]:
     deployment, made = hetzner(stack_config(location="fsn1", primary_ipv4=True))
     assert made.primary_ip is not None
     outputs = deployment.outputs()
@@ -139,9 +109,9 @@ def test_a_primary_ipv4_outlives_the_server_and_is_the_address_deploys_and_outpu
 
 
 @pulumi.runtime.test
-def test_with_a_primary_ipv4_every_step_connects_naming_the_server_so_a_new_server_gets_every_step_again(
-    warnings: Warnings,
-) -> pulumi.Output[None]:
+def test_with_a_primary_ipv4_every_step_connects_naming_the_server_so_a_new_server_gets_every_step_again() -> (
+    pulumi.Output[None]
+):
     _, made = hetzner(stack_config(primary_ipv4=True))
     key = made.connection.private_key
     assert isinstance(key, pulumi.Output)
@@ -156,9 +126,7 @@ def test_with_a_primary_ipv4_every_step_connects_naming_the_server_so_a_new_serv
 
 
 @pulumi.runtime.test
-def test_without_a_primary_ipv4_the_server_has_hetzners_address_and_the_key_as_given(
-    warnings: Warnings,
-) -> pulumi.Output[None]:
+def test_without_a_primary_ipv4_the_server_has_hetzners_address_and_the_key_as_given() -> pulumi.Output[None]:
     _, made = hetzner(stack_config())
     assert made.primary_ip is None and made.volume is None and made.ready == []
 
@@ -173,9 +141,7 @@ def test_without_a_primary_ipv4_the_server_has_hetzners_address_and_the_key_as_g
 
 
 @pulumi.runtime.test
-def test_a_volume_is_protected_formatted_once_by_hetzner_and_attached_to_the_server(
-    warnings: Warnings,
-) -> pulumi.Output[None]:
+def test_a_volume_is_protected_formatted_once_by_hetzner_and_attached_to_the_server() -> pulumi.Output[None]:
     _, made = hetzner(stack_config(volume={"size_gb": 50}))
     volume = made.volume
     assert volume is not None
@@ -192,7 +158,7 @@ def test_a_volume_is_protected_formatted_once_by_hetzner_and_attached_to_the_ser
 
 
 @pulumi.runtime.test
-def test_a_volume_unprotected_on_request(warnings: Warnings) -> pulumi.Output[None]:
+def test_a_volume_unprotected_on_request() -> pulumi.Output[None]:
     _, made = hetzner(stack_config(volume={"size_gb": 10, "delete_protection": False}))
     assert made.volume is not None
     return made.volume.delete_protection.apply(lambda protected: assert_equal(protected, False))
@@ -203,9 +169,7 @@ def assert_equal(got: object, want: object) -> None:
 
 
 @pulumi.runtime.test
-def test_the_volume_is_mounted_where_the_service_keeps_its_data_before_the_scripts_are_shipped(
-    warnings: Warnings,
-) -> pulumi.Output[None]:
+def test_the_volume_is_mounted_where_the_service_keeps_its_data_before_the_scripts_are_shipped() -> pulumi.Output[None]:
     deployment, made = hetzner(stack_config(volume={"size_gb": 20}))
     [mount] = made.ready
     assert deployment.bootstrap is not None
@@ -239,7 +203,7 @@ def test_the_mount_command_is_one_quoted_line() -> None:
 
 
 @pulumi.runtime.test
-def test_a_first_deploy_records_digests_only_and_warns_of_nothing(warnings: Warnings) -> pulumi.Output[None]:
+def test_a_first_deploy_records_digests_only_and_warns_of_nothing(engine_log: EngineLog) -> pulumi.Output[None]:
     _, made = hetzner(stack_config())
 
     def check(values: list[Any]) -> None:
@@ -248,7 +212,7 @@ def test_a_first_deploy_records_digests_only_and_warns_of_nothing(warnings: Warn
         assert "PRIVATE KEY" not in "".join(digests)
         assert digests[1] == server.fingerprint(SSH_PUBLIC_KEY)
         assert digests_are_secret, "even the digests stay encrypted in state"
-        assert warnings.messages == []
+        assert engine_log.messages == []
 
     return pulumi.Output.all(made.made_with.triggers, is_secret(made.made_with.triggers)).apply(check)
 
@@ -259,47 +223,48 @@ def deploy_hetzner() -> pulumi.Output[str]:
     return hetzner(stack_config())[1].machine.urn
 
 
-def test_changed_user_data_is_ignored_with_a_warning_saying_how_to_apply_it(warnings: Warnings) -> None:
-    made_with([server.fingerprint("#cloud-config\nolder: true\n"), server.fingerprint(SSH_PUBLIC_KEY)], warnings)
+def test_changed_user_data_is_ignored_with_a_warning_saying_how_to_apply_it(
+    pulumi_mocks: Mocks, engine_log: EngineLog
+) -> None:
+    pulumi_mocks.made_with = [server.fingerprint("#cloud-config\nolder: true\n"), server.fingerprint(SSH_PUBLIC_KEY)]
 
     deploy_hetzner()
 
-    # The URN's stack and project are the mocks' (or those of an inline program run earlier in this process).
-    server_type = re.escape("quayside:index:HetznerServer$hcloud:index/server:Server")
-    server_urn = rf"urn:pulumi:[^:]+::[^:]+::{server_type}::acme-server-server"
-    [message] = warnings.messages or ["(none)"]
-    assert re.fullmatch(
-        re.escape(
-            "quayside: server: user data changed since the server was made: ignored, the running server is kept "
-            "(cloud-init ran once). To apply it, replace the server on purpose (everything on it is deployed "
-            "afresh; accessory data is lost unless it is on server.volume): set server.delete_protection: false, "
-            "pulumi up, then pulumi up --replace "
-        )
-        + f"'{server_urn}'",
-        message,
+    # The URN's stack and project are the mocks'.
+    server_urn = (
+        "urn:pulumi:stack::project::quayside:index:HetznerServer$hcloud:index/server:Server::acme-server-server"
+    )
+    [message] = engine_log.messages or ["(none)"]
+    assert message == (
+        "quayside: server: user data changed since the server was made: ignored, the running server is kept "
+        "(cloud-init ran once). To apply it, replace the server on purpose (everything on it is deployed "
+        "afresh; accessory data is lost unless it is on server.volume): set server.delete_protection: false, "
+        f"pulumi up, then pulumi up --replace '{server_urn}'"
     ), message
 
 
-def test_a_changed_ssh_key_is_ignored_with_a_warning_that_root_keeps_the_old_one(warnings: Warnings) -> None:
+def test_a_changed_ssh_key_is_ignored_with_a_warning_that_root_keeps_the_old_one(
+    pulumi_mocks: Mocks, engine_log: EngineLog
+) -> None:
     # The user data as this run makes it (from the mocked host key pair): only the key differs.
     user_data = server.cloud_init(*server.split_key_pair(f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"))
-    made_with([server.fingerprint(user_data), server.fingerprint("ssh-ed25519 BBBB old")], warnings)
+    pulumi_mocks.made_with = [server.fingerprint(user_data), server.fingerprint("ssh-ed25519 BBBB old")]
 
     deploy_hetzner()
 
-    [message] = warnings.messages or ["(none)"]
+    [message] = engine_log.messages or ["(none)"]
     assert message.startswith("quayside: server: SSH key changed since the server was made: ignored"), message
     assert "Root keeps the key the server was made with: ssh_private_key must stay its pair until then" in message
     assert HOST_PRIVATE_KEY.splitlines()[1] not in message and "AAAA" not in message
 
 
-def test_an_unchanged_server_gets_no_warning(warnings: Warnings) -> None:
+def test_an_unchanged_server_gets_no_warning(pulumi_mocks: Mocks, engine_log: EngineLog) -> None:
     user_data = server.cloud_init(*server.split_key_pair(f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"))
-    made_with([server.fingerprint(user_data), server.fingerprint(SSH_PUBLIC_KEY)], warnings)
+    pulumi_mocks.made_with = [server.fingerprint(user_data), server.fingerprint(SSH_PUBLIC_KEY)]
 
     deploy_hetzner()
 
-    assert warnings.messages == []
+    assert engine_log.messages == []
 
 
 def test_what_is_ignored_is_named_in_the_order_of_the_digests() -> None:

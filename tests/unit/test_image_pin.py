@@ -20,17 +20,6 @@ DIGEST = "sha256:" + "093c6d79f8b3" + "0" * 52
 OTHER_DIGEST = "sha256:" + "ab" * 32
 
 
-class Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
-pulumi.runtime.set_mocks(Mocks(), preview=False)
-
-
 def role(image: str, **extra: Any) -> config.Role:
     return config.Role.model_validate({"image": image, "proxy": False, **extra})
 

@@ -20,15 +20,11 @@ import pytest
 from components import config, image_transfer, stack
 from components.send_image import known_hosts_line, layers_to_send, strip_archive
 from tests.support.commands import is_secret, option, script_argv
-from tests.support.mocks import use_echo_mocks
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n"
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_ID = "sha256:" + "4f7f0929f5df" + "0" * 52
-
-
-use_echo_mocks()
 
 
 def registryless(**role: Any) -> config.StackConfig:

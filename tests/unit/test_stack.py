@@ -20,8 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DATABASE_URL = "postgres://acme:s3cr3t-p4ss@db/acme"
 BACKEND_DIGEST = "3f2a" * 16
 BUILT_DIGEST = "9c0e" * 16
-# The inputs of each docker.Image and push check the program registered, by resource name.
-BUILDS: dict[str, dict[str, Any]] = {}
 
 
 HETZNER_ADDRESS = "198.51.100.4"
@@ -29,12 +27,16 @@ HOST_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA
 
 
 class Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        # The inputs of each docker.Image and push check the program registered, by resource name.
+        self.builds: dict[str, dict[str, Any]] = {}
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
         if args.typ == "hcloud:index/server:Server":
             outputs["ipv4Address"] = HETZNER_ADDRESS
         if args.typ == "docker:index/image:Image" or args.name.endswith("-push-check"):
-            BUILDS[args.name] = dict(args.inputs)
+            self.builds[args.name] = dict(args.inputs)
         if args.typ == "docker:index/image:Image":
             outputs["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{BUILT_DIGEST}"
         if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs.get("create", ""):
@@ -48,7 +50,9 @@ class Mocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-pulumi.runtime.set_mocks(Mocks(), preview=False)
+@pytest.fixture
+def pulumi_mocks() -> Mocks:
+    return Mocks()
 
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
@@ -427,7 +431,9 @@ def test_trust_on_first_use_pins_what_ssh_keyscan_saw_at_the_first_deploy() -> p
 
 
 @pulumi.runtime.test
-def test_a_role_built_from_a_context_deploys_the_digest_its_push_gave(tmp_path: Path) -> pulumi.Output[None]:
+def test_a_role_built_from_a_context_deploys_the_digest_its_push_gave(
+    tmp_path: Path, pulumi_mocks: Mocks
+) -> pulumi.Output[None]:
     (tmp_path / "web").mkdir()
     (tmp_path / "web" / "Dockerfile").write_text("FROM scratch\n")
     raw = example_stack().model_dump(exclude_unset=True)
@@ -440,13 +446,13 @@ def test_a_role_built_from_a_context_deploys_the_digest_its_push_gave(tmp_path: 
         argv = script_argv(create, "swap.sh")
         assert option(argv, "--image") == [f"registry.acme.com:5000/acme-web@sha256:{BUILT_DIGEST}"]
         assert option(argv, "--version") == [BUILT_DIGEST[:12]]
-        built = BUILDS["acme-web-image"]
+        built = pulumi_mocks.builds["acme-web-image"]
         assert built["imageName"] == f"registry.acme.com:5000/acme-web:{pulumi.get_stack()}"
         assert built["build"]["platform"] == "linux/arm64"
         assert built["build"]["builderVersion"] == "BuilderBuildKit"
         assert built["registry"] == {"server": "registry.acme.com:5000"}
         # Checked first: whether the registry takes pushes (anonymous here, so nothing on stdin).
-        check = BUILDS["acme-web-push-check"]
+        check = pulumi_mocks.builds["acme-web-push-check"]
         assert check["create"] == "bash components/local/push-check.sh web registry.acme.com:5000"
         assert "stdin" not in check
 
