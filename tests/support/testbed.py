@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Final
 
-CACHE: Final = Path(os.environ.get("QUAYSIDE_CACHE", Path.home() / ".cache" / "quayside"))
-TESTBED: Final = CACHE / "testbed"
+from quayside_cli.local_stack import TESTBED
+
 SETUP_HINT: Final = "run scripts/setup (it installs and starts the test server, registry and images)"
 
 
