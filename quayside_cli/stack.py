@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import yaml
 
+from components.ssh import Endpoint
 from quayside_cli import local_stack
 from quayside_cli.errors import QuaysideError
 
@@ -44,16 +45,6 @@ def project_dir(given: Path | None) -> Path:
     if (ROOT / "Pulumi.yaml").is_file():
         return ROOT
     raise QuaysideError("no Pulumi.yaml here or above: run quayside in the project's directory, or give --cwd")
-
-
-@dataclass(frozen=True)
-class Ssh:
-    """How deploys reach the server: the `ssh` output (host, port, user, host key); none of it is secret."""
-
-    host: str
-    port: int
-    user: str
-    host_key: str
 
 
 @dataclass
@@ -128,9 +119,10 @@ class Stack:
         return str(self.outputs["service"])
 
     @property
-    def ssh(self) -> Ssh:
+    def ssh(self) -> Endpoint:
+        """How deploys reach the server: the `ssh` output."""
         ssh = self.outputs["ssh"]
-        return Ssh(host=str(ssh["host"]), port=int(ssh["port"]), user=str(ssh["user"]), host_key=str(ssh["host_key"]))
+        return Endpoint(str(ssh["host"]), int(ssh["port"]), str(ssh["user"]), str(ssh["host_key"]))
 
     @property
     def roles(self) -> dict[str, dict[str, Any]]:

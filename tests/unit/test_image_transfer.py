@@ -18,7 +18,7 @@ import pulumi
 import pytest
 
 from components import config, image_transfer, stack
-from components.send_image import known_hosts_line, layers_to_send, strip_archive
+from components.send_image import layers_to_send, strip_archive
 from tests.support.commands import is_secret, option, script_argv
 from tests.support.mocks import use_echo_mocks
 
@@ -126,11 +126,6 @@ def test_a_file_a_later_layer_needs_travels_even_when_an_earlier_layer_the_serve
 
     assert sorted(files) == ["4f7f.json", "a/layer.tar", "manifest.json"]
     assert counts == (1, 3)
-
-
-def test_the_host_key_is_pinned_for_the_servers_address_and_port() -> None:
-    assert known_hosts_line("203.0.113.7", 2200, f"203.0.113.7 {HOST_KEY}") == f"[203.0.113.7]:2200 {HOST_KEY}\n"
-    assert known_hosts_line("acme.com", 22, HOST_KEY) == f"acme.com {HOST_KEY}\n"
 
 
 def test_the_server_names_the_image_by_its_repository_and_id() -> None:
