@@ -12,6 +12,7 @@ from typing import Final
 
 from components import config, defaults
 from components import remote as commands
+from components.image_ref import Reference
 
 PULL_SECONDS: Final = 300
 
@@ -21,8 +22,8 @@ def version_of(role: config.Role, image_ref: str) -> str:
     digest (the 12 hex alone when it has no tag), or the tag of an unpinned one."""
     if role.version is not None:
         return role.version
-    name, _, digest = image_ref.partition("@sha256:")
-    tag = name.rsplit("/", 1)[-1].partition(":")[2]  # a registry's host:port comes before the last slash
+    parts = Reference.parse(image_ref)
+    tag, digest = parts.tag or "", (parts.digest or "").removeprefix("sha256:")
     if digest:
         return f"{tag}@{digest[:12]}" if tag else digest[:12]
     return tag
