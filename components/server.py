@@ -166,7 +166,7 @@ class HetznerServerArgs:
 
 # The volume's mount step: up to 120 s for the device to appear once Hetzner attaches it, then the mount itself.
 VOLUME_SECONDS: Final = 300
-WARNING_PREFIX: Final = "quayside: "  # scripts/plan shows warnings that start so as WARNING lines
+WARNING_PREFIX: Final = "quayside: "  # `quayside plan` shows warnings that start so as WARNING lines
 
 
 def fingerprint(text: str) -> str:

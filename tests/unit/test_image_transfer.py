@@ -222,8 +222,8 @@ def test_the_plan_says_which_image_goes_to_the_server_over_ssh() -> None:
         ],
     }
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "plan.py")], input=json.dumps(preview), capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-m", "quayside_cli.plan"], input=json.dumps(preview), cwd=ROOT, capture_output=True,
+        text=True, timeout=60, check=False,
     )  # fmt: skip
 
     assert done.stdout.splitlines() == [
