@@ -1,7 +1,7 @@
 """The swap step's command line: a role's version name, swap.sh's arguments and the step's timeout.
 
 Plain functions of the config, without Pulumi: the AppRole component builds its swap command from them, and
-scripts/rollback builds the very same line for its fast switch without importing the SDK (it answers sooner).
+`quayside rollback` builds the very same line for its fast switch without importing the SDK (it answers sooner).
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ import pytest
 
 from components import config, image_transfer, stack
 from components.send_image import layers_to_send, strip_archive
+from quayside_cli.rollback import roll_back
+from quayside_cli.stack import Stack
 from tests.support.commands import is_secret, option, script_argv
 from tests.support.mocks import use_echo_mocks
 
@@ -231,15 +233,13 @@ def test_the_plan_says_which_image_goes_to_the_server_over_ssh() -> None:
     ], done.stderr
 
 
-def test_a_rollback_of_a_registryless_stack_says_why_it_cannot_and_what_to_do(tmp_path: Path) -> None:
+def test_a_rollback_of_a_registryless_stack_says_why_it_cannot_and_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  quayside:registry: none\n")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "rollback.py"), "-s", "prod", "web"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
 
-    assert done.returncode == 1
-    assert done.stderr == (
+    assert roll_back(Stack("prod", tmp_path, {}), "web", None) == 1
+    assert capsys.readouterr().err == (
         "rollback: web: registry: none deploys local images by tag, which the stack's history cannot tell apart; "
         "deploy the earlier image with pulumi up (its local tag in the stack file)\n"
     )
