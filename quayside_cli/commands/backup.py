@@ -1,10 +1,13 @@
 """`quayside backup now|list` and `quayside restore latest|NAME`: backup.sh on the server, which has the backup
-container dump, encrypt and upload (or download, decrypt and restore). Keys and passphrase stay on the server."""
+container dump, encrypt and upload (or download, decrypt and restore). Keys and passphrase stay on the server; a
+restore with another passphrase (`--passphrase-file`, a backup made before the passphrase changed) sends it on the
+SSH session's stdin, never on a command line."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Final
 
 from quayside_cli import progress
@@ -24,12 +27,12 @@ def need_backups(stack: Stack) -> None:
         )
 
 
-def backup_script(args: argparse.Namespace, action: list[str], doing: str) -> int:
+def backup_script(args: argparse.Namespace, action: list[str], doing: str, stdin: str | None = None) -> int:
     stack = open_stack(args)
     need_backups(stack)
     command = script(stack.service, "backup.sh", [*action, "--service", stack.service], timeout_seconds=TIMEOUT_SECONDS)
     with connect(stack) as server, progress.step(doing.format(service=stack.service)):
-        done = server.capture(command, timeout=TIMEOUT_SECONDS + 30)
+        done = server.capture(command, stdin=stdin, timeout=TIMEOUT_SECONDS + 30)
     if done.stdout.strip():
         print(done.stdout.rstrip())
     if done.returncode != 0:
@@ -44,7 +47,20 @@ def run_backup(args: argparse.Namespace) -> int:
     return backup_script(args, ["list"], "listing the backups of {service}")
 
 
+def restore_request(backup: str, passphrase_file: Path | None) -> tuple[list[str], str | None]:
+    """backup.sh's arguments for restoring `backup`, and its stdin: the text of --passphrase-file, when given (the
+    backup container reads the passphrase from its first line), never an argument."""
+    if passphrase_file is None:
+        return ["restore", "--backup", backup], None
+    try:
+        passphrase = passphrase_file.read_text()
+    except OSError as error:
+        raise QuaysideError(f"--passphrase-file {passphrase_file}: cannot read it ({error.strerror})") from None
+    return ["restore", "--backup", backup, "--passphrase-stdin"], passphrase
+
+
 def run_restore(args: argparse.Namespace) -> int:
+    action, stdin = restore_request(args.backup, args.passphrase_file)
     if not args.yes:
         if not sys.stdin.isatty():
             raise QuaysideError("restore replaces the database's contents: add --yes to do it without asking")
@@ -52,7 +68,7 @@ def run_restore(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in {"y", "yes"}:
             print("restore: nothing done")
             return 1
-    return backup_script(args, ["restore", "--backup", args.backup], f"restoring {args.backup} into {{service}}")
+    return backup_script(args, action, f"restoring {args.backup} into {{service}}", stdin=stdin)
 
 
 def register(verbs: Verbs) -> None:
@@ -63,3 +79,7 @@ def register(verbs: Verbs) -> None:
     sub = add(verbs, "restore", run_restore, "replace the Postgres database's contents with a backup")
     sub.add_argument("backup", metavar="latest|NAME", help="latest, or a name `quayside backup list` prints")
     sub.add_argument("-y", "--yes", action="store_true", help="do not ask first (needed without a terminal)")
+    sub.add_argument(
+        "--passphrase-file", type=Path, metavar="FILE",
+        help="the passphrase the backup was made with, when it is not the configured one (sent on stdin)",
+    )  # fmt: skip

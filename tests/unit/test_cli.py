@@ -14,7 +14,7 @@ import pytest
 
 from components.ssh import Endpoint
 from quayside_cli import progress
-from quayside_cli.commands import details, exec_, logs, maintenance
+from quayside_cli.commands import backup, details, exec_, logs, maintenance
 from quayside_cli.errors import QuaysideError
 from quayside_cli.main import main, parse
 from quayside_cli.ssh import Connection, script
@@ -103,6 +103,22 @@ def test_maintenance_of_every_role_means_the_roles_behind_the_proxy() -> None:
     assert maintenance.maintenance_args("on", "acme", "web", "Back at 12") == [
         "on", "--service", "acme", "--role", "web", "--message", "Back at 12", "--proxy-name", "quayside-proxy",
     ]  # fmt: skip
+
+
+def test_restore_with_another_passphrase_sends_it_on_stdin_never_on_the_command_line(tmp_path: Path) -> None:
+    old = tmp_path / "old-passphrase"
+    old.write_text("the passphrase of 2025\n")
+
+    action, stdin = backup.restore_request("acme-20260101T030000Z.dump.gpg", old)
+
+    assert stdin == "the passphrase of 2025\n"
+    assert script("acme", "backup.sh", [*action, "--service", "acme"], timeout_seconds=60) == (
+        "timeout --kill-after=10s 60s bash /var/lib/quayside/acme/bin/backup.sh restore --backup "
+        "acme-20260101T030000Z.dump.gpg --passphrase-stdin --service acme"
+    )
+    assert backup.restore_request("latest", None) == (["restore", "--backup", "latest"], None)
+    with pytest.raises(QuaysideError, match=r"^--passphrase-file .*/missing: cannot read it \(No such file"):
+        backup.restore_request("latest", tmp_path / "missing")
 
 
 # --- details --------------------------------------------------------------------------------------------------
