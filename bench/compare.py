@@ -12,7 +12,7 @@ A run is one round per tool, tools in turn (the first alternates), each round on
     image change, 1 role                    web v1 -> v2
     image change, 3 roles                   all roles -> v3 (web from v2, backend and api from v1)
     same version again (no-op)              all roles v3 again
-    rollback, 1 role                        web back to v2: scripts/rollback / kamal rollback
+    rollback, 1 role                        web back to v2: quayside rollback / kamal rollback
     (untimed: all roles to noterm-v1, the app that ignores SIGTERM)
     image change, 3 roles, TERM ignored     all roles noterm-v1 -> noterm-v2: every old container waits its
                                             10 s stop grace before Docker kills it

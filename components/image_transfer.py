@@ -21,6 +21,7 @@ from pulumi_command import local, remote
 
 from components import config, steps
 from components import remote as commands
+from components.image_ref import Reference
 
 SEND_SCRIPT: Final = Path(__file__).with_name("send_image.py")
 # A large image over a slow link: the server's side ends after this long.
@@ -64,10 +65,7 @@ def local_image_ids(stack: config.StackConfig) -> dict[str, str]:
 
 def server_tag(ref: str, image_id: str) -> str:
     """`<repository>:<first 12 hex of the image ID>`: the name the image has on the server."""
-    name = ref.partition("@")[0]
-    head, _, last = name.rpartition("/")  # a registry's host:port comes before the last slash
-    repository = f"{head}/{last.partition(':')[0]}" if head else last.partition(":")[0]
-    return f"{repository}:{image_id.removeprefix('sha256:')[:12]}"
+    return f"{Reference.parse(ref).name}:{image_id.removeprefix('sha256:')[:12]}"
 
 
 def send_command(

@@ -1,6 +1,6 @@
 """Sends an image of the deploying machine's Docker engine to a server over SSH (`registry: none`): only the layers
 the server lacks. Run by the role's transfer step (components/image_transfer.py) on the deploying machine; the
-standard library only, so any python3 runs it.
+standard library and components/ssh.py only, so any python3 runs it.
 
     python3 components/send_image.py --host H --port P --user U --host-key 'ssh-ed25519 AAAA...' \\
         --image myapp:dev --image-id sha256:<64 hex> --tag myapp:<12 hex> --remote-command '<image-receive.sh ...>'
@@ -15,7 +15,7 @@ chain it has and never opens its file), names it by --tag, and streams it gzip-c
     send-image: sent 24301 bytes: 1 of 5 layers of myapp:dev (4f7f0929f5df, 7087184 image bytes) as myapp:4f7f0929f5df
 
 The key goes into a 0600 file in a 0700 directory that is removed at the end; the host key is pinned in a known_hosts
-file there (StrictHostKeyChecking=yes), as every quayside connection pins it.
+file there (StrictHostKeyChecking=yes), as every quayside connection pins it (components/ssh.py).
 """
 
 from __future__ import annotations
@@ -25,21 +25,25 @@ import contextlib
 import gzip
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
+
+if not __package__:  # run as `python3 components/send_image.py`: the project's directory on the path, for components
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from components import ssh
 
 PROGRAM: Final = "send-image"
 # Fast compression: the link is the bottleneck on a deploy, the deploying machine's CPU rarely is.
 GZIP_LEVEL: Final = 1
 CHUNK_BYTES: Final = 1 << 20
 DOCKER_SECONDS: Final = 1800
+# A session that streams an image for minutes: a link that died is noticed within a minute.
+KEEP_ALIVE: Final = ("-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4")
 
 
 class SendError(RuntimeError):
@@ -48,25 +52,6 @@ class SendError(RuntimeError):
 
 def say(message: str) -> None:
     print(f"{PROGRAM}: {message}", flush=True)
-
-
-def known_hosts_line(host: str, port: int, host_key: str) -> str:
-    """`[host]:port type base64` (the bare host on port 22), as ssh looks the server up."""
-    name = host if port == 22 else f"[{host}]:{port}"
-    fields = host_key.split()
-    start = 0 if fields[0].startswith(("ssh-", "ecdsa-")) else 1  # ssh-keyscan puts the host name first
-    return f"{name} {fields[start]} {fields[start + 1]}\n"
-
-
-def ssh_argv(host: str, port: int, user: str, key_file: Path, known_hosts: Path, command: str) -> list[str]:
-    return [
-        "ssh", "-i", str(key_file), "-p", str(port),
-        "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
-        "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20",
-        "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
-        "-T", f"{user}@{host}", command,
-    ]  # fmt: skip
 
 
 def layers_to_send(diff_ids: Sequence[str], server_images: Iterable[Sequence[str]]) -> int:
@@ -160,9 +145,9 @@ class PartialSendFailed(SendError):
     """The server could not load an image sent without some layers: sending them all may work."""
 
 
-def transfer(ssh: list[str], image: str, image_id: str, tag: str, scratch: Path, *, trust_server: bool) -> int:
+def transfer(session_argv: list[str], image: str, image_id: str, tag: str, scratch: Path, *, trust_server: bool) -> int:
     """One session; returns the bytes sent. With `trust_server` False, every layer travels."""
-    session = subprocess.Popen(ssh, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    session = subprocess.Popen(session_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert session.stdin is not None and session.stdout is not None
     have, counter, rest = 0, CountingWriter(session.stdin), ""
     try:
@@ -209,24 +194,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("docker") is None or shutil.which("ssh") is None:
         print(f"{PROGRAM}: needs docker and ssh on this machine (registry: none sends local images)", file=sys.stderr)
         return 1
-    key = sys.stdin.read()
-    with tempfile.TemporaryDirectory(prefix="quayside-send-image-") as directory:
-        scratch = Path(directory)
-        os.chmod(scratch, 0o700)
-        key_file = scratch / "key"
-        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(key if key.endswith("\n") else key + "\n")
-        known_hosts = scratch / "known_hosts"
-        known_hosts.write_text(known_hosts_line(args.host, args.port, args.host_key))
-        ssh = ssh_argv(args.host, args.port, args.user, key_file, known_hosts, args.remote_command)
+    endpoint = ssh.Endpoint(args.host, args.port, args.user, args.host_key)
+    with ssh.key_files(endpoint, sys.stdin.read(), prefix="quayside-send-image-") as files:
+        session = ssh.argv(
+            args.host, args.port, args.user, files.key, files.known_hosts, args.remote_command, options=KEEP_ALIVE
+        )
         try:
             try:
-                transfer(ssh, args.image, args.image_id, args.tag, scratch, trust_server=True)
+                transfer(session, args.image, args.image_id, args.tag, files.directory, trust_server=True)
             except PartialSendFailed as error:
                 # A layer the server listed may have gone since (another service pruned it): send them all once.
                 say(f"{error}; sending every layer")
-                transfer(ssh, args.image, args.image_id, args.tag, scratch, trust_server=False)
+                transfer(session, args.image, args.image_id, args.tag, files.directory, trust_server=False)
         except SendError as error:
             print(f"{PROGRAM}: {error}", file=sys.stderr)
             return 1

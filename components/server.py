@@ -170,7 +170,7 @@ VOLUME_SECONDS: Final = 300
 VOLUME_DEVICE_WAIT_SECONDS: Final = 120
 # Where a mounted volume is remembered across reboots (tests name a file of their own).
 FSTAB: Final = "/etc/fstab"
-WARNING_PREFIX: Final = "quayside: "  # scripts/plan shows warnings that start so as WARNING lines
+WARNING_PREFIX: Final = "quayside: "  # `quayside plan` shows warnings that start so as WARNING lines
 
 
 def fingerprint(text: str) -> str:

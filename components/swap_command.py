@@ -1,7 +1,7 @@
 """The swap step's command line: a role's version name, swap.sh's arguments and the step's timeout.
 
 Plain functions of the config, without Pulumi: the AppRole component builds its swap command from them, and
-scripts/rollback builds the very same line for its fast switch without importing the SDK (it answers sooner).
+`quayside rollback` builds the very same line for its fast switch without importing the SDK (it answers sooner).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Final
 
 from components import config, defaults, steps
 from components import remote as commands
+from components.image_ref import Reference
 
 PULL_SECONDS: Final = 300
 
@@ -21,8 +22,8 @@ def version_of(role: config.Role, image_ref: str) -> str:
     digest (the 12 hex alone when it has no tag), or the tag of an unpinned one."""
     if role.version is not None:
         return role.version
-    name, _, digest = image_ref.partition("@sha256:")
-    tag = name.rsplit("/", 1)[-1].partition(":")[2]  # a registry's host:port comes before the last slash
+    parts = Reference.parse(image_ref)
+    tag, digest = parts.tag or "", (parts.digest or "").removeprefix("sha256:")
     if digest:
         return f"{tag}@{digest[:12]}" if tag else digest[:12]
     return tag

@@ -1,41 +1,21 @@
-"""The SSH connection deploys use, from the command's side: the stack's key in a 0600 temporary file, the host key
-pinned in a temporary known_hosts (StrictHostKeyChecking=yes), both removed when the connection closes. Remote
-commands are the components' own: `components.remote.script()` lines, quoted by shlex.join."""
+"""The SSH connection deploys use, from the command's side: components.ssh's key files (the stack's key in a 0600
+temporary file, the host key pinned in a temporary known_hosts, StrictHostKeyChecking=yes), removed when the
+connection closes. Remote commands are the components' own: `components.remote.script()` lines, quoted by shlex.join."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shlex
 import subprocess
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from components import remote
+from components import remote, ssh
 from quayside_cli.errors import QuaysideError
-from quayside_cli.stack import Ssh
 
 # Exit status ssh itself uses for a connection failure (the remote command's status otherwise).
 SSH_FAILED: Final = 255
-
-
-def known_hosts_line(ssh: Ssh) -> str:
-    """The known_hosts line pinning the server's key: `[host]:port type base64` (the bare host on port 22)."""
-    name = ssh.host if ssh.port == 22 else f"[{ssh.host}]:{ssh.port}"
-    kind, blob = ssh.host_key.split()[:2]
-    return f"{name} {kind} {blob}\n"
-
-
-def ssh_argv(ssh: Ssh, key_file: Path, known_hosts: Path, command: str, *, tty: bool) -> list[str]:
-    return [
-        "ssh", "-i", str(key_file), "-p", str(ssh.port),
-        "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
-        "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20",
-        "-t" if tty else "-T", f"{ssh.user}@{ssh.host}", command,
-    ]  # fmt: skip
 
 
 def script(service: str, name: str, args: Iterable[str], *, timeout_seconds: int, tty: bool = False) -> str:
@@ -51,31 +31,22 @@ def script(service: str, name: str, args: Iterable[str], *, timeout_seconds: int
 class Connection:
     """`with Connection(stack.ssh, key) as server: server.capture(command)`; the temporary files go on exit."""
 
-    def __init__(self, ssh: Ssh, private_key: str, stack: str) -> None:
-        self.ssh = ssh
+    def __init__(self, endpoint: ssh.Endpoint, private_key: str, stack: str) -> None:
+        self.endpoint = endpoint
         self.stack = stack
         self._private_key = private_key
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._open = contextlib.ExitStack()
 
     def __enter__(self) -> Connection:
-        self._scratch = tempfile.TemporaryDirectory(prefix="quayside-ssh-")
-        directory = Path(self._scratch.name)
-        os.chmod(directory, 0o700)
-        self.key_file = directory / "key"
-        descriptor = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as key:
-            key.write(self._private_key if self._private_key.endswith("\n") else self._private_key + "\n")
-        self.known_hosts = directory / "known_hosts"
-        self.known_hosts.write_text(known_hosts_line(self.ssh))
+        self.files = self._open.enter_context(ssh.key_files(self.endpoint, self._private_key, prefix="quayside-ssh-"))
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        if self._scratch is not None:
-            self._scratch.cleanup()
-            self._scratch = None
+        self._open.close()
 
     def argv(self, command: str, *, tty: bool = False) -> list[str]:
-        return ssh_argv(self.ssh, self.key_file, self.known_hosts, command, tty=tty)
+        where = self.endpoint
+        return ssh.argv(where.host, where.port, where.user, self.files.key, self.files.known_hosts, command, tty=tty)
 
     def capture(
         self, command: str, *, stdin: str | None = None, timeout: float = 300
@@ -100,7 +71,7 @@ class Connection:
         if code != SSH_FAILED:
             return
         reason = stderr.strip().splitlines()[-1] if stderr.strip() else "see ssh's message above"
-        where = f"{self.ssh.user}@{self.ssh.host}:{self.ssh.port}"
+        where = f"{self.endpoint.user}@{self.endpoint.host}:{self.endpoint.port}"
         hint = (
             "the server shows another host key than the stack's `ssh.host_key` output: check the server, then pulumi up"
             if "HOST IDENTIFICATION" in stderr or "Host key verification failed" in stderr

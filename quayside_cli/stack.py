@@ -13,25 +13,13 @@ from typing import Any, Final
 
 import yaml
 
+from components.ssh import Endpoint
+from quayside_cli import local_stack
 from quayside_cli.errors import QuaysideError
 
 ROOT: Final = Path(__file__).resolve().parents[1]
-CACHE: Final = Path(os.environ.get("QUAYSIDE_CACHE", Path.home() / ".cache" / "quayside"))
 NAMESPACE: Final = "quayside"
-# The `local` stack's settings, as scripts/lib/local-stack.sh gives them to scripts/up.
-LOCAL_STACK: Final = "local"
-LOCAL_PASSPHRASE: Final = "quayside-local-stack"
 PULUMI_TIMEOUT_SECONDS: Final = 120
-
-
-def local_stack_env() -> dict[str, str]:
-    state = CACHE / "state"
-    state.mkdir(parents=True, exist_ok=True)
-    return {
-        "PULUMI_BACKEND_URL": f"file://{state}",
-        "PULUMI_CONFIG_PASSPHRASE": LOCAL_PASSPHRASE,
-        "PULUMI_SKIP_UPDATE_CHECK": "1",
-    }
 
 
 def pulumi_binary() -> Path:
@@ -39,7 +27,7 @@ def pulumi_binary() -> Path:
     found = shutil.which("pulumi")
     if found:
         return Path(found)
-    built = CACHE / "bin" / "pulumi"
+    built = local_stack.BIN / "pulumi"
     if built.is_file() and os.access(built, os.X_OK):
         return built
     raise QuaysideError("no pulumi on PATH or in ~/.cache/quayside/bin: run scripts/setup, or install the Pulumi CLI")
@@ -59,16 +47,6 @@ def project_dir(given: Path | None) -> Path:
     raise QuaysideError("no Pulumi.yaml here or above: run quayside in the project's directory, or give --cwd")
 
 
-@dataclass(frozen=True)
-class Ssh:
-    """How deploys reach the server: the `ssh` output (host, port, user, host key); none of it is secret."""
-
-    host: str
-    port: int
-    user: str
-    host_key: str
-
-
 @dataclass
 class Stack:
     """One stack of one project; `pulumi` runs in its directory with the stack's backend settings."""
@@ -82,8 +60,8 @@ class Stack:
     @classmethod
     def open(cls, name: str | None, directory: Path | None) -> Stack:
         where = project_dir(directory)
-        chosen = name or selected_stack(where) or LOCAL_STACK
-        env = {**os.environ, **(local_stack_env() if chosen == LOCAL_STACK else {})}
+        chosen = name or selected_stack(where) or local_stack.NAME
+        env = {**os.environ, **(local_stack.env() if chosen == local_stack.NAME else {})}
         env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "1")
         binary = pulumi_binary()
         env["PATH"] = f"{binary.parent}{os.pathsep}{env.get('PATH', '')}"
@@ -126,7 +104,7 @@ class Stack:
             if not outputs:
                 raise QuaysideError(
                     f"stack {self.name} has never been deployed (it has no outputs): run `pulumi up -s {self.name}`"
-                    + (" or scripts/up" if self.name == LOCAL_STACK else "")
+                    + (" or scripts/up" if self.name == local_stack.NAME else "")
                 )
             if "ssh" not in outputs or "service" not in outputs:
                 raise QuaysideError(
@@ -141,9 +119,10 @@ class Stack:
         return str(self.outputs["service"])
 
     @property
-    def ssh(self) -> Ssh:
+    def ssh(self) -> Endpoint:
+        """How deploys reach the server: the `ssh` output."""
         ssh = self.outputs["ssh"]
-        return Ssh(host=str(ssh["host"]), port=int(ssh["port"]), user=str(ssh["user"]), host_key=str(ssh["host_key"]))
+        return Endpoint(str(ssh["host"]), int(ssh["port"]), str(ssh["user"]), str(ssh["host_key"]))
 
     @property
     def roles(self) -> dict[str, dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Backup: `<service>-backup` runs backup-agent.sh's schedule: pg_dump of the Postgres database, encrypted with
 gpg, uploaded to S3-compatible storage, read back, pruned after keep_days. Its image is built on the server from
-the Postgres image (pg_dump then matches the server) unless the config names one. scripts/backup-now and
-scripts/restore run backup.sh over SSH."""
+the Postgres image (pg_dump then matches the server) unless the config names one. `quayside backup now`
+and `quayside restore` run backup.sh over SSH."""
 
 from __future__ import annotations
 

@@ -1,10 +1,13 @@
 """`quayside backup now|list` and `quayside restore latest|NAME`: backup.sh on the server, which has the backup
-container dump, encrypt and upload (or download, decrypt and restore). Keys and passphrase stay on the server."""
+container dump, encrypt and upload (or download, decrypt and restore). Keys and passphrase stay on the server; a
+restore with another passphrase (`--passphrase-file`, a backup made before the passphrase changed) sends it on the
+SSH session's stdin, never on a command line."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Final
 
 from components import steps
@@ -15,6 +18,12 @@ from quayside_cli.ssh import script
 from quayside_cli.stack import Stack
 
 TIMEOUT_SECONDS: Final = 1800
+# What the command says while backup.sh runs each action.
+DOING: Final = {
+    "now": "backing up {service}: dump, encrypt, upload, read back",
+    "list": "listing the backups of {service}",
+    "restore": "restoring {backup} into {service}",
+}
 
 
 def need_backups(stack: Stack) -> None:
@@ -25,13 +34,16 @@ def need_backups(stack: Stack) -> None:
         )
 
 
-def backup_script(args: argparse.Namespace, action: str, doing: str, backup: str | None = None) -> int:
+def backup_script(args: argparse.Namespace, request: list[str] | None = None, stdin: str | None = None) -> int:
+    """backup.sh on the server: `request` is its command line but the service (default: the verb's action)."""
     stack = open_stack(args)
     need_backups(stack)
-    argv = steps.BACKUP.argv(action, service=stack.service, backup=backup)
+    values = steps.BACKUP.parse(request or [args.action])
+    action = str(values.pop("action"))
+    argv = steps.BACKUP.argv(action, **values, service=stack.service)
     command = script(stack.service, steps.BACKUP.name, argv, timeout_seconds=TIMEOUT_SECONDS)
-    with connect(stack) as server, progress.step(doing.format(service=stack.service)):
-        done = server.capture(command, timeout=TIMEOUT_SECONDS + 30)
+    with connect(stack) as server, progress.step(DOING[action].format(service=stack.service, **values)):
+        done = server.capture(command, stdin=stdin, timeout=TIMEOUT_SECONDS + 30)
     if done.stdout.strip():
         print(done.stdout.rstrip())
     if done.returncode != 0:
@@ -41,12 +53,23 @@ def backup_script(args: argparse.Namespace, action: str, doing: str, backup: str
 
 
 def run_backup(args: argparse.Namespace) -> int:
-    if args.action == "now":
-        return backup_script(args, "now", "backing up {service}: dump, encrypt, upload, read back")
-    return backup_script(args, "list", "listing the backups of {service}")
+    return backup_script(args)
+
+
+def restore_request(backup: str, passphrase_file: Path | None) -> tuple[list[str], str | None]:
+    """backup.sh's request for restoring `backup`, and its stdin: the text of --passphrase-file, when given (the
+    backup container reads the passphrase from its first line), never an argument."""
+    passphrase = None
+    if passphrase_file is not None:
+        try:
+            passphrase = passphrase_file.read_text()
+        except OSError as error:
+            raise QuaysideError(f"--passphrase-file {passphrase_file}: cannot read it ({error.strerror})") from None
+    return ["restore", *steps.BACKUP.words({"backup": backup, "passphrase_stdin": passphrase is not None})], passphrase
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    request, stdin = restore_request(args.backup, args.passphrase_file)
     if not args.yes:
         if not sys.stdin.isatty():
             raise QuaysideError("restore replaces the database's contents: add --yes to do it without asking")
@@ -54,7 +77,7 @@ def run_restore(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in {"y", "yes"}:
             print("restore: nothing done")
             return 1
-    return backup_script(args, "restore", f"restoring {args.backup} into {{service}}", args.backup)
+    return backup_script(args, request, stdin)
 
 
 def register(verbs: Verbs) -> None:
@@ -65,3 +88,7 @@ def register(verbs: Verbs) -> None:
     sub = add(verbs, "restore", run_restore, "replace the Postgres database's contents with a backup")
     sub.add_argument("backup", metavar="latest|NAME", help="latest, or a name `quayside backup list` prints")
     sub.add_argument("-y", "--yes", action="store_true", help="do not ask first (needed without a terminal)")
+    sub.add_argument(
+        "--passphrase-file", type=Path, metavar="FILE",
+        help="the passphrase the backup was made with, when it is not the configured one (sent on stdin)",
+    )  # fmt: skip

@@ -1,25 +1,20 @@
-"""`quayside rollback ROLE [VERSION]`: scripts/rollback.py for the stack: the retained container of the earlier
+"""`quayside rollback ROLE [VERSION]`: quayside_cli/rollback.py for the stack: the retained container of the earlier
 version back in service first, then a `pulumi up` of the stack file with the role's earlier image, so Pulumi's
 state and the server agree afterwards."""
 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-from typing import Final
 
-from quayside_cli.commands.common import Verbs, add, open_stack
-from quayside_cli.stack import ROOT
-
-ROLLBACK: Final = ROOT / "scripts" / "rollback.py"
+from quayside_cli.commands.common import Verbs, add
+from quayside_cli.stack import Stack
 
 
 def run(args: argparse.Namespace) -> int:
-    stack = open_stack(args)
-    stack.role(args.role)
-    argv = [sys.executable, str(ROLLBACK), "--stack", stack.name, args.role, *([args.version] if args.version else [])]
-    return subprocess.run(argv, cwd=stack.directory, env=stack.env, check=False).returncode
+    # Imported here: the other verbs start without the registry client a rollback needs.
+    from quayside_cli.rollback import roll_back
+
+    return roll_back(Stack.open(args.stack, args.cwd), args.role, args.version)
 
 
 def register(verbs: Verbs) -> None:

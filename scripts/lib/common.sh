@@ -3,6 +3,7 @@
 # Sourced, never run. Every step script sets `set -euo pipefail` itself.
 
 QUAYSIDE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# The cache, as quayside_cli/local_stack.py has it for the command and the tests (tests/unit/test_local_stack.py).
 QUAYSIDE_CACHE=${QUAYSIDE_CACHE:-$HOME/.cache/quayside}
 # Built tools (pulumi, kamal-proxy), keyed by version below this, and put on PATH by `scripts/setup`.
 QUAYSIDE_BIN=$QUAYSIDE_CACHE/bin

@@ -137,13 +137,13 @@ def test_a_failed_health_check_fails_up_clearly_and_the_old_version_keeps_servin
 
 
 def run_rollback(demo: DemoStack, *args: str, path_first: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """scripts/rollback's program in the stack's project directory, with the stack's backend (and `path_first`
+    """`quayside -s e2e rollback ARGS` in the stack's project directory, with the stack's backend (and `path_first`
     ahead of the Pulumi CLI on PATH)."""
     cli_dir = str(pulumi_cli().parent)
     env = {**os.environ, **demo.project.env(), "PULUMI_HOME": str(PULUMI_HOME)}
     env["PATH"] = os.pathsep.join([*([str(path_first)] if path_first else []), cli_dir, env["PATH"]])
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "rollback.py"), "--stack", "e2e", *args],
+        [str(ROOT / ".venv" / "bin" / "quayside"), "-s", "e2e", "rollback", *args],
         cwd=demo.project.work_dir, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 

@@ -1,5 +1,5 @@
 """scripts/plan through the real engine: quayside's program is deployed onto the loopback server, its config is
-changed, and `scripts/plan` (pulumi preview --json --diff, told by scripts/plan.py) says in plain words what `up`
+changed, and `scripts/plan` (`quayside plan`: pulumi preview --json --diff, told) says in plain words what `up`
 would do: a new image, a changed env, a changed Postgres setting, a removed role, an accessory removed with its
 data, a changed secret (named, never shown), nothing at all. A Hetzner server's state is imported (no Hetzner API
 is reached: the hcloud provider diffs locally) to show a replacement warned about and a resize that is not.

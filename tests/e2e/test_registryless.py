@@ -24,10 +24,11 @@ from typing import Final
 import pytest
 from pulumi import automation as auto
 
+from quayside_cli.local_stack import CACHE
 from tests.support.docker import docker
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
 from tests.support.stacks import STACK, DemoStack, Events, unique_service
-from tests.support.testbed import CACHE, TestServer
+from tests.support.testbed import TestServer
 
 BASE_IMAGE: Final = "quayside-test/app:v1"
 ENGINE_SECONDS: Final = 60

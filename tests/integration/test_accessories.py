@@ -230,29 +230,20 @@ def with_backups(
     return service, config, pg
 
 
-def wrapper(script: str, server: TestServer, service: AccessoryService, *args: str) -> list[str]:
-    return [
-        str(ROOT / "scripts" / script), "--ssh", f"{server.host}:{server.port}", "--key", str(server.private_key),
-        "--known-hosts", str(server.known_hosts), "--user", server.user, "--service", service.name, *args,
-    ]  # fmt: skip
-
-
 def test_a_backup_restores_the_rows_after_the_table_is_dropped(
-    with_backups: tuple[AccessoryService, Backup, Postgres], test_server: TestServer
+    with_backups: tuple[AccessoryService, Backup, Postgres],
 ) -> None:
     service, config, _pg = with_backups
 
     started = time.monotonic()
-    made = subprocess.run(wrapper("backup-now", test_server, service), capture_output=True, text=True, timeout=300)
+    made = service.backup_script("now")
     backup_seconds = time.monotonic() - started
     assert made.returncode == 0, made.stdout + made.stderr
     assert "encrypted, verified by reading it back" in made.stdout
 
     service.sql("DROP TABLE notes")
     started = time.monotonic()
-    restored = subprocess.run(
-        wrapper("restore", test_server, service, "latest"), capture_output=True, text=True, timeout=300
-    )
+    restored = service.backup_script("restore", "--backup", "latest")
     restore_seconds = time.monotonic() - started
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert read_rows(service) == ROWS
@@ -334,7 +325,7 @@ def test_prune_never_deletes_the_only_backup_however_old(
 
 
 def test_a_wrong_endpoint_fails_back_up_now_with_one_clear_line(
-    with_backups: tuple[AccessoryService, Backup, Postgres], test_server: TestServer
+    with_backups: tuple[AccessoryService, Backup, Postgres],
 ) -> None:
     service, config, pg = with_backups
     closed = f"http://127.0.0.1:{free_loopback_port()}"
@@ -343,16 +334,14 @@ def test_a_wrong_endpoint_fails_back_up_now_with_one_clear_line(
     assert booted.returncode == 0, booted.stderr
 
     started = time.monotonic()
-    failed = subprocess.run(wrapper("backup-now", test_server, service), capture_output=True, text=True, timeout=300)
+    failed = service.backup_script("now")
 
     assert failed.returncode != 0
     first_line = failed.stderr.splitlines()[0]
     assert first_line.startswith("backup failed: cannot upload "), failed.stderr
     assert closed in first_line and "connection refused" in first_line, first_line
     assert time.monotonic() - started < 60
-    missing = subprocess.run(
-        wrapper("restore", test_server, service, "latest"), capture_output=True, text=True, timeout=300
-    )
+    missing = service.backup_script("restore", "--backup", "latest")
     assert missing.returncode != 0
     assert missing.stderr.splitlines()[0].startswith("restore failed: cannot list s3://"), missing.stderr
 

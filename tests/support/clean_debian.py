@@ -25,6 +25,7 @@ from typing import Final
 
 import pytest
 
+from components import ssh
 from components.server import HOST_KEYGEN, cloud_init, split_key_pair
 from tests.support import images
 from tests.support.docker import docker
@@ -66,11 +67,7 @@ class CleanDebianServer:
     known_hosts: Path
 
     def ssh_argv(self, user: str, command: str, *options: str) -> list[str]:
-        return [
-            "ssh", "-i", str(self.client_key), "-p", str(self.ssh_port), "-o", "BatchMode=yes",
-            "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-            "-o", "LogLevel=ERROR", *options, f"{user}@127.0.0.1", command,
-        ]  # fmt: skip
+        return ssh.argv("127.0.0.1", self.ssh_port, user, self.client_key, self.known_hosts, command, options=options)
 
     def run(self, user: str, command: str, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """One command over SSH; never raises on its exit code."""

@@ -26,8 +26,9 @@ from typing import Any, Final
 import yaml
 from pulumi import automation as auto
 
+from quayside_cli import local_stack
+
 ROOT: Final = Path(__file__).resolve().parents[2]
-CACHE: Final = Path(os.environ.get("QUAYSIDE_CACHE", Path.home() / ".cache" / "quayside"))
 # Where scripts/setup.d/plugins.sh installs the providers: Pulumi's own default, as a user's `pulumi` reads it.
 PULUMI_HOME: Final = Path(os.environ.get("PULUMI_HOME", Path.home() / ".pulumi"))
 SETUP_HINT: Final = "run scripts/setup.d/pulumi.sh (it builds the pinned Pulumi CLI into ~/.cache/quayside/bin)"
@@ -44,7 +45,7 @@ def sdk_version() -> str:
 
 
 def _cli_candidates() -> list[Path]:
-    found = [CACHE / "bin" / "pulumi"]
+    found = [local_stack.BIN / "pulumi"]
     on_path = shutil.which("pulumi")
     if on_path:
         found.append(Path(on_path))
@@ -69,7 +70,7 @@ def pulumi_cli() -> Path:
         if got == want:
             return candidate.resolve()
         seen.append(f"{candidate} is {got or 'unusable'}")
-    found = "; ".join(seen) if seen else f"no pulumi in {CACHE / 'bin'} or on PATH"
+    found = "; ".join(seen) if seen else f"no pulumi in {local_stack.BIN} or on PATH"
     raise PulumiMissing(f"Pulumi CLI {want} is missing ({found}): {SETUP_HINT}")
 
 
@@ -79,7 +80,7 @@ def pulumi_command() -> auto.PulumiCommand:
     cli = pulumi_cli()
     if cli.parent.name != "bin":
         # PulumiCommand only knows the <root>/bin/pulumi layout; give it one.
-        root = CACHE / "pulumi-root"
+        root = local_stack.CACHE / "pulumi-root"
         (root / "bin").mkdir(parents=True, exist_ok=True)
         link = root / "bin" / "pulumi"
         link.unlink(missing_ok=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Final
 
-CACHE: Final = Path(os.environ.get("QUAYSIDE_CACHE", Path.home() / ".cache" / "quayside"))
-TESTBED: Final = CACHE / "testbed"
+from components import ssh
+from quayside_cli.local_stack import TESTBED
+
 SETUP_HINT: Final = "run scripts/setup (it installs and starts the test server, registry and images)"
 
 
@@ -49,12 +49,7 @@ class TestServer:
         )
 
     def ssh_argv(self, remote_command: str) -> list[str]:
-        return [
-            "ssh", "-i", str(self.private_key), "-p", str(self.port),
-            "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR",
-            f"{self.user}@{self.host}", remote_command,
-        ]  # fmt: skip
+        return ssh.argv(self.host, self.port, self.user, self.private_key, self.known_hosts, remote_command)
 
     def run(
         self, remote_command: str, *, stdin: str | None = None, check: bool = True, timeout: float = 300

@@ -12,14 +12,15 @@ from typing import Any, Final
 
 import pytest
 
+from components.ssh import Endpoint
 from quayside_cli import progress
-from quayside_cli.commands import details, exec_, logs, maintenance
+from quayside_cli.commands import backup, details, exec_, logs, maintenance
 from quayside_cli.errors import QuaysideError
 from quayside_cli.main import main, parse
-from quayside_cli.ssh import Connection, known_hosts_line, script, ssh_argv
-from quayside_cli.stack import Ssh, Stack, object_value, project_dir
+from quayside_cli.ssh import Connection, script
+from quayside_cli.stack import Stack, object_value, project_dir
 
-SSH = Ssh(host="203.0.113.7", port=2222, user="root", host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHFy")
+SSH = Endpoint(host="203.0.113.7", port=2222, user="root", host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHFy")
 OUTPUTS: dict[str, Any] = {
     "service": "acme",
     "ssh": {"host": SSH.host, "port": SSH.port, "user": SSH.user, "host_key": SSH.host_key},
@@ -105,17 +106,17 @@ def test_maintenance_of_every_role_means_the_roles_behind_the_proxy() -> None:
     ]  # fmt: skip
 
 
-# --- ssh ------------------------------------------------------------------------------------------------------
+def test_restore_with_another_passphrase_sends_it_on_stdin_never_on_the_command_line(tmp_path: Path) -> None:
+    old = tmp_path / "old-passphrase"
+    old.write_text("the passphrase of 2025\n")
 
+    action, stdin = backup.restore_request("acme-20260101T030000Z.dump.gpg", old)
 
-def test_the_host_key_is_pinned_for_host_and_port_and_checked_strictly() -> None:
-    assert known_hosts_line(SSH) == "[203.0.113.7]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHFy\n"
-    assert known_hosts_line(Ssh("example.com", 22, "root", SSH.host_key)).startswith("example.com ssh-ed25519 ")
-
-    argv = ssh_argv(SSH, Path("/tmp/k/key"), Path("/tmp/k/known_hosts"), "uptime", tty=False)
-
-    assert "StrictHostKeyChecking=yes" in argv and "UserKnownHostsFile=/tmp/k/known_hosts" in argv
-    assert argv[-3:] == ["-T", "root@203.0.113.7", "uptime"]
+    assert stdin == "the passphrase of 2025\n"
+    assert action == ["restore", "--backup", "acme-20260101T030000Z.dump.gpg", "--passphrase-stdin"]
+    assert backup.restore_request("latest", None) == (["restore", "--backup", "latest"], None)
+    with pytest.raises(QuaysideError, match=r"^--passphrase-file .*/missing: cannot read it \(No such file"):
+        backup.restore_request("latest", tmp_path / "missing")
 
 
 # --- details --------------------------------------------------------------------------------------------------

@@ -318,9 +318,9 @@ def test_every_hetzner_location_and_a_volume_at_hetzners_bounds_are_accepted() -
         assert volume is not None and volume.size_gb == size and volume.delete_protection is True
 
 
-# --- scripts/plan's words -----------------------------------------------------------------------------------------
+# --- the plan's words ---------------------------------------------------------------------------------------------
 
-PLAN: Final = Path(__file__).resolve().parents[2] / "scripts" / "plan.py"
+ROOT: Final = Path(__file__).resolve().parents[2]
 SERVER_URN: Final = (
     "urn:pulumi:s::quayside::quayside:index:HetznerServer$hcloud:index/server:Server::acme-server-server"
 )
@@ -332,7 +332,13 @@ COMPONENT_URN: Final = "urn:pulumi:s::quayside::quayside:index:HetznerServer::ac
 
 def plan_of(preview: dict[str, Any]) -> list[str]:
     done = subprocess.run(
-        [sys.executable, str(PLAN)], input=json.dumps(preview), capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "quayside_cli.plan"],
+        input=json.dumps(preview),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout.splitlines()

@@ -18,7 +18,9 @@ import pulumi
 import pytest
 
 from components import config, image_transfer, stack
-from components.send_image import known_hosts_line, layers_to_send, strip_archive
+from components.send_image import layers_to_send, strip_archive
+from quayside_cli.rollback import roll_back
+from quayside_cli.stack import Stack
 from tests.support.commands import is_secret, option, script_argv
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
@@ -124,11 +126,6 @@ def test_a_file_a_later_layer_needs_travels_even_when_an_earlier_layer_the_serve
     assert counts == (1, 3)
 
 
-def test_the_host_key_is_pinned_for_the_servers_address_and_port() -> None:
-    assert known_hosts_line("203.0.113.7", 2200, f"203.0.113.7 {HOST_KEY}") == f"[203.0.113.7]:2200 {HOST_KEY}\n"
-    assert known_hosts_line("acme.com", 22, HOST_KEY) == f"acme.com {HOST_KEY}\n"
-
-
 def test_the_server_names_the_image_by_its_repository_and_id() -> None:
     assert image_transfer.server_tag("myapp:dev", IMAGE_ID) == "myapp:4f7f0929f5df"
     assert image_transfer.server_tag("127.0.0.1:5000/acme/web:1.4", IMAGE_ID) == "127.0.0.1:5000/acme/web:4f7f0929f5df"
@@ -223,8 +220,8 @@ def test_the_plan_says_which_image_goes_to_the_server_over_ssh() -> None:
         ],
     }
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "plan.py")], input=json.dumps(preview), capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-m", "quayside_cli.plan"], input=json.dumps(preview), cwd=ROOT, capture_output=True,
+        text=True, timeout=60, check=False,
     )  # fmt: skip
 
     assert done.stdout.splitlines() == [
@@ -232,15 +229,13 @@ def test_the_plan_says_which_image_goes_to_the_server_over_ssh() -> None:
     ], done.stderr
 
 
-def test_a_rollback_of_a_registryless_stack_says_why_it_cannot_and_what_to_do(tmp_path: Path) -> None:
+def test_a_rollback_of_a_registryless_stack_says_why_it_cannot_and_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  quayside:registry: none\n")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "rollback.py"), "-s", "prod", "web"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
 
-    assert done.returncode == 1
-    assert done.stderr == (
+    assert roll_back(Stack("prod", tmp_path, {}), "web", None) == 1
+    assert capsys.readouterr().err == (
         "rollback: web: registry: none deploys local images by tag, which the stack's history cannot tell apart; "
         "deploy the earlier image with pulumi up (its local tag in the stack file)\n"
     )

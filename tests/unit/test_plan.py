@@ -1,4 +1,4 @@
-"""scripts/plan.py, the words of scripts/plan, fed the JSON of real previews of quayside's program.
+"""quayside_cli/plan.py, the words of `quayside plan`, fed the JSON of real previews of quayside's program.
 
 The fixtures in tests/unit/fixtures/plan/ are `pulumi preview --json --diff` output of quayside's own program
 (service `plx-explore` on the loopback server, and a Hetzner stack with an imported server state, as in
@@ -18,7 +18,8 @@ from typing import Any, Final
 import pytest
 
 ROOT: Final = Path(__file__).resolve().parents[2]
-SCRIPT: Final = ROOT / "scripts" / "plan.py"
+# The words alone, reading a preview's JSON from a file or stdin.
+PLAN: Final = (sys.executable, "-m", "quayside_cli.plan")
 FIXTURES: Final = Path(__file__).parent / "fixtures" / "plan"
 SECRET_VALUES: Final = ("pw-SECRET-abc123", "other-SECRET-pw")
 KEEPS_V2: Final = "a fresh container of v2 boots beside the live one and switches after its health check"
@@ -28,10 +29,10 @@ RECONNECTS: Final = (
 
 
 def plan(fixture: str | None = None, *, preview: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
-    """scripts/plan.py on a fixture file, or on a preview given on stdin."""
-    args = [sys.executable, str(SCRIPT), *([str(FIXTURES / f"{fixture}.json")] if fixture else [])]
+    """The plan of a fixture file, or of a preview given on stdin."""
+    args = [*PLAN, *([str(FIXTURES / f"{fixture}.json")] if fixture else [])]
     stdin = json.dumps(preview) if preview is not None else None
-    return subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(args, input=stdin, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 
 def lines(fixture: str) -> list[str]:
@@ -139,7 +140,7 @@ def test_a_failed_preview_prints_its_errors_and_exits_1() -> None:
 
 
 def test_no_preview_at_all_exits_1_and_says_so() -> None:
-    done = subprocess.run([sys.executable, str(SCRIPT)], input="", capture_output=True, text=True, check=False)
+    done = subprocess.run(PLAN, input="", cwd=ROOT, capture_output=True, text=True, check=False)
 
     assert done.returncode == 1
     assert "pulumi preview printed nothing" in done.stdout

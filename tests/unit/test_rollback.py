@@ -1,32 +1,16 @@
-"""scripts/rollback.py's choice of an earlier version, now that versions carry the digest their tag named."""
+"""quayside_cli/rollback.py's choice of an earlier version, now that versions carry the digest their tag named."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Final
 
 import pytest
 
 from components import image_pin
+from quayside_cli import rollback
 
-ROOT: Final = Path(__file__).resolve().parents[2]
 DIGEST: Final = "sha256:" + "093c6d79f8b3" + "0" * 52
-
-
-def load_rollback() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rollback", ROOT / "scripts" / "rollback.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while they are made
-    spec.loader.exec_module(module)
-    return module
-
-
-rollback = load_rollback()
 
 
 def history_config(image: str) -> dict[str, object]:
@@ -37,7 +21,7 @@ def history_config(image: str) -> dict[str, object]:
 def test_a_tag_in_the_history_is_pinned_as_up_pins_it() -> None:
     deployed = rollback.role_in(history_config("ghcr.io/acme/web:1.4"), "web", lambda ref: DIGEST)
 
-    assert (deployed.version, deployed.image) == ("1.4@093c6d79f8b3", f"ghcr.io/acme/web:1.4@{DIGEST}")
+    assert deployed == rollback.Deployed("1.4@093c6d79f8b3", f"ghcr.io/acme/web:1.4@{DIGEST}", None)
 
 
 def test_a_registry_that_fails_names_the_role() -> None:

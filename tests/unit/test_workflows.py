@@ -11,7 +11,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from tests.support.testbed import CACHE
+from quayside_cli.local_stack import BIN
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 WORKFLOWS: Final = ROOT / ".github" / "workflows"
@@ -20,7 +20,7 @@ SETUP_STEP: Final = "scripts/setup.d/actionlint.sh"
 
 def actionlint() -> str:
     """The binary scripts/setup.d/actionlint.sh links into $QUAYSIDE_CACHE/bin; fails (never skips) without it."""
-    linked = CACHE / "bin" / "actionlint"
+    linked = BIN / "actionlint"
     found = str(linked) if linked.is_file() else shutil.which("actionlint")
     if found is None:
         pytest.fail(f"actionlint is not built: run {SETUP_STEP} (or scripts/setup); looked in {linked} and PATH")

@@ -1,8 +1,9 @@
 """The readable preview: reads `pulumi preview --json` of quayside's program and says, for the server, its host,
-the proxy, each accessory and each role, what `pulumi up` would do there, in plain words.
+the proxy, each accessory and each role, what `pulumi up` would do there, in plain words. `quayside plan` runs the
+preview and prints these words; a preview's JSON from elsewhere is read from a file or stdin:
 
-    pulumi preview --json --diff -s prod | .venv/bin/python scripts/plan.py
-    .venv/bin/python scripts/plan.py preview.json
+    pulumi preview --json --diff -s prod | .venv/bin/python -m quayside_cli.plan
+    .venv/bin/python -m quayside_cli.plan preview.json
 
 Lines starting with `WARNING:` come first: they lose data, replace the server, or say what a server ignores. Secret
 values never reach the output: the preview shows them as [secret], and only names, images, versions and public
@@ -20,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from components import steps
+from components.image_ref import Reference
 
 # How a preview shows a value that is known only once `up` has run (a build's digest, a new server's address).
 UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -311,7 +311,8 @@ def describe_proxy(part: Part) -> list[str]:
     new = options(container.after("create")) or {}
     image = new.get("image", ["kamal-proxy"])[0]
     if part.created or container.op == "create":
-        return [f"proxy: kamal-proxy {image.rsplit(':', 1)[-1]} routes the service (booted unless it already runs)"]
+        version = Reference.parse(image).tag or image
+        return [f"proxy: kamal-proxy {version} routes the service (booted unless it already runs)"]
     changes = option_changes(options(container.before("create")), new, steps.PROXY)
     changes += secret_changes(container, "secrets")
     if changes == [RECONNECTED]:
@@ -545,8 +546,8 @@ def failures(preview: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def main(argv: list[str]) -> int:
-    text = Path(argv[0]).read_text() if argv else sys.stdin.read()
+def show(text: str) -> int:
+    """Prints the plan of a preview's JSON text (its errors, when it failed); 1 when it failed, else 0."""
     if not text.strip():
         print("plan: pulumi preview printed nothing (it failed before it began: see its errors above)")
         return 1
@@ -558,6 +559,10 @@ def main(argv: list[str]) -> int:
         return 1
     print("\n".join(describe(preview)))
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return show(Path(argv[0]).read_text() if argv else sys.stdin.read())
 
 
 if __name__ == "__main__":

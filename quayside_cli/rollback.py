@@ -1,6 +1,6 @@
 """Rolls one role back to an earlier version: traffic first, then Pulumi's state, so the two agree.
 
-    scripts/rollback [-s STACK] ROLE [VERSION]      (default: the version before the one deployed now)
+    quayside [-s STACK] rollback ROLE [VERSION]     (default: the version before the one deployed now)
 
 The earlier versions are read from the stack's update history (each update records its config); a tag there
 is pinned to the digest it names in its registry now, as `pulumi up` pins it, and VERSION may be given as the
@@ -18,7 +18,6 @@ A tag re-pushed since it was deployed names its new digest: roll back to the old
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
@@ -33,15 +32,12 @@ from typing import Any, Final
 
 import yaml
 
-ROOT: Final = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from components import config, image_pin, steps  # noqa: E402
-from components import remote as commands  # noqa: E402
-from components.swap_command import swap_args, swap_timeout, version_of  # noqa: E402
-from quayside_cli.errors import QuaysideError  # noqa: E402
-from quayside_cli.ssh import Connection  # noqa: E402
-from quayside_cli.stack import Stack, object_value, pulumi_binary  # noqa: E402
+from components import config, image_pin, steps
+from components import remote as commands
+from components.swap_command import swap_args, swap_timeout, version_of
+from quayside_cli.errors import QuaysideError
+from quayside_cli.ssh import Connection
+from quayside_cli.stack import Stack, object_value, pulumi_binary
 
 ROLES_KEY: Final = f"{config.NAMESPACE}:roles"
 PROXY_KEY: Final = f"{config.NAMESPACE}:proxy"
@@ -164,15 +160,15 @@ def switch_fast(stack: Stack, role: str, target: Deployed) -> str:
     return ""
 
 
-def read_stack(stack: Stack) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The stack's outputs and update history, and its config (cached on `stack`), read side by side: each
+def read_stack(stack: Stack) -> list[dict[str, Any]]:
+    """The stack's update history, read side by side with its outputs and config (cached on `stack`): each
     `pulumi` command spends most of its time starting."""
     with ThreadPoolExecutor(max_workers=3) as pool:
         outputs = pool.submit(lambda: stack.outputs)
         history = pool.submit(stack.pulumi, "stack", "history", "--json")
         config_values = pool.submit(lambda: stack.config)
-        config_values.result()
-        return outputs.result(), json.loads(history.result())
+        outputs.result(), config_values.result()
+        return list(json.loads(history.result()))
 
 
 def record(stack: Stack, stack_file: Path, document: dict[str, Any], message: str) -> int:
@@ -197,39 +193,28 @@ def refuse_local_images(stack_file: Path, role: str) -> None:
         )
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-s", "--stack", default="local", help="the stack (default: local)")
-    parser.add_argument("role", help="the role to roll back")
-    parser.add_argument("version", nargs="?", help="the version to go back to (default: the one before)")
-    args = parser.parse_args(argv)
+def roll_back(stack: Stack, role: str, wanted: str | None) -> int:
+    """Rolls `role` of `stack` back to the version `wanted` (default: the one before the live one); its exit code,
+    a failure told in one `rollback:` line on stderr."""
+    stack_file = stack.directory / f"Pulumi.{stack.name}.yaml"
     try:
-        refuse_local_images(Path.cwd() / f"Pulumi.{args.stack}.yaml", args.role)
-        stack = Stack.open(args.stack, Path.cwd())  # run in the project directory, as pulumi is
-        outputs, history = read_stack(stack)
-        roles = outputs.get("roles") or {}
-        if args.role not in roles:
-            raise RollbackError(f"stack {args.stack} has no role {args.role}; roles: {', '.join(roles) or 'none'}")
-        current = roles[args.role]["version"]
-        stack_file = stack.directory / f"Pulumi.{args.stack}.yaml"
+        refuse_local_images(stack_file, role)
+        history = read_stack(stack)
+        current = stack.role(role)["version"]
         read_digest = digest_reader(stack)
-        target = choose(earlier_versions(history, args.role, current, read_digest), args.role, args.version)
-        document = rolled_back_stack_file(stack_file, args.role, target)
-        print(f"rollback: {args.role} from {current} to {target.version} ({target.image})", flush=True)
-        skipped = switch_fast(stack, args.role, target)
+        target = choose(earlier_versions(history, role, current, read_digest), role, wanted)
+        document = rolled_back_stack_file(stack_file, role, target)
+        print(f"rollback: {role} from {current} to {target.version} ({target.image})", flush=True)
+        skipped = switch_fast(stack, role, target)
         if skipped:
             print(f"rollback: no fast switch ({skipped}); pulumi up deploys {target.version}", flush=True)
         else:
-            print(f"rollback: recording it in stack {args.stack}: pulumi up", flush=True)
-        if record(stack, stack_file, document, f"rollback {args.role} to {target.version}") != 0:
+            print(f"rollback: recording it in stack {stack.name}: pulumi up", flush=True)
+        if record(stack, stack_file, document, f"rollback {role} to {target.version}") != 0:
             serving = current if skipped else f"{target.version} (not yet in the stack's state: run this again)"
             raise RollbackError(f"pulumi up of the rolled-back stack failed (see above); {serving} serves")
     except (RollbackError, QuaysideError) as error:
         print(f"rollback: {error}", file=sys.stderr)
         return 1
-    print(f"rollback: {args.role} now {target.version}; `pulumi up` of {stack_file.name} deploys {current} again")
+    print(f"rollback: {role} now {target.version}; `pulumi up` of {stack_file.name} deploys {current} again")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,72 @@
+"""How the deploying machine reaches a server over SSH, for every caller that runs `ssh` itself (the `quayside`
+command, the image sender, the tests): ssh's argv, the known_hosts line pinning the server's host key, and the
+private key in a 0600 file of a 0700 temporary directory, removed afterwards. The key is passed by path, never on a
+command line. The standard library only: the image sender runs under any python3, the command without Pulumi.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server is and the host key it must show (the stack's `ssh` output); none of it is secret."""
+
+    host: str
+    port: int
+    user: str
+    host_key: str  # `type base64`, or ssh-keyscan's `host type base64`
+
+    @property
+    def known_hosts_line(self) -> str:
+        """`[host]:port type base64` (the bare host on port 22), as ssh looks the server up."""
+        name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        fields = self.host_key.split()
+        start = 0 if fields[0].startswith(("ssh-", "ecdsa-")) else 1  # ssh-keyscan puts the host name first
+        return f"{name} {fields[start]} {fields[start + 1]}\n"
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    """The temporary directory (0700), the private key in it (0600) and the known_hosts file pinning the host key."""
+
+    directory: Path
+    key: Path
+    known_hosts: Path
+
+
+def argv(
+    host: str, port: int, user: str, key: Path, known_hosts: Path, command: str, *,
+    tty: bool = False, options: Sequence[str] = (),
+) -> list[str]:  # fmt: skip
+    """`ssh` running `command` as user@host with that key only, the host key checked strictly against `known_hosts`;
+    `options` (more `-o` settings, a tunnel's `-N -R ...`) go before the destination."""
+    return [
+        "ssh", "-i", str(key), "-p", str(port),
+        "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
+        "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20",
+        *options, "-t" if tty else "-T", f"{user}@{host}", command,
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def key_files(endpoint: Endpoint, private_key: str, *, prefix: str) -> Iterator[KeyFiles]:
+    """The private key and the endpoint's known_hosts line in a fresh 0700 directory, removed with all it holds when
+    the block ends (the caller may keep more scratch files there)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        directory = Path(name)
+        os.chmod(directory, 0o700)
+        key = directory / "key"
+        descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(private_key if private_key.endswith("\n") else private_key + "\n")
+        known_hosts = directory / "known_hosts"
+        known_hosts.write_text(endpoint.known_hosts_line)
+        yield KeyFiles(directory, key, known_hosts)
