@@ -12,6 +12,8 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from components.image_ref import DIGEST, Reference
+
 NAME_PATTERN: Final = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 ENV_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DURATION_PATTERN: Final = r"^[1-9][0-9]*(ms|s|m)$"
@@ -69,15 +71,14 @@ PATTERN_HELP: Final[Mapping[str, str]] = {
 
 def pinned_image(ref: str) -> str:
     """`ref` when it is an image reference pinned by a tag or a digest; else the error says what is wrong."""
-    name, _, digest = ref.partition("@")
-    last = name.rsplit("/", 1)[-1]  # a registry's host:port comes before the last slash
-    repo, _, tag = last.partition(":")
-    if not repo or re.search(r"\s", ref) or (digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest)):
+    parts = Reference.parse(ref)
+    named = bool(parts.repository.rsplit("/", 1)[-1])
+    if not named or re.search(r"\s", ref) or (parts.digest and not DIGEST.fullmatch(parts.digest)):
         raise ValueError(f"{ref!r} is not an image reference like registry/repo:tag or repo@sha256:<64 hex>")
-    if not tag and not digest:
+    if not parts.tag and not parts.digest:
         raise ValueError(f"{ref!r} has no tag or digest: pin one (repo:1.4 or repo@sha256:...)")
-    if tag and not re.fullmatch(r"[\w][\w.-]{0,127}", tag):
-        raise ValueError(f"{ref!r} has a malformed tag {tag!r}")
+    if parts.tag and not re.fullmatch(r"[\w][\w.-]{0,127}", parts.tag):
+        raise ValueError(f"{ref!r} has a malformed tag {parts.tag!r}")
     return ref
 
 
