@@ -185,9 +185,7 @@ class RegistryDigests:
         if digest:
             return str(digest)
         # A registry that names no digest on HEAD: the digest is the manifest's own hash, as a pull computes it.
-        with urllib.request.urlopen(
-            urllib.request.Request(url, headers=headers), timeout=self.timeout
-        ) as reply:  # fmt: skip
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=self.timeout) as reply:
             return "sha256:" + hashlib.sha256(reply.read()).hexdigest()
 
     def _authorization(self, challenge: str, image: ImageName, login: Login | None) -> str:

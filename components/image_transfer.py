@@ -68,9 +68,7 @@ def server_tag(ref: str, image_id: str) -> str:
     return f"{Reference.parse(ref).name}:{image_id.removeprefix('sha256:')[:12]}"
 
 
-def send_command(
-    service: str, ref: str, image_id: str, *, host: str, port: int, user: str, host_key: str
-) -> str:  # fmt: skip
+def send_command(service: str, ref: str, image_id: str, *, host: str, port: int, user: str, host_key: str) -> str:
     """The transfer step's command on the deploying machine: send_image.py, its path relative to the program's
     directory (the project's), so the command reads the same on every machine that deploys."""
     tag = server_tag(ref, image_id)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the bench needs; installs only what is missing (a user's own Docker is kept).
+# Debian packages the bench and the linters need; installs only what is missing (a user's own Docker is kept).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 
 wanted=(openssh-server openssh-client docker-registry debootstrap busybox-static iproute2 curl util-linux)
+# scripts/lint checks every shell script with it (and actionlint the workflows' `run:` scripts).
+wanted+=(shellcheck)
 # A machine with its own Docker engine (docker-ce, Docker Desktop) keeps it.
 command -v dockerd >/dev/null || wanted+=(docker.io)
 

@@ -160,7 +160,8 @@ def registry() -> Iterator[str]:
     FakeRegistry.tags, FakeRegistry.auth, FakeRegistry.seen = {}, "none", []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeRegistry)
     FakeRegistry.port = server.server_port
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default, at every test's teardown.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield f"127.0.0.1:{server.server_address[1]}"
