@@ -1,4 +1,4 @@
-"""Every default quayside applies, named once. The config models (components/config.py) take their defaults from
+"""Every default quayside applies, named once. The config models (components/config/) take their defaults from
 here, and the components send them to the remote scripts (components/steps.py), which keep none of their own.
 One number the scripts share is fixed on both sides: LOCK_WAIT_SECONDS, also in components/scripts/lib.sh
 (tests/unit/test_steps.py holds the two equal)."""
