@@ -16,7 +16,7 @@ import itertools
 import json
 import shlex
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -502,30 +502,31 @@ def parts_of(steps: list[Step], service: str) -> list[Part]:
     return sorted(parts.values(), key=lambda part: ORDER.index(part.kind))
 
 
+# How each kind of part is told (the server's words need the config too).
+DESCRIBERS: Final[dict[str, Callable[[Part], list[str]]]] = {
+    "role": describe_role,
+    "accessory": describe_accessory,
+    "image": describe_image,
+    "proxy": describe_proxy,
+    "host": describe_host,
+    "bootstrap": describe_bootstrap,
+}
+
+
 def describe(preview: Mapping[str, Any]) -> list[str]:
     """The plan in lines: warnings first, then server, host, proxy, accessories and roles in deploy order."""
-    steps = [Step.read(raw) for raw in preview.get("steps") or []]
+    all_steps = [Step.read(raw) for raw in preview.get("steps") or []]
     config = preview.get("config") or {}
     service = str(config.get("quayside:service", ""))
-    moved = server_move(steps, config)
-    lines = program_warnings(preview) + describe_volumes(steps)
+    moved = server_move(all_steps, config)
+    lines = program_warnings(preview) + describe_volumes(all_steps)
     if moved is not None:
         lines += describe_server(Part("server", "server"), moved)
-    for part in parts_of([step for step in steps if step.op not in QUIET_OPS], service):
-        if part.kind == "role":
-            lines += describe_role(part)
-        elif part.kind == "accessory":
-            lines += describe_accessory(part)
-        elif part.kind == "image":
-            lines += describe_image(part)
-        elif part.kind == "proxy":
-            lines += describe_proxy(part)
-        elif part.kind == "host":
-            lines += describe_host(part)
-        elif part.kind == "bootstrap":
-            lines += describe_bootstrap(part)
-        elif part.kind == "server":
+    for part in parts_of([step for step in all_steps if step.op not in QUIET_OPS], service):
+        if part.kind == "server":
             lines += describe_server(part, None, existing_host(config))
+        elif part.kind in DESCRIBERS:
+            lines += DESCRIBERS[part.kind](part)
         else:
             lines += [f"{part.label}: {step.op} ({step.type})" for step in part.steps]
     if not lines:
