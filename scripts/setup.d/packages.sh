@@ -6,6 +6,8 @@ source "$(dirname "$0")/../lib/common.sh"
 wanted=(openssh-server openssh-client docker-registry debootstrap busybox-static iproute2 curl util-linux)
 # A machine with its own Docker engine (docker-ce, Docker Desktop) keeps it.
 command -v dockerd >/dev/null || wanted+=(docker.io)
+# scripts/setup.d/test-hosts.sh forwards the loopback registry to the test hosts' bridge with it.
+wanted+=(socat)
 
 missing=()
 for pkg in "${wanted[@]}"; do
