@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.support.testbed import TESTBED, BenchMissing, TestServer, read_env_file
+from quayside_cli.local_stack import TESTBED
+from tests.support.testbed import BenchMissing, TestServer, read_env_file
 
 ENV_FILE: Final = "test-hosts.env"
 # scripts/setup's step test-hosts: makes what is missing, starts what stopped.
