@@ -65,26 +65,28 @@ def deploy(
     service = stack.service
     image_build.check_build_inputs(stack, image_build.project_dir())
     server: ExistingServer | HetznerServer
-    if isinstance(stack.server, config.ExistingServer):
+    if isinstance(stack.first_server, config.ExistingServer):
         server = ExistingServer(
             f"{service}-server",
             ExistingServerArgs(
-                server=stack.server, private_key=_private_key(stack.server, secret), host_key=_host_key(stack.server)
+                server=stack.first_server,
+                private_key=_private_key(stack.first_server, secret),
+                host_key=_host_key(stack.first_server),
             ),
         )
     else:
         server = HetznerServer(
             f"{service}-server",
-            HetznerServerArgs(service=service, server=stack.server, private_key=secret("ssh_private_key")),
+            HetznerServerArgs(service=service, server=stack.first_server, private_key=secret("ssh_private_key")),
         )
-    bootstrap = _bootstrap(service, stack.server, server)
+    bootstrap = _bootstrap(service, stack.first_server, server)
     registry_password = secret("registry_password") if "registry_password" in stack.secret_names() else None
     host = DockerHost(
         f"{service}-host",
         DockerHostArgs(
             service=service,
             connection=server.connection,
-            install_docker=getattr(stack.server, "install_docker", True),
+            install_docker=getattr(stack.first_server, "install_docker", True),
             registry=stack.pull_registry,
             registry_password=registry_password,
             after=[bootstrap.done] if bootstrap is not None else server.ready,
