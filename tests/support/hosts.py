@@ -12,17 +12,23 @@ A host is a TestServer: whatever takes the loopback server (its key, its host ke
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from quayside_cli.local_stack import TESTBED
+from tests.support.polling import wait_for
 from tests.support.testbed import BenchMissing, TestServer, read_env_file
 
 ENV_FILE: Final = "test-hosts.env"
+SETUP_SCRIPT: Final = Path(__file__).resolve().parents[2] / "scripts" / "setup.d" / "test-hosts.sh"
 # scripts/setup's step test-hosts: makes what is missing, starts what stopped.
 SETUP_STEP: Final = "bash scripts/setup.d/test-hosts.sh (or scripts/setup)"
 # How long a host may take to answer SSH before the bed counts as down.
@@ -83,6 +89,18 @@ class HostBed:
             raise BenchMissing(f"no SSH answer in {ANSWER_SECONDS} s from {silent}: run {SETUP_STEP}")
         return bed
 
+    @contextlib.contextmanager
+    def sshd_stopped(self, host: TestHost) -> Iterator[None]:
+        """The host's sshd stopped (its Docker engine and containers run on) until the block ends; then the set-up
+        step starts it again."""
+        pid = int(host.seen_from_root("/run/sshd.pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+        wait_for(f"{host.name}'s sshd gone", lambda: _silence_once(host) != "", seconds=15)
+        try:
+            yield
+        finally:
+            subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, check=True, timeout=120)
+
 
 def _host(env: dict[str, str], index: int) -> TestHost:
     prefix = f"QUAYSIDE_HOST_{index}_"
@@ -96,6 +114,14 @@ def _host(env: dict[str, str], index: int) -> TestHost:
         host_key=Path(env[prefix + "HOST_KEY"]),
         directory=Path(env[prefix + "DIR"]),
     )
+
+
+def _silence_once(host: TestHost) -> str:
+    """Nothing when the host answers SSH now; else what ssh said."""
+    argv = host.ssh_argv("true")
+    argv[1:1] = ["-o", "ConnectTimeout=3"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=10)
+    return "" if done.returncode == 0 else done.stderr.strip() or f"ssh exited {done.returncode}"
 
 
 def _silence(host: TestHost) -> str:

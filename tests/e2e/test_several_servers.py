@@ -1,0 +1,138 @@
+"""One service on several servers, through `pulumi up` of quayside's own program and the real engine, on the
+multi-host test bed (each host a network namespace with its own sshd and Docker engine): roles placed on some
+servers, Postgres on a server of its own reached over the private network, rollouts all or none, servers joining
+and leaving a role, and a server that does not answer. HTTP load runs on each host's proxy; every failed request
+counts.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from pulumi import automation as auto
+
+from tests.support.hosts import HostBed
+from tests.support.load import LoadReport
+from tests.support.polling import wait_for
+from tests.support.several import SeveralStack
+from tests.support.stacks import unique_service
+
+
+@pytest.fixture
+def several(tmp_path: Path, host_bed: HostBed) -> Iterator[SeveralStack]:
+    stack = SeveralStack.create(tmp_path, host_bed, unique_service("multi"))
+    stack.up()
+    try:
+        yield stack
+    finally:
+        stack.destroy()
+
+
+def up_under_load(stack: SeveralStack, placed: dict[str, list[str]]) -> tuple[str | None, dict[str, LoadReport]]:
+    """`pulumi up` with load on each (role, server) of `placed`; returns the error of a failed up (None when it
+    succeeded) and each load's report, keyed `role@server`."""
+    error: str | None = None
+    with ExitStack() as running:
+        loads = {
+            f"{role}@{server}": running.enter_context(stack.load(role, server))
+            for role, servers in placed.items()
+            for server in servers
+        }
+        for load in loads.values():
+            load.wait_for_requests(50)
+        try:
+            stack.up()
+        except auto.errors.CommandError as failed:
+            error = str(failed)
+        for load in loads.values():
+            load.wait_for_requests(load.report.total + 50)
+    return error, {name: load.report for name, load in loads.items()}
+
+
+def no_failures(reports: dict[str, LoadReport]) -> list[str]:
+    return [f"{name}: {report.summary()}" for name, report in reports.items() if report.failures]
+
+
+def test_a_service_on_three_servers_answers_on_every_server_of_each_role(several: SeveralStack) -> None:
+    for role, servers in {"web": ["app-1", "app-2"], "backend": ["app-1", "app-2"], "api": ["app-2"]}.items():
+        for server in servers:
+            assert several.get(role, server)[0] == 200, (role, server)
+    assert several.get("api", "app-1")[0] == 404, "api is not placed on app-1"
+    assert several.containers("db", "web") == {}, "db holds the database only"
+
+
+def test_the_roles_reach_postgres_on_its_own_server_over_the_private_network(several: SeveralStack) -> None:
+    worker = next(name for name in several.containers("app-1", "worker"))
+    wait_for("the worker's query answered", lambda: "42" in several.logs("app-1", worker).split(), seconds=60)
+    postgres = f"{several.service}-postgres"
+    published = several.hosts["db"].run(shlex.join(["docker", "port", postgres, "5432"])).stdout.split()
+    assert published == [f"{several.hosts['db'].address}:5432"], "Postgres listens on db's private address only"
+
+
+def test_a_migration_runs_once_per_version_not_once_per_server(several: SeveralStack) -> None:
+    audit = "".join(
+        several.hosts[server].run(f"cat /var/lib/quayside/{several.service}/audit.log", check=False).stdout
+        for server in ("app-1", "app-2")
+    )
+
+    migrations = [line.split() for line in audit.splitlines() if line.split()[3:4] == ["migrate"]]
+    assert [(fields[1], fields[2].split("@")[0]) for fields in migrations] == [("backend", "v2")], audit
+
+
+def test_an_image_change_with_boot_limit_one_switches_the_servers_one_after_the_other(several: SeveralStack) -> None:
+    several.roles["web"]["image"] = several.image("v2")
+
+    error, reports = up_under_load(several, {"web": ["app-1", "app-2"]})
+
+    assert error is None, error
+    assert no_failures(reports) == []
+    assert several.get("web", "app-1") == (200, "v2") and several.get("web", "app-2") == (200, "v2")
+    switched = {server: several.switched_at("web", server) for server in ("app-1", "app-2")}
+    began = {server: several.deploy_began_at("web", server) for server in ("app-1", "app-2")}
+    assert switched["app-1"] <= began["app-2"], (switched, began)
+
+
+def test_a_health_check_failing_on_one_server_leaves_no_server_on_the_new_version(several: SeveralStack) -> None:
+    # On app-2 only, /www/up of the new version's docroot is a directory: the app cannot write its health file.
+    probe = f"/var/lib/quayside/{several.service}-probe"
+    several.hosts["app-2"].run(shlex.join(["mkdir", "-p", f"{probe}/up"]))
+    several.roles["web"] |= {"image": several.image("v2"), "volumes": [f"{probe}:/www"]}
+
+    error, reports = up_under_load(several, {"web": ["app-1", "app-2"]})
+
+    assert error is not None and "app-2" in error and "/up" in error, error
+    assert no_failures(reports) == []
+    for server in ("app-1", "app-2"):
+        assert several.get("web", server) == (200, "v1"), server
+        assert reports[f"web@{server}"].version_sequence() == ["v1"], reports[f"web@{server}"].summary()
+
+
+def test_a_server_added_to_a_role_and_one_removed_drop_no_request_where_the_role_stays(
+    several: SeveralStack,
+) -> None:
+    several.roles["web"]["servers"] = ["app-2", "db"]
+
+    error, reports = up_under_load(several, {"web": ["app-2"]})
+
+    assert error is None, error
+    assert no_failures(reports) == []
+    assert several.get("web", "db") == (200, "v1")
+    assert several.containers("app-1", "web") == {}
+    assert several.get("web", "app-1")[0] == 404
+
+
+def test_a_server_whose_sshd_is_down_fails_up_naming_it_and_the_others_keep_serving(
+    several: SeveralStack, host_bed: HostBed
+) -> None:
+    several.roles["web"]["image"] = several.image("v2")
+    down = several.hosts["app-2"]
+    with host_bed.sshd_stopped(down):
+        error, reports = up_under_load(several, {"web": ["app-1"]})
+
+    assert error is not None and "app-2" in error and down.address in error, error
+    assert no_failures(reports) == []
+    assert several.get("web", "app-1") == (200, "v1")
