@@ -447,7 +447,7 @@ def go_back(request: Request, run: Runner, going: GoBack) -> WentBack:
         return WentBack(server, None, "" if done.ok else done.failure(steps.RETIRE))
     say(f"{request.role}: {server.name} goes back to {to.version}")
     done = step(steps.SWAP, back_args(request.swap_argv, to, retained_only=True), None)
-    if not done.ok and not request.retained_only:
+    if not done.ok and not done.unreachable and not request.retained_only:
         say(f"{request.role}: {server.name}: no kept {to.version} fits the options; booting {to.version} again")
         done = step(steps.SWAP, back_args(request.swap_argv, to, retained_only=False), request.env_file)
     return WentBack(server, to, "" if done.ok else done.failure(steps.SWAP))

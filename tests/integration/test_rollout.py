@@ -205,7 +205,7 @@ def remove_from_host(host: TestHost, name: str, had_daemon_json: bool) -> None:
         docker rm --force {name}-proxy $ids >/dev/null 2>&1
         docker network rm {name} >/dev/null 2>&1
         docker volume rm {name}-proxy-state >/dev/null 2>&1
-        rm -rf {REMOTE_ROOT}/{name} {REMOTE_ROOT}/{name}-proxy.lock /tmp/{name}-www
+        rm -rf {REMOTE_ROOT}/{name} {REMOTE_ROOT}/{name}-proxy.lock /tmp/{name}-up
         {"" if had_daemon_json else "rm -f /etc/docker/daemon.json"}
         true
     """
@@ -264,10 +264,13 @@ def test_a_version_unhealthy_on_one_host_goes_live_on_none_and_the_hosts_it_reac
     fleet: Fleet, under_load: Loads
 ) -> None:
     first, second, third = fleet.hosts
-    # The new version mounts a directory of the host as its docroot; on the second host that directory holds a
-    # directory `up` where the app writes its health file, so the app exits there and never answers /up.
-    volume = f"/tmp/{fleet.name}-www:/www"
-    second.run(f"mkdir -p /tmp/{fleet.name}-www/up")
+    # The new version mounts a file of the host over the app's health file (/www/up, which the app writes as it
+    # starts). On the second host that path is a directory: the app cannot write it, exits, and never answers /up.
+    health_file = f"/tmp/{fleet.name}-up"
+    for host in (first, third):
+        host.run(f"echo ok > {health_file}")
+    second.run(f"mkdir -p {health_file}")
+    volume = f"{health_file}:/www/up"
 
     rolled = fleet.rollout("v2", limit=1, volumes=[volume])
     under_load.after()

@@ -314,6 +314,19 @@ def test_a_server_whose_kept_container_no_longer_fits_boots_its_earlier_version_
     assert booted.args == tuple(rollout.back_args(SWAP_ARGV, V1, retained_only=False))
 
 
+def test_a_server_lost_on_the_way_back_is_named_and_not_tried_again(capsys: pytest.CaptureFixture[str]) -> None:
+    lost = Outcome(255, stderr="ssh: connect to host 10.97.0.11 port 22: No route to host\n")
+    servers = Servers(swaps={("app-2", "v2", False): failed_swap(), ("app-1", "v1", True): lost})
+
+    assert rollout.roll(request(), servers) == 1
+
+    assert servers.touched() == [("app-1", "swap.sh", "v2"), ("app-2", "swap.sh", "v2"), ("app-1", "swap.sh", "v1")]
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"rollout: web: {UNHEALTHY} on app-2 (10.97.0.12); "
+        "app-1 could not go back to v1: ssh: connect to host 10.97.0.11 port 22: No route to host"
+    )
+
+
 def test_a_server_that_ran_none_before_retires_the_role_and_one_that_ran_the_version_stays(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
