@@ -9,13 +9,9 @@ import shlex
 import subprocess
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Final
 
 from components import remote, ssh
 from quayside_cli.errors import QuaysideError
-
-# Exit status ssh itself uses for a connection failure (the remote command's status otherwise).
-SSH_FAILED: Final = 255
 
 
 def script(service: str, name: str, args: Iterable[str], *, timeout_seconds: int, tty: bool = False) -> str:
@@ -68,7 +64,7 @@ class Connection:
         return done.returncode
 
     def _check_connection(self, code: int, stderr: str) -> None:
-        if code != SSH_FAILED:
+        if code != ssh.EXIT_FAILED:
             return
         reason = stderr.strip().splitlines()[-1] if stderr.strip() else "see ssh's message above"
         where = f"{self.endpoint.user}@{self.endpoint.host}:{self.endpoint.port}"

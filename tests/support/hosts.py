@@ -102,6 +102,15 @@ class HostBed:
             subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, check=True, timeout=120)
 
 
+def bed_addresses() -> frozenset[str]:
+    """The hosts' addresses as the set-up step wrote them (none while the bed is not made): the only addresses beside
+    loopback that a test sends traffic to."""
+    if not (TESTBED / ENV_FILE).is_file():
+        return frozenset()
+    env = read_env_file(ENV_FILE)
+    return frozenset(env[f"QUAYSIDE_HOST_{index}_ADDRESS"] for index in range(1, int(env["QUAYSIDE_HOSTS_COUNT"]) + 1))
+
+
 def _host(env: dict[str, str], index: int) -> TestHost:
     prefix = f"QUAYSIDE_HOST_{index}_"
     return TestHost(
