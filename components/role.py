@@ -13,6 +13,7 @@ server leaves the role.
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 
@@ -214,20 +215,20 @@ class AppRole(pulumi.ComponentResource):
         addresses = pulumi.Output.all(*(pulumi.Output.all(c.host, c.port, c.user) for _, c in servers))
         create = pulumi.Output.all(self.image_ref, self.version, addresses).apply(
             lambda values: shlex.join(
-                rollout.command_line(
+                ["python3", os.path.relpath(rollout.__file__), *rollout.command_line(
                     a.service, a.name, limit=a.hosts_at_once, timeout_seconds=swap_timeout(a.role),
                     servers=[
                         rollout.Target(server, str(user or "root"), str(host), int(port or 22))
                         for (server, _), (host, port, user) in zip(servers, values[2], strict=True)
                     ],
                     swap_argv=swap_args(a.service, a.name, a.role, values[0], values[1], tls=a.proxy.ssl),
-                )
+                )]
             )
         )  # fmt: skip
         # Every quayside connection has a key and a host key (server.py).
         keys = pulumi.Output.all(*(pulumi.Output.all(c.private_key, c.host_key) for _, c in servers))
         secrets = pulumi.Output.all(stdin, keys).apply(
-            lambda values: rollout.secrets_document(
+            lambda values: rollout.stdin_document(
                 env_file=str(values[0]),
                 private_keys={server: str(key[0]) for (server, _), key in zip(servers, values[1], strict=True)},
                 host_keys={server: str(key[1]) for (server, _), key in zip(servers, values[1], strict=True)},
@@ -237,8 +238,9 @@ class AppRole(pulumi.ComponentResource):
         return local.Command(
             f"{name}-rollout",
             create=create,
-            stdin=pulumi.Output.secret(secrets),
+            stdin=secrets,
             add_previous_output_in_env=False,
+            # The keys and the env file: secret in state (their values are secrets already).
             opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for, additional_secret_outputs=["stdin"]),
         )
 

@@ -5,7 +5,9 @@ The standard library and components/ssh.py, steps.py and remote.py only, so any 
     python3 components/rollout.py --service S --role R --limit N --timeout SECONDS [--retained-only] \\
         --server NAME=USER@HOST:PORT ... -- SWAP_ARGV...
     SWAP_ARGV: swap.sh's arguments, as components/swap_command.py's swap_args builds them
-    stdin: JSON {"private_key": "<openssh key>", "host_keys": {"NAME": "ssh-ed25519 AAAA..."}, "env_file": "K=V\\n..."}
+    stdin: JSON {"private_keys": {"NAME": "<openssh key>"}, "host_keys": {"NAME": "ssh-ed25519 AAAA..."},
+                 "env_file": "K=V\\n..."}
+    (command_line() and stdin_document() build both, for the program and for `quayside rollback`)
 
 1. Reads the live version and image of the role on every server at once (live.sh). A server that does not answer
    (within ssh's ConnectTimeout) or cannot tell fails the rollout here, named with its address, before anything is
@@ -84,7 +86,7 @@ class Request:
     retained_only: bool
     servers: tuple[Server, ...]
     swap_argv: tuple[str, ...]
-    private_key: str
+    private_keys: dict[str, str]
     env_file: str
 
     @property
@@ -144,8 +146,8 @@ def parse_request(argv: Sequence[str], stdin: str) -> Request:
     servers = []
     for word in args.server:
         name, user, host, port = parse_server(word)
-        if name not in secrets.host_keys:
-            raise UsageError(f"stdin: host_keys has no key of server {name}")
+        if name not in secrets.host_keys or name not in secrets.private_keys:
+            raise UsageError(f"stdin: host_keys and private_keys need a key of server {name}")
         servers.append(Server(name, ssh.Endpoint(host, port, user, secrets.host_keys[name])))
     names = [server.name for server in servers]
     if len(set(names)) != len(names):
@@ -153,13 +155,13 @@ def parse_request(argv: Sequence[str], stdin: str) -> Request:
     return Request(
         service=args.service, role=args.role, limit=args.limit, timeout_seconds=args.timeout,
         retained_only=args.retained_only or bool(swap.get("retained_only")), servers=tuple(servers),
-        swap_argv=tuple(swap_argv), private_key=secrets.private_key, env_file=secrets.env_file,
+        swap_argv=tuple(swap_argv), private_keys=secrets.private_keys, env_file=secrets.env_file,
     )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Secrets:
-    private_key: str
+    private_keys: dict[str, str]
     host_keys: dict[str, str]
     env_file: str
 
@@ -170,14 +172,54 @@ def parse_stdin(text: str) -> Secrets:
     except json.JSONDecodeError as error:
         raise UsageError(f"stdin is not JSON: {error}") from None
     if not isinstance(given, dict):
-        raise UsageError("stdin: a JSON object with private_key, host_keys and env_file")
-    for key, kind in (("private_key", str), ("host_keys", dict), ("env_file", str)):
+        raise UsageError("stdin: a JSON object with private_keys, host_keys and env_file")
+    for key, kind in (("private_keys", dict), ("host_keys", dict), ("env_file", str)):
         if not isinstance(given.get(key), kind):
             raise UsageError(f"stdin: {key} is missing or not a {'string' if kind is str else 'map'}")
     host_keys = given["host_keys"]
     if not all(isinstance(value, str) and len(value.split()) >= 2 for value in host_keys.values()):
         raise UsageError("stdin: host_keys maps each server's name to its host key, `ssh-ed25519 AAAA...`")
-    return Secrets(given["private_key"], dict(host_keys), given["env_file"])
+    if not all(isinstance(value, str) for value in given["private_keys"].values()):
+        raise UsageError("stdin: private_keys maps each server's name to its private key")
+    return Secrets(dict(given["private_keys"]), dict(host_keys), given["env_file"])
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server as the command line names it: NAME=USER@HOST:PORT."""
+
+    name: str
+    user: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.name}={self.user}@{host}:{self.port}"
+
+
+def command_line(
+    service: str,
+    role: str,
+    *,
+    limit: int,
+    timeout_seconds: int,
+    servers: Sequence[Target],
+    swap_argv: Sequence[str],
+    retained_only: bool = False,
+) -> list[str]:
+    """The rollout's arguments (after `python3 components/rollout.py`), as parse_request reads them."""
+    return [
+        "--service", service, "--role", role, "--limit", str(limit), "--timeout", str(timeout_seconds),
+        *(["--retained-only"] if retained_only else []),
+        *(word for server in servers for word in ("--server", str(server))),
+        "--", *swap_argv,
+    ]  # fmt: skip
+
+
+def stdin_document(*, private_keys: Mapping[str, str], host_keys: Mapping[str, str], env_file: str) -> str:
+    """The JSON on the rollout's stdin: every secret it needs, none on its command line."""
+    return json.dumps({"private_keys": dict(private_keys), "host_keys": dict(host_keys), "env_file": env_file})
 
 
 # --- the plan ----------------------------------------------------------------------------------------------------
@@ -468,7 +510,7 @@ class OverSsh:
     def __enter__(self) -> OverSsh:
         for server in self._request.servers:
             self._files[server.name] = self._open.enter_context(
-                ssh.key_files(server.endpoint, self._request.private_key, prefix="quayside-rollout-")
+                ssh.key_files(server.endpoint, self._request.private_keys[server.name], prefix="quayside-rollout-")
             )
         return self
 

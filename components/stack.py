@@ -73,25 +73,29 @@ class Deployment:
         return proxy
 
     def outputs(self) -> dict[str, Any]:
-        """The stack outputs: names and shapes are a contract other stacks read (StackReference)."""
-        return {
+        """The stack outputs: names and shapes are a contract other stacks read (StackReference). A stack on
+        several servers adds each server's addresses and where each role and accessory runs."""
+        several = {"servers": role.servers} if self.several else {}
+        outputs: dict[str, Any] = {
             "server_host": self.server.host,
             "proxy_version": self.proxy.version,
             "roles": {
-                name: {"urls": role.urls, "version": role.version, "image": role.image_ref, "servers": role.servers}
+                name: {"urls": role.urls, "version": role.version, "image": role.image_ref, **several}
                 for name, role in self.roles.items()
             },
             **self.accessories.outputs(),
-            "servers": {
-                name: {"host": side.server.host, "private_ip": side.private_ip} for name, side in self.servers.items()
-            },
-            # What the `quayside` command reads to reach each server as deploys do (none of it is secret).
+            # What the `quayside` command reads to reach the server as deploys do (none of it is secret).
             "service": self.service,
             "ssh": ssh_output(self.first),
-            "hosts": {name: ssh_output(side) for name, side in self.servers.items()},
             "accessories": [name for name in config.ACCESSORIES if getattr(self.accessories, name) is not None],
-            "accessory_servers": self.accessories.servers,
         }
+        if self.several:
+            outputs["servers"] = {
+                name: {"host": side.server.host, "private_ip": side.private_ip} for name, side in self.servers.items()
+            }
+            outputs["hosts"] = {name: ssh_output(side) for name, side in self.servers.items()}
+            outputs["accessory_servers"] = self.accessories.servers
+        return outputs
 
 
 def ssh_output(side: ServerSide) -> dict[str, Any]:

@@ -36,8 +36,7 @@ from typing import Any, Final
 
 import yaml
 
-import components
-from components import config, image_pin, steps
+from components import config, image_pin, rollout, steps
 from components import remote as commands
 from components.swap_command import swap_args, swap_timeout, version_of
 from quayside_cli.errors import QuaysideError
@@ -47,7 +46,7 @@ from quayside_cli.stack import Stack, object_value, pulumi_binary
 ROLES_KEY: Final = f"{config.NAMESPACE}:roles"
 PROXY_KEY: Final = f"{config.NAMESPACE}:proxy"
 # The all-or-none switch over several servers (spec: python3 components/rollout.py ... -- SWAP_ARGV).
-ROLLOUT: Final = Path(components.__file__).with_name("rollout.py")
+ROLLOUT: Final = Path(rollout.__file__)
 
 
 class RollbackError(RuntimeError):
@@ -157,8 +156,7 @@ def fast_switch_command(stack: Stack, role: str, target: Deployed) -> tuple[str,
 
 def hosts_at_once(role: config.Role, servers: int) -> int:
     """How many servers switch at the same time: the role's `boot.limit`, else all of them."""
-    boot = getattr(role, "boot", None)  # config.Role.boot: a role of a stack with `servers:` (spec-21)
-    return int(boot.hosts_at_once(servers)) if boot is not None else servers
+    return role.boot.hosts_at_once(servers) if role.boot is not None else servers
 
 
 @dataclass(frozen=True)
@@ -180,20 +178,21 @@ def rollout_command(stack: Stack, role: str, target: Deployed) -> Rollout | None
     names = stack.role_servers(role)
     servers = {name: stack.servers[name] for name in names}
     limit = hosts_at_once(parsed, len(names))
+    targets = [rollout.Target(name, at.user, at.host, at.port) for name, at in servers.items()]
     argv = [
-        sys.executable, str(ROLLOUT), "--service", stack.service, "--role", role, "--limit", str(limit),
-        "--timeout", str(seconds), "--retained-only",
-        *(word for name, at in servers.items() for word in ("--server", f"{name}={at.user}@{at.host}:{at.port}")),
-        "--", *args,
+        sys.executable, str(ROLLOUT), *rollout.command_line(
+            stack.service, role, limit=limit, timeout_seconds=seconds, servers=targets, swap_argv=args,
+            retained_only=True,
+        ),
     ]  # fmt: skip
-    stdin = {
-        "private_keys": {name: stack.private_key(name) for name in names},
-        "host_keys": {name: at.host_key for name, at in servers.items()},
-        "env_file": "",  # swap.sh --retained-only reads none
-    }
+    stdin = rollout.stdin_document(
+        private_keys={name: stack.private_key(name) for name in names},
+        host_keys={name: at.host_key for name, at in servers.items()},
+        env_file="",  # swap.sh --retained-only reads none
+    )
     # Each wave within the swap's timeout, and once more for the servers that go back after a failed one.
     waves = math.ceil(len(names) / limit)
-    return Rollout(argv, json.dumps(stdin), seconds * (waves + 1))
+    return Rollout(argv, stdin, seconds * (waves + 1))
 
 
 def switch_fast(stack: Stack, role: str, target: Deployed) -> str:

@@ -6,7 +6,6 @@ counts every failed request."""
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import shlex
 import signal
@@ -23,7 +22,7 @@ from typing import Any, Final
 
 import pytest
 
-from components import config, defaults, ssh, steps
+from components import config, defaults, rollout, ssh, steps
 from components.swap_command import swap_args, swap_timeout
 from tests.support.docker import unique_name
 from tests.support.hosts import SETUP_STEP, HostBed, TestHost
@@ -86,21 +85,20 @@ class Fleet:
         host keys and the env file on stdin. Then waits for what the swaps left to finish in the background (the old
         containers stopping), as the role's next step would."""
         role = self.role(**settings)
-        argv = [
-            "--service", self.name, "--role", ROLE, "--limit", str(limit), "--timeout", str(swap_timeout(role)),
-            *(["--retained-only"] if retained_only else []),
-        ]  # fmt: skip
-        for host in self.hosts:
-            argv += ["--server", f"{host.name}=root@{host.address}:{host.port}"]
         swap = swap_args(self.name, ROLE, role, self.image(tag), tag, proxy_name=self.proxy)
-        stdin = {
-            "private_key": self.hosts[0].private_key_text,
-            "host_keys": {host.name: host.host_key_file.read_text() for host in self.hosts},
-            "env_file": "SECRET=rollout\n",
-        }
+        argv = rollout.command_line(
+            self.name, ROLE, limit=limit, timeout_seconds=swap_timeout(role), swap_argv=swap,
+            retained_only=retained_only,
+            servers=[rollout.Target(host.name, host.user, host.address, host.port) for host in self.hosts],
+        )  # fmt: skip
+        stdin = rollout.stdin_document(
+            private_keys={host.name: host.private_key_text for host in self.hosts},
+            host_keys={host.name: host.host_key_file.read_text() for host in self.hosts},
+            env_file="SECRET=rollout\n",
+        )
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "components/rollout.py", *argv, "--", *swap], cwd=ROOT, input=json.dumps(stdin),
+            [sys.executable, "components/rollout.py", *argv], cwd=ROOT, input=stdin,
             capture_output=True, text=True, timeout=900, check=False,
         )  # fmt: skip
         seconds = time.monotonic() - started

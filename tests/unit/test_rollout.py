@@ -43,7 +43,10 @@ def command_line(
 
 
 def stdin(**changes: object) -> str:
-    given = {"private_key": "KEY", "host_keys": dict.fromkeys(ADDRESSES, HOST_KEY), "env_file": "SECRET=1\n"}
+    given = {
+        "private_keys": dict.fromkeys(ADDRESSES, "KEY"), "host_keys": dict.fromkeys(ADDRESSES, HOST_KEY),
+        "env_file": "SECRET=1\n",
+    }  # fmt: skip
     return json.dumps({**given, **changes})
 
 
@@ -125,7 +128,7 @@ def test_the_command_line_and_stdin_give_the_servers_with_their_host_keys_and_th
     assert parsed.servers[1].endpoint == ssh.Endpoint("10.97.0.12", 22, "root", HOST_KEY)
     assert (parsed.limit, parsed.timeout_seconds, parsed.retained_only) == (1, 600, False)
     assert parsed.swap_argv == tuple(SWAP_ARGV)
-    assert (parsed.version, parsed.env_file, parsed.private_key) == ("v2", "SECRET=1\n", "KEY")
+    assert (parsed.version, parsed.env_file, parsed.private_keys["app-2"]) == ("v2", "SECRET=1\n", "KEY")
 
 
 def test_retained_only_sends_each_swap_its_retained_only_switch() -> None:
@@ -148,7 +151,7 @@ def test_a_server_is_named_user_at_host_and_port_an_ipv6_address_in_brackets() -
         (command_line(swap=["--service", "acme", "--colour", "red"]), stdin(), "swap.sh has no option --colour"),
         (["--server", "app-1=10.97.0.11", *command_line()], stdin(), "'app-1=10.97.0.11' is not NAME=USER@HOST:PORT"),
         (command_line("--server", "app-1=root@10.97.0.11:22"), stdin(), "each server once"),
-        (command_line(), stdin(host_keys={"app-1": HOST_KEY}), "host_keys has no key of server app-2"),
+        (command_line(), stdin(host_keys={"app-1": HOST_KEY}), "host_keys and private_keys need a key of server app-2"),
         (command_line(), stdin(env_file=None), "stdin: env_file is missing or not a string"),
         (command_line(), "KEY", "stdin is not JSON"),
         (command_line()[4:], stdin(), "the following arguments are required: --service, --role"),
