@@ -75,12 +75,16 @@ class Deployment:
     def outputs(self) -> dict[str, Any]:
         """The stack outputs: names and shapes are a contract other stacks read (StackReference). A stack on
         several servers adds each server's addresses and where each role and accessory runs."""
-        several = {"servers": role.servers} if self.several else {}
         outputs: dict[str, Any] = {
             "server_host": self.server.host,
             "proxy_version": self.proxy.version,
             "roles": {
-                name: {"urls": role.urls, "version": role.version, "image": role.image_ref, **several}
+                name: {
+                    "urls": role.urls,
+                    "version": role.version,
+                    "image": role.image_ref,
+                    **({"servers": role.servers} if self.several else {}),
+                }
                 for name, role in self.roles.items()
             },
             **self.accessories.outputs(),
