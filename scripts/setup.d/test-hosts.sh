@@ -412,6 +412,24 @@ ensure_engine_started() {
   engines_started+=("$name")
 }
 
+# ensure_loopback_registry NAME: the registry at the host's own 127.0.0.1:<registry port> too, forwarded over the
+# bridge, so an image has one name (127.0.0.1:5000/...) on this machine and on every host, and Docker pulls it there
+# without configuration (loopback registries are plain HTTP to Docker, and to quayside's digest look-ups).
+ensure_loopback_registry() {
+  local name=$1 pidfile=$BED/$1/fs/run/registry-forward.pid pid
+  pid=$(pid_in_host "$name" "$pidfile") || true
+  if [[ -n $pid ]] && loopback_registry_answers "$name"; then return 0; fi
+  [[ -z $pid ]] || kill "$pid"
+  enter_host "$name"
+  start_daemon "$BED/$name/fs/var/log/registry-forward.log" "${ENTER[@]}" \
+    socat "TCP-LISTEN:$registry_port,bind=127.0.0.1,reuseaddr,fork" "TCP:$gateway:$registry_port"
+  echo "$!" >"$pidfile"
+  wait_until 10 "$name's registry forward" loopback_registry_answers "$name" ||
+    die "the registry did not answer at $name's 127.0.0.1:$registry_port; read $BED/$name/fs/var/log/registry-forward.log"
+  done_here+=("forwarded $name's 127.0.0.1:$registry_port to the registry")
+}
+loopback_registry_answers() { in_host "$1" curl -fsS -m 2 "http://127.0.0.1:$registry_port/v2/" >/dev/null 2>&1; }
+
 # ensure_sshd NAME ADDRESS: sshd answering as the host; told to read its config again when that changed.
 ensure_sshd() {
   local name=$1 address=$2 pid
@@ -458,6 +476,7 @@ make_bed() {
   done
   for ((i = 1; i <= count; i++)); do
     ensure_sshd "$(host_name "$i")" "$(host_address "$i")"
+    ensure_loopback_registry "$(host_name "$i")"
   done
   write_env_file
   if ((${#done_here[@]} == 0)); then

@@ -86,7 +86,7 @@ class HostBed:
             silences = dict(zip(bed.hosts, pool.map(_silence, bed.hosts), strict=True))
         silent = "; ".join(f"{host.name} at {host.address} ({said})" for host, said in silences.items() if said)
         if silent:
-            raise BenchMissing(f"no SSH answer in {ANSWER_SECONDS} s from {silent}: run {SETUP_STEP}")
+            raise BenchMissing(f"no answer of SSH and Docker in {ANSWER_SECONDS} s from {silent}: run {SETUP_STEP}")
         return bed
 
     @contextlib.contextmanager
@@ -134,8 +134,9 @@ def _silence_once(host: TestHost) -> str:
 
 
 def _silence(host: TestHost) -> str:
-    """Nothing once the host answers SSH (tried again until ANSWER_SECONDS have passed); else what ssh said last."""
-    argv = host.ssh_argv("true")
+    """Nothing once the host answers SSH and its Docker engine answers there (tried again until ANSWER_SECONDS have
+    passed); else what ssh or docker said last."""
+    argv = host.ssh_argv("docker info --format '{{.ID}}' >/dev/null")
     argv[1:1] = ["-o", f"ConnectTimeout={ANSWER_SECONDS}"]
     deadline = time.monotonic() + ANSWER_SECONDS
     while True:

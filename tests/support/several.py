@@ -24,6 +24,7 @@ from tests.support.hosts import HostBed, TestHost
 from tests.support.load import Load
 from tests.support.pulumi_engine import QuaysideProject, secret
 from tests.support.stacks import PROXY, STACK, Events
+from tests.support.testbed import registry_address
 
 # The bed's hosts by the server names the stacks give them.
 SERVER_NAMES: Final = ("app-1", "app-2", "db")
@@ -44,7 +45,9 @@ class SeveralStack:
     @classmethod
     def create(cls, directory: Path, bed: HostBed, service: str) -> SeveralStack:
         hosts = dict(zip(SERVER_NAMES, bed.hosts, strict=False))
-        stack = cls(QuaysideProject.create(directory), service, {}, hosts, bed.registry)
+        # The loopback registry's name: each host forwards its own 127.0.0.1:5000 to it, and quayside reads a
+        # loopback registry's digests over plain HTTP, as Docker pulls from one.
+        stack = cls(QuaysideProject.create(directory), service, {}, hosts, registry_address())
         stack.config = stack.initial_config()
         for host in hosts.values():
             stack.remove_leftovers(host)
