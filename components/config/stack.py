@@ -147,6 +147,11 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _roles_fit_together(self) -> Self:
+        if self.sends_images and self.servers is not None:
+            raise ValueError(
+                "registry: none sends each image to one server over SSH; with servers:, give a registry the servers "
+                "pull from (registry: {server: ...})"
+            )
         routes: dict[tuple[str, str], str] = {}
         for name, role in self.roles.items():
             for other in role.depends_on:

@@ -7,7 +7,10 @@ counts.
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,8 +21,9 @@ from pulumi import automation as auto
 from tests.support.hosts import HostBed
 from tests.support.load import LoadReport
 from tests.support.polling import wait_for
+from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
 from tests.support.several import SeveralStack
-from tests.support.stacks import unique_service
+from tests.support.stacks import STACK, Events, unique_service
 
 
 @pytest.fixture
@@ -32,7 +36,9 @@ def several(tmp_path: Path, host_bed: HostBed) -> Iterator[SeveralStack]:
         stack.destroy()
 
 
-def up_under_load(stack: SeveralStack, placed: dict[str, list[str]]) -> tuple[str | None, dict[str, LoadReport]]:
+def up_under_load(
+    stack: SeveralStack, placed: dict[str, list[str]], events: Events | None = None
+) -> tuple[str | None, dict[str, LoadReport]]:
     """`pulumi up` with load on each (role, server) of `placed`; returns the error of a failed up (None when it
     succeeded) and each load's report, keyed `role@server`."""
     error: str | None = None
@@ -45,7 +51,7 @@ def up_under_load(stack: SeveralStack, placed: dict[str, list[str]]) -> tuple[st
         for load in loads.values():
             load.wait_for_requests(50)
         try:
-            stack.up()
+            stack.up(events)
         except auto.errors.CommandError as failed:
             error = str(failed)
         for load in loads.values():
@@ -144,3 +150,77 @@ def test_a_server_whose_sshd_is_down_fails_up_naming_it_and_the_others_keep_serv
     assert error is not None and "app-2" in error and down.address in error, error
     assert no_failures(reports) == []
     assert several.get("web", "app-1") == (200, "v1")
+
+
+def test_a_one_server_stack_moved_to_servers_keeps_its_containers_and_deletes_nothing(
+    tmp_path: Path, host_bed: HostBed
+) -> None:
+    stack = SeveralStack.create(tmp_path, host_bed, unique_service("move"))
+    servers = stack.config["quayside:servers"]
+    stack.config["quayside:server"] = {key: value for key, value in servers["app-1"].items() if key != "private_ip"}
+    del stack.config["quayside:servers"], stack.config["quayside:accessories"]
+    stack.config["quayside:roles"] = {
+        name: {key: value for key, value in role.items() if key not in ("servers", "boot")}
+        for name, role in stack.roles.items()
+        if name in ("web", "backend")
+    }
+    try:
+        stack.up()
+        before = stack.containers("app-1", "web")
+        stack.config["quayside:servers"] = {
+            "app-1": {**stack.config.pop("quayside:server"), "private_ip": servers["app-1"]["private_ip"]}
+        }
+        events = Events()
+
+        error, reports = up_under_load(stack, {"web": ["app-1"]}, events)
+
+        assert error is None, error
+        assert no_failures(reports) == []
+        deleted = {name: ops for name, ops in events.changed().items() if "delete" in ops or "replace" in ops}
+        assert deleted == {}, deleted
+        assert stack.containers("app-1", "web") == before, "web's container kept running as it was"
+        assert reports["web@app-1"].version_sequence() == ["v1"]
+    finally:
+        stack.destroy()
+
+
+def quayside(stack: SeveralStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `quayside` command of this checkout on the stack, as a user's shell runs it."""
+    env = {**os.environ, **stack.project.env(), "PULUMI_HOME": str(PULUMI_HOME), "PYTHONPATH": str(ROOT)}
+    env["PATH"] = f"{pulumi_cli().parent}{os.pathsep}{env.get('PATH', '')}"
+    argv = [sys.executable, "-m", "quayside_cli", "-s", STACK, "--cwd", str(stack.project.work_dir), *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_details_and_logs_show_each_role_on_each_of_its_servers(several: SeveralStack) -> None:
+    details = quayside(several, "details")
+    logs = quayside(several, "logs", "web", "--lines", "20")
+    one = quayside(several, "logs", "web", "--host", "app-2", "--lines", "20")
+
+    assert details.returncode == 0, details.stderr
+    web_rows = [line for line in details.stdout.splitlines() if line.split()[:1] == ["web"]]
+    assert {server for row in web_rows for server in ("app-1", "app-2") if server in row.split()} == {
+        "app-1", "app-2",
+    }, details.stdout  # fmt: skip
+    assert not [line for line in details.stdout.splitlines() if line.split()[:1] == ["api"] and "app-1" in line]
+    assert logs.returncode == 0, logs.stderr
+    assert {line.split(" | ")[0] for line in logs.stdout.splitlines() if " | " in line} == {"app-1", "app-2"}
+    assert one.returncode == 0 and "app-1 | " not in one.stdout and "listening" in one.stdout, one.stdout
+
+
+def test_a_rollback_puts_the_previous_version_back_on_every_server_of_the_role(several: SeveralStack) -> None:
+    several.roles["web"]["image"] = several.image("v2")
+    several.up()
+    assert several.get("web", "app-1") == (200, "v2") and several.get("web", "app-2") == (200, "v2")
+
+    with ExitStack() as running:
+        loads = [running.enter_context(several.load("web", server)) for server in ("app-1", "app-2")]
+        for load in loads:
+            load.wait_for_requests(50)
+        rolled = quayside(several, "rollback", "web")
+        for load in loads:
+            load.wait_for_requests(load.report.total + 50)
+
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert [load.report.failures for load in loads] == [[], []], [load.report.summary() for load in loads]
+    assert several.get("web", "app-1") == (200, "v1") and several.get("web", "app-2") == (200, "v1")

@@ -95,7 +95,8 @@ class SeveralStack:
 
     def stack(self) -> auto.Stack:
         handle = self.project.stack(STACK, self.config)
-        handle.set_config("quayside:postgres_password", secret(POSTGRES_PASSWORD))
+        if "postgres" in self.config.get("quayside:accessories", {}):
+            handle.set_config("quayside:postgres_password", secret(POSTGRES_PASSWORD))
         return handle
 
     def up(self, events: Events | None = None) -> auto.UpResult:
