@@ -34,8 +34,12 @@ class Site:
 class DeployedAccessories:
     postgres: Postgres | None = None
     backup: Backup | None = None
-    vector: Vector | None = None
-    servers: dict[str, str] = field(default_factory=dict)  # accessory → the name of its server
+    vectors: dict[str, Vector] = field(default_factory=dict)  # server → the Vector shipping its logs
+    servers: dict[str, str] = field(default_factory=dict)  # accessory → the name of its (first) server
+
+    @property
+    def vector(self) -> Vector | None:
+        return next(iter(self.vectors.values()), None)
 
     @property
     def ready(self) -> list[remote.Command]:
@@ -95,14 +99,16 @@ def deploy_accessories(stack: config.StackConfig, sites: dict[str, Site], secret
             ),
         )
     if accessories.vector is not None:
-        deployed.vector = Vector(
-            f"{service}-vector",
-            VectorArgs(
-                service=service,
-                vector=accessories.vector,
-                connection=site("vector").connection,
-                token=secret(defaults.BETTERSTACK_TOKEN_SECRET),
-                host_ready=site("vector").host_ready,
-            ),
-        )
+        for index, server in enumerate(stack.vector_servers()):
+            # The first keeps the one-server stack's name.
+            deployed.vectors[server] = Vector(
+                f"{service}-vector" if index == 0 else f"{service}-vector-{server}",
+                VectorArgs(
+                    service=service,
+                    vector=accessories.vector,
+                    connection=sites[server].connection,
+                    token=secret(defaults.BETTERSTACK_TOKEN_SECRET),
+                    host_ready=sites[server].host_ready,
+                ),
+            )
     return deployed

@@ -6,7 +6,7 @@
       vector:   {sink: betterstack}
 
 With `servers:` (several servers), each is placed on one of them by name (`postgres: {server: db}`): Postgres on
-the first server unless it says, its backups beside it, Vector on the first server.
+the first server unless it says, its backups beside it, Vector on every server (each ships its own server's logs).
 
 Secrets (set with `pulumi config set --secret`), one per accessory need: `postgres_password`;
 `backup_passphrase`, `s3_access_key_id`, `s3_secret_access_key`; `betterstack_token`.
@@ -195,7 +195,10 @@ class Vector(Model):
     image: ImageRef = Field(default=defaults.VECTOR_IMAGE, description="the Vector image, its version pinned")
     memory: Memory | None = Field(default=None, description="memory limit, e.g. 256m")
     delete_data: bool = Field(default=False, description="delete Vector's data directory when it is removed")
-    server: ServerName | None = Field(default=None, description=f"{PLACED}; default: the first server")
+    server: ServerName | None = Field(
+        default=None,
+        description=f"{PLACED}; default: every server (each Vector ships the logs of its own server's containers)",
+    )
 
 
 class Accessories(Model):

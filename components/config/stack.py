@@ -201,7 +201,7 @@ class StackConfig(Model):
 
     def accessory_server(self, name: str) -> str:
         """The name of the server accessory `name` (postgres, backup, vector) runs on: its `server`, else Postgres
-        and Vector on the first server, the backups on Postgres's."""
+        and Vector on the first server (the first of those it runs on), the backups on Postgres's."""
         if name not in ACCESSORIES:
             raise ValueError(f"no accessory {name!r}: accessories are {', '.join(ACCESSORIES)}")
         placed = self._placed(name)
@@ -210,6 +210,11 @@ class StackConfig(Model):
         if name == "backup":
             return self.accessory_server("postgres")
         return next(iter(self.servers_by_name()))
+
+    def vector_servers(self) -> list[str]:
+        """The servers Vector runs on: its `server`, else every server (each ships its own server's logs)."""
+        placed = self._placed("vector")
+        return [placed] if placed is not None else list(self.servers_by_name())
 
     def private_address(self, name: str) -> str | None:
         """Server `name`'s address on the private network: an existing server's private_ip, a Hetzner server's
