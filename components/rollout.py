@@ -512,10 +512,36 @@ class OverSsh:
             self._files[server.name] = self._open.enter_context(
                 ssh.key_files(server.endpoint, self._request.private_keys[server.name], prefix="quayside-rollout-")
             )
+        at_once(self._request.servers, self._connect)
         return self
 
+    def _connect(self, server: Server) -> None:
+        """The server's shared connection, in the background once authenticated (`-f`), its streams on /dev/null so
+        that no step's output waits for it. A server that does not answer is left to the first step to name."""
+        where, files = server.endpoint, self._files[server.name]
+        opening = ssh.argv(where.host, where.port, where.user, files.key, files.known_hosts, "", options=(
+            *KEEP_ALIVE, "-o", f"ControlPath={files.directory}/control", "-o", "ControlPersist=yes", "-M", "-N", "-f",
+        ))  # fmt: skip
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                opening, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                check=False, timeout=ssh.CONNECT_TIMEOUT_SECONDS + SLACK_SECONDS,
+            )  # fmt: skip
+
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        for server in self._request.servers:
+            where, files = server.endpoint, self._files[server.name]
+            ending = ssh.argv(where.host, where.port, where.user, files.key, files.known_hosts, "", options=(
+                "-o", f"ControlPath={files.directory}/control", "-O", "exit",
+            ))  # fmt: skip
+            subprocess.run(ending, capture_output=True, check=False, timeout=SLACK_SECONDS)
         self._open.close()
+
+    @staticmethod
+    def _shared(files: ssh.KeyFiles) -> tuple[str, ...]:
+        """One SSH connection per server for the whole rollout, opened first (_connect): each step's session rides on
+        it and costs no handshake of its own; without it (it failed to open), a step connects on its own."""
+        return ("-o", "ControlMaster=no", "-o", f"ControlPath={files.directory}/control")
 
     def __call__(
         self, server: Server, step: steps.Script, args: Sequence[str], *, stdin: str | None, timeout_seconds: int,
@@ -523,7 +549,8 @@ class OverSsh:
     ) -> Outcome:  # fmt: skip
         files, where = self._files[server.name], server.endpoint
         command = remote.script(self._request.service, step.name, args, timeout_seconds=timeout_seconds)
-        argv = ssh.argv(where.host, where.port, where.user, files.key, files.known_hosts, command, options=KEEP_ALIVE)
+        options = (*KEEP_ALIVE, *self._shared(files))
+        argv = ssh.argv(where.host, where.port, where.user, files.key, files.known_hosts, command, options=options)
         started = time.monotonic()
         with subprocess.Popen(
             argv, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE, stdout=subprocess.PIPE,

@@ -6,10 +6,7 @@ counts every failed request."""
 from __future__ import annotations
 
 import http.client
-import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +24,6 @@ from components.swap_command import swap_args, swap_timeout
 from tests.support.docker import unique_name
 from tests.support.hosts import SETUP_STEP, HostBed, TestHost
 from tests.support.load import Load, LoadReport
-from tests.support.polling import wait_for
 from tests.support.remote import REMOTE_ROOT, install_scripts, run_script, settle
 
 ROOT: Final = Path(__file__).resolve().parents[2]
@@ -291,35 +287,15 @@ def test_a_version_unhealthy_on_one_host_goes_live_on_none_and_the_hosts_it_reac
           f"{rolled.done.stdout}{rolled.done.stderr}")  # fmt: skip
 
 
-def stop_sshd(host: TestHost) -> None:
-    """Ends the host's sshd as the bed knows it (its pid file, a process of the host's network namespace)."""
-    pid = int(host.seen_from_root("/run/sshd.pid").read_text())
-    netns = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True, text=True, check=True).stdout
-    assert netns.strip() == host.name, f"pid {pid} is not {host.name}'s sshd"
-    os.kill(pid, signal.SIGTERM)
-
-    def refused() -> bool:
-        try:
-            socket.create_connection((host.address, host.port), timeout=1).close()
-        except ConnectionRefusedError:
-            return True
-        return False
-
-    wait_for(f"{host.name}'s sshd to stop", refused, seconds=15)
-
-
 def test_a_host_whose_sshd_is_down_fails_the_rollout_naming_it_and_no_other_host_is_touched(
-    fleet: Fleet, under_load: Loads
+    fleet: Fleet, under_load: Loads, host_bed: HostBed
 ) -> None:
     down = fleet.hosts[2]
     others = fleet.hosts[:2]
     before = {host.name: (fleet.containers(host), fleet.audit(host)) for host in others}
-    stop_sshd(down)
-    try:
+    with host_bed.sshd_stopped(down):
         rolled = fleet.rollout("v2", limit=1, settle_hosts=False)
         under_load.after()
-    finally:
-        subprocess.run(["bash", "scripts/setup.d/test-hosts.sh"], cwd=ROOT, check=True, timeout=300)
     HostBed.from_testbed()  # every host answers again (else this fails naming the set-up step)
 
     assert rolled.done.returncode == 1
