@@ -234,7 +234,9 @@ class AppRole(pulumi.ComponentResource):
                 host_keys={server: str(key[1]) for (server, _), key in zip(servers, values[1], strict=True)},
             )
         )
-        waits_for = [*a.depends_on, *self.placements.values(), *([self.migration] if self.migration else [])]
+        # Not for the placements: they only say where the role is (a new version updates each, over SSH), and their
+        # deletes come at the end of the update anyway.
+        waits_for = [*a.depends_on, *([self.migration] if self.migration else [])]
         return local.Command(
             f"{name}-rollout",
             create=create,
