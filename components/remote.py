@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from components import config, defaults
+from components import defaults
 
 SCRIPTS_DIR: Final = Path(__file__).parent / "scripts"
 
@@ -71,4 +71,8 @@ def scripts_archive() -> str:
 
 def seconds(duration: str) -> int:
     """Whole seconds in a config duration, rounded up (500ms → 1, 30s → 30, 2m → 120)."""
+    # Here, not at the top: the rollout (components/rollout.py) runs this module under a bare python3, without the
+    # config models' pydantic.
+    from components import config
+
     return -(-config.milliseconds(duration) // 1000)

@@ -5,17 +5,22 @@ kamal-proxy health-checks and switches; the old is stopped in the background and
 nothing waits for a delete at the end of the update. Any other change re-runs swap.sh with the new options
 on the same version; it boots a fresh container because the config hash differs. The command's delete
 (retire.sh) runs when the role leaves the stack: it removes the role's route and containers.
+
+On several servers the same swap runs on each server of the role, through one rollout (components/rollout.py):
+in waves of `boot.limit` servers, all or none. Each server's placement command retires the role there when the
+server leaves the role.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_command import remote
+from pulumi_command import local, remote
 
-from components import config, defaults, image_build, steps
+from components import config, defaults, image_build, rollout, steps
 from components import remote as commands
 from components.image_transfer import ImageTransfer, ImageTransferArgs
 from components.swap_command import swap_args, swap_timeout, version_of
@@ -36,6 +41,11 @@ class AppRoleArgs:
     # registry: none: the ID of image.ref in the deploying machine's engine, sent to the server after `host_ready`.
     local_image_id: str | None = None
     host_ready: pulumi.Resource | None = None
+    servers: list[str] = field(default_factory=list)  # the names of the role's servers (the stack's outputs)
+    # With several servers: how to reach each server of the role (the first, `connection`, runs the migration),
+    # and how many of them swap at once. Empty: the one server `connection` reaches, with a swap command of its own.
+    placements: dict[str, remote.ConnectionArgs] = field(default_factory=dict)
+    hosts_at_once: int = 1
 
 
 def retire_args(service: str, name: str, role: config.Role, version: str) -> list[str]:
@@ -61,14 +71,18 @@ def env_file(values: dict[str, str]) -> str:
 
 
 class AppRole(pulumi.ComponentResource):
-    """`deployed` is the swap command: roles that depend on this one wait for it."""
+    """`deployed` is the swap command (on several servers, the rollout): roles that depend on this one wait for it.
+    On several servers, each server of the role has a placement, whose delete retires the role there, and one
+    rollout (components/rollout.py, on the deploying machine) swaps them all, all or none."""
 
-    deployed: remote.Command
+    deployed: remote.Command | local.Command
     migration: remote.Command | None
+    placements: dict[str, remote.Command]
     transfer: ImageTransfer | None = None
     image_ref: pulumi.Output[str]
     version: pulumi.Output[str]
     urls: list[str]
+    servers: list[str]
 
     def __init__(self, name: str, args: AppRoleArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:index:AppRole", name, None, opts)
@@ -81,8 +95,12 @@ class AppRole(pulumi.ComponentResource):
             pulumi.Output.all(**args.secrets).apply(env_file) if args.secrets else pulumi.Output.from_input("")
         )
         self.migration = self._migrate(name, stdin) if args.role.migrate else None
-        self.deployed = self._swap(name, stdin)
-        self.register_outputs({"urls": self.urls, "version": self.version, "image": self.image_ref})
+        self.servers = args.servers
+        self.placements = {server: self._place(name, server, index) for index, server in enumerate(args.placements)}
+        self.deployed = self._roll_out(name, stdin) if args.placements else self._swap(name, stdin)
+        self.register_outputs(
+            {"urls": self.urls, "version": self.version, "image": self.image_ref, "servers": self.servers}
+        )
 
     def _image(self, name: str) -> pulumi.Output[str]:
         spec = self._args.role.image
@@ -169,6 +187,63 @@ class AppRole(pulumi.ComponentResource):
                 # first, the new swap would find its version live, and the old one's delete would then remove it.
                 delete_before_replace=True,
             ),
+        )
+
+    def _place(self, name: str, server: str, index: int) -> remote.Command:
+        """The role on one of its servers: nothing to do on create; its delete (the server left the role, or the
+        role the stack) retires the role there. The first server's keeps the one-server swap command's place."""
+        a = self._args
+        timeout = swap_timeout(a.role)
+        alias = [pulumi.Alias(name=f"{name}-swap")] if index == 0 else []
+        return remote.Command(
+            f"{name}-on-{server}",
+            connection=a.placements[server],
+            create=shlex.join(["echo", f"{a.name} is placed on {server}"]),
+            delete=self.version.apply(
+                lambda v: commands.script(
+                    a.service, steps.RETIRE.name, retire_args(a.service, a.name, a.role, v), timeout_seconds=timeout
+                )
+            ),
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=a.depends_on, aliases=alias),
+        )
+
+    def _roll_out(self, name: str, stdin: pulumi.Output[str]) -> local.Command:
+        """The rollout of a version (or of new options) to every server of the role, all or none."""
+        a = self._args
+        servers = list(a.placements.items())
+        addresses = pulumi.Output.all(*(pulumi.Output.all(c.host, c.port, c.user) for _, c in servers))
+        create = pulumi.Output.all(self.image_ref, self.version, addresses).apply(
+            lambda values: shlex.join(
+                ["python3", os.path.relpath(rollout.__file__), *rollout.command_line(
+                    a.service, a.name, limit=a.hosts_at_once, timeout_seconds=swap_timeout(a.role),
+                    servers=[
+                        rollout.Target(server, str(user or "root"), str(host), int(port or 22))
+                        for (server, _), (host, port, user) in zip(servers, values[2], strict=True)
+                    ],
+                    swap_argv=swap_args(a.service, a.name, a.role, values[0], values[1], tls=a.proxy.ssl),
+                )]
+            )
+        )  # fmt: skip
+        # Every quayside connection has a key and a host key (server.py).
+        keys = pulumi.Output.all(*(pulumi.Output.all(c.private_key, c.host_key) for _, c in servers))
+        secrets = pulumi.Output.all(stdin, keys).apply(
+            lambda values: rollout.stdin_document(
+                env_file=str(values[0]),
+                private_keys={server: str(key[0]) for (server, _), key in zip(servers, values[1], strict=True)},
+                host_keys={server: str(key[1]) for (server, _), key in zip(servers, values[1], strict=True)},
+            )
+        )
+        # Not for the placements: they only say where the role is (a new version updates each, over SSH), and their
+        # deletes come at the end of the update anyway.
+        waits_for = [*a.depends_on, *([self.migration] if self.migration else [])]
+        return local.Command(
+            f"{name}-rollout",
+            create=create,
+            stdin=secrets,
+            add_previous_output_in_env=False,
+            # The keys and the env file: secret in state (their values are secrets already).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for, additional_secret_outputs=["stdin"]),
         )
 
 

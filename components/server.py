@@ -15,6 +15,7 @@ from pulumi_command import local, remote
 from components import config, defaults, steps
 from components import remote as commands
 from components.lazy import lazy_module
+from components.network import Attachment
 
 if TYPE_CHECKING:
     import pulumi_hcloud as hcloud
@@ -162,6 +163,9 @@ class HetznerServerArgs:
     service: str
     server: config.HetznerServer
     private_key: pulumi.Input[str]
+    # With several servers: the server's name, in its Hetzner names (<service>-<label>); one server is <service>-1.
+    label: str | None = None
+    network: Attachment | None = None  # the service's private network, with several servers
 
 
 # The volume's mount step: up to 120 s for the device to appear once Hetzner attaches it, then the mount itself.
@@ -247,11 +251,14 @@ class HetznerServer(pulumi.ComponentResource):
         user_data: pulumi.Output[str] = halves.apply(lambda pair: cloud_init(*pair))
         secret_user_data: pulumi.Output[str] = pulumi.Output.secret(user_data)
         labels = {"quayside-service": args.service}
+        # One server's Hetzner names are <service>-1, <service>-ipv4, <service>-data; several servers' carry their name.
+        hetzner_name = f"{args.service}-{args.label or '1'}"
+        own = f"{args.service}-{args.label}" if args.label else args.service
         public_nets = None
         if server.primary_ipv4:
             self.primary_ip = hcloud.PrimaryIp(
                 f"{name}-ipv4",
-                name=f"{args.service}-ipv4",
+                name=f"{own}-ipv4",
                 type="ipv4",
                 location=server.location,
                 assignee_type="server",
@@ -265,7 +272,7 @@ class HetznerServer(pulumi.ComponentResource):
             ]
         self.machine = hcloud.Server(
             f"{name}-server",
-            name=f"{args.service}-1",
+            name=hetzner_name,
             server_type=server.type,
             location=server.location,
             image=server.image,
@@ -301,8 +308,10 @@ class HetznerServer(pulumi.ComponentResource):
             self.host, self.port, defaults.BOOTSTRAP_USER, private_key, self.host_key
         )
         self.ready = []
+        if args.network is not None:
+            self.ready.append(self._join_network(name, args.network))
         if server.volume is not None:
-            self.volume = self._add_volume(name, args.service, server.volume)
+            self.volume = self._add_volume(name, args.service, own, server.volume)
             self.ready.append(self._mount_volume(name, args.service, self.volume, self.bootstrap_connection))
         self.register_outputs({"host": self.host, "host_key": self.host_key})
 
@@ -330,10 +339,19 @@ class HetznerServer(pulumi.ComponentResource):
         pulumi.Output.all(made_with.triggers, now, self.machine.urn).apply(warn)
         return made_with
 
-    def _add_volume(self, name: str, service: str, volume: config.HetznerVolume) -> hcloud.Volume:
+    def _join_network(self, name: str, network: Attachment) -> hcloud.ServerNetwork:
+        return hcloud.ServerNetwork(
+            f"{name}-network",
+            server_id=self.machine.id.apply(int),
+            network_id=network.network_id,
+            ip=network.ip,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[network.subnet]),
+        )
+
+    def _add_volume(self, name: str, service: str, own: str, volume: config.HetznerVolume) -> hcloud.Volume:
         return hcloud.Volume(
             f"{name}-volume",
-            name=f"{service}-data",
+            name=f"{own}-data",
             size=volume.size_gb,
             server_id=self.machine.id.apply(int),
             # Hetzner formats it once, when it is made; volume.sh never formats (a format is no input to change).

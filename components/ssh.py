@@ -12,6 +12,12 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
+
+# How long ssh waits for a server to answer before it gives up (ConnectTimeout), and its exit status then, or on any
+# other failure of its own (the remote command's status otherwise).
+CONNECT_TIMEOUT_SECONDS: Final = 20
+EXIT_FAILED: Final = 255
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ def argv(
         "ssh", "-i", str(key), "-p", str(port),
         "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
         "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20",
+        "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_SECONDS}",
         *options, "-t" if tty else "-T", f"{user}@{host}", command,
     ]  # fmt: skip
 

@@ -5,52 +5,106 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import pulumi
+from pulumi_command import remote
 
 from components import config, image_build, image_pin, image_transfer
-from components.accessories.wiring import DeployedAccessories, SecretReader, deploy_accessories
+from components.accessories.wiring import DeployedAccessories, SecretReader, Site, deploy_accessories
 from components.bootstrap import ServerBootstrap, ServerBootstrapArgs
 from components.host import DockerHost, DockerHostArgs
+from components.network import PrivateNetwork, PrivateNetworkArgs
 from components.proxy import Proxy, ProxyArgs
 from components.role import AppRole, AppRoleArgs
 from components.server import ExistingServer, ExistingServerArgs, HetznerServer, HetznerServerArgs
 
-# The accessories a stack may have, each a container `<service>-<name>` on the server.
-ACCESSORIES: Final = ("postgres", "backup", "vector")
+
+@dataclass
+class ServerSide:
+    """One server of the service and the steps that make it ready; the roles and accessories placed on it wait for
+    `ready`."""
+
+    name: str
+    server: ExistingServer | HetznerServer
+    bootstrap: ServerBootstrap | None
+    host: DockerHost
+    proxy: Proxy | None  # on a server that runs a role behind the proxy
+    private_ip: str | None  # the server's address on the service's private network (several servers only)
+
+    @property
+    def connection(self) -> remote.ConnectionArgs:
+        return self.server.connection
+
+    @property
+    def ready(self) -> list[pulumi.Resource]:
+        login = [self.host.registry_login] if self.host.registry_login is not None else []
+        return [self.host.ready, *([self.proxy.ready] if self.proxy is not None else []), *login]
 
 
 @dataclass
 class Deployment:
-    server: ExistingServer | HetznerServer
-    bootstrap: ServerBootstrap | None
-    host: DockerHost
-    proxy: Proxy
+    servers: dict[str, ServerSide]
     roles: dict[str, AppRole]
     accessories: DeployedAccessories
     service: str
+    several: bool  # `servers:` (by name) rather than one `server:`
+
+    @property
+    def first(self) -> ServerSide:
+        return next(iter(self.servers.values()))
+
+    @property
+    def server(self) -> ExistingServer | HetznerServer:
+        return self.first.server
+
+    @property
+    def bootstrap(self) -> ServerBootstrap | None:
+        return self.first.bootstrap
+
+    @property
+    def host(self) -> DockerHost:
+        return self.first.host
+
+    @property
+    def proxy(self) -> Proxy:
+        proxy = next((side.proxy for side in self.servers.values() if side.proxy is not None), None)
+        assert proxy is not None, "every stack has a proxied role or, with one server, a proxy anyway"
+        return proxy
 
     def outputs(self) -> dict[str, Any]:
-        """The stack outputs: names and shapes are a contract other stacks read (StackReference)."""
-        return {
+        """The stack outputs: names and shapes are a contract other stacks read (StackReference). A stack on
+        several servers adds each server's addresses and where each role and accessory runs."""
+        outputs: dict[str, Any] = {
             "server_host": self.server.host,
             "proxy_version": self.proxy.version,
             "roles": {
-                name: {"urls": role.urls, "version": role.version, "image": role.image_ref}
+                name: {
+                    "urls": role.urls,
+                    "version": role.version,
+                    "image": role.image_ref,
+                    **({"servers": role.servers} if self.several else {}),
+                }
                 for name, role in self.roles.items()
             },
             **self.accessories.outputs(),
             # What the `quayside` command reads to reach the server as deploys do (none of it is secret).
             "service": self.service,
-            "ssh": {
-                "host": self.server.host,
-                "port": self.server.port,
-                "user": self.server.user,
-                "host_key": self.server.host_key,
-            },
-            "accessories": [name for name in ACCESSORIES if getattr(self.accessories, name) is not None],
+            "ssh": ssh_output(self.first),
+            "accessories": [name for name in config.ACCESSORIES if getattr(self.accessories, name) is not None],
         }
+        if self.several:
+            outputs["servers"] = {
+                name: {"host": side.server.host, "private_ip": side.private_ip} for name, side in self.servers.items()
+            }
+            outputs["hosts"] = {name: ssh_output(side) for name, side in self.servers.items()}
+            outputs["accessory_servers"] = self.accessories.servers
+        return outputs
+
+
+def ssh_output(side: ServerSide) -> dict[str, Any]:
+    server = side.server
+    return {"host": server.host, "port": server.port, "user": server.user, "host_key": server.host_key}
 
 
 def deploy(
@@ -64,74 +118,158 @@ def deploy(
     pins = image_pin.pin_roles(pulled, read_digest) if read_digest is not None else {}
     service = stack.service
     image_build.check_build_inputs(stack, image_build.project_dir())
-    server: ExistingServer | HetznerServer
-    if isinstance(stack.server, config.ExistingServer):
-        server = ExistingServer(
-            f"{service}-server",
-            ExistingServerArgs(
-                server=stack.server, private_key=_private_key(stack.server, secret), host_key=_host_key(stack.server)
-            ),
-        )
-    else:
-        server = HetznerServer(
-            f"{service}-server",
-            HetznerServerArgs(service=service, server=stack.server, private_key=secret("ssh_private_key")),
-        )
-    bootstrap = _bootstrap(service, stack.server, server)
     registry_password = secret("registry_password") if "registry_password" in stack.secret_names() else None
-    host = DockerHost(
-        f"{service}-host",
-        DockerHostArgs(
-            service=service,
-            connection=server.connection,
-            install_docker=getattr(stack.server, "install_docker", True),
-            registry=stack.pull_registry,
-            registry_password=registry_password,
-            after=[bootstrap.done] if bootstrap is not None else server.ready,
-        ),
-    )
-    proxy = Proxy(
-        f"{service}-proxy",
-        ProxyArgs(service=service, connection=server.connection, proxy=stack.proxy, host_ready=host.ready),
-    )
-    accessories = deploy_accessories(service, stack.accessories, server.connection, host.ready, secret)
-    # Every role boots after the database answers: any of them may run queries at start.
-    host_steps: list[pulumi.Resource] = [host.ready, proxy.ready, *accessories.ready]
-    if host.registry_login is not None:
-        host_steps.append(host.registry_login)
+    network = private_network(stack)
+    proxied = {server for name, role in stack.roles.items() if role.proxy for server in _role_servers(stack, name)}
+    sides: dict[str, ServerSide] = {}
+    for index, (name, settings) in enumerate(stack.servers_by_name().items()):
+        sides[name] = _server_side(
+            stack, Placement(name, index, stack.several_servers), settings, secret, registry_password, network,
+            with_proxy=name in proxied or not stack.several_servers,
+        )  # fmt: skip
+    sites = {name: Site(side.connection, side.host.ready, side.private_ip) for name, side in sides.items()}
+    accessories = deploy_accessories(stack, sites, secret)
 
     roles: dict[str, AppRole] = {}
     for name in deploy_order(stack):
         role = stack.roles[name]
+        placed = {server: sides[server] for server in _role_servers(stack, name)}
+        first = next(iter(placed.values()))
         roles[name] = AppRole(
             f"{service}-{name}",
             AppRoleArgs(
                 service=service,
                 name=name,
                 role=role,
-                connection=server.connection,
+                connection=first.connection,
                 proxy=stack.proxy,
                 secrets={key: _role_secret(key, secret, accessories) for key in role.env.secret},
                 registry=stack.pull_registry,
                 registry_password=registry_password,
                 pinned_image=pins.get(name),
-                depends_on=[*host_steps, *(roles[other].deployed for other in role.depends_on)],
+                # Every role boots after the database answers: any of them may run queries at start.
+                depends_on=[
+                    *(step for side in placed.values() for step in side.ready),
+                    *accessories.ready,
+                    *(roles[other].deployed for other in role.depends_on),
+                ],
                 local_image_id=local_images.get(name),
-                host_ready=host.ready,
+                host_ready=first.host.ready,
+                servers=list(placed),
+                placements={server: side.connection for server, side in placed.items()}
+                if stack.several_servers
+                else {},
+                hosts_at_once=role.boot.hosts_at_once(len(placed)) if role.boot is not None else len(placed),
             ),
         )
 
-    return Deployment(server, bootstrap, host, proxy, roles, accessories, service)
+    return Deployment(sides, roles, accessories, service, stack.several_servers)
+
+
+def _role_servers(stack: config.StackConfig, role: str) -> list[str]:
+    return stack.role_servers(role) if stack.several_servers else list(stack.servers_by_name())
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A server's place in the stack: its name, its index among the servers, and whether there are several (then
+    its resources carry its name, and the first server's keep the names a one-server stack gives them)."""
+
+    name: str
+    index: int
+    several: bool
+
+    def resource(self, service: str, kind: str) -> tuple[str, pulumi.ResourceOptions | None]:
+        """The resource name of one of the server's parts, and the alias that keeps a one-server stack's."""
+        if not self.several:
+            return f"{service}-{kind}", None
+        named = f"{service}-{kind}-{self.name}"
+        first = pulumi.ResourceOptions(aliases=[pulumi.Alias(name=f"{service}-{kind}")]) if self.index == 0 else None
+        return named, first
+
+    def key(self, field: str) -> str:
+        """The config key of one of the server's settings, as errors name it."""
+        return f"servers.{self.name}.{field}" if self.several else f"server.{field}"
+
+
+def _server_side(
+    stack: config.StackConfig,
+    placement: Placement,
+    settings: config.ExistingServer | config.HetznerServer,
+    secret: SecretReader,
+    registry_password: pulumi.Output[str] | None,
+    network: PrivateNetwork | None,
+    *,
+    with_proxy: bool,
+) -> ServerSide:
+    service = stack.service
+    name, opts = placement.resource(service, "server")
+    server: ExistingServer | HetznerServer
+    private_ip = stack.private_address(placement.name) if placement.several else None
+    if isinstance(settings, config.ExistingServer):
+        server = ExistingServer(
+            name,
+            ExistingServerArgs(
+                server=settings,
+                private_key=_private_key(placement, settings, secret),
+                host_key=_host_key(placement, settings),
+            ),
+            opts,
+        )
+    else:
+        server = HetznerServer(
+            name,
+            HetznerServerArgs(
+                service=service, server=settings, private_key=secret("ssh_private_key"),
+                label=placement.name if placement.several else None,
+                network=network.attachment(private_ip) if network is not None and private_ip is not None else None,
+            ),
+            opts,
+        )  # fmt: skip
+    bootstrap = _bootstrap(service, placement, settings, server)
+    name, opts = placement.resource(service, "host")
+    host = DockerHost(
+        name,
+        DockerHostArgs(
+            service=service,
+            connection=server.connection,
+            install_docker=getattr(settings, "install_docker", True),
+            registry=stack.pull_registry,
+            registry_password=registry_password,
+            after=[bootstrap.done] if bootstrap is not None else server.ready,
+        ),
+        opts,
+    )
+    proxy = None
+    if with_proxy:
+        name, opts = placement.resource(service, "proxy")
+        proxy = Proxy(
+            name, ProxyArgs(service=service, connection=server.connection, proxy=stack.proxy, host_ready=host.ready),
+            opts,
+        )  # fmt: skip
+    return ServerSide(placement.name, server, bootstrap, host, proxy, private_ip)
+
+
+def private_network(stack: config.StackConfig) -> PrivateNetwork | None:
+    """The Hetzner network every server of a service on several Hetzner servers joins."""
+    settings = stack.servers_by_name().values()
+    if not stack.several_servers or not all(isinstance(server, config.HetznerServer) for server in settings):
+        return None
+    return PrivateNetwork(f"{stack.service}-network", PrivateNetworkArgs(service=stack.service, network=stack.network))
 
 
 def _bootstrap(
-    service: str, settings: config.ExistingServer | config.HetznerServer, server: ExistingServer | HetznerServer
+    service: str,
+    placement: Placement,
+    settings: config.ExistingServer | config.HetznerServer,
+    server: ExistingServer | HetznerServer,
 ) -> ServerBootstrap | None:
     """Root's steps first, when the server has them (always for Hetzner, on request for an existing server)."""
     if settings.bootstrap is None or server.bootstrap_connection is None:
         return None
+    name, opts = placement.resource(service, "bootstrap")
     return ServerBootstrap(
-        f"{service}-bootstrap",
+        name,
         ServerBootstrapArgs(
             service=service,
             connection=server.bootstrap_connection,
@@ -140,25 +278,27 @@ def _bootstrap(
             install_docker=getattr(settings, "install_docker", True),
             after=server.ready,
         ),
+        opts,
     )
 
 
-def _private_key(server: config.ExistingServer, secret: SecretReader) -> pulumi.Output[str]:
+def _private_key(placement: Placement, server: config.ExistingServer, secret: SecretReader) -> pulumi.Output[str]:
     """The `ssh_private_key` secret, or the key file the stack names (read here, kept secret from here on)."""
     if server.private_key_file is None:
         return secret("ssh_private_key")
-    text = _read_named_file("server.private_key_file", server.private_key_file, "set the ssh_private_key secret")
+    key = placement.key("private_key_file")
+    text = _read_named_file(key, server.private_key_file, "set the ssh_private_key secret")
     return pulumi.Output.secret(text)
 
 
-def _host_key(server: config.ExistingServer) -> str | None:
+def _host_key(placement: Placement, server: config.ExistingServer) -> str | None:
     """The host key connections must see, or None when the stack trusts the first one the server presents."""
     if server.host_key_file is not None:
-        text = _read_named_file("server.host_key_file", server.host_key_file, "give server.host_key")
+        key = placement.key("host_key_file")
+        text = _read_named_file(key, server.host_key_file, f"give {placement.key('host_key')}")
         if re.fullmatch(config.HOST_KEY_PATTERN, text.strip()) is None:
             raise config.ConfigError(
-                f"quayside config: server.host_key_file: {server.host_key_file} holds no SSH public key line "
-                "(ssh-ed25519 AAAA...)"
+                f"quayside config: {key}: {server.host_key_file} holds no SSH public key line (ssh-ed25519 AAAA...)"
             )
         return config.public_key(text)
     return config.public_key(server.host_key) if server.host_key is not None else None

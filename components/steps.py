@@ -308,12 +308,14 @@ MAINTENANCE: Final = Script(
     actions=("on", "off"),
 )
 AUDIT: Final = Script("audit.sh", (SERVICE, _required("lines")))
+# The rollout's read of each server before it touches any (components/rollout.py).
+LIVE: Final = Script("live.sh", (SERVICE, _naming("role"), PROXY_NAME))
 
 SCRIPTS: Final = {
     script.name: script
     for script in (
         SWAP, RETIRE, MIGRATE, ACCESSORY, PROXY, HOST, HOST_REMOVE, REGISTRY_LOGIN, BOOTSTRAP, VOLUME, IMAGE_RECEIVE,
-        BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT,
+        BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT, LIVE,
     )
 }  # fmt: skip
 

@@ -39,16 +39,27 @@ PARTS: Final = {
     "quayside:accessories:Postgres": "accessory",
     "quayside:accessories:Backup": "accessory",
     "quayside:accessories:Vector": "accessory",
+    "quayside:index:PrivateNetwork": "network",
 }
-ORDER: Final = ("server", "bootstrap", "host", "proxy", "accessory", "image", "role", "other")
+ORDER: Final = ("server", "network", "bootstrap", "host", "proxy", "accessory", "image", "role", "other")
+# The parts of a stack with `servers:` that each server has one of, `{service}-{kind}-{server}`.
+SERVER_KINDS: Final = ("server", "bootstrap", "host", "proxy")
 RECONNECTED: Final = "the server connection changed"
 HCLOUD_SERVER: Final = "hcloud:index/server:Server"
 HCLOUD_VOLUME: Final = "hcloud:index/volume:Volume"
 HCLOUD_PRIMARY_IP: Final = "hcloud:index/primaryIp:PrimaryIp"
+HCLOUD_NETWORK: Final = "hcloud:index/network:Network"
+HCLOUD_SUBNET: Final = "hcloud:index/networkSubnet:NetworkSubnet"
+HCLOUD_SERVER_NETWORK: Final = "hcloud:index/serverNetwork:ServerNetwork"
+# Whatever parent they have, these belong to the private network's part.
+NETWORK_TYPES: Final = frozenset({HCLOUD_NETWORK, HCLOUD_SUBNET, HCLOUD_SERVER_NETWORK})
+# The all-or-none rollout of a role on several servers (components/rollout.py, run on the deploying machine).
+ROLLOUT_SCRIPT: Final = "rollout.py"
 # How quayside's program starts a warning it logs (components/server.py WARNING_PREFIX), as the preview shows it.
 PROGRAM_WARNING: Final = "warning: quayside: "
 HCLOUD_WORDS: Final = {"serverType": "type", "location": "location", "image": "image", "sshKeys": "SSH keys",
-                       "name": "name", "datacenter": "datacenter"}  # fmt: skip
+                       "name": "name", "datacenter": "datacenter", "ipRange": "IP range", "networkZone": "zone",
+                       "ip": "address"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,9 +114,15 @@ class Part:
     label: str
     own: Step | None = None  # the component's own step (created or deleted with its part)
     steps: list[Step] = field(default_factory=list)
+    name: str = ""  # the component's resource name (`{service}-web`)
+    server: str | None = None  # the server of a per-server part in a stack with `servers:`
 
     def child(self, suffix: str) -> Step | None:
         return next((step for step in self.steps if step.name.endswith(f"-{suffix}")), None)
+
+    def own_child(self, suffix: str) -> Step | None:
+        """The child named exactly `{component}-{suffix}` (a server's name cannot pass for it)."""
+        return next((step for step in self.steps if step.name == f"{self.name}-{suffix}"), None)
 
     def of_type(self, type_: str) -> Step | None:
         return next((step for step in self.steps if step.type == type_), None)
@@ -127,7 +144,12 @@ def options(command: object) -> dict[str, list[str]] | None:
     located = steps.script_of(shlex.split(command))
     if located is None:
         return {}
-    script, rest = located
+    return read_options(*located)
+
+
+def read_options(script: steps.Script, words: list[str]) -> dict[str, list[str]]:
+    """A script's arguments by flag, as `options` gives them."""
+    rest = list(words)
     found: dict[str, list[str]] = {}
     while rest:
         word = rest.pop(0)
@@ -139,6 +161,14 @@ def options(command: object) -> dict[str, list[str]] | None:
         takes_value = option is None or option.takes_value
         found.setdefault(word[2:], []).append(rest.pop(0) if takes_value and rest else "")
     return found
+
+
+def swap_options(command: object) -> dict[str, list[str]] | None:
+    """The options of a swap.sh command line; None for any other command, or one not known yet."""
+    if not isinstance(command, str) or UNKNOWN in command:
+        return None
+    located = steps.script_of(shlex.split(command))
+    return read_options(*located) if located is not None and located[0] is steps.SWAP else None
 
 
 def declared(script: steps.Script, flag: str) -> steps.Option | None:
@@ -214,6 +244,8 @@ def version_of(command: dict[str, list[str]] | None) -> str:
 
 
 def describe_role(part: Part) -> list[str]:
+    if part.own_child("rollout") is not None or placements(part):
+        return describe_spread_role(part)
     swap, migrate = part.child("swap"), part.child("migrate")
     label = part.label
     if part.deleted or (swap is not None and swap.op == "delete"):
@@ -244,6 +276,138 @@ def describe_role(part: Part) -> list[str]:
     if also:
         return [f"{label}: {', '.join(also)}: a fresh container of {version} boots beside the live one and {switch}"]
     return [f"{label}: {', '.join(swap.changed) or 'its steps'} changed: nothing restarts"]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A rollout's command line (`python3 components/rollout.py ... --server NAME=USER@HOST:PORT ... -- SWAP_ARGV`):
+    its servers in order, each with where it is reached, how many swap at once, and swap.sh's options."""
+
+    servers: dict[str, str]
+    limit: int
+    swap: dict[str, list[str]]
+
+    @classmethod
+    def read(cls, command: object) -> Rollout | None:
+        """None when the command is not a rollout's, or is not known yet."""
+        if not isinstance(command, str) or UNKNOWN in command:
+            return None
+        words = shlex.split(command)
+        at = next((i for i, word in enumerate(words) if word.rsplit("/", 1)[-1] == ROLLOUT_SCRIPT), None)
+        if at is None:
+            return None
+        rest = words[at + 1 :]
+        head, swap = (rest[: rest.index("--")], rest[rest.index("--") + 1 :]) if "--" in rest else (rest, [])
+        servers: dict[str, str] = {}
+        limit = 0
+        while head:
+            word = head.pop(0)
+            if word == "--retained-only" or not head:
+                continue
+            value = head.pop(0)
+            if word == "--server":
+                name, _, where = value.partition("=")
+                servers[name] = where
+            elif word == "--limit" and value.isdigit():
+                limit = int(value)
+        return cls(servers, limit, read_options(steps.SWAP, swap))
+
+    @property
+    def pace(self) -> str:
+        """How the servers take turns: nothing for one, else `, N at a time` or `, all at once`."""
+        count = len(self.servers)
+        if count <= 1:
+            return ""
+        return f", {self.limit} at a time" if 0 < self.limit < count else ", all at once"
+
+
+def placements(part: Part) -> dict[str, Step]:
+    """A role's placements on servers (`{service}-{role}-on-{server}`) by server."""
+    prefix = f"{part.name}-on-"
+    return {step.name.removeprefix(prefix): step for step in part.steps if step.name.startswith(prefix)}
+
+
+def retires_route(step: Step) -> bool:
+    """Whether a placement's delete (retire.sh on its server) takes a route of the proxy too."""
+    return "proxy" in (options(step.before("delete") or step.after("delete")) or {})
+
+
+def describe_spread_role(part: Part) -> list[str]:
+    """A role of a stack with `servers:`: its placements on servers and its one rollout over them (all or none)."""
+    label, rollout, migrate = part.label, part.own_child("rollout"), part.own_child("migrate")
+    placed = placements(part)
+    added = [server for server, step in placed.items() if step.op == "create"]
+    left = {server: step for server, step in placed.items() if step.op == "delete"}
+    if part.deleted or (rollout is not None and rollout.op == "delete"):
+        proxied = not left or any(retires_route(step) for step in left.values())
+        where = f" from {', '.join(left)}" if left else ""
+        return [f"{label}: removed{where}: its {'route and ' if proxied else ''}containers go"]
+    leaving = [
+        f"{label}: leaves {server} (its containers {'and route ' if retires_route(step) else ''}there go)"
+        for server, step in left.items()
+    ]
+    new = Rollout.read(rollout.after("create")) if rollout is not None else None
+    old = Rollout.read(rollout.before("create")) if rollout is not None else None
+    if old is None:
+        # The first run of the rollout of a role that had one swap (`server:`): that swap is now its placement.
+        old = next(
+            (Rollout({server: new.servers.get(server, "") if new else ""}, 1, found) for server, step in placed.items()
+             if (found := swap_options(step.before("create"))) is not None),
+            None,
+        )  # fmt: skip
+    retiring = [options(step.after("delete")) for step in placed.values() if step.op != "delete"]
+    known = new.swap if new is not None else next((found for found in retiring if found), None)
+    proxied = "proxy" in (known or {})
+    switch = "switches after its health check" if proxied else "takes over once it runs (or is healthy)"
+    takes = "takes traffic after its health check" if proxied else "runs"
+    first = "runs its migration once, then " if migrate is not None and migrate.op != "delete" else ""
+    version = version_of(known)
+    servers = list(new.servers) if new is not None else [name for name in placed if name not in left]
+    where = f" on {', '.join(servers)}{new.pace if new is not None else ''}" if servers else ""
+    if part.created or (rollout is not None and rollout.op == "create" and old is None):
+        return [f"{label}: new role at {version}{where}: {first}boots and {takes}"]
+    said = describe_rollout(label, rollout, old, new, where, first, switch)
+    if not said and added and rollout is not None:
+        return [f"{label}: placed on {server}: {version} boots there and {takes}" for server in added] + leaving
+    return [f"{label}: placed on {server}" for server in added] + said + leaving
+
+
+def describe_rollout(
+    label: str, rollout: Step | None, old: Rollout | None, new: Rollout | None, where: str, first: str, switch: str
+) -> list[str]:
+    """What the rollout does beyond booting the role where it is newly placed (the placements tell that)."""
+    if rollout is None or new is None:
+        return []
+    was_swap = old.swap if old is not None else None
+    also = option_changes(was_swap, new.swap, steps.SWAP)
+    moved = old is not None and any(old.servers.get(name, at) != at for name, at in new.servers.items())
+    placed_anew = old is not None and set(old.servers) != set(new.servers)
+    # Its stdin holds each server's keys as well as the env: a server that comes, goes or moves changes it too.
+    secrets = "secret env or SSH keys changed"
+    also += [secrets] if "stdin" in rollout.changed and not (moved or placed_anew) else []
+    version, was = version_of(new.swap), version_of(was_swap)
+    if rollout.op in REPLACE_OPS or (old is not None and was != version):
+        changes = "".join(f", {change}" for change in also if not change.startswith("image "))
+        return [f"{label}: new version {version} (was {was}){where}{changes}: {first}boots beside {was}, {switch}, "
+                f"keeps {was} for rollback"]  # fmt: skip
+    if also == [secrets]:
+        return [f"{label}: {secrets}: where the env changed, a fresh container of {version} boots beside the live one "
+                f"and {switch}"]  # fmt: skip
+    if also:
+        return [f"{label}: {', '.join(also)}{where}: a fresh container of {version} boots beside the live one and "
+                f"{switch}"]  # fmt: skip
+    if old is None:
+        return [f"{label}: its rollout runs again{where}: nothing restarts"]
+    if moved:
+        return [reconnected(label)]
+    if placed_anew:
+        return []  # the placements tell
+    if rollout.op == "create":
+        return [f"{label}: its swap becomes a rollout{where}, all or none: {version} stays live, nothing restarts"]
+    if new.pace != old.pace:
+        return [f"{label}: now{new.pace.removeprefix(',')} (was{old.pace.removeprefix(',') or ' one server'}): "
+                "nothing restarts"]  # fmt: skip
+    return [f"{label}: its rollout changed ({', '.join(rollout.changed) or 'its steps'}): nothing restarts"]
 
 
 def describe_image(part: Part) -> list[str]:
@@ -281,7 +445,8 @@ def describe_accessory(part: Part) -> list[str]:
     keeps = " with its data kept" if "data" in (new or {}) else ""
     if part.created or (container is not None and container.op == "create"):
         where = f", its data in {data_dir(new, label)}" if keeps else ""
-        return [f"{label}: new accessory: boots {(new or {}).get('image', ['its image'])[0]}{where}"]
+        on = f" on {part.server}" if part.server else ""
+        return [f"{label}: new accessory{on}: boots {(new or {}).get('image', ['its image'])[0]}{where}"]
     lines: list[str] = []
     if image is not None:
         lines.append(f"{label}: its image is built again")
@@ -305,54 +470,86 @@ def describe_accessory(part: Part) -> list[str]:
 def describe_proxy(part: Part) -> list[str]:
     container = part.child("container")
     if part.deleted or (container is not None and container.op == "delete"):
-        return ["proxy: the service leaves kamal-proxy (removed once no service on the server uses it)"]
+        return [f"{part.label}: the service leaves kamal-proxy (removed once no service on the server uses it)"]
     if container is None:
         return []
     new = options(container.after("create")) or {}
     image = new.get("image", ["kamal-proxy"])[0]
     if part.created or container.op == "create":
         version = Reference.parse(image).tag or image
-        return [f"proxy: kamal-proxy {version} routes the service (booted unless it already runs)"]
+        return [f"{part.label}: kamal-proxy {version} routes the service (booted unless it already runs)"]
     changes = option_changes(options(container.before("create")), new, steps.PROXY)
     changes += secret_changes(container, "secrets")
     if changes == [RECONNECTED]:
-        return [reconnected("proxy")]
-    return [f"proxy: {', '.join(changes)}: kamal-proxy reboots, a brief pause for every service on the server; "
+        return [reconnected(part.label)]
+    return [f"{part.label}: {', '.join(changes)}: kamal-proxy reboots, a brief pause for every service on the server; "
             "routes are kept"]  # fmt: skip
 
 
 def describe_bootstrap(part: Part) -> list[str]:
     """Root's steps (bootstrap.sh): each changes only what is not yet as it would make it."""
     if part.deleted:
-        return ["bootstrap: leaves the stack; the server keeps its deploy user, swap file and Docker"]
+        return [f"{part.label}: leaves the stack; the server keeps its deploy user, swap file and Docker"]
     run = part.child("run")
     if part.created or (run is not None and run.op == "create"):
         user = ((options(run.after("create")) if run is not None else None) or {}).get("deploy-user", ["?"])[0]
-        return [f"bootstrap: as root, what is missing: swap file, Docker, unattended upgrades, deploy user {user}, "
+        return [f"{part.label}: as root, what is missing: swap file, Docker, unattended upgrades, deploy user {user}, "
                 "password SSH off"]  # fmt: skip
     if run is not None and "create" in run.changed:
-        return ["bootstrap: its settings changed: runs again as root, changing only what differs"]
+        return [f"{part.label}: its settings changed: runs again as root, changing only what differs"]
     if any("connection" in step.changed for step in part.steps):
-        return [reconnected("bootstrap")]
+        return [reconnected(part.label)]
     return []
 
 
 def describe_host(part: Part) -> list[str]:
     if part.deleted:
-        return ["host: the service's network and env files go (accessory data and the audit log stay)"]
+        return [f"{part.label}: the service's network and env files go (accessory data and the audit log stay)"]
     docker = part.child("docker")
     if part.created or (docker is not None and docker.op == "create"):
-        return ["host: prepared: scripts shipped, Docker checked, the service network made"]
+        return [f"{part.label}: prepared: scripts shipped, Docker checked, the service network made"]
     scripts, login = part.child("scripts"), part.child("registry-login")
     reasons = [
         *(["the scripts it runs changed"] if scripts is not None and "stdin" in scripts.changed else []),
         *(["its set-up changed"] if docker is not None and "create" in docker.changed else []),
     ]
-    lines = [f"host: {', '.join(reasons)}: prepared again"] if reasons else []
+    lines = [f"{part.label}: {', '.join(reasons)}: prepared again"] if reasons else []
     if not reasons and any("connection" in step.changed for step in part.steps):
-        lines.append(reconnected("host"))
+        lines.append(reconnected(part.label))
     if login is not None:
-        lines.append(f"host: registry login {'removed' if login.op == 'delete' else 'runs again'}")
+        lines.append(f"{part.label}: registry login {'removed' if login.op == 'delete' else 'runs again'}")
+    return lines
+
+
+def describe_network(part: Part, service: str) -> list[str]:
+    """The service's private network: Hetzner's network, subnet and each server's attachment; with existing servers,
+    the private addresses the stack gives them."""
+    network, subnet = part.of_type(HCLOUD_NETWORK), part.of_type(HCLOUD_SUBNET)
+    lines: list[str] = []
+    if network is not None and network.op == "create":
+        within = f", subnet {subnet.after('ipRange')} in {subnet.after('networkZone')}" if subnet is not None else ""
+        lines.append(f"network: a new private network {network.after('ipRange')}{within}: the servers reach each other "
+                     "there")  # fmt: skip
+    elif network is not None and network.op == "delete":
+        lines.append("network: the private network goes")
+    for step in (network, subnet):
+        if step is not None and step.op not in ("create", "delete"):
+            how = "replaced" if step.op in REPLACE_OPS else "changed"
+            lines.append(f"network: its {step.type.rsplit(':', 1)[-1]} is {how} ({hcloud_changes(step)})")
+    for step in part.steps:
+        if step.type != HCLOUD_SERVER_NETWORK:
+            continue
+        server = step.name.removeprefix(f"{service}-server-").removesuffix("-network")
+        address = step.after("ip")
+        at = f" at {address}" if isinstance(address, str) and address and UNKNOWN not in address else ""
+        if step.op == "create":
+            lines.append(f"network: {server} joins it{at}")
+        elif step.op == "delete":
+            lines.append(f"network: {server} leaves it")
+        else:
+            lines.append(f"network: {server}'s attachment changes ({hcloud_changes(step)})")
+    if not lines and part.created:
+        lines.append("network: the servers reach each other at their private_ip addresses")
     return lines
 
 
@@ -368,8 +565,9 @@ def hcloud_changes(step: Step) -> str:
 
 def describe_server(part: Part, moved: tuple[str, str] | None, existing: str | None = None) -> list[str]:
     lines: list[str] = []
+    label = part.label
     if moved is not None:
-        lines.append(f"WARNING: server: moves to {moved[1]} (was {moved[0]}): everything is deployed there afresh, "
+        lines.append(f"WARNING: {label}: moves to {moved[1]} (was {moved[0]}): everything is deployed there afresh, "
                      f"accessories start empty; the old server keeps its containers and data")  # fmt: skip
     machine = part.of_type(HCLOUD_SERVER)
     if machine is not None:
@@ -384,44 +582,44 @@ def describe_server(part: Part, moved: tuple[str, str] | None, existing: str | N
                 data = ", accessory data included: its volume cannot follow it to another location"
             data = data or ", accessory data included"
             address = "; the new server keeps the primary IPv4" if has_ip else ""
-            lines.append(f"WARNING: server: REPLACED ({hcloud_changes(machine)}): the old server is deleted first, "
+            lines.append(f"WARNING: {label}: REPLACED ({hcloud_changes(machine)}): the old server is deleted first, "
                          f"with everything on it{data}{address}{refusal}")  # fmt: skip
         elif machine.op in REPLACE_OPS:
-            lines.append(f"WARNING: server: REPLACED ({hcloud_changes(machine)}): a new server is made and the old one "
-                         f"is deleted with everything on it, accessory data included{refusal}")  # fmt: skip
+            lines.append(f"WARNING: {label}: REPLACED ({hcloud_changes(machine)}): a new server is made and the old "
+                         f"one is deleted with everything on it, accessory data included{refusal}")  # fmt: skip
         elif machine.op == "delete":
-            lines.append(f"WARNING: server: DELETED with everything on it, accessory data included{refusal}")
+            lines.append(f"WARNING: {label}: DELETED with everything on it, accessory data included{refusal}")
         elif machine.op == "create":
             extras = [
                 *(["a primary IPv4 of its own"] if part.of_type(HCLOUD_PRIMARY_IP) is not None else []),
                 *([f"a {volume_size(part)} GB volume for its data"] if part.of_type(HCLOUD_VOLUME) is not None else []),
             ]
-            lines.append(f"server: a new Hetzner server ({machine.after('serverType')} in {machine.after('location')})"
+            lines.append(f"{label}: a new Hetzner server ({machine.after('serverType')} in {machine.after('location')})"
                          f"{', with ' + ' and '.join(extras) if extras else ''}")  # fmt: skip
         elif machine.op == "update" and "publicNets" in machine.changed:
             now = (
                 "gets a primary IPv4 of its own" if has_ip else "gives up its primary IPv4 for an address of Hetzner's"
             )
-            lines.append(f"WARNING: server: {now}: its address changes, point DNS at the new one; Hetzner assigns a "
+            lines.append(f"WARNING: {label}: {now}: its address changes, point DNS at the new one; Hetzner assigns a "
                          "primary IP only to a server that is off")  # fmt: skip
         elif "serverType" in machine.changed:
-            lines.append(f"server: {hcloud_changes(machine)}: Hetzner resizes it in place (it is off meanwhile)")
+            lines.append(f"{label}: {hcloud_changes(machine)}: Hetzner resizes it in place (it is off meanwhile)")
         elif machine.op == "update":
-            lines.append(f"server: {hcloud_changes(machine)}: changed in place")
+            lines.append(f"{label}: {hcloud_changes(machine)}: changed in place")
     volume = part.of_type(HCLOUD_VOLUME)
     if volume is not None and volume.op == "create" and (machine is None or machine.op != "create"):
-        lines.append(f"server: a new {volume_size(part)} GB volume, mounted where the service keeps its data (the "
+        lines.append(f"{label}: a new {volume_size(part)} GB volume, mounted where the service keeps its data (the "
                      "mount refuses when files are there already)")  # fmt: skip
     elif volume is not None and volume.op == "update" and "size" in volume.changed:
-        lines.append(f"server: the volume grows {volume.before('size')} → {volume.after('size')} GB (its file system "
+        lines.append(f"{label}: the volume grows {volume.before('size')} → {volume.after('size')} GB (its file system "
                      "grows with it)")  # fmt: skip
     for step in part.steps:
         if step.type.startswith("hcloud:") and step.type != HCLOUD_SERVER and step.op not in ("create", "delete"):
             if step.type == HCLOUD_VOLUME and step.changed == ("size",):
                 continue
-            lines.append(f"server: its {step.type.rsplit(':', 1)[-1]} changes ({', '.join(step.changed)})")
+            lines.append(f"{label}: its {step.type.rsplit(':', 1)[-1]} changes ({', '.join(step.changed)})")
     if not lines and part.created and existing is not None:
-        lines.append(f"server: an existing server, {existing}, reached over SSH")
+        lines.append(f"{label}: an existing server, {existing}, reached over SSH")
     return lines
 
 
@@ -454,25 +652,63 @@ def describe_volumes(steps: list[Step]) -> list[str]:
     ]
 
 
-def existing_host(config: Mapping[str, Any]) -> str | None:
-    """server.host of an existing server in the stack's config (the preview shows config values as JSON text)."""
+def config_object(config: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A config object of the preview (which shows config values as JSON text); {} when absent or not an object."""
     try:
-        server = json.loads(str(config.get("quayside:server", "{}")))
+        value = json.loads(str(config.get(f"quayside:{key}", "{}")))
     except json.JSONDecodeError:
-        return None
-    if isinstance(server, dict) and server.get("provider") == "existing" and isinstance(server.get("host"), str):
-        return str(server["host"])
-    return None
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
-def server_move(steps: list[Step], config: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(old, new) address of an existing server whose host changes: the stack's output against the config."""
+def existing_hosts(config: Mapping[str, Any]) -> dict[str | None, str]:
+    """`host` of each existing server in the stack's config: by name with `servers:`, under None with `server:`."""
+    settings: dict[str | None, Any] = {None: config_object(config, "server")}
+    if "quayside:servers" in config:
+        settings = {str(name): server for name, server in config_object(config, "servers").items()}
+    return {
+        name: str(server["host"])
+        for name, server in settings.items()
+        if isinstance(server, dict) and server.get("provider") == "existing" and isinstance(server.get("host"), str)
+    }
+
+
+def server_moves(steps: list[Step], config: Mapping[str, Any]) -> dict[str | None, tuple[str, str]]:
+    """(old, new) address of each existing server whose host changes: the stack's outputs (`server_host`, or
+    `servers.<name>.host`) against the config."""
     stack = next((step for step in steps if step.type == "pulumi:pulumi:Stack"), None)
-    was = ((stack.old.get("outputs") or {}) if stack else {}).get("server_host")
-    now = existing_host(config)
-    if isinstance(was, str) and isinstance(now, str) and was != now and "[secret]" not in (was, now):
-        return was, now
-    return None
+    outputs = (stack.old.get("outputs") or {}) if stack else {}
+    servers = outputs.get("servers") if "quayside:servers" in config else None
+    was: dict[str | None, Any] = {None: outputs.get("server_host")}
+    if isinstance(servers, dict):
+        was = {str(name): server.get("host") for name, server in servers.items() if isinstance(server, dict)}
+    moves: dict[str | None, tuple[str, str]] = {}
+    for name, now in existing_hosts(config).items():
+        before = was.get(name)
+        if isinstance(before, str) and before != now and "[secret]" not in (before, now):
+            moves[name] = (before, now)
+    return moves
+
+
+def accessory_servers(config: Mapping[str, Any]) -> dict[str, str]:
+    """Each accessory's server in a stack with `servers:` (its `server`, else as the config places it: postgres and
+    vector on the first server, backup beside postgres); {} with `server:`."""
+    servers = list(config_object(config, "servers"))
+    if not servers:
+        return {}
+    accessories = config_object(config, "accessories")
+    named = {
+        name: str(settings["server"])
+        for name, settings in accessories.items()
+        if isinstance(settings, dict) and isinstance(settings.get("server"), str)
+    }
+    postgres = named.get("postgres", servers[0])
+    return {"postgres": postgres, "backup": postgres, "vector": servers[0], **named}
+
+
+def server_label(kind: str, server: str | None) -> str:
+    """`host`, or `host app-2` for a server's part in a stack with `servers:`."""
+    return kind if server is None else f"{kind} {server}"
 
 
 def says_nothing(step: Step) -> bool:
@@ -487,14 +723,27 @@ def parts_of(steps: list[Step], service: str) -> list[Part]:
         kind = PARTS.get(step.type)
         key = step.urn if kind is not None else step.parent
         parent_type = key.split("::")[-2].rsplit("$", 1)[-1] if "::" in key else ""
-        kind = kind or PARTS.get(parent_type)
+        kind = "network" if step.type in NETWORK_TYPES else kind or PARTS.get(parent_type)
         if kind is None:
             if not says_nothing(step):
                 parts.setdefault(step.urn, Part("other", step.name, None, [step]))
             continue
+        if kind == "network":
+            # One network per stack, its attachments wherever they are parented.
+            part = parts.setdefault("network", Part("network", "network"))
+            if step.type == "quayside:index:PrivateNetwork":
+                part.own = step
+            else:
+                part.steps.append(step)
+            continue
         name = key.split("::")[-1]
-        label = name.removeprefix(f"{service}-") if kind in ("role", "accessory", "image") else kind
-        part = parts.setdefault(key, Part(kind, label))
+        server = None
+        if kind in SERVER_KINDS and name.startswith(f"{service}-{kind}-"):
+            server = name.removeprefix(f"{service}-{kind}-")
+        label = (
+            name.removeprefix(f"{service}-") if kind in ("role", "accessory", "image") else server_label(kind, server)
+        )
+        part = parts.setdefault(key, Part(kind, label, name=name, server=server))
         if step.urn == key:
             part.own = step
         else:
@@ -514,17 +763,23 @@ DESCRIBERS: Final[dict[str, Callable[[Part], list[str]]]] = {
 
 
 def describe(preview: Mapping[str, Any]) -> list[str]:
-    """The plan in lines: warnings first, then server, host, proxy, accessories and roles in deploy order."""
+    """The plan in lines: warnings first, then servers, network, hosts, proxies, accessories and roles in deploy
+    order."""
     all_steps = [Step.read(raw) for raw in preview.get("steps") or []]
     config = preview.get("config") or {}
     service = str(config.get("quayside:service", ""))
-    moved = server_move(all_steps, config)
+    existing, placed = existing_hosts(config), accessory_servers(config)
     lines = program_warnings(preview) + describe_volumes(all_steps)
-    if moved is not None:
-        lines += describe_server(Part("server", "server"), moved)
+    for server, moved in server_moves(all_steps, config).items():
+        lines += describe_server(Part("server", server_label("server", server)), moved)
     for part in parts_of([step for step in all_steps if step.op not in QUIET_OPS], service):
         if part.kind == "server":
-            lines += describe_server(part, None, existing_host(config))
+            lines += describe_server(part, None, existing.get(part.server))
+        elif part.kind == "network":
+            lines += describe_network(part, service)
+        elif part.kind == "accessory":
+            part.server = placed.get(part.label)
+            lines += describe_accessory(part)
         elif part.kind in DESCRIBERS:
             lines += DESCRIBERS[part.kind](part)
         else:

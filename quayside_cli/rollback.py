@@ -12,6 +12,9 @@ as they were then, from a temporary copy (the file itself is left alone); it fin
 nothing on the server. When there is no such container (options changed since, or it was pruned), or the role runs
 a migration first, the fast switch is skipped, touching nothing, and that `pulumi up` alone deploys the version.
 The next `pulumi up` of the stack file as it stands deploys the newer version again.
+On a stack of several servers the fast switch is all or none across the role's servers: components/rollout.py
+--retained-only runs that swap.sh on each (in waves of the role's boot limit), and when one fails, those it switched
+go back; then the same `pulumi up` records it (or deploys the version, when no fast switch was made).
 A tag re-pushed since it was deployed names its new digest: roll back to the old one by pinning it
 (repo@sha256:...).
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -32,7 +36,7 @@ from typing import Any, Final
 
 import yaml
 
-from components import config, image_pin, steps
+from components import config, image_pin, rollout, steps
 from components import remote as commands
 from components.swap_command import swap_args, swap_timeout, version_of
 from quayside_cli.errors import QuaysideError
@@ -41,6 +45,8 @@ from quayside_cli.stack import Stack, object_value, pulumi_binary
 
 ROLES_KEY: Final = f"{config.NAMESPACE}:roles"
 PROXY_KEY: Final = f"{config.NAMESPACE}:proxy"
+# The all-or-none switch over several servers (spec: python3 components/rollout.py ... -- SWAP_ARGV).
+ROLLOUT: Final = Path(rollout.__file__)
 
 
 class RollbackError(RuntimeError):
@@ -124,9 +130,10 @@ def rolled_back_stack_file(stack_file: Path, role: str, target: Deployed) -> dic
     return document
 
 
-def fast_switch_command(stack: Stack, role: str, target: Deployed) -> tuple[str, int] | None:
-    """swap.sh --retained-only for the role as `pulumi up` of the rolled-back stack deploys it (the same options,
-    so the same config hash), and its timeout; None when that up must run the role's migration before its swap."""
+def retained_swap(stack: Stack, role: str, target: Deployed) -> tuple[config.Role, list[str], int] | None:
+    """The role as `pulumi up` of the rolled-back stack deploys it, swap.sh --retained-only's arguments for it (the
+    same options, so the same config hash) and the swap's timeout; None when that up must run the role's migration
+    before its swap."""
     settings = rolled_back(object_value(stack.config.get(ROLES_KEY))[role], target)
     parsed = config.Role.model_validate(settings)
     if parsed.migrate:
@@ -134,13 +141,65 @@ def fast_switch_command(stack: Stack, role: str, target: Deployed) -> tuple[str,
     proxy = config.Proxy.model_validate(object_value(stack.config.get(PROXY_KEY)))
     version = version_of(parsed, target.image)
     args = swap_args(stack.service, role, parsed, target.image, version, tls=proxy.ssl, retained_only=True)
-    seconds = swap_timeout(parsed)
+    return parsed, args, swap_timeout(parsed)
+
+
+def fast_switch_command(stack: Stack, role: str, target: Deployed) -> tuple[str, int] | None:
+    """swap.sh --retained-only for the role, as one server's command line, and its timeout; None when the role's
+    migration runs first."""
+    found = retained_swap(stack, role, target)
+    if found is None:
+        return None
+    _, args, seconds = found
     return commands.script(stack.service, steps.SWAP.name, args, timeout_seconds=seconds), seconds
+
+
+def hosts_at_once(role: config.Role, servers: int) -> int:
+    """How many servers switch at the same time: the role's `boot.limit`, else all of them."""
+    return role.boot.hosts_at_once(servers) if role.boot is not None else servers
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """components/rollout.py --retained-only over the role's servers: its argv, its stdin (the keys, never an
+    argument) and how long it may take."""
+
+    argv: list[str]
+    stdin: str
+    seconds: int
+
+
+def rollout_command(stack: Stack, role: str, target: Deployed) -> Rollout | None:
+    """The fast switch of a role on several servers, all or none; None when the role's migration runs first."""
+    found = retained_swap(stack, role, target)
+    if found is None:
+        return None
+    parsed, args, seconds = found
+    names = stack.role_servers(role)
+    servers = {name: stack.servers[name] for name in names}
+    limit = hosts_at_once(parsed, len(names))
+    targets = [rollout.Target(name, at.user, at.host, at.port) for name, at in servers.items()]
+    argv = [
+        sys.executable, str(ROLLOUT), *rollout.command_line(
+            stack.service, role, limit=limit, timeout_seconds=seconds, servers=targets, swap_argv=args,
+            retained_only=True,
+        ),
+    ]  # fmt: skip
+    stdin = rollout.stdin_document(
+        private_keys={name: stack.private_key(name) for name in names},
+        host_keys={name: at.host_key for name, at in servers.items()},
+        env_file="",  # swap.sh --retained-only reads none
+    )
+    # Each wave within the swap's timeout, and once more for the servers that go back after a failed one.
+    waves = math.ceil(len(names) / limit)
+    return Rollout(argv, stdin, seconds * (waves + 1))
 
 
 def switch_fast(stack: Stack, role: str, target: Deployed) -> str:
     """Puts the retained container of `target` in service in one SSH session. Returns "" when it serves, else why
     it was left alone (the live version then still serves: swap.sh touches nothing, or puts back what it did)."""
+    if stack.several_servers:
+        return switch_fast_across(stack, role, target)
     step = fast_switch_command(stack, role, target)
     if step is None:
         return "its migration runs first, in pulumi up"
@@ -151,13 +210,41 @@ def switch_fast(stack: Stack, role: str, target: Deployed) -> str:
             done = server.capture(command, timeout=seconds + 30)
     except (QuaysideError, subprocess.TimeoutExpired) as error:
         return str(error)
+    failure = told(done, "swap.sh")
+    if not failure:
+        print(f"rollback: {role} serves {target.version} ({time.monotonic() - started:.1f} s)", flush=True)
+    return failure
+
+
+def told(done: subprocess.CompletedProcess[str], program: str) -> str:
+    """Prints what the switch said, indented; "" when it succeeded, else its last line of failure."""
     for line in done.stdout.splitlines():
         print(f"  {line}", flush=True)
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        return lines[-1] if lines else f"swap.sh exited with {done.returncode}"
-    print(f"rollback: {role} serves {target.version} ({time.monotonic() - started:.1f} s)", flush=True)
-    return ""
+    if done.returncode == 0:
+        return ""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"{program} exited with {done.returncode}"
+
+
+def switch_fast_across(stack: Stack, role: str, target: Deployed) -> str:
+    """The fast switch on every server of the role, all or none (components/rollout.py --retained-only): "" when
+    `target` serves on all of them, else why not (each server then serves what it served before)."""
+    started = time.monotonic()
+    try:
+        rollout = rollout_command(stack, role, target)
+        if rollout is None:
+            return "its migration runs first, in pulumi up"
+        done = subprocess.run(
+            rollout.argv, input=rollout.stdin, capture_output=True, text=True, timeout=rollout.seconds + 30,
+            check=False,
+        )  # fmt: skip
+    except (QuaysideError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    failure = told(done, "rollout.py")
+    if not failure:
+        where = ", ".join(stack.role_servers(role))
+        print(f"rollback: {role} serves {target.version} on {where} ({time.monotonic() - started:.1f} s)", flush=True)
+    return failure
 
 
 def read_stack(stack: Stack) -> list[dict[str, Any]]:

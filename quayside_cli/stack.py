@@ -1,5 +1,10 @@
 """The selected Pulumi stack as the command sees it: where its project is, how to run `pulumi` for it, its outputs
-(the service and how to reach the server) and its SSH key, taken as the program takes it."""
+(the service, its servers and how to reach each, where each role and accessory runs) and its SSH keys, taken as the
+program takes them.
+
+A stack with `servers:` exports `hosts` (each server's SSH endpoint by name), `roles.<R>.servers` and
+`accessory_servers`; a one-server stack, and every stack deployed before, has only `ssh`: its one server is named
+`server` here, and every role and accessory runs there."""
 
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from quayside_cli.errors import QuaysideError
 ROOT: Final = Path(__file__).resolve().parents[1]
 NAMESPACE: Final = "quayside"
 PULUMI_TIMEOUT_SECONDS: Final = 120
+# The name a one-server stack's server goes by (components/config: `servers_by_name()` of a `server:` stack).
+ONE_SERVER: Final = "server"
 
 
 def pulumi_binary() -> Path:
@@ -56,6 +63,7 @@ class Stack:
     env: dict[str, str]
     _outputs: dict[str, Any] | None = field(default=None, repr=False)
     _config: dict[str, Any] | None = field(default=None, repr=False)
+    _key_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, name: str | None, directory: Path | None) -> Stack:
@@ -120,9 +128,43 @@ class Stack:
 
     @property
     def ssh(self) -> Endpoint:
-        """How deploys reach the server: the `ssh` output."""
-        ssh = self.outputs["ssh"]
-        return Endpoint(str(ssh["host"]), int(ssh["port"]), str(ssh["user"]), str(ssh["host_key"]))
+        """How deploys reach the (first) server: the `ssh` output."""
+        return endpoint_of(self.outputs["ssh"])
+
+    @property
+    def several_servers(self) -> bool:
+        """Whether the stack was deployed with `servers:` (it exports `hosts`)."""
+        return bool(self.outputs.get("hosts"))
+
+    @property
+    def servers(self) -> dict[str, Endpoint]:
+        """Each server's SSH endpoint by name, in the stack's order: the `hosts` output, else the `ssh` output as the
+        one server named `server`."""
+        hosts: dict[str, Any] = self.outputs.get("hosts") or {}
+        if not hosts:
+            return {ONE_SERVER: self.ssh}
+        return {str(name): endpoint_of(host) for name, host in hosts.items()}
+
+    def role_servers(self, role: str) -> list[str]:
+        """The servers a role runs on (`roles.<R>.servers`), in the stack's order; the one server otherwise."""
+        listed = self.role(role).get("servers")
+        return [str(name) for name in listed] if listed else list(self.servers)
+
+    def accessory_server(self, accessory: str) -> str:
+        """The server an accessory runs on (`accessory_servers`); the first server otherwise."""
+        placed: dict[str, Any] = self.outputs.get("accessory_servers") or {}
+        return str(placed.get(accessory) or next(iter(self.servers)))
+
+    def chosen_server(self, name: str, among: list[str], wanted: str | None) -> str:
+        """`--host`: the server `wanted` among those `name` (a role or an accessory) runs on; default the first."""
+        if wanted is None:
+            return among[0]
+        if wanted not in among:
+            what = "role" if name in self.roles else "accessory"
+            raise QuaysideError(
+                f"stack {self.name}: {what} {name} has no server {wanted}; its servers: {', '.join(among)}"
+            )
+        return wanted
 
     @property
     def roles(self) -> dict[str, dict[str, Any]]:
@@ -148,12 +190,19 @@ class Stack:
             self._config = json.loads(self.pulumi("config", "--json"))
         return self._config
 
-    def private_key(self) -> str:
-        """The key deploys use: `server.private_key_file` from the stack's config, else the `ssh_private_key`
-        secret (decrypted by `pulumi config get`, kept in memory). Never printed, never an argument."""
+    def private_key(self, server: str = ONE_SERVER) -> str:
+        """The key deploys use to reach `server`: its `private_key_file` in the stack's config
+        (`servers.<S>.private_key_file`, or `server.private_key_file` for the one server), else the `ssh_private_key`
+        secret (decrypted by `pulumi config get` once, kept in memory). Never printed, never an argument."""
         values = self.config
-        server = object_value(values.get(f"{NAMESPACE}:server"))
-        named = server.get("private_key_file")
+        several = f"{NAMESPACE}:servers" in values
+        if several:
+            entry = object_value(values.get(f"{NAMESPACE}:servers")).get(server)
+            settings = entry if isinstance(entry, dict) else {}
+        else:
+            settings = object_value(values.get(f"{NAMESPACE}:server"))
+        key = f"servers.{server}.private_key_file" if several else "server.private_key_file"
+        named = settings.get("private_key_file")
         if named:
             path = Path(str(named)).expanduser()
             if not path.is_absolute():
@@ -161,15 +210,20 @@ class Stack:
             try:
                 return path.read_text()
             except OSError as error:
-                raise QuaysideError(
-                    f"stack {self.name}: server.private_key_file: cannot read {path} ({error.strerror})"
-                ) from None
+                raise QuaysideError(f"stack {self.name}: {key}: cannot read {path} ({error.strerror})") from None
         if f"{NAMESPACE}:ssh_private_key" not in values:
             raise QuaysideError(
-                f"stack {self.name} has no SSH key: set server.private_key_file, or "
+                f"stack {self.name} has no SSH key: set {key}, or "
                 f"`pulumi config set --secret ssh_private_key -s {self.name} < KEY_FILE`"
             )
-        return self.pulumi("config", "get", f"{NAMESPACE}:ssh_private_key")
+        if self._key_secret is None:
+            self._key_secret = self.pulumi("config", "get", f"{NAMESPACE}:ssh_private_key")
+        return self._key_secret
+
+
+def endpoint_of(output: dict[str, Any]) -> Endpoint:
+    """An `ssh` or `hosts.<S>` output: host, port, user and host key."""
+    return Endpoint(str(output["host"]), int(output["port"]), str(output["user"]), str(output["host_key"]))
 
 
 def object_value(entry: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.hosts import HostBed
 from tests.support.testbed import TestServer, registry_address
 
 
@@ -23,3 +24,10 @@ def registry() -> str:
 def server_hostname(test_server: TestServer) -> str:
     """What the test server's failures name as the host (uname -n)."""
     return test_server.run("uname -n").stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def host_bed() -> HostBed:
+    """The multi-host test bed (scripts/setup.d/test-hosts.sh); fails (never skips) naming that step when it is
+    missing or a host does not answer."""
+    return HostBed.from_testbed()

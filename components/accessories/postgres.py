@@ -23,6 +23,8 @@ class PostgresArgs:
     connection: remote.ConnectionArgs
     password: pulumi.Input[str]  # the postgres_password config secret
     host_ready: pulumi.Resource
+    # With several servers: its server's private address, where it listens for the roles on the other servers.
+    private_ip: str | None = None
 
 
 def host_name(service: str) -> str:
@@ -30,15 +32,18 @@ def host_name(service: str) -> str:
     return f"{service}-{NAME}"
 
 
-def spec(service: str, postgres: config.Postgres) -> container.ContainerSpec:
+def spec(service: str, postgres: config.Postgres, private_ip: str | None = None) -> container.ContainerSpec:
     settings = [part for key, value in sorted(postgres.settings.items()) for part in ("-c", f"{key}={value}")]
+    published = [f"127.0.0.1:{postgres.publish.port}:{defaults.POSTGRES_PORT}"] if postgres.publish else []
+    if private_ip is not None:
+        published.append(f"{private_ip}:{defaults.POSTGRES_PORT}:{defaults.POSTGRES_PORT}")
     return container.ContainerSpec(
         name=NAME,
         image=postgres.image_ref(),
         env={"POSTGRES_USER": postgres.user_for(service), "POSTGRES_DB": postgres.database_for(service),
              **postgres.env},
         data=defaults.POSTGRES_DATA,
-        publish=[f"127.0.0.1:{postgres.publish.port}:{defaults.POSTGRES_PORT}"] if postgres.publish else [],
+        publish=published,
         health_cmd=defaults.POSTGRES_HEALTH_CMD,
         health_interval=defaults.POSTGRES_HEALTH_INTERVAL,
         ready_timeout=postgres.ready_timeout,
@@ -48,10 +53,12 @@ def spec(service: str, postgres: config.Postgres) -> container.ContainerSpec:
     )  # fmt: skip
 
 
-def database_url(service: str, postgres: config.Postgres, password: str) -> str:
+def database_url(service: str, postgres: config.Postgres, password: str, private_ip: str | None = None) -> str:
+    """By the container's name on the service network; with several servers, at its server's private address."""
     user = postgres.user_for(service)
     secret = urllib.parse.quote(password, safe="")
-    return f"postgres://{user}:{secret}@{host_name(service)}:{defaults.POSTGRES_PORT}/{postgres.database_for(service)}"
+    host = private_ip or host_name(service)
+    return f"postgres://{user}:{secret}@{host}:{defaults.POSTGRES_PORT}/{postgres.database_for(service)}"
 
 
 class Postgres(pulumi.ComponentResource):
@@ -63,11 +70,11 @@ class Postgres(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:accessories:Postgres", name, None, opts)
-        self.host = host_name(args.service)
+        self.host = args.private_ip or host_name(args.service)
         self.ready = container.container_command(
             f"{name}-container",
             service=args.service,
-            spec=spec(args.service, args.postgres),
+            spec=spec(args.service, args.postgres, args.private_ip),
             connection=args.connection,
             stdin=container.secret_env({"POSTGRES_PASSWORD": args.password}),
             delete_data=args.postgres.delete_data,
@@ -75,7 +82,9 @@ class Postgres(pulumi.ComponentResource):
             depends_on=[args.host_ready],
         )
         self.database_url = pulumi.Output.secret(
-            pulumi.Output.from_input(args.password).apply(lambda p: database_url(args.service, args.postgres, p))
+            pulumi.Output.from_input(args.password).apply(
+                lambda p: database_url(args.service, args.postgres, p, args.private_ip)
+            )
         )
         self.register_outputs({
             "image": args.postgres.image_ref(), "host": self.host, "database_url": self.database_url,

@@ -4,7 +4,7 @@ Roles that use the database depend on `DeployedAccessories.ready` (Postgres answ
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -20,11 +20,26 @@ from components.accessories.vector import Vector, VectorArgs
 SecretReader = Callable[[str], pulumi.Output[str]]
 
 
+@dataclass(frozen=True)
+class Site:
+    """Where an accessory runs: its server's connection, the step that made the server ready, and (with several
+    servers) its private address."""
+
+    connection: remote.ConnectionArgs
+    host_ready: pulumi.Resource
+    private_ip: str | None
+
+
 @dataclass
 class DeployedAccessories:
     postgres: Postgres | None = None
     backup: Backup | None = None
-    vector: Vector | None = None
+    vectors: dict[str, Vector] = field(default_factory=dict)  # server → the Vector shipping its logs
+    servers: dict[str, str] = field(default_factory=dict)  # accessory → the name of its (first) server
+
+    @property
+    def vector(self) -> Vector | None:
+        return next(iter(self.vectors.values()), None)
 
     @property
     def ready(self) -> list[remote.Command]:
@@ -41,25 +56,30 @@ class DeployedAccessories:
         return {"database_url": self.postgres.database_url} if self.postgres else {}
 
 
-def deploy_accessories(
-    service: str,
-    accessories: config.Accessories | None,
-    connection: remote.ConnectionArgs,
-    host_ready: pulumi.Resource,
-    secret: SecretReader,
-) -> DeployedAccessories:
+def deploy_accessories(stack: config.StackConfig, sites: dict[str, Site], secret: SecretReader) -> DeployedAccessories:
+    """Each accessory on its server (`sites` by server name). With several servers Postgres listens on its
+    server's private address too, for the roles on the others, and its URL names that address."""
+    service, accessories = stack.service, stack.accessories
     deployed = DeployedAccessories()
     if accessories is None:
         return deployed
+    for name in config.ACCESSORIES:
+        if getattr(accessories, name) is not None:
+            deployed.servers[name] = stack.accessory_server(name)
+
+    def site(name: str) -> Site:
+        return sites[deployed.servers[name]]
+
     if accessories.postgres is not None:
         deployed.postgres = Postgres(
             f"{service}-postgres",
             PostgresArgs(
                 service=service,
                 postgres=accessories.postgres,
-                connection=connection,
+                connection=site("postgres").connection,
                 password=secret(defaults.POSTGRES_PASSWORD_SECRET),
-                host_ready=host_ready,
+                host_ready=site("postgres").host_ready,
+                private_ip=site("postgres").private_ip,
             ),
         )
     if accessories.backup is not None:
@@ -70,7 +90,7 @@ def deploy_accessories(
                 service=service,
                 backup=accessories.backup,
                 postgres=accessories.postgres,
-                connection=connection,
+                connection=site("backup").connection,
                 passphrase=secret(defaults.BACKUP_PASSPHRASE_SECRET),
                 access_key_id=secret(defaults.S3_ACCESS_KEY_SECRET),
                 secret_access_key=secret(defaults.S3_SECRET_KEY_SECRET),
@@ -79,14 +99,16 @@ def deploy_accessories(
             ),
         )
     if accessories.vector is not None:
-        deployed.vector = Vector(
-            f"{service}-vector",
-            VectorArgs(
-                service=service,
-                vector=accessories.vector,
-                connection=connection,
-                token=secret(defaults.BETTERSTACK_TOKEN_SECRET),
-                host_ready=host_ready,
-            ),
-        )
+        for index, server in enumerate(stack.vector_servers()):
+            # The first keeps the one-server stack's name.
+            deployed.vectors[server] = Vector(
+                f"{service}-vector" if index == 0 else f"{service}-vector-{server}",
+                VectorArgs(
+                    service=service,
+                    vector=accessories.vector,
+                    connection=sites[server].connection,
+                    token=secret(defaults.BETTERSTACK_TOKEN_SECRET),
+                    host_ready=sites[server].host_ready,
+                ),
+            )
     return deployed

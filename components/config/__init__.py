@@ -2,8 +2,8 @@
 
 types.py        the value types (Name, Port, Duration, ImageRef, ...), each pattern with what it allows in words
 errors.py       ConfigError, and pydantic's errors as one line naming the key a user wrote
-roles.py        the `roles` section: image, health check, environment
-servers.py      the `server` section: an existing SSH host, or a Hetzner Cloud server
+roles.py        the `roles` section: image, health check, environment, its servers and how many swap at once
+servers.py      the `server` and `servers` sections (an existing SSH host, or a Hetzner Cloud server), and `network`
 accessories.py  the `accessories` section: Postgres, its backups, Vector
 stack.py        StackConfig (every top-level key), load() from Pulumi's config, parse()
 examples.py     example stacks: the reference's examples, and the tests'
@@ -13,11 +13,21 @@ Each module imports only those above it, so none depends on import order. Elsewh
 config`, then `config.Role`, `config.parse`.
 """
 
-from components.config.accessories import S3, Accessories, Backup, Postgres, Publish, Vector
+from components.config.accessories import ACCESSORIES, S3, Accessories, Backup, Postgres, Publish, Vector
 from components.config.errors import ConfigError
-from components.config.roles import Env, Health, ImageSpec, Role
-from components.config.servers import Bootstrap, ExistingServer, HetznerServer, HetznerVolume, Server
-from components.config.stack import DATABASE_URL, NAMESPACE, TOP_LEVEL_KEYS, Proxy, Registry, StackConfig, load, parse
+from components.config.roles import Boot, Env, Health, ImageSpec, Role
+from components.config.servers import Bootstrap, ExistingServer, HetznerServer, HetznerVolume, Network, Server
+from components.config.stack import (
+    DATABASE_URL,
+    NAMESPACE,
+    ONE_SERVER,
+    TOP_LEVEL_KEYS,
+    Proxy,
+    Registry,
+    StackConfig,
+    load,
+    parse,
+)
 from components.config.types import (
     HOST_KEY_PATTERN,
     MEMORY_PATTERN,
@@ -30,16 +40,19 @@ from components.config.types import (
 )
 
 __all__ = [
+    "ACCESSORIES",
     "DATABASE_URL",
     "HOST_KEY_PATTERN",
     "MEMORY_PATTERN",
     "NAMESPACE",
+    "ONE_SERVER",
     "PATTERN_HELP",
     "S3",
     "TOP_LEVEL_KEYS",
     "VERSION_PATTERN",
     "Accessories",
     "Backup",
+    "Boot",
     "Bootstrap",
     "ConfigError",
     "Env",
@@ -49,6 +62,7 @@ __all__ = [
     "HetznerVolume",
     "ImageSpec",
     "Model",
+    "Network",
     "Port",
     "Postgres",
     "Proxy",

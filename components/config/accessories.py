@@ -5,6 +5,9 @@
       backup:   {schedule: "@hourly", keep_days: 14, s3: {bucket: acme-backups, endpoint: https://...}}
       vector:   {sink: betterstack}
 
+With `servers:` (several servers), each is placed on one of them by name (`postgres: {server: db}`): Postgres on
+the first server unless it says, its backups beside it, Vector on every server (each ships its own server's logs).
+
 Secrets (set with `pulumi config set --secret`), one per accessory need: `postgres_password`;
 `backup_passphrase`, `s3_access_key_id`, `s3_secret_access_key`; `betterstack_token`.
 """
@@ -12,9 +15,9 @@ Secrets (set with `pulumi config set --secret`), one per accessory need: `postgr
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from components.accessories import defaults
 from components.config.types import (
@@ -26,6 +29,7 @@ from components.config.types import (
     KeyPrefix,
     Memory,
     Model,
+    Name,
     Port,
     Region,
     SettingName,
@@ -36,6 +40,17 @@ from components.config.types import (
 CRON_FIELD: Final = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?(,(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?)*"
 CRON_PATTERN: Final = rf"^{CRON_FIELD}( {CRON_FIELD}){{4}}$"
 CRON_NAMES: Final = ("@hourly", "@daily", "@weekly")
+
+
+def one_server(value: Any) -> Any:
+    """An accessory's `server` names one server: a list of them is refused in words."""
+    if isinstance(value, list):
+        raise ValueError(f"an accessory runs on one server: name one of {', '.join(map(str, value))}")
+    return value
+
+
+ServerName = Annotated[Name, BeforeValidator(one_server)]
+PLACED: Final = "the server it runs on, by its name in `servers` (only with `servers`)"
 
 
 class Publish(Model):
@@ -75,6 +90,7 @@ class Postgres(Model):
         default=False,
         description="delete the data directory when the accessory is removed (set it, `up`, then remove the section)",
     )
+    server: ServerName | None = Field(default=None, description=f"{PLACED}; default: the first server")
 
     @field_validator("version", mode="before")
     @classmethod
@@ -142,6 +158,7 @@ class Backup(Model):
         default=False,
         description="run on the server's network (an S3 endpoint on its loopback); needs postgres.publish",
     )
+    server: ServerName | None = Field(default=None, description=f"{PLACED}; default: postgres's server")
 
     @field_validator("schedule")
     @classmethod
@@ -178,6 +195,10 @@ class Vector(Model):
     image: ImageRef = Field(default=defaults.VECTOR_IMAGE, description="the Vector image, its version pinned")
     memory: Memory | None = Field(default=None, description="memory limit, e.g. 256m")
     delete_data: bool = Field(default=False, description="delete Vector's data directory when it is removed")
+    server: ServerName | None = Field(
+        default=None,
+        description=f"{PLACED}; default: every server (each Vector ships the logs of its own server's containers)",
+    )
 
 
 class Accessories(Model):
@@ -209,3 +230,7 @@ class Accessories(Model):
         if self.vector is not None:
             needed.add(defaults.BETTERSTACK_TOKEN_SECRET)
         return needed
+
+
+# The accessories by name, as `accessories` has them (and StackConfig.accessory_server() takes them).
+ACCESSORIES: Final = tuple(Accessories.model_fields)

@@ -68,8 +68,10 @@ def _place(root: type[BaseModel], loc: Sequence[str]) -> _Place:
             info = annotation.model_fields.get(part)
             annotation = None if info is None else info.annotation
             tag = info.discriminator if info is not None and isinstance(info.discriminator, str) else None
+            tag = tag or _discriminator(annotation)
         elif get_origin(annotation) in (dict, list):  # the step is a map's key or a list's index
             annotation = get_args(annotation)[-1]
+            tag = _discriminator(annotation)
         elif (member := _member_named(part, members, tag)) is not None:
             annotation = member  # the member pydantic tried: no key of the stack file
             continue
@@ -94,12 +96,21 @@ def _tag_value(member: Any, tag: str | None) -> str | None:
     return str(values[0]) if values else None
 
 
+def _discriminator(annotation: Any) -> str | None:
+    """The tag of a union annotated with one (`Server`), also as `Server | None` or a map's values."""
+    if get_origin(annotation) is Annotated:
+        found = (getattr(meta, "discriminator", None) for meta in get_args(annotation)[1:])
+        return next((tag for tag in found if isinstance(tag, str)), None)
+    members = [arg for arg in _union_members(annotation) if arg is not type(None)]
+    return _discriminator(members[0]) if len(members) == 1 else None
+
+
 def _without_none(annotation: Any) -> Any:
     if get_origin(annotation) is Annotated:
         return _without_none(get_args(annotation)[0])
     members = [arg for arg in _union_members(annotation) if arg is not type(None)]
     if len(members) == 1:
-        return members[0]
+        return _without_none(members[0])
     return Union[tuple(members)] if members else annotation  # noqa: UP007 (a Union built at run time)
 
 

@@ -115,7 +115,7 @@ def key_files_and_own_images() -> dict[str, Any]:
         "server": {"provider": "existing", "host": "deploy.acme.com", "port": 2222, "user": "deploy",
                    "install_docker": False, "bootstrap": {"swap_mb": 0, "unattended_upgrades": False},
                    "private_key_file": "~/.ssh/deploy_ed25519",
-                   "host_key_file": "~/.ssh/acme_host_ed25519.pub"},
+                   "host_key_file": "~/.ssh/acme_host_ed25519.pub", "private_ip": "10.0.0.2"},
         "roles": {"web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}}},
         "accessories": {
             "postgres": {"image": "registry.acme.com:5000/postgres:16.6", "user": "acme_app",
@@ -138,6 +138,63 @@ def smallest() -> dict[str, Any]:
     }
 
 
+def hetzner_servers() -> dict[str, Any]:
+    """Pulumi.multi.yaml: three Hetzner servers on their private network, web and backend on two (one at a time),
+    api on one, Postgres and its backups on a server of their own."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBexample deploy@acme"
+    return {
+        "service": "acme",
+        "servers": {
+            "app-1": {"provider": "hetzner", "type": "cx32", "location": "nbg1", "ssh_public_key": key},
+            "app-2": {"provider": "hetzner", "type": "cx32", "location": "fsn1", "ssh_public_key": key},
+            "db": {"provider": "hetzner", "type": "cx22", "location": "nbg1", "image": "debian-12",
+                   "ssh_public_key": key, "delete_protection": True, "ssh_from": ["203.0.113.0/24"],
+                   "user": "deploy", "bootstrap": {"swap_mb": 2048, "unattended_upgrades": True},
+                   "primary_ipv4": False, "volume": {"size_gb": 40, "delete_protection": True}},
+        },
+        "network": {"ip_range": "10.0.0.0/16", "subnet": "10.0.1.0/24", "zone": "eu-central"},
+        "registry": {"server": "ghcr.io", "username": "acme"},
+        "roles": {
+            "web": {"image": "ghcr.io/acme/web:2026.11.1", "port": 80, "health": {"path": "/"}, "boot": {"limit": 1}},
+            "backend": {"image": "ghcr.io/acme/backend:2026.11.1", "port": 3001, "hosts": ["app.acme.com"],
+                        "health": {"path": "/health"}, "migrate": "node dist/migrate.js",
+                        "env": {"secret": ["DATABASE_URL"]}, "servers": ["app-1", "app-2"],
+                        "boot": {"limit": "50%"}},
+            "api": {"image": "ghcr.io/acme/api:2026.11.1", "port": 3002, "hosts": ["api.acme.com"],
+                    "health": {"path": "/health"}, "servers": ["app-2"]},
+        },
+        "accessories": {
+            "postgres": {"version": "16", "database": "acme", "server": "db"},
+            "backup": {"server": "db", "s3": {"bucket": "acme-backups", "endpoint": "https://fsn1.your-objectstorage.com",
+                                              "region": "fsn1"}},
+            "vector": {"server": "app-1"},
+        },
+    }  # fmt: skip
+
+
+def existing_servers() -> dict[str, Any]:
+    """Three existing servers on a private network of their own (each gives its private_ip): a role on two, a
+    worker on the third, beside Postgres."""
+    return {
+        "service": "acme",
+        "servers": {
+            "app-1": {"provider": "existing", "host": "203.0.113.11", "private_ip": "10.0.0.11",
+                      "host_key": f"203.0.113.11 {HOST_KEY}"},
+            "app-2": {"provider": "existing", "host": "app-2.acme.com", "port": 2222, "user": "deploy",
+                      "install_docker": False, "bootstrap": {"swap_mb": 0, "unattended_upgrades": False},
+                      "private_key_file": "~/.ssh/deploy_ed25519", "host_key_file": "~/.ssh/app-2_ed25519.pub",
+                      "private_ip": "10.0.0.12"},
+            "db": {"provider": "existing", "host": "203.0.113.13", "private_ip": "10.0.0.13", "trust_first_use": True},
+        },
+        "roles": {
+            "web": {"image": "ghcr.io/acme/web:1.0", "health": {"path": "/up"}, "servers": ["app-1", "app-2"],
+                    "boot": {"limit": "50%"}},
+            "worker": {"image": "ghcr.io/acme/web:1.0", "proxy": False, "cmd": "bin/jobs", "servers": ["db"]},
+        },
+        "accessories": {"postgres": {"server": "db"}},
+    }  # fmt: skip
+
+
 def reference() -> tuple[dict[str, Any], ...]:
     """The reference's examples, in the order it looks for a key's example."""
-    return saas(), hetzner_staging(), key_files_and_own_images(), smallest()
+    return saas(), hetzner_staging(), key_files_and_own_images(), smallest(), hetzner_servers(), existing_servers()

@@ -47,9 +47,9 @@ class SecretKey:
 SECRET_KEYS: Final = (
     SecretKey(
         "ssh_private_key",
-        "unless `server.private_key_file` names a key file",
-        "the private SSH key the deploy connects to the server with (OpenSSH format); with `server.provider: "
-        "hetzner` its public half is `server.ssh_public_key`",
+        "unless `server.private_key_file` names a key file (with `servers`: each server's `private_key_file`)",
+        "the private SSH key the deploy connects to the servers with (OpenSSH format); with `provider: hetzner` its "
+        "public half is the server's `ssh_public_key`",
     ),
     SecretKey(
         "registry_password",
@@ -211,7 +211,7 @@ def _entries(
             variant=variant,
             container=bool(children),
         )
-        below = optional_parent or ("" if name in required else dotted(path))
+        below = optional_parent if name in required else dotted(path)  # the innermost optional key above
         for child_path, child, child_variant in children:
             yield from _entries(schema, child, (*path, *child_path), child_variant or variant, below)
 
@@ -329,20 +329,25 @@ def _bare(description: str) -> str:
 
 def example_values(path: Sequence[Step], stack: Any) -> Iterator[Any]:
     """The values at `path` in one example stack (a `<name>` step visits every name)."""
+    return (value for _, value in _examples(path, stack))
+
+
+def _examples(path: Sequence[Step], stack: Any, keys: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """The values at `path` in one example stack, each with the keys that lead to it (`servers`, `app-1`)."""
     if not path:
-        yield stack
+        yield keys, stack
         return
     step, rest = path[0], path[1:]
     if step.kind == "field" and isinstance(stack, Mapping) and step.key in stack:
-        yield from example_values(rest, stack[step.key])
+        yield from _examples(rest, stack[step.key], (*keys, step.key))
     elif step.kind == "name" and isinstance(stack, Mapping):
-        for value in stack.values():
-            yield from example_values(rest, value)
+        for name, value in stack.items():
+            yield from _examples(rest, value, (*keys, name))
     elif step.kind == "item" and isinstance(stack, list):
         for value in stack:
-            yield from example_values(rest, value)
+            yield from _examples(rest, value, keys)
     elif step.kind == "variant" and isinstance(stack, Mapping) and stack.get(step.key) == step.value:
-        yield from example_values(rest, stack)
+        yield from _examples(rest, stack, keys)
 
 
 def example_of(path: Sequence[Step], stacks: Sequence[Mapping[str, Any]]) -> Any | None:
@@ -423,6 +428,9 @@ def _section(section: Section, stacks: Sequence[Mapping[str, Any]]) -> str:
     if not variants:
         lines += [*_example_block(top.path, stacks), "", *_entry_lines(section.entries, stacks, "###")]
         return "\n".join(lines).rstrip()
+    # A map of variants (servers) shows a whole map first; the variants' blocks show one value each.
+    if any(step.kind == "name" for step in section.entries[1].path):
+        lines += [*_example_block(top.path, stacks), ""]
     lines += [*_entry(top, stacks, "###"), ""]
     for variant in dict.fromkeys(variants):
         chosen = [entry for entry in section.entries if entry.variant == variant]
@@ -432,11 +440,13 @@ def _section(section: Section, stacks: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _example_block(path: Sequence[Step], stacks: Sequence[Mapping[str, Any]]) -> list[str]:
-    value = example_of(path, stacks)
-    if value is None:
+    found = next((example for stack in stacks for example in _examples(path, stack)), None)
+    if found is None:
         return []
-    key = f"{NAMESPACE}:{path[0].key}"
-    return ["```yaml", "config:", *block({key: value}, indent=2), "```"]
+    (top, *names), value = found
+    for name in reversed(names):  # a value below a map's name (servers.app-1) shows under that name
+        value = {name: value}
+    return ["```yaml", "config:", *block({f"{NAMESPACE}:{top}": value}, indent=2), "```"]
 
 
 def _entry_lines(chosen: Sequence[Entry], stacks: Sequence[Mapping[str, Any]], heading: str) -> list[str]:
@@ -482,7 +492,7 @@ def _secrets() -> str:
         "pulumi config set --secret DATABASE_URL 'postgres://...'",
         "```",
         "",
-        "With `server.provider: hetzner`, the Hetzner Cloud provider needs its API token too: "
+        "With `provider: hetzner` servers, the Hetzner Cloud provider needs its API token too: "
         "`pulumi config set --secret hcloud:token ...` (its own namespace; or the `HCLOUD_TOKEN` environment "
         "variable).",
     ]

@@ -1,19 +1,24 @@
-"""The `roles` section of the stack config: each app role, its image, health check and environment."""
+"""The `roles` section of the stack config: each app role, its image, health check, environment, and the servers
+it runs on."""
 
 from __future__ import annotations
 
-from typing import Any, Self
+import math
+import re
+from typing import Annotated, Any, Final, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from components import defaults
 from components.config.types import (
+    PERCENT_PATTERN,
     Duration,
     EnvName,
     Hostname,
     Memory,
     Model,
     Name,
+    Percent,
     Platform,
     Port,
     Repository,
@@ -90,6 +95,36 @@ class Env(Model):
         return self
 
 
+BOOT_LIMIT_MAX: Final = 1000
+
+
+def count_or_percentage(value: Any) -> Any:
+    """A boot limit as it is written: a count (1) or a percentage (50%); else the one error that says both."""
+    count = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= BOOT_LIMIT_MAX
+    if not count and not (isinstance(value, str) and re.fullmatch(PERCENT_PATTERN, value)):
+        raise ValueError(f"must be a count like 1 or a percentage like 50% (got {value!r})")
+    return value
+
+
+BootLimit = Annotated[Annotated[int, Field(ge=1, le=BOOT_LIMIT_MAX)] | Percent, BeforeValidator(count_or_percentage)]
+
+
+class Boot(Model):
+    """`limit` servers swap at a time, wave after wave; when a swap fails, no further wave starts and the servers
+    already switched go back: all or none of them keep the new version."""
+
+    limit: BootLimit = Field(
+        description="how many servers swap at the same time: a count (1), or a percentage of the role's servers "
+        "(50%, rounded up, at least one)"
+    )
+
+    def hosts_at_once(self, n: int) -> int:
+        """How many of the role's `n` servers swap at the same time."""
+        if isinstance(self.limit, str):
+            return max(1, math.ceil(n * int(self.limit.removesuffix("%")) / 100))
+        return min(self.limit, n)
+
+
 class Role(Model):
     """One app role: a container per version, behind kamal-proxy unless `proxy: false`."""
 
@@ -128,12 +163,29 @@ class Role(Model):
         default=None, description="a one-off command of the new image, run before its swap (argument list)"
     )
     depends_on: list[Name] = Field(default_factory=list, description="roles whose deploy (and migration) goes first")
+    servers: list[Name] | None = Field(
+        default=None,
+        min_length=1,
+        description="the servers it runs on, by their names in `servers` (default: every server but those only "
+        "accessories are placed on); its migration runs on the first",
+    )
+    boot: Boot | None = Field(
+        default=None, description="how a new version goes live on its servers; without boot, on all at once"
+    )
 
     @field_validator("cmd", "migrate", mode="before")
     @classmethod
     def _command_as_list(cls, value: Any) -> Any:
         # A string is run by the image's shell, as Kamal's `cmd:` is.
         return ["sh", "-c", value] if isinstance(value, str) else value
+
+    @field_validator("servers")
+    @classmethod
+    def _each_server_once(cls, value: list[str] | None) -> list[str] | None:
+        repeated = next((name for index, name in enumerate(value or []) if name in (value or [])[:index]), None)
+        if repeated is not None:
+            raise ValueError(f"{repeated} is listed twice: a role runs once per server")
+        return value
 
     @model_validator(mode="after")
     def _proxy_needs_routing(self) -> Self:

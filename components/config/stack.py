@@ -16,13 +16,15 @@ from typing import Any, Final, Literal, Self
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from components import defaults
-from components.config.accessories import Accessories
+from components.config.accessories import ACCESSORIES, Accessories
 from components.config.errors import ConfigError, one_line
 from components.config.roles import Role
-from components.config.servers import Server
+from components.config.servers import NETWORK_NEEDS, ExistingServer, HetznerServer, Network, Server, check_servers
 from components.config.types import Directory, Model, Name, Port, Version
 
 NAMESPACE: Final = "quayside"
+# The name servers_by_name() gives the one server of a stack with `server:`.
+ONE_SERVER: Final = "server"
 # A role listing this secret gets the Postgres accessory's URL when there is one.
 DATABASE_URL: Final = "DATABASE_URL"
 
@@ -54,7 +56,23 @@ class Proxy(Model):
 
 class StackConfig(Model):
     service: Name = Field(description="the service name: container, network and proxy route prefix")
-    server: Server = Field(description="the server: an existing SSH host, or a Hetzner Cloud server")
+    server: Server | None = Field(
+        default=None,
+        description="the server: an existing SSH host, or a Hetzner Cloud server; required unless `servers` "
+        "gives several instead",
+    )
+    servers: dict[Name, Server] | None = Field(
+        default=None,
+        min_length=1,
+        description="several servers by name, instead of `server`: each an existing SSH host or a Hetzner Cloud "
+        "server, with the keys of `server`; roles and accessories are placed on them by name, and they reach each "
+        "other on a private network (Hetzner's, or the existing servers' private_ip)",
+    )
+    network: Network | None = Field(
+        default=None,
+        description="only with Hetzner servers in `servers`, which always join one: when not given, it is made with "
+        "the keys below at their defaults",
+    )
     registry: Registry | Literal["none"] | None = Field(
         default=None,
         description="the registry roles' images are pulled from; `none`: no registry, each role's image is an "
@@ -74,8 +92,66 @@ class StackConfig(Model):
             raise ValueError(f"must be `none` or a registry like {{server: ghcr.io, username: acme}} (got {value!r})")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _network_for_hetzner_servers(cls, value: Any) -> Any:
+        # Hetzner servers in `servers` always join a network: `network` at its defaults unless given.
+        servers = value.get("servers") if isinstance(value, Mapping) else None
+        if not isinstance(servers, Mapping) or value.get("network") is not None:
+            return value
+        hetzner = any(
+            isinstance(server, Mapping) and server.get("provider") == "hetzner" for server in servers.values()
+        )
+        return {**value, "network": {}} if hetzner else value
+
+    @model_validator(mode="after")
+    def _servers_fit_together(self) -> Self:
+        if (self.server is None) == (self.servers is None):
+            raise ValueError(
+                "server and servers: give one of them" if self.server else "server: required (or servers, for several)"
+            )
+        if self.servers is None:
+            self._check_one_server()
+        else:
+            check_servers(self.servers, self.network)
+            self._check_placements()
+        return self
+
+    def _check_one_server(self) -> None:
+        """With `server:`, there is nothing to place: keys that place on servers or join them are refused."""
+        if self.network is not None:
+            raise ValueError(f"network: {NETWORK_NEEDS}")
+        keys = [f"roles.{name}.servers" for name, role in self.roles.items() if role.servers is not None]
+        keys += [f"accessories.{name}.server" for name in ACCESSORIES if self._placed(name) is not None]
+        if keys:
+            raise ValueError(f"{keys[0]}: goes with servers: (this stack has one server:)")
+
+    def _check_placements(self) -> None:
+        """Every role and accessory is placed on servers `servers` names, and every role on one at least."""
+        for name in ACCESSORIES:
+            self._check_known(f"accessories.{name}.server", [placed] if (placed := self._placed(name)) else [])
+        for name, role in self.roles.items():
+            self._check_known(f"roles.{name}.servers", role.servers or [])
+            if not self.role_servers(name):
+                raise ValueError(
+                    f"roles.{name}.servers: every server holds accessories only ({', '.join(self.servers_by_name())}): "
+                    "name the servers it runs on"
+                )
+        backup = self.accessories.backup if self.accessories is not None else None
+        postgres_server = self.accessory_server("postgres")
+        if backup is not None and backup.host_network and self.accessory_server("backup") != postgres_server:
+            raise ValueError(
+                "accessories.backup.server: host_network reaches Postgres on its own server's loopback: place it on "
+                f"{postgres_server}, postgres's server"
+            )
+
     @model_validator(mode="after")
     def _roles_fit_together(self) -> Self:
+        if self.sends_images and self.servers is not None:
+            raise ValueError(
+                "registry: none sends each image to one server over SSH; with servers:, give a registry the servers "
+                "pull from (registry: {server: ...})"
+            )
         routes: dict[tuple[str, str], str] = {}
         for name, role in self.roles.items():
             for other in role.depends_on:
@@ -98,6 +174,71 @@ class StackConfig(Model):
                 raise ValueError(f"roles.{name}.image.context: a build needs registry: {{server: ...}} to push to")
         self._check_no_cycle()
         return self
+
+    @property
+    def several_servers(self) -> bool:
+        """`servers:` was given (even with one server in it): resources are named per server."""
+        return self.servers is not None
+
+    def servers_by_name(self) -> dict[str, ExistingServer | HetznerServer]:
+        """Every server by its name in `servers`, in order; a stack with `server:` has one, named `server`."""
+        if self.servers is not None:
+            return dict(self.servers)
+        assert self.server is not None  # one of the two, as validated
+        return {ONE_SERVER: self.server}
+
+    @property
+    def first_server(self) -> ExistingServer | HetznerServer:
+        """`server`, or the first of `servers`: where the one-server stack's resources are."""
+        return next(iter(self.servers_by_name().values()))
+
+    def role_servers(self, role: str) -> list[str]:
+        """The names of the servers `role` runs on: its `servers`, else every server but the accessory-only ones."""
+        chosen = self.roles[role].servers
+        if chosen is not None:
+            return list(chosen)
+        return [name for name in self.servers_by_name() if name not in self._accessory_only()]
+
+    def accessory_server(self, name: str) -> str:
+        """The name of the server accessory `name` (postgres, backup, vector) runs on: its `server`, else Postgres
+        and Vector on the first server (the first of those it runs on), the backups on Postgres's."""
+        if name not in ACCESSORIES:
+            raise ValueError(f"no accessory {name!r}: accessories are {', '.join(ACCESSORIES)}")
+        placed = self._placed(name)
+        if placed is not None:
+            return placed
+        if name == "backup":
+            return self.accessory_server("postgres")
+        return next(iter(self.servers_by_name()))
+
+    def vector_servers(self) -> list[str]:
+        """The servers Vector runs on: its `server`, else every server (each ships its own server's logs)."""
+        placed = self._placed("vector")
+        return [placed] if placed is not None else list(self.servers_by_name())
+
+    def private_address(self, name: str) -> str | None:
+        """Server `name`'s address on the private network: an existing server's private_ip, a Hetzner server's
+        address in `network` (by its place in `servers`); None for a one-server stack without private_ip."""
+        servers = self.servers_by_name()
+        server = servers[name]
+        if isinstance(server, ExistingServer):
+            return server.private_ip
+        return self.network.address_of(list(servers).index(name)) if self.network is not None else None
+
+    def _placed(self, name: str) -> str | None:
+        accessory = getattr(self.accessories, name, None) if self.accessories is not None else None
+        return accessory.server if accessory is not None else None
+
+    def _accessory_only(self) -> set[str]:
+        """Servers some accessory names in its `server` and no role in its `servers`."""
+        with_roles = {server for role in self.roles.values() for server in role.servers or []}
+        return {placed for name in ACCESSORIES if (placed := self._placed(name)) is not None} - with_roles
+
+    def _check_known(self, key: str, names: list[str]) -> None:
+        servers = self.servers_by_name()
+        unknown = next((name for name in names if name not in servers), None)
+        if unknown is not None:
+            raise ValueError(f"{key}: unknown server {unknown!r}; servers: {', '.join(servers)}")
 
     @property
     def sends_images(self) -> bool:
@@ -136,7 +277,7 @@ class StackConfig(Model):
             needed |= self.accessories.secret_names()
             if self.accessories.postgres is not None:
                 needed.discard(DATABASE_URL)  # the Postgres accessory provides it
-        if getattr(self.server, "private_key_file", None) is None:
+        if any(getattr(server, "private_key_file", None) is None for server in self.servers_by_name().values()):
             needed.add("ssh_private_key")
         if self.pull_registry is not None and self.pull_registry.username is not None:
             needed.add("registry_password")

@@ -24,6 +24,8 @@ DIRECTORY_PATTERN: Final = r"^/\S+$"
 VOLUME_PATTERN: Final = r"^[^:\s]+:/[^:\s]*(:(ro|rw))?$"
 MEMORY_PATTERN: Final = r"^[1-9][0-9]*[kmg]$"
 CIDR_PATTERN: Final = r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"
+IPV4_CIDR_PATTERN: Final = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$"
+PERCENT_PATTERN: Final = r"^([1-9][0-9]?|100)%$"
 # One platform, as `docker build --platform` takes it: os/arch, and an arm variant.
 PLATFORM_PATTERN: Final = r"^linux/(amd64|arm64|arm/v[5-8]|386|ppc64le|s390x|riscv64)$"
 # A repository path under the registry host, as Docker names them (acme/web).
@@ -55,6 +57,8 @@ PATTERN_HELP: Final[Mapping[str, str]] = {
     MEMORY_PATTERN: "a size with its unit k, m or g (512m)",
     HOST_KEY_PATTERN: "an SSH public key line like `ssh-ed25519 AAAA...` (what ssh-keyscan prints)",
     CIDR_PATTERN: "a network in CIDR form like 203.0.113.0/24 or 2001:db8::/32",
+    IPV4_CIDR_PATTERN: "an IPv4 network in CIDR form like 10.0.1.0/24",
+    PERCENT_PATTERN: "a percentage from 1% to 100% (50%)",
     PLATFORM_PATTERN: "one Linux platform like linux/amd64 or linux/arm64",
     REPOSITORY_PATTERN: "a lowercase repository path like acme/web",
     IDENTIFIER_PATTERN: "a lowercase Postgres name: letters, digits and underscores, up to 63 (acme_app)",
@@ -107,7 +111,9 @@ UrlPath = Annotated[str, Field(pattern=PATH_PATTERN)]
 Directory = Annotated[str, Field(pattern=DIRECTORY_PATTERN)]
 Volume = Annotated[str, Field(pattern=VOLUME_PATTERN)]
 Memory = Annotated[str, Field(pattern=MEMORY_PATTERN)]
-Network = Annotated[str, Field(pattern=CIDR_PATTERN)]
+Percent = Annotated[str, Field(pattern=PERCENT_PATTERN)]
+Cidr = Annotated[str, Field(pattern=CIDR_PATTERN)]
+Ipv4Cidr = Annotated[str, Field(pattern=IPV4_CIDR_PATTERN)]
 Platform = Annotated[str, Field(pattern=PLATFORM_PATTERN)]
 Repository = Annotated[str, Field(pattern=REPOSITORY_PATTERN, max_length=200)]
 HostKey = Annotated[str, Field(pattern=HOST_KEY_PATTERN)]

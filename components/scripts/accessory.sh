@@ -7,7 +7,7 @@
 #
 #   accessory.sh boot --service S --name N --image IMG --config-hash H --network NET [--env K=V]...
 #     [--data CONTAINER_PATH] [--volume SPEC]... [--file CONTAINER_PATH=BASE64]...
-#     [--publish 127.0.0.1:PORT:PORT]... [--health-cmd CMD --health-interval D] --ready-timeout N
+#     [--publish ADDRESS:PORT:PORT]... [--health-cmd CMD --health-interval D] --ready-timeout N
 #     --readiness-delay N --stop-timeout N [--memory 512m] [--cmd ARG]...
 #       stdin: the accessory's secret env file (KEY=VALUE lines, may be empty), kept 0600 in
 #       /var/lib/quayside/<service>/env/accessory-<name>.env
@@ -23,6 +23,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 action='' service='' name='' image='' config_hash='' network='' data='' health_cmd='' health_interval=''
 ready_timeout='' readiness_delay='' stop_timeout='' memory='' delete_data=no
 envs=() volumes=() files=() publishes=() cmd=()
+
+# 127.0.0.1, or an RFC 1918 address that an interface of this server holds.
+private_address() {
+  [[ $1 == 127.0.0.1 ]] && return 0
+  [[ $1 =~ ^(10\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.) ]] || return 1
+  ip -o -4 addr show | awk '{ print $4 }' | cut -d/ -f1 | grep -qxF "$1"
+}
 
 parse_options() {
   action=${1:-}
@@ -64,9 +71,12 @@ parse_options() {
   [[ -z $data || $data == /* ]] || die "--data '$data' must be an absolute path in the container"
   local item
   for item in "${envs[@]}"; do [[ $item == [A-Za-z_]*=* ]] || die "--env '$item' is not KEY=VALUE"; done
-  # Never on a public interface: only the server's loopback (reach it over an SSH tunnel).
+  # Never on a public interface: the server's loopback (reach it over an SSH tunnel), or its address on a private
+  # network (the service's other servers).
   for item in "${publishes[@]}"; do
-    [[ $item =~ ^127\.0\.0\.1:[0-9]+:[0-9]+$ ]] || die "--publish '$item' must be 127.0.0.1:HOST_PORT:CONTAINER_PORT"
+    if ! [[ $item =~ ^([0-9.]+):[0-9]+:[0-9]+$ ]] || ! private_address "${BASH_REMATCH[1]}"; then
+      die "--publish '$item' must be ADDRESS:HOST_PORT:CONTAINER_PORT, ADDRESS 127.0.0.1 or a private address here"
+    fi
   done
   for item in "${files[@]}"; do
     [[ $item =~ ^/[^=]*[^/=]=[A-Za-z0-9+/]*=*$ ]] || die "--file '${item%%=*}=...' must be /container/path=BASE64"

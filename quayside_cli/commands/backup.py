@@ -1,7 +1,7 @@
 """`quayside backup now|list` and `quayside restore latest|NAME`: backup.sh on the server, which has the backup
 container dump, encrypt and upload (or download, decrypt and restore). Keys and passphrase stay on the server; a
 restore with another passphrase (`--passphrase-file`, a backup made before the passphrase changed) sends it on the
-SSH session's stdin, never on a command line."""
+SSH session's stdin, never on a command line. On a stack of several servers it runs on the backup accessory's server."""
 
 from __future__ import annotations
 
@@ -42,7 +42,10 @@ def backup_script(args: argparse.Namespace, request: list[str] | None = None, st
     action = str(values.pop("action"))
     argv = steps.BACKUP.argv(action, **values, service=stack.service)
     command = script(stack.service, steps.BACKUP.name, argv, timeout_seconds=TIMEOUT_SECONDS)
-    with connect(stack) as server, progress.step(DOING[action].format(service=stack.service, **values)):
+    with (
+        connect(stack, stack.accessory_server("backup")) as server,
+        progress.step(DOING[action].format(service=stack.service, **values)),
+    ):
         done = server.capture(command, stdin=stdin, timeout=TIMEOUT_SECONDS + 30)
     if done.stdout.strip():
         print(done.stdout.rstrip())

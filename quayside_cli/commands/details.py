@@ -1,6 +1,8 @@
 """`quayside details`: per role its live version, container, health, URLs and the retained versions a rollback can
 use; the service's proxy routes; its accessories and their state. One remote step (details.sh) gathers the facts;
-this module lays them out."""
+this module lays them out. On a stack of several servers details.sh runs on each at once and every row names its
+server (a role on two servers is two rows); a server that does not answer is one line naming it and its address,
+and the others are shown still (the exit code is 1 then)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any, Final
 
 from components import defaults, steps
 from quayside_cli import progress
-from quayside_cli.commands.common import Verbs, add, connect, open_stack, table
+from quayside_cli.commands.common import Verbs, add, capture_each, connect, connect_each, open_stack, table
 from quayside_cli.errors import QuaysideError
 from quayside_cli.ssh import script
 from quayside_cli.stack import Stack
@@ -111,46 +113,100 @@ def health(container: Container | None, route: Route | None) -> str:
     return container.state
 
 
+def role_row(
+    service: str, name: str, output: dict[str, Any], containers: list[Container], routes: list[Route]
+) -> list[str]:
+    """VERSION, CONTAINER, STATE, HEALTH, ROLLBACK TO and URLS of a role on one server."""
+    live = live_of(service, name, containers, routes)
+    version = live.version if live else "none live"
+    if live and output.get("version") and output["version"] != live.version:
+        version += f" (stack: {output['version']})"
+    return [
+        version, f"{live.name} ({live.id})" if live else "-", live.state if live else "-",
+        health(live, route_of(service, name, routes)),
+        ", ".join(rollback_versions(name, containers, live)) or "-",
+        " ".join(output.get("urls") or []) or "-",
+    ]  # fmt: skip
+
+
 def role_rows(
     service: str, roles: dict[str, dict[str, Any]], containers: list[Container], routes: list[Route]
 ) -> list[list[str]]:
-    rows = []
-    for name, output in roles.items():
-        live = live_of(service, name, containers, routes)
-        version = live.version if live else "none live"
-        if live and output.get("version") and output["version"] != live.version:
-            version += f" (stack: {output['version']})"
-        rows.append([
-            name, version, f"{live.name} ({live.id})" if live else "-", live.state if live else "-",
-            health(live, route_of(service, name, routes)),
-            ", ".join(rollback_versions(name, containers, live)) or "-",
-            " ".join(output.get("urls") or []) or "-",
-        ])  # fmt: skip
-    return rows
+    return [[name, *role_row(service, name, output, containers, routes)] for name, output in roles.items()]
+
+
+def accessory_row(name: str, containers: list[Container]) -> list[str]:
+    found = next((c for c in containers if c.accessory == name), None)
+    return [found.name, found.state, found.health, found.image] if found else ["-", "missing", "-", "-"]
+
+
+ROLE_HEADER: Final = ("ROLE", "VERSION", "CONTAINER", "STATE", "HEALTH", "ROLLBACK TO", "URLS")
+ROUTE_HEADER: Final = ("ROUTE", "HOST", "PATH", "TARGET", "STATE", "TLS")
+ACCESSORY_HEADER: Final = ("ACCESSORY", "CONTAINER", "STATE", "HEALTH", "IMAGE")
 
 
 def render(stack: Stack, containers: list[Container], routes: list[Route]) -> list[str]:
     service, ssh = stack.service, stack.ssh
     lines = [f"stack {stack.name}: service {service} on {ssh.user}@{ssh.host}:{ssh.port}", ""]
-    header = ["ROLE", "VERSION", "CONTAINER", "STATE", "HEALTH", "ROLLBACK TO", "URLS"]
-    lines += table(header, role_rows(service, stack.roles, containers, routes))
+    lines += table(ROLE_HEADER, role_rows(service, stack.roles, containers, routes))
     route_rows = [[r.service, r.host, r.path, r.target, r.state, r.tls] for r in routes] or [["-"] * 6]
-    lines += ["", *table(["ROUTE", "HOST", "PATH", "TARGET", "STATE", "TLS"], route_rows)]
+    lines += ["", *table(ROUTE_HEADER, route_rows)]
+    accessories = [[name, *accessory_row(name, containers)] for name in stack.accessories]
+    if accessories:
+        lines += ["", *table(ACCESSORY_HEADER, accessories)]
+    return lines
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What details.sh told of one server."""
+
+    containers: list[Container]
+    routes: list[Route]
+
+
+def with_server(header: tuple[str, ...]) -> list[str]:
+    """A table's header with a SERVER column after the first."""
+    return [header[0], "SERVER", *header[1:]]
+
+
+def render_servers(stack: Stack, facts: dict[str, Facts], silent: dict[str, str]) -> list[str]:
+    """The tables of a stack of several servers, a SERVER column in each; `silent`: the line of each server that did
+    not answer (its rows are left out)."""
+    service = stack.service
+    where = ", ".join(f"{name} ({e.user}@{e.host}:{e.port})" for name, e in stack.servers.items())
+    lines = [f"stack {stack.name}: service {service} on {len(stack.servers)} servers: {where}", *silent.values(), ""]
+    rows = [
+        [name, server, *role_row(service, name, output, facts[server].containers, facts[server].routes)]
+        for name, output in stack.roles.items()
+        for server in stack.role_servers(name)
+        if server in facts
+    ]
+    lines += table(with_server(ROLE_HEADER), rows or [["-"] * 8])
+    routes = [
+        [r.service, server, r.host, r.path, r.target, r.state, r.tls] for server in facts for r in facts[server].routes
+    ]
+    lines += ["", *table(with_server(ROUTE_HEADER), routes or [["-"] * 7])]
     accessories = []
     for name in stack.accessories:
-        found = next((c for c in containers if c.accessory == name), None)
-        accessories.append(
-            [name, found.name, found.state, found.health, found.image] if found else [name, "-", "missing", "-", "-"]
-        )
+        server = stack.accessory_server(name)
+        if server in facts:
+            accessories.append([name, server, *accessory_row(name, facts[server].containers)])
     if accessories:
-        lines += ["", *table(["ACCESSORY", "CONTAINER", "STATE", "HEALTH", "IMAGE"], accessories)]
+        lines += ["", *table(with_server(ACCESSORY_HEADER), accessories)]
     return lines
+
+
+def details_command(service: str) -> str:
+    argv = steps.DETAILS.argv(service=service, proxy_name=defaults.PROXY_CONTAINER)
+    return script(service, steps.DETAILS.name, argv, timeout_seconds=TIMEOUT_SECONDS)
 
 
 def run(args: argparse.Namespace) -> int:
     stack = open_stack(args)
-    argv = steps.DETAILS.argv(service=stack.service, proxy_name=defaults.PROXY_CONTAINER)
-    command = script(stack.service, steps.DETAILS.name, argv, timeout_seconds=TIMEOUT_SECONDS)
+    if stack.several_servers:
+        return run_servers(stack)
+    command = details_command(stack.service)
     with connect(stack) as server, progress.step(f"asking {stack.ssh.host} about {stack.service}"):
         done = server.capture(command, timeout=TIMEOUT_SECONDS + 30)
     if done.returncode != 0:
@@ -158,6 +214,29 @@ def run(args: argparse.Namespace) -> int:
     containers, routes = parse(done.stdout)
     print("\n".join(render(stack, containers, routes)))
     return 0
+
+
+def run_servers(stack: Stack) -> int:
+    """details.sh on every server at once; one that does not answer is a line, the others are shown."""
+    servers = list(stack.servers)
+    with (
+        connect_each(stack, servers) as connections,
+        progress.step(f"asking {len(servers)} servers about {stack.service}"),
+    ):
+        answers = capture_each(connections, details_command(stack.service), timeout=TIMEOUT_SECONDS + 30)
+    facts: dict[str, Facts] = {}
+    silent: dict[str, str] = {}
+    for name, answer in answers.items():
+        if isinstance(answer, QuaysideError):
+            silent[name] = str(answer)
+        elif answer.returncode != 0:
+            address = stack.servers[name].host
+            said = answer.stderr.strip().splitlines()[-1:] or [f"exit code {answer.returncode}"]
+            silent[name] = f"stack {stack.name}: details.sh failed on {name} ({address}): {said[0]}"
+        else:
+            facts[name] = Facts(*parse(answer.stdout))
+    print("\n".join(render_servers(stack, facts, silent)))
+    return 1 if silent else 0
 
 
 def register(verbs: Verbs) -> None:

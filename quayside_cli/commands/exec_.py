@@ -1,7 +1,8 @@
 """`quayside exec ROLE [--reuse] [-i] [-t] -- CMD...`: a command in a one-off container of the role's live version
 (its image, env and volumes, on the service's network), or with --reuse inside the live container. Exits with the
 command's exit code. The env, secrets included, goes from the live container to the one-off one through a 0600
-file on the server (exec.sh): never a command line."""
+file on the server (exec.sh): never a command line. On a role of several servers it runs on the first, or on the one
+`--host NAME` picks."""
 
 from __future__ import annotations
 
@@ -36,14 +37,14 @@ def run(args: argparse.Namespace) -> int:
     if args.tty and not sys.stdin.isatty():
         raise QuaysideError("-t needs a terminal on stdin: run it in one, or drop -t")
     stack = open_stack(args)
-    stack.role(args.role)
+    server = stack.chosen_server(args.role, stack.role_servers(args.role), args.host)
     argv = exec_args(
         stack.service, args.role, args.command, reuse=args.reuse, interactive=args.interactive, tty=args.tty
     )
     seconds = INTERACTIVE_TIMEOUT_SECONDS if args.interactive else TIMEOUT_SECONDS
     command = script(stack.service, steps.EXEC.name, argv, timeout_seconds=seconds, tty=args.tty)
-    with connect(stack) as server:
-        return server.attach(command, tty=args.tty, stdin=args.interactive)
+    with connect(stack, server) as connection:
+        return connection.attach(command, tty=args.tty, stdin=args.interactive)
 
 
 def register(verbs: Verbs) -> None:
@@ -55,3 +56,4 @@ def register(verbs: Verbs) -> None:
     sub.add_argument("--reuse", action="store_true", help="run inside the live container instead of a one-off one")
     sub.add_argument("-i", "--interactive", action="store_true", help="keep stdin open (as docker run -i)")
     sub.add_argument("-t", "--tty", action="store_true", help="allocate a terminal (as docker run -t); use with -i")
+    sub.add_argument("--host", metavar="NAME", help="the server to run it on (default: the role's first)")

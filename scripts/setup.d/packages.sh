@@ -8,6 +8,8 @@ wanted=(openssh-server openssh-client docker-registry debootstrap busybox-static
 wanted+=(shellcheck)
 # A machine with its own Docker engine (docker-ce, Docker Desktop) keeps it.
 command -v dockerd >/dev/null || wanted+=(docker.io)
+# scripts/setup.d/test-hosts.sh forwards the loopback registry to the test hosts' bridge with it.
+wanted+=(socat)
 
 missing=()
 for pkg in "${wanted[@]}"; do

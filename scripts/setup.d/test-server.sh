@@ -3,6 +3,7 @@
 # only, using this machine's Docker engine. Tests and the local stack read its address from testbed.env.
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/../lib/test-sshd.sh"
 
 port=${QUAYSIDE_SSH_PORT:-2222}
 dir=$QUAYSIDE_TESTBED/sshd
@@ -14,22 +15,7 @@ chmod 700 "$dir"
 cp "$dir/client_ed25519.pub" "$dir/authorized_keys"
 chmod 600 "$dir/authorized_keys"
 
-cat >"$dir/sshd_config" <<CONF
-ListenAddress 127.0.0.1:$port
-HostKey $dir/host_ed25519
-PidFile $dir/sshd.pid
-AuthorizedKeysFile $dir/authorized_keys
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-# Remote commands of a deploy run in parallel, one session each.
-MaxSessions 64
-MaxStartups 64:30:128
-Subsystem sftp internal-sftp
-CONF
+test_sshd_config "127.0.0.1:$port" "$dir/host_ed25519" "$dir/sshd.pid" "$dir/authorized_keys" >"$dir/sshd_config"
 
 probe() {
   ssh -i "$dir/client_ed25519" -p "$port" -o BatchMode=yes -o StrictHostKeyChecking=no \

@@ -102,6 +102,33 @@ def test_prod_on_hetzner_with_a_primary_ipv4_and_a_volume_previews_every_part_pr
     )
 
 
+def test_the_shipped_multi_server_stack_previews_three_servers_on_one_private_network(tmp_path: Path) -> None:
+    """Pulumi.multi.yaml: app-1, app-2 and db at Hetzner, one network and subnet, each server attached at its
+    address; a rollout for each role over its servers; Postgres on db."""
+    project = QuaysideProject.create(tmp_path)
+    values: dict[str, Any] = yaml.safe_load((ROOT / "Pulumi.multi.yaml").read_text())["config"]
+    stack = configured(project, "multi", values)
+    events = Events()
+
+    result = stack.preview(color="never", diff=True, on_event=events.record)
+    print(result.stdout)
+
+    assert set(result.change_summary) == {auto.OpType.CREATE}, result.change_summary
+    created = {name for name, ops in events.ops.items() if ops == ["create"]}
+    servers = ("app-1", "app-2", "db")
+    assert {"acme-network-net", "acme-network-subnet"} <= created, created
+    assert {f"acme-server-{name}-network" for name in servers} <= created, created
+    assert {f"acme-server-{name}-server" for name in servers} <= created, created
+    assert {"acme-web-rollout", "acme-web-on-app-1", "acme-web-on-app-2", "acme-api-on-app-2"} <= created, created
+    assert "acme-api-on-app-1" not in created and "acme-web-on-db" not in created
+    assert {f"acme-proxy-{name}" for name in ("app-1", "app-2")} <= created and "acme-proxy-db" not in created
+    attachments = result.stdout.split("hcloud:index/serverNetwork:ServerNetwork: (create)")[1:]
+    assert sorted(part.split('ip       : "')[1].split('"')[0] for part in attachments) == [
+        "10.0.1.10", "10.0.1.11", "10.0.1.12",
+    ], attachments  # fmt: skip
+    assert PLACEHOLDER not in result.stdout and HCLOUD_TOKEN not in result.stdout
+
+
 def made_server_state(base: auto.Deployment, name: str, service: str, user_data: str) -> auto.Deployment:
     """The stack's state as after an `up` that made the Hetzner server only: its key, firewall, host key pair and
     machine, and the digests of the user data and SSH key it was made with (`user_data`, OLD_SSH_PUBLIC_KEY)."""

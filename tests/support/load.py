@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
 
+from tests.support.hosts import bed_addresses
+
 # Bounds so no load loop can outlive its test.
 MAX_SECONDS: Final = 600.0
 MAX_REQUESTS: Final = 2_000_000
@@ -72,8 +74,8 @@ class LoadReport:
 class Load:
     """`with Load(port, host_header) as load: ...` then `load.report`.
 
-    Each worker keeps one keep-alive connection to 127.0.0.1:port, as browsers do, and reconnects after
-    an error; a connection error, a timeout or any non-200 status is a failed request.
+    Each worker keeps one keep-alive connection to 127.0.0.1:port (or a test host's address:port), as browsers do,
+    and reconnects after an error; a connection error, a timeout or any non-200 status is a failed request.
     """
 
     def __init__(
@@ -87,8 +89,8 @@ class Load:
         request_timeout: float = 5.0,
         max_seconds: float = MAX_SECONDS,
     ) -> None:
-        if not address.startswith("127."):
-            raise ValueError(f"load is only sent to loopback, not {address}")
+        if not (address.startswith("127.") or address in bed_addresses()):
+            raise ValueError(f"load is only sent to loopback or to the test hosts' addresses, not {address}")
         self._port = port
         self._host_header = host_header
         self._path = path

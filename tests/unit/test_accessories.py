@@ -58,10 +58,19 @@ def accessories(**overrides: Any) -> config.Accessories:
     return parsed({key: value for key, value in raw.items() if value is not None})
 
 
+def one_server_stack(settings: config.Accessories | None) -> config.StackConfig:
+    return config.StackConfig.model_validate({
+        "service": "acme", "server": {"provider": "existing", "host": "203.0.113.7", "trust_first_use": True},
+        "roles": {"worker": {"image": "ghcr.io/acme/worker:1.0", "proxy": False}},
+        **({"accessories": settings.model_dump(exclude_none=True)} if settings is not None else {}),
+    })  # fmt: skip
+
+
 def deploy(settings: config.Accessories | None = None) -> wiring.DeployedAccessories:
     host_ready = remote.Command("acme-host-docker", connection=CONNECTION, create="true")
+    sites = {config.ONE_SERVER: wiring.Site(CONNECTION, host_ready, None)}
     return wiring.deploy_accessories(
-        "acme", settings or accessories(), CONNECTION, host_ready, secret
+        one_server_stack(settings or accessories()), sites, secret
     )  # --- Postgres -------------------------------------------------------------------------------------------------
 
 
@@ -289,7 +298,8 @@ def test_each_accessory_is_a_component_whose_commands_are_its_children() -> pulu
 
 def test_no_accessories_create_nothing() -> None:
     host_ready = remote.Command("acme-host-docker", connection=CONNECTION, create="true")
-    deployed = wiring.deploy_accessories("acme", None, CONNECTION, host_ready, secret)
+    sites = {config.ONE_SERVER: wiring.Site(CONNECTION, host_ready, None)}
+    deployed = wiring.deploy_accessories(one_server_stack(None), sites, secret)
     assert deployed.ready == [] and deployed.database_url is None and deployed.outputs() == {}
 
 
@@ -312,7 +322,7 @@ def test_the_design_example_parses_with_defaults() -> None:
         ({"postgress": {}}, "accessories.postgress: unknown key; allowed: postgres, backup, vector"),
         (
             {"postgres": {"passwd": "x"}},
-            "accessories.postgres.passwd: unknown key; allowed: version, image, user, database, settings, env, publish, memory, ready_timeout, delete_data",
+            "accessories.postgres.passwd: unknown key; allowed: version, image, user, database, settings, env, publish, memory, ready_timeout, delete_data, server",
         ),
         (
             {"postgres": {"version": "16 beta"}},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -65,8 +66,29 @@ def drop(path: str) -> Mutation:
     return mutate
 
 
+# The SaaS example's server as three (several() puts them in place of `server`), and a Hetzner server.
+THREE_SERVERS: dict[str, Any] = {
+    name: {"provider": "existing", "host": f"203.0.113.{n}", "private_ip": f"10.0.0.{n}", "trust_first_use": True}
+    for n, name in ((11, "app-1"), (12, "app-2"), (13, "db"))
+}
+HETZNER: dict[str, Any] = {"provider": "hetzner", "ssh_public_key": "ssh-ed25519 AAAA deploy@acme"}
+THREE_HETZNER: dict[str, Any] = {name: dict(HETZNER) for name in THREE_SERVERS}
+
+
+def several(*mutations: Mutation, servers: dict[str, Any] = THREE_SERVERS) -> Mutation:
+    """The stack on `servers` (three existing servers) instead of its one `server`, then `mutations`."""
+
+    def mutate(stack: dict[str, Any]) -> None:
+        del stack["server"]
+        stack["servers"] = copy.deepcopy(servers)
+        for mutation in mutations:
+            mutation(stack)
+
+    return mutate
+
+
 MALFORMED: list[tuple[str, Mutation, str]] = [
-    ("unknown top-level key", set_in("servers", {}), "servers: unknown key; allowed: service, server, registry, proxy, roles"),
+    ("unknown top-level key", set_in("sever", {}), "sever: unknown key; allowed: service, server, servers, network, registry, proxy, roles"),
     ("unknown role key", set_in("roles.web.prot", 80), "roles.web.prot: unknown key; allowed: image, version, port,"),
     ("port out of range", set_in("roles.web.port", 70000), "roles.web.port: Input should be less than or equal to 65535 (got 70000)"),
     ("port as text", set_in("roles.web.port", "80"), "roles.web.port: Input should be a valid integer (got '80')"),
@@ -109,6 +131,43 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("platform of a ready image", set_in("roles.web.image", {"ref": "a:1", "platform": "linux/arm64"}), "roles.web.image: platform go with context, not with an image reference"),
     ("repository in capitals", set_in("roles.backend.image.repository", "Acme/Web"), "roles.backend.image.repository: must be a lowercase repository path like acme/web (got 'Acme/Web')"),
     ("build without a registry", drop("registry"), "roles.backend.image.context: a build needs registry: {server: ...} to push to"),
+    ("server and servers", set_in("servers", THREE_SERVERS), "server and servers: give one of them"),
+    ("neither server nor servers", drop("server"), "server: required (or servers, for several)"),
+    ("no servers in servers", several(set_in("servers", {})), "servers: Dictionary should have at least 1 item"),
+    ("server name in capitals", several(set_in("servers.App", THREE_SERVERS["db"])), "servers.App (name 'App'): must be lowercase letters and digits"),
+    ("unknown provider in servers", several(set_in("servers.app-2.provider", "aws")), "servers.app-2.provider: must be one of existing, hetzner"),
+    ("misspelt key of a server in servers", several(set_in("servers.db.hots", "x")), "servers.db.hots: unknown key; allowed: provider, host, port, user, install_docker"),
+    ("hetzner type in servers in capitals", several(set_in("servers.app-1.type", "CX32"), servers=THREE_HETZNER), "servers.app-1.type: Input should be 'cx22', 'cx32',"),
+    ("existing servers without a private address", several(drop("servers.app-2.private_ip")), "servers.app-2.private_ip: required with two or more servers"),
+    ("images sent to several servers", several(set_in("registry", "none")), "registry: none sends each image to one server over SSH; with servers:, give a registry the servers pull from (registry: {server: ...})"),
+    ("private address that is none", several(set_in("servers.app-1.private_ip", "10.0.0")), "servers.app-1.private_ip: '10.0.0' is not an IPv4 or IPv6 address like 10.0.1.5"),
+    ("public address as the private one", several(set_in("servers.app-1.private_ip", "5.75.1.2")), "servers.app-1.private_ip: 5.75.1.2 is not a private address"),
+    ("two servers, one private address", several(set_in("servers.db.private_ip", "10.0.0.11")), "servers.db.private_ip: 10.0.0.11 is server app-1's already"),
+    ("two servers, one host", several(set_in("servers.app-2.host", "203.0.113.11")), "servers.app-2.host: 203.0.113.11 port 22 is server app-1 already"),
+    ("existing and hetzner servers mixed", several(set_in("servers.db", HETZNER)), "servers: app-1 is an existing server and db a hetzner one: no private network joins them"),
+    ("hetzner servers with two keys", several(set_in("servers.db.ssh_public_key", "ssh-ed25519 BBBB"), servers=THREE_HETZNER), "servers.db.ssh_public_key: differs from app-1's: every server gets the public half of the one ssh_private_key"),
+    ("network with existing servers", several(set_in("network", {})), "network: goes with hetzner servers in servers: (existing servers give their private_ip)"),
+    ("network with one server", set_in("network", {}), "network: goes with hetzner servers in servers:"),
+    ("hetzner server outside the network zone", several(set_in("servers.app-2.location", "ash"), servers=THREE_HETZNER), "servers.app-2.location: ash is in network zone us-east, not in network.zone eu-central"),
+    ("network subnet outside its range", several(set_in("network", {"subnet": "10.1.0.0/24"}), servers=THREE_HETZNER), "network: subnet 10.1.0.0/24 is not inside ip_range 10.0.0.0/16"),
+    ("network subnet with host bits", several(set_in("network", {"subnet": "10.0.1.5/24"}), servers=THREE_HETZNER), "network.subnet: '10.0.1.5/24' has host bits set: the network is 10.0.1.0/24"),
+    ("public network", several(set_in("network", {"ip_range": "203.0.113.0/24"}), servers=THREE_HETZNER), "network.ip_range: 203.0.113.0/24 is not a private IPv4 network"),
+    ("IPv6 network", several(set_in("network", {"subnet": "fd00::/64"}), servers=THREE_HETZNER), "network.subnet: must be an IPv4 network in CIDR form like 10.0.1.0/24 (got 'fd00::/64')"),
+    ("network subnet too small", several(set_in("network", {"subnet": "10.0.1.0/28"}), set_in("servers.app-3", HETZNER), set_in("servers.app-4", HETZNER), set_in("servers.app-5", HETZNER), servers=THREE_HETZNER), "network.subnet: 10.0.1.0/28 has addresses for 5 servers (from .10); servers has 6"),
+    ("network zone unknown", several(set_in("network", {"zone": "eu-west"}), servers=THREE_HETZNER), "network.zone: Input should be 'eu-central', 'us-east', 'us-west' or 'ap-southeast' (got 'eu-west')"),
+    ("role on an unknown server", several(set_in("roles.api.servers", ["app-3"])), "roles.api.servers: unknown server 'app-3'; servers: app-1, app-2, db"),
+    ("role on no server", several(set_in("roles.api.servers", [])), "roles.api.servers: List should have at least 1 item"),
+    ("role on a server twice", several(set_in("roles.web.servers", ["app-1", "app-1"])), "roles.web.servers: app-1 is listed twice: a role runs once per server"),
+    ("role servers with one server", set_in("roles.web.servers", ["app-1"]), "roles.web.servers: goes with servers: (this stack has one server:)"),
+    ("every server holds accessories only", several(set_in("servers", {"db": THREE_SERVERS["db"]}), set_in("accessories.postgres.server", "db")), "roles.web.servers: every server holds accessories only (db): name the servers it runs on"),
+    ("accessory on an unknown server", several(set_in("accessories.postgres.server", "app-3")), "accessories.postgres.server: unknown server 'app-3'; servers: app-1, app-2, db"),
+    ("accessory on two servers", several(set_in("accessories.postgres.server", ["app-1", "db"])), "accessories.postgres.server: an accessory runs on one server: name one of app-1, db"),
+    ("accessory server with one server", set_in("accessories.vector.server", "app-1"), "accessories.vector.server: goes with servers: (this stack has one server:)"),
+    ("backups on the host network away from postgres", several(set_in("accessories.postgres.publish", {"port": 15432}), set_in("accessories.postgres.server", "db"), set_in("accessories.backup.host_network", True), set_in("accessories.backup.server", "app-1")), "accessories.backup.server: host_network reaches Postgres on its own server's loopback: place it on db, postgres's server"),
+    ("boot limit of none", set_in("roles.web.boot", {"limit": 0}), "roles.web.boot.limit: must be a count like 1 or a percentage like 50% (got 0)"),
+    ("boot limit over 100%", set_in("roles.web.boot", {"limit": "150%"}), "roles.web.boot.limit: must be a count like 1 or a percentage like 50% (got '150%')"),
+    ("boot limit as text", set_in("roles.web.boot", {"limit": "2"}), "roles.web.boot.limit: must be a count like 1 or a percentage like 50% (got '2')"),
+    ("boot without a limit", set_in("roles.web.boot", {}), "roles.web.boot.limit: required"),
 ]  # fmt: skip
 
 

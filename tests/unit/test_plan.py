@@ -5,11 +5,17 @@ The fixtures in tests/unit/fixtures/plan/ are `pulumi preview --json --diff` out
 tests/e2e/test_plan.py), with only the `stackTrace` and `sourcePosition` entries taken out. The stacks' secret
 values were `pw-SECRET-abc123` and `other-SECRET-pw`: the preview shows them as [secret], and so must never the
 plan. tests/e2e/test_plan.py runs the same words through the real engine.
+
+The `servers-*.json` fixtures are written by hand in that format: a stack with `servers:` (service `acme` on the
+multi-host test bed's addresses, and on Hetzner), its resources named as the lead's design names them (per server
+`acme-server-S`, `acme-host-S`, `acme-proxy-S`; the network; per role its placements `acme-R-on-S` and its one
+rollout `acme-R-rollout`, a local command running components/rollout.py).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +170,168 @@ def test_a_deleted_volume_is_a_warning_whatever_made_it() -> None:
     done = plan(preview=preview)
 
     assert done.stdout.splitlines()[0] == "WARNING: volume acme-uploads: deleted: the data on it goes"
+
+
+# --- several servers ------------------------------------------------------------------------------------------
+
+
+# What each new existing server, its host and its proxy say.
+EXISTING: Final = "an existing server, {}, reached over SSH"
+PREPARED: Final = "prepared: scripts shipped, Docker checked, the service network made"
+ROUTES: Final = "kamal-proxy v0.9.2 routes the service (booted unless it already runs)"
+
+
+def test_a_new_stack_on_several_servers_names_each_servers_parts_and_where_each_role_runs() -> None:
+    addresses = {"app-1": "10.97.0.11", "app-2": "10.97.0.12", "db": "10.97.0.13"}
+
+    assert lines("servers-new-stack") == [
+        *(f"server {name}: {EXISTING.format(address)}" for name, address in addresses.items()),
+        "network: the servers reach each other at their private_ip addresses",
+        *(f"host {name}: {PREPARED}" for name in addresses),
+        *(f"proxy {name}: {ROUTES}" for name in ("app-1", "app-2")),
+        "postgres: new accessory on db: boots quayside-test/postgres:15, its data in "
+        "/var/lib/quayside/acme/postgres/data",
+        "web: new role at v1 on app-1, app-2, 1 at a time: boots and takes traffic after its health check",
+        "api: new role at v1 on app-2: boots and takes traffic after its health check",
+    ]
+
+
+def test_a_new_version_on_several_servers_names_them_and_how_many_switch_at_once() -> None:
+    assert lines("servers-new-version") == [
+        "web: new version v2 (was v1) on app-1, app-2, 1 at a time: boots beside v1, switches after its health "
+        "check, keeps v1 for rollback"
+    ]
+
+
+def test_a_server_added_to_a_role_boots_it_there_and_a_server_removed_loses_its_containers_and_route() -> None:
+    assert lines("servers-host-added-and-removed") == [
+        f"server app-3: {EXISTING.format('10.97.0.13')}",
+        f"host app-3: {PREPARED}",
+        f"proxy app-3: {ROUTES}",
+        "web: placed on app-3: v2 boots there and takes traffic after its health check",
+        "web: leaves app-2 (its containers and route there go)",
+    ]
+
+
+def test_hetzner_servers_get_a_private_network_and_each_joins_it_at_its_address() -> None:
+    assert lines("servers-hetzner-network") == [
+        "server app-1: a new Hetzner server (cx32 in nbg1)",
+        "server app-2: a new Hetzner server (cx32 in fsn1)",
+        "network: a new private network 10.0.0.0/16, subnet 10.0.1.0/24 in eu-central: the servers reach each other "
+        "there",
+        "network: app-1 joins it at 10.0.1.10",
+        "network: app-2 joins it at 10.0.1.11",
+        # The servers' addresses are not known yet, nor is the rollout's command line: the placements tell where.
+        "web: new role at v1 on app-1, app-2: boots and takes traffic after its health check",
+    ]
+
+
+ROLE_URN: Final = "urn:pulumi:multi::quayside::quayside:index:AppRole::acme-web"
+SWAP_ARGV: Final = (
+    "--service acme --role web --image 10.97.0.1:5000/quayside-test/app:v2 --version v2 --config-hash 5c9eb1ce0c1a9262 "
+    "--port 80 --proxy --host web.acme.test --health-path /up --health-interval 1s --health-timeout 5s "
+    "--deploy-timeout 30s --drain-timeout 30s --readiness-delay 7 --retain 5 --stop-timeout 10 "
+    "--proxy-name quayside-proxy"
+)
+
+
+def rollout(servers: str, limit: int = 1, swap: str = SWAP_ARGV) -> str:
+    where = " ".join(f"--server {name}=root@10.97.0.1{name[-1]}:22" for name in servers.split())
+    return f"python3 components/rollout.py --service acme --role web --limit {limit} --timeout 787 {where} -- {swap}"
+
+
+def child(op: str, kind: str, name: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
+          changed: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """A step of a resource of the role `web`, its inputs before and after."""
+    urn = f"urn:pulumi:multi::quayside::quayside:index:AppRole$command:{kind}:Command::{name}"
+    step: dict[str, Any] = {"op": op, "urn": urn, "diffReasons": list(changed)}
+    for key, inputs in (("oldState", before), ("newState", after)):
+        if inputs is not None:
+            step[key] = {"urn": urn, "type": f"command:{kind}:Command", "parent": ROLE_URN, "inputs": inputs}
+    return step
+
+
+def retire(version: str) -> str:
+    return (
+        f"timeout 787s bash /var/lib/quayside/acme/bin/retire.sh --service acme --role web --version {version} --proxy"
+    )
+
+
+def placed(op: str, server: str, *, before: str | None = None) -> dict[str, Any]:
+    said = shlex.join(["echo", f"web is placed on {server}"])
+    old = {"create": before or said, "delete": retire("v2"), "connection": "[secret]"}
+    new = {"create": said, "delete": retire("v2"), "connection": "[secret]"}
+    return child(
+        op, "remote", f"acme-web-on-{server}", None if op == "create" else old, None if op == "delete" else new
+    )
+
+
+def rolled(op: str, before: str | None, after: str | None, changed: tuple[str, ...] = ("create",)) -> dict[str, Any]:
+    old, new = ({"create": command, "stdin": "[secret]"} if command else None for command in (before, after))
+    return child(op, "local", "acme-web-rollout", old, new, changed)
+
+
+def said(*steps: dict[str, Any]) -> list[str]:
+    done = plan(preview={"config": {"quayside:service": "acme"}, "steps": list(steps)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.splitlines()
+
+
+def test_a_role_removed_from_several_servers_names_them() -> None:
+    role = {"op": "delete", "urn": ROLE_URN, "oldState": {"urn": ROLE_URN, "type": "quayside:index:AppRole"}}
+
+    gone = [placed("delete", "app-1"), placed("delete", "app-2"), rolled("delete", rollout("app-1 app-2"), None)]
+
+    assert said(role, *gone) == ["web: removed from app-1, app-2: its route and containers go"]
+
+
+def test_a_changed_secret_of_a_rolled_out_role_boots_a_fresh_container_where_the_env_changed() -> None:
+    assert said(rolled("update", rollout("app-1 app-2"), rollout("app-1 app-2"), changed=("stdin",))) == [
+        "web: secret env or SSH keys changed: where the env changed, a fresh container of v2 boots beside the live "
+        "one and switches after its health check"
+    ]
+
+
+def test_an_env_change_on_several_servers_says_where_and_how_many_at_once() -> None:
+    swap = SWAP_ARGV.replace("--proxy-name", "--env NODE_ENV=production --proxy-name")
+
+    assert said(rolled("update", rollout("app-1 app-2", 2), rollout("app-1 app-2", 2, swap))) == [
+        "web: env changed (NODE_ENV) on app-1, app-2, all at once: a fresh container of v2 boots beside the live one "
+        "and switches after its health check"
+    ]
+
+
+def test_a_changed_boot_limit_restarts_nothing() -> None:
+    assert said(rolled("update", rollout("app-1 app-2", 2), rollout("app-1 app-2", 1))) == [
+        "web: now 1 at a time (was all at once): nothing restarts"
+    ]
+
+
+def test_a_one_server_stack_moved_to_servers_keeps_its_live_version_under_a_rollout() -> None:
+    # `server:` became `servers: {app-1: ...}`: today's swap is app-1's placement now (an alias), the rollout is new.
+    swap = f"timeout 787s bash /var/lib/quayside/acme/bin/swap.sh {SWAP_ARGV}"
+
+    assert said(placed("update", "app-1", before=swap), rolled("create", None, rollout("app-1"))) == [
+        "web: its swap becomes a rollout on app-1, all or none: v2 stays live, nothing restarts"
+    ]
+
+
+def test_an_existing_server_of_several_moved_to_another_address_is_a_warning_naming_it() -> None:
+    servers = {
+        name: {"provider": "existing", "host": host}
+        for name, host in (("app-1", "10.97.0.11"), ("app-2", "10.97.0.14"))
+    }
+    urn = "urn:pulumi:multi::quayside::pulumi:pulumi:Stack::quayside-multi"
+    outputs = {
+        "servers": {"app-1": {"host": "10.97.0.11"}, "app-2": {"host": "10.97.0.12"}},
+        "server_host": "10.97.0.11",
+    }
+    stack = {"op": "same", "urn": urn, "oldState": {"urn": urn, "type": "pulumi:pulumi:Stack", "outputs": outputs}}
+    config = {"quayside:service": "acme", "quayside:servers": json.dumps(servers)}
+
+    done = plan(preview={"config": config, "steps": [stack]})
+
+    assert done.stdout.splitlines() == [
+        "WARNING: server app-2: moves to 10.97.0.14 (was 10.97.0.12): everything is deployed there afresh, "
+        "accessories start empty; the old server keeps its containers and data"
+    ]

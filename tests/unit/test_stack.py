@@ -279,7 +279,7 @@ def test_a_hetzner_server_is_bootstrapped_as_root_and_deployed_to_as_the_deploy_
 def test_an_existing_server_is_bootstrapped_only_when_its_config_asks() -> pulumi.Output[None]:
     plain = stack.deploy(example_stack(), secret)
     assert plain.bootstrap is None and plain.server.bootstrap_connection is None
-    server = example_stack().server.model_copy(
+    server = example_stack().first_server.model_copy(
         update={
             "user": "app",
             "install_docker": False,

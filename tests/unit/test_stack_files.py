@@ -35,7 +35,7 @@ def merged_config(stack_file: str) -> dict[str, Any]:
 
 
 def test_the_stack_files_include_staging() -> None:
-    assert {"Pulumi.prod.yaml", "Pulumi.staging.yaml", "Pulumi.local.yaml"} <= set(STACK_FILES)
+    assert {"Pulumi.prod.yaml", "Pulumi.staging.yaml", "Pulumi.local.yaml", "Pulumi.multi.yaml"} <= set(STACK_FILES)
 
 
 @pytest.mark.parametrize("stack_file", STACK_FILES)
@@ -65,6 +65,29 @@ def test_staging_has_prods_roles_on_hostnames_of_its_own_and_a_smaller_server() 
     staging_hosts = {host for role in staging.roles.values() for host in role.hosts}
     assert staging_hosts and not prod_hosts & staging_hosts, "staging must not claim prod's hostnames"
     assert isinstance(staging.server, config.HetznerServer) and staging.server.type == "cx22"
+
+
+def test_multi_spreads_prods_roles_over_three_hetzner_servers_on_one_private_network() -> None:
+    prod, multi = (config.load(as_pulumi_passes_it(merged_config(f"Pulumi.{name}.yaml"))) for name in ("prod", "multi"))
+    servers = multi.servers_by_name()
+
+    assert list(multi.roles) == list(prod.roles)
+    assert {
+        name: (server.type, server.location) for name, server in servers.items() if server.provider == "hetzner"
+    } == {
+        "app-1": ("cx32", "nbg1"),
+        "app-2": ("cx32", "fsn1"),
+        "db": ("cx22", "nbg1"),
+    }
+    assert multi.network == config.Network(ip_range="10.0.0.0/16", subnet="10.0.1.0/24", zone="eu-central")
+    assert {role: multi.role_servers(role) for role in multi.roles} == {
+        "web": ["app-1", "app-2"],
+        "backend": ["app-1", "app-2"],
+        "api": ["app-2"],
+    }
+    assert multi.roles["web"].boot == config.Boot(limit=1) and multi.roles["backend"].migrate
+    assert (multi.accessory_server("postgres"), multi.accessory_server("backup")) == ("db", "db")
+    assert multi.private_address("db") == "10.0.1.12"
 
 
 def as_pulumi_passes_it(values: dict[str, Any]) -> dict[str, str]:

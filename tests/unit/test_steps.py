@@ -94,6 +94,7 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
     "exec.sh": [exec_args("acme", "web", ["sh", "-c", "env"], reuse=True, interactive=True, tty=True)],
     "maintenance.sh": [maintenance_args("on", "acme", "web", "Back at noon")],
     "audit.sh": [steps.AUDIT.argv(service="acme", lines=50)],
+    "live.sh": [steps.LIVE.argv(service="acme", role="web", proxy_name=defaults.PROXY_CONTAINER)],
 }
 
 
