@@ -6,7 +6,7 @@
       vector:   {sink: betterstack}
 
 With `servers:` (several servers), each is placed on one of them by name (`postgres: {server: db}`): Postgres on
-the first server unless it says, its backups beside it, Vector on every server (each ships its own server's logs).
+the server it names (required with two or more), its backups beside it, Vector on every server (each ships its own server's logs).
 
 Secrets (set with `pulumi config set --secret`), one per accessory need: `postgres_password`;
 `backup_passphrase`, `s3_access_key_id`, `s3_secret_access_key`; `betterstack_token`.
@@ -90,7 +90,9 @@ class Postgres(Model):
         default=False,
         description="delete the data directory when the accessory is removed (set it, `up`, then remove the section)",
     )
-    server: ServerName | None = Field(default=None, description=f"{PLACED}; default: the first server")
+    server: ServerName | None = Field(
+        default=None, description=f"{PLACED}; required with two servers or more: the one its data lives on"
+    )
 
     @field_validator("version", mode="before")
     @classmethod

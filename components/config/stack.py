@@ -130,6 +130,13 @@ class StackConfig(Model):
         """Every role and accessory is placed on servers `servers` names, and every role on one at least."""
         for name in ACCESSORIES:
             self._check_known(f"accessories.{name}.server", [placed] if (placed := self._placed(name)) else [])
+        postgres = self.accessories.postgres if self.accessories is not None else None
+        if postgres is not None and postgres.server is None and len(self.servers_by_name()) > 1:
+            # Its data stays where it first ran: a default that follows the order of `servers` could move it.
+            raise ValueError(
+                f"accessories.postgres.server: required with several servers: name the one its data lives on "
+                f"({', '.join(self.servers_by_name())})"
+            )
         for name, role in self.roles.items():
             self._check_known(f"roles.{name}.servers", role.servers or [])
             if not self.role_servers(name):

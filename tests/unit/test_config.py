@@ -76,11 +76,14 @@ THREE_HETZNER: dict[str, Any] = {name: dict(HETZNER) for name in THREE_SERVERS}
 
 
 def several(*mutations: Mutation, servers: dict[str, Any] = THREE_SERVERS) -> Mutation:
-    """The stack on `servers` (three existing servers) instead of its one `server`, then `mutations`."""
+    """The stack on `servers` (three existing servers) instead of its one `server`, Postgres (when it has one) on
+    the last, then `mutations`."""
 
     def mutate(stack: dict[str, Any]) -> None:
         del stack["server"]
         stack["servers"] = copy.deepcopy(servers)
+        if "postgres" in stack.get("accessories", {}):
+            stack["accessories"]["postgres"].setdefault("server", list(servers)[-1])
         for mutation in mutations:
             mutation(stack)
 
@@ -139,6 +142,7 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("misspelt key of a server in servers", several(set_in("servers.db.hots", "x")), "servers.db.hots: unknown key; allowed: provider, host, port, user, install_docker"),
     ("hetzner type in servers in capitals", several(set_in("servers.app-1.type", "CX32"), servers=THREE_HETZNER), "servers.app-1.type: Input should be 'cx22', 'cx32',"),
     ("existing servers without a private address", several(drop("servers.app-2.private_ip")), "servers.app-2.private_ip: required with two or more servers"),
+    ("postgres on a server by default", several(drop("accessories.postgres.server")), "accessories.postgres.server: required with several servers: name the one its data lives on (app-1, app-2, db)"),
     ("images sent to several servers", several(set_in("registry", "none")), "registry: none sends each image to one server over SSH; with servers:, give a registry the servers pull from (registry: {server: ...})"),
     ("private address that is none", several(set_in("servers.app-1.private_ip", "10.0.0")), "servers.app-1.private_ip: '10.0.0' is not an IPv4 or IPv6 address like 10.0.1.5"),
     ("public address as the private one", several(set_in("servers.app-1.private_ip", "5.75.1.2")), "servers.app-1.private_ip: 5.75.1.2 is not a private address"),

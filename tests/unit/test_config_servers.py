@@ -77,22 +77,23 @@ def test_a_role_without_servers_runs_on_every_server_but_those_only_accessories_
     assert stack.role_servers("worker") == ["logs"]
 
 
-def test_a_server_that_holds_an_accessory_by_default_still_runs_the_roles() -> None:
-    stack = on_servers({"app-1": existing(11), "app-2": existing(12)}, roles={"web": {}}, accessories={"postgres": {}})
+def test_the_server_postgres_names_runs_no_role_that_does_not_name_it() -> None:
+    servers = {"app-1": existing(11), "app-2": existing(12)}
+    stack = on_servers(servers, roles={"web": {}}, accessories={"postgres": {"server": "app-1"}})
 
     assert stack.accessory_server("postgres") == "app-1"
-    assert stack.role_servers("web") == ["app-1", "app-2"]
+    assert stack.role_servers("web") == ["app-2"]
 
 
 @pytest.mark.parametrize(
     ("accessories", "placed"),
     [
-        ({"postgres": {}, "backup": BACKUP, "vector": {}}, ["app-1", "app-1", "app-1"]),
+        ({"postgres": {"server": "app-1"}, "backup": BACKUP, "vector": {}}, ["app-1", "app-1", "app-1"]),
         ({"postgres": {"server": "db"}, "backup": BACKUP}, ["db", "db", "app-1"]),
         ({"postgres": {"server": "db"}, "vector": {"server": "app-2"}}, ["db", "db", "app-2"]),
         ({"postgres": {"server": "db"}, "backup": BACKUP | {"server": "app-2"}}, ["db", "app-2", "app-1"]),
     ],
-    ids=["all defaults", "backups follow postgres", "vector placed", "backups placed"],
+    ids=["vector on the first", "backups follow postgres", "vector placed", "backups placed"],
 )
 def test_accessories_default_to_the_first_server_and_backups_to_postgress(
     accessories: dict[str, Any], placed: list[str]
