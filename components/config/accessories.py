@@ -6,7 +6,8 @@
       vector:   {sink: betterstack}
 
 With `servers:` (several servers), each is placed on one of them by name (`postgres: {server: db}`): Postgres on
-the server it names (required with two or more), its backups beside it, Vector on every server (each ships its own server's logs).
+the server it names (required with two or more), its backups beside it, Vector on every server (each ships its
+own server's logs).
 
 Secrets (set with `pulumi config set --secret`), one per accessory need: `postgres_password`;
 `backup_passphrase`, `s3_access_key_id`, `s3_secret_access_key`; `betterstack_token`.
