@@ -145,7 +145,16 @@ stop_registry_forward() {
 host_up() {
   local name=$1 address=$2
   is_ns_file "/run/netns/$name" && is_ns_file "$NS_DIR/$name.mnt" && is_ns_file "$NS_DIR/$name.uts" &&
-    ip -n "$name" -4 -o addr show dev eth0 2>/dev/null | grep -q " $address/24 "
+    ip -n "$name" -4 -o addr show dev eth0 2>/dev/null | grep -q " $address/24 " && host_paths_bound "$name"
+}
+
+# A host path's bind mount goes with its mount point: a directory removed outside the host (/root/.ssh, when the
+# machine's /root is made anew) takes the host's own copy out of its namespace too.
+host_paths_bound() {
+  local name=$1 path
+  for path in "${HOST_PATHS[@]}"; do
+    nsenter --mount="$NS_DIR/$name.mnt" -- mountpoint -q "$path" || return 1
+  done
 }
 
 make_host_network() {
@@ -156,6 +165,15 @@ make_host_network() {
   ip -n "$name" link set lo up
   ip -n "$name" addr add "$address/24" dev eth0
   ip -n "$name" link set eth0 up
+  forget_neighbour "$address"
+}
+
+# A host made again has a new MAC address behind its old IP address; the gateway and the other hosts forget the
+# old one, which they would otherwise keep sending to (a stale entry is probed at the old address first).
+forget_neighbour() {
+  local address=$1 other
+  ip neigh flush to "$address" dev "$SWITCH" 2>/dev/null || true
+  for other in $(existing_hosts); do ip -n "$other" neigh flush to "$address" 2>/dev/null || true; done
 }
 
 # The mount namespace is made from inside the host's network namespace, so that the /sys mounted in it shows the
