@@ -12,6 +12,10 @@ PROXY_IMAGE: Final = "basecamp/kamal-proxy"
 PROXY_VERSION: Final = "v0.9.2"
 PROXY_CONTAINER: Final = "quayside-proxy"
 PROXY_STATE_VOLUME: Final = "quayside-proxy-state"
+# The proxy's own network, which holds its published ports. Docker gives them to a container's first network by
+# name and moves them, refusing connections meanwhile, when that changes: a leading digit sorts before every
+# service name (config's Name starts with a letter), so no service joining or leaving moves them.
+PROXY_NETWORK: Final = "0-quayside-proxy"
 # Where the official image keeps its state (routes survive a reboot because they live here).
 PROXY_STATE_DIR: Final = "/home/kamal-proxy/.config/kamal-proxy"
 HTTP_PORT: Final = 80

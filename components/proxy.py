@@ -25,6 +25,7 @@ def boot_args(service: str, proxy: config.Proxy) -> list[str]:
         image=proxy.image_ref,
         network=service,
         name=defaults.PROXY_CONTAINER,
+        proxy_network=defaults.PROXY_NETWORK,
         http_port=proxy.http_port,
         https_port=proxy.https_port,
         bind=proxy.bind,
@@ -34,12 +35,15 @@ def boot_args(service: str, proxy: config.Proxy) -> list[str]:
 
 
 def remove_args(service: str) -> list[str]:
-    return steps.PROXY.argv("remove", network=service, name=defaults.PROXY_CONTAINER)
+    return steps.PROXY.argv(
+        "remove", network=service, name=defaults.PROXY_CONTAINER, proxy_network=defaults.PROXY_NETWORK
+    )
 
 
 class Proxy(pulumi.ComponentResource):
-    """One kamal-proxy per server, shared by the services on it; each service's network is joined to it.
-    A new version or port reboots it (brief downtime, as `kamal proxy reboot`); routes survive on its volume."""
+    """One kamal-proxy per server, shared by the services on it; each service's network is joined to it, beside
+    the proxy's own. A new version or port reboots it (brief downtime, as `kamal proxy reboot`) once every service
+    on it asks for the same; routes survive on its volume."""
 
     ready: remote.Command
     version: str

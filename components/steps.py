@@ -246,6 +246,7 @@ PROXY: Final = Script(
         _boot("image"),
         _naming("network"),
         _naming("name"),
+        _required("proxy-network"),
         _boot("http-port"),
         _boot("https-port"),
         _boot("bind"),

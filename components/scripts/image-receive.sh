@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # image-receive: the server's side of sending an image over SSH (registry: none; the deploying side is
 # components/send_image.py). Says whether the image is here already; if not, lists the layers of every image
-# here, then loads the image from stdin. The service's images lock is held shared throughout, so a swap's
+# here, then loads the image from stdin. The server's images lock is held shared throughout, so a swap's
 # pruning does not remove an image whose layers the sender left out.
 #
 #   image-receive.sh --service S --image-id sha256:<64 hex> --tag REPO:TAG   (components/steps.py IMAGE_RECEIVE)
@@ -42,7 +42,7 @@ layer_chains() {
 
 main() {
   parse_options "$@"
-  hold_images "$service"
+  hold_images
   if [[ $(docker image inspect --format '{{.Id}}' "$image_id" 2>/dev/null) == "$image_id" ]]; then
     docker tag "$image_id" "$tag"
     echo present

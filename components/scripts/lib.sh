@@ -89,14 +89,15 @@ lock_note() {
   printf '%s (pid %s) since %s%s\n' "$STEP" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${1:+: $1}" >"$LOCK_FILE"
 }
 
-# hold_images SERVICE: the service's images lock, shared, on fd 8, from pulling an image until a container of it
-# exists: pruning (exclusive) must not remove it in between. release_images lets go.
+# The server's images lock: held shared by whoever is between pulling an image and running a container of it, of
+# any service (services may run the same image), and exclusive while pruning, which must not remove it in between.
+images_lock_file() { echo "$QUAYSIDE_ROOT/images.lock"; }
+
+# hold_images: the images lock, shared, on fd 8; release_images lets go.
 hold_images() {
-  local dir
-  dir=$(service_dir "$1")/locks
-  mkdir -p "$dir"
-  exec 8<>"$dir/images.lock"
-  flock -s -w "$LOCK_WAIT_SECONDS" 8 || die "the images of $1 are still locked after ${LOCK_WAIT_SECONDS}s"
+  mkdir -p "$QUAYSIDE_ROOT"
+  exec 8<>"$(images_lock_file)"
+  flock -s -w "$LOCK_WAIT_SECONDS" 8 || die "the server's images are still locked after ${LOCK_WAIT_SECONDS}s"
 }
 release_images() { exec 8>&-; }
 

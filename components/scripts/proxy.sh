@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # proxy: the kamal-proxy container that every service on this server shares.
 #
-#   proxy.sh boot --image IMG --network S --name NAME --http-port N --https-port N --bind ADDRESS
-#     --state-volume VOLUME --state-dir PATH
+#   proxy.sh boot --image IMG --network S --name NAME --proxy-network NET --http-port N --https-port N
+#     --bind ADDRESS --state-volume VOLUME --state-dir PATH
 #       Same image and options as the running one: make sure it runs and is on network S. Otherwise (absent,
 #       or an upgrade) replace it; kamal-proxy reloads its routes from the state volume, and the new
 #       container joins every network the old one was on. Waits until `kamal-proxy list` answers.
-#       Options another service booted it with stay while S's own are what S asked for last time.
-#   proxy.sh remove --network S --name NAME
+#       Options that differ from those another service on the proxy asked for are refused: nothing changes.
+#   proxy.sh remove --network S --name NAME --proxy-network NET
 #       Leave network S; remove the container once it routes no service (the state volume stays).
+#
+# The proxy's published ports live on its own network NET, which sorts before every service network: Docker
+# gives a container's published ports to the first of its networks by name, and moves them (refusing
+# connections for a second or more) whenever a network joined or left changes which one is first.
 #   (components/steps.py PROXY)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly READY_SECONDS=30
-action='' image='' network='' name='' http_port='' https_port='' bind='' state_volume='' state_dir=''
+action='' image='' network='' name='' proxy_network='' http_port='' https_port='' bind='' state_volume='' state_dir=''
 
 parse_options() {
   action=${1:-}
@@ -26,6 +30,7 @@ parse_options() {
       --image) need_value "$@"; image=$2; shift ;;
       --network) need_value "$@"; network=$2; shift ;;
       --name) need_value "$@"; name=$2; shift ;;
+      --proxy-network) need_value "$@"; proxy_network=$2; shift ;;
       --http-port) need_value "$@"; http_port=$2; shift ;;
       --https-port) need_value "$@"; https_port=$2; shift ;;
       --bind) need_value "$@"; bind=$2; shift ;;
@@ -36,7 +41,10 @@ parse_options() {
     shift
   done
   required --network "$network"; required --name "$name"
-  check_name --network "$network"; check_name --name "$name"
+  required --proxy-network "$proxy_network"
+  check_name --network "$network"; check_name --name "$name"; check_name --proxy-network "$proxy_network"
+  [[ $proxy_network == [0-9]* ]] ||
+    die "--proxy-network '$proxy_network' must start with a digit, to sort before every service network"
   [[ $action == remove ]] && return 0
   required --image "$image"; required --http-port "$http_port"; required --https-port "$https_port"
   required --bind "$bind"; required --state-volume "$state_volume"; required --state-dir "$state_dir"
@@ -60,7 +68,7 @@ join_network() {
 }
 
 run_proxy() {
-  docker run --detach --name "$name" --network "$network" --restart unless-stopped \
+  docker run --detach --name "$name" --network "$proxy_network" --restart unless-stopped \
     --log-opt max-size=10m --log-opt max-file=3 \
     --publish "$bind:$http_port:80" --publish "$bind:$https_port:443" \
     --volume "$state_volume:$state_dir" --label "quayside.proxy-options=$(options_label)" \
@@ -83,46 +91,84 @@ lock_proxy() {
     die "another service still holds $QUAYSIDE_ROOT/$name.lock after ${LOCK_WAIT_SECONDS}s"
 }
 
-# What this service asked for at its last boot: a service whose own options did not change does not reboot a
-# proxy that another service has since booted with its options (no reboot on every `up` of each).
-asked_file() { echo "$(service_dir "$network")/proxy-options"; }
+# What a service asked for at its last boot, kept beside its own files: the proxy changes only when every service
+# on it asks for the same options.
+asked_file() { echo "$(service_dir "$1")/proxy-options"; }
+
+# The other services the proxy serves: the networks it is on, this service's and its own aside.
+other_services() {
+  local joined
+  for joined in $(networks_of); do
+    [[ $joined == "$network" || $joined == "$proxy_network" ]] || echo "$joined"
+  done
+}
+
+# The config keys behind each word of options_label, for the message that names what differs.
+declare -rA OPTION_KEYS=(
+  [image]="proxy.image and proxy.version" [http]="proxy.bind and proxy.http_port"
+  [https]="proxy.bind and proxy.https_port" [state]="proxy.state_dir"
+)
+
+# refuse_unless_all_ask CURRENT: new options would reboot the proxy under the other services it serves; that is
+# done only once each of them asks for the same (a service that never said runs with CURRENT).
+refuse_unless_all_ask() {
+  local current=$1 other asked ours theirs i
+  for other in $(other_services); do
+    asked=$(cat "$(asked_file "$other")" 2>/dev/null || echo "$current")
+    [[ $asked != "$wanted" ]] || continue
+    read -ra ours <<<"$wanted"
+    read -ra theirs <<<"$asked"
+    for i in "${!ours[@]}"; do
+      [[ ${ours[i]} != "${theirs[i]:-}" ]] || continue
+      die "service '$other' shares this server's kamal-proxy and asked for ${theirs[i]:-other options}," \
+        "this one for ${ours[i]}: set ${OPTION_KEYS[${ours[i]%%=*}]} alike in both stacks" \
+        "(the proxy changes once every service on it asks for the same)"
+    done
+  done
+}
+
+ensure_proxy_network() {
+  docker network inspect "$proxy_network" >/dev/null 2>&1 || docker network create "$proxy_network" >/dev/null
+}
 
 boot() {
   lock_proxy
-  local current wanted asked
+  local current wanted
   current=$(label_of "$name" quayside.proxy-options)
   wanted=$(options_label)
-  asked=$(cat "$(asked_file)" 2>/dev/null || true)
   mkdir -p "$(service_dir "$network")"
-  echo "$wanted" >"$(asked_file)"
-  if [[ -n $current && $current != "$wanted" && $asked == "$wanted" ]]; then
-    say "$name keeps the options another service booted it with ($current); $network's are unchanged ($wanted)"
-    wanted=$current
-  fi
-  if [[ -n $current && $current == "$wanted" ]]; then
+  # Said before any refusal: the other services' next boot may then agree and make the change.
+  echo "$wanted" >"$(asked_file "$network")"
+  [[ -z $current || $current == "$wanted" ]] || refuse_unless_all_ask "$current"
+  ensure_proxy_network
+  if [[ $current == "$wanted" ]]; then
     [[ $(inspect_container "$name" '{{.State.Running}}') == true ]] || docker start "$name" >/dev/null
+    join_network "$proxy_network"
     join_network "$network"
     wait_until_answering
     say "$name up ($image), on network $network"
     return 0
   fi
   pull_if_missing "$image"
-  local others=() joined
-  for joined in $(networks_of); do [[ $joined == "$network" ]] || others+=("$joined"); done
+  local others joined
+  mapfile -t others < <(other_services)
   [[ -z $(inspect_container "$name" '{{.Id}}') ]] || docker rm --force "$name" >/dev/null
   run_proxy
-  for joined in "${others[@]}"; do docker network connect "$joined" "$name"; done
+  for joined in "${others[@]}" "$network"; do docker network connect "$joined" "$name"; done
   wait_until_answering
   say "$name booted ($image) on $bind:$http_port and $bind:$https_port, on network $network"
 }
 
 remove() {
   lock_proxy
-  rm -f "$(asked_file)"
+  rm -f "$(asked_file "$network")"
   if [[ -z $(inspect_container "$name" '{{.Id}}') ]]; then
     say "$name is not here; nothing to do"
     return 0
   fi
+  # A proxy booted before it had a network of its own gets it now, so leaving this one moves no published port.
+  ensure_proxy_network
+  join_network "$proxy_network"
   local joined
   for joined in $(networks_of); do
     [[ $joined != "$network" ]] || docker network disconnect "$network" "$name"
@@ -134,6 +180,7 @@ remove() {
     say "$name left network $network; it still routes $services service(s), so it stays"
   else
     docker rm --force "$name" >/dev/null
+    docker network rm "$proxy_network" >/dev/null 2>&1 || say "network $proxy_network kept: something else is on it"
     say "$name removed (it routed no service); its state volume is kept"
   fi
 }

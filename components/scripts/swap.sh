@@ -264,10 +264,10 @@ prune_stopped() {
   done
 }
 
-# Not while another role of the service is between pulling an image and running it (it holds the images
-# lock shared): the image would go from under it. Pruning waits for no one; the next swap prunes again.
+# Not while another role, of this service or another, is between pulling an image and running it (it holds
+# the images lock shared): the image would go from under it. Pruning waits for no one; the next swap prunes again.
 remove_image_unless_in_use() {
-  exec 7<>"$(service_dir "$service")/locks/images.lock"
+  exec 7<>"$(images_lock_file)"
   if flock -x -n 7; then docker image rm "$1" >/dev/null 2>&1 || true; fi
   exec 7>&-
 }
@@ -305,7 +305,7 @@ main() {
   [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
   status='' old_config='' old_env='' id='' old_image='' image_id_wanted='' aside='' event=deploy previous=''
-  [[ $retained_only == yes ]] || hold_images "$service"
+  [[ $retained_only == yes ]] || hold_images
   read_role
   [[ -z $status ]] || read_existing_in_full
   if is_live; then

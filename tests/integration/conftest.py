@@ -41,6 +41,7 @@ class Service:
     state_volume: str
     http_port: int
     https_port: int
+    proxy_network: str
     extra_images: list[str] = field(default_factory=list)
 
     # --- the scripts ---
@@ -56,8 +57,9 @@ class Service:
 
     def boot_proxy(self, *extra: str, network: str | None = None) -> subprocess.CompletedProcess[str]:
         values = {
-            "image": images.KAMAL_PROXY, "network": network or self.name, "name": self.proxy, "bind": "127.0.0.1",
-            "http_port": self.http_port, "https_port": self.https_port, "state_volume": self.state_volume,
+            "image": images.KAMAL_PROXY, "network": network or self.name, "name": self.proxy,
+            "proxy_network": self.proxy_network, "bind": "127.0.0.1", "http_port": self.http_port,
+            "https_port": self.https_port, "state_volume": self.state_volume,
             "state_dir": defaults.PROXY_STATE_DIR, **steps.PROXY.parse(extra),
         }  # fmt: skip
         return self.run(steps.PROXY.name, *steps.PROXY.argv("boot", **values))
@@ -157,7 +159,7 @@ class Service:
     def remove_everything(self) -> None:
         ids = docker("ps", "--all", "--quiet", "--filter", f"label=quayside.service={self.name}").split()
         docker("rm", "--force", self.proxy, *ids, check=False)
-        docker("network", "rm", self.name, check=False)
+        docker("network", "rm", self.name, self.proxy_network, check=False)
         docker("volume", "rm", self.state_volume, check=False)
         for image in self.extra_images:
             docker("image", "rm", image, check=False)
@@ -168,7 +170,10 @@ class Service:
 
 def new_service(server: TestServer, prefix: str = "qs") -> Service:
     name = unique_name(prefix)
-    service = Service(server, name, f"{name}-proxy", f"{name}-proxy-state", free_loopback_port(), free_loopback_port())
+    service = Service(
+        server, name, f"{name}-proxy", f"{name}-proxy-state", free_loopback_port(), free_loopback_port(),
+        proxy_network=f"0-{name}-proxy",
+    )  # fmt: skip
     install_scripts(server, name)
     return service
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import Service
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from components import steps
+from tests.integration.conftest import Service, new_service
 from tests.support.docker import docker, free_loopback_port
+from tests.support.testbed import TestServer
 
 
 def started(service: Service) -> list[str]:
@@ -15,9 +22,30 @@ def share_proxy(owner: Service, guest: Service) -> None:
     """The guest service joins the owner's proxy, as a second service on the same server does."""
     assert guest.run("host.sh", "--service", guest.name).returncode == 0
     guest.proxy, guest.http_port, guest.https_port = owner.proxy, owner.http_port, owner.https_port
-    guest.state_volume = owner.state_volume
+    guest.state_volume, guest.proxy_network = owner.state_volume, owner.proxy_network
     booted = guest.boot_proxy()
     assert booted.returncode == 0, booted.stderr
+
+
+def leave_proxy(service: Service) -> subprocess.CompletedProcess[str]:
+    """proxy.sh remove, as the service's destroy runs it."""
+    args = steps.PROXY.argv("remove", network=service.name, name=service.proxy, proxy_network=service.proxy_network)
+    return service.run(steps.PROXY.name, *args)
+
+
+def networks(service: Service) -> list[str]:
+    return docker("inspect", "--format", "{{range $net, $_ := .NetworkSettings.Networks}}{{$net}} {{end}}",
+                  service.proxy).split()  # fmt: skip
+
+
+@pytest.fixture
+def early_service(test_server: TestServer, daemon_json_left_as_found: None) -> Iterator[Service]:
+    """A second service whose network sorts before the first one's, as Docker orders a container's networks."""
+    service = new_service(test_server, prefix="a")
+    try:
+        yield service
+    finally:
+        service.remove_everything()
 
 
 def test_booting_the_proxy_again_with_the_same_options_changes_nothing(service: Service) -> None:
@@ -40,12 +68,8 @@ def test_booting_a_stopped_proxy_starts_it_again(service: Service) -> None:
     assert service.get("web")[1].split()[0] == "v1"
 
 
-def test_new_proxy_options_reboot_it_and_every_service_keeps_its_routes(
-    service: Service, other_service: Service
-) -> None:
-    share_proxy(service, other_service)
+def test_new_proxy_options_of_the_only_service_reboot_it_and_its_routes_come_back(service: Service) -> None:
     service.deploy("web", "v1")
-    other_service.deploy("api", "v2")
     before = started(service)
 
     service.http_port = free_loopback_port()
@@ -54,31 +78,75 @@ def test_new_proxy_options_reboot_it_and_every_service_keeps_its_routes(
     assert rebooted.returncode == 0, rebooted.stderr
     assert "booted" in rebooted.stdout
     assert started(service)[0] != before[0]
-    # Routes came back from the state volume; the new container rejoined the other service's network too.
-    assert service.get("web")[1].split()[0] == "v1"
-    assert other_service.get("api", port=service.http_port)[1].split()[0] == "v2"
+    assert service.get("web")[1].split()[0] == "v1"  # from the state volume
     assert f"{service.proxy} up" in service.boot_proxy().stdout
-
-    # A swap through the rebooted proxy still switches without a failed request.
     swapped, report = service.swap_under_load("web", "v2")
     assert swapped.returncode == 0, swapped.stderr
     assert report.failures == [] and report.version_sequence() == ["v1", "v2"], report.summary()
 
 
-def test_two_services_asking_for_other_options_reboot_the_proxy_only_when_their_own_change(
+def test_a_service_asking_for_other_proxy_options_than_another_is_refused_and_nothing_changes(
     service: Service, other_service: Service
 ) -> None:
     share_proxy(service, other_service)
-    other_service.http_port = free_loopback_port()
-    changed = other_service.boot_proxy()
-    assert changed.returncode == 0 and "booted" in changed.stdout, changed.stdout + changed.stderr
+    service.deploy("web", "v1")
     before = started(service)
 
-    unchanged = [service.boot_proxy(), other_service.boot_proxy(), service.boot_proxy()]
+    other_service.http_port = free_loopback_port()
+    refused = other_service.boot_proxy()
 
-    assert [done.returncode for done in unchanged] == [0, 0, 0], [done.stderr for done in unchanged]
-    assert "keeps the options another service booted it with" in unchanged[0].stdout, unchanged[0].stdout
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"proxy: service '{service.name}' shares this server's kamal-proxy and asked for"
+        f" http=127.0.0.1:{service.http_port}, this one for http=127.0.0.1:{other_service.http_port}: set proxy.bind"
+        " and proxy.http_port alike in both stacks (the proxy changes once every service on it asks for the same)\n"
+    )
     assert started(service) == before
+    assert service.get("web")[1].split()[0] == "v1"
+
+
+def test_a_shared_proxy_changes_once_every_service_asks_for_the_same_and_keeps_every_route(
+    service: Service, other_service: Service
+) -> None:
+    share_proxy(service, other_service)
+    service.deploy("web", "v1")
+    other_service.deploy("api", "v2")
+    new_port = free_loopback_port()
+    other_service.http_port = new_port
+    assert other_service.boot_proxy().returncode == 1
+    before = started(service)
+
+    service.http_port = new_port
+    agreed = service.boot_proxy()
+
+    assert agreed.returncode == 0, agreed.stderr
+    assert "booted" in agreed.stdout and started(service)[0] != before[0]
+    # Both routes came back from the state volume; the new container is on both services' networks.
+    assert service.get("web")[1].split()[0] == "v1"
+    assert other_service.get("api")[1].split()[0] == "v2"
+    assert sorted(networks(service)) == sorted([service.proxy_network, service.name, other_service.name])
+    assert f"{service.proxy} up" in other_service.boot_proxy().stdout
+
+
+def test_a_service_joining_and_leaving_the_proxy_refuses_no_connection_of_another(
+    service: Service, early_service: Service
+) -> None:
+    """Docker gives the proxy's published ports to its first network by name: the proxy's own, which sorts first,
+    so a service whose network sorts before the others' joining and leaving moves nothing."""
+    service.deploy("web", "v1")
+
+    with service.load("web") as load:
+        load.wait_for_requests(100)
+        for _round in range(3):
+            share_proxy(service, early_service)
+            load.wait_for_requests(load.report.total + 100)
+            left = leave_proxy(early_service)
+            assert left.returncode == 0, left.stderr
+            load.wait_for_requests(load.report.total + 100)
+
+    assert load.report.failures == [], load.report.summary()
+    assert networks(service) == [service.proxy_network, service.name]
+    print(f"a service joined and left the proxy 3 times: {load.report.summary()}")
 
 
 def test_removing_the_proxy_waits_until_no_service_uses_it(service: Service, other_service: Service) -> None:
@@ -87,20 +155,21 @@ def test_removing_the_proxy_waits_until_no_service_uses_it(service: Service, oth
     other_service.deploy("api", "v2")
     assert service.retire("web", "v1").returncode == 0
 
-    kept = service.run("proxy.sh", "remove", "--network", service.name, "--name", service.proxy)
+    kept = leave_proxy(service)
 
     assert kept.returncode == 0, kept.stderr
     assert "still routes 1 service" in kept.stdout
-    assert service.name not in docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", service.proxy)
+    assert networks(service) == [service.proxy_network, other_service.name]
     assert other_service.get("api", port=service.http_port)[1].split()[0] == "v2"
 
     assert other_service.retire("api", "v2").returncode == 0
-    removed = other_service.run("proxy.sh", "remove", "--network", other_service.name, "--name", service.proxy)
+    removed = leave_proxy(other_service)
 
     assert removed.returncode == 0, removed.stderr
     assert docker("ps", "--all", "--quiet", "--filter", f"name=^{service.proxy}$") == ""
     assert docker("volume", "inspect", "--format", "{{.Name}}", service.state_volume) == service.state_volume
-    again = other_service.run("proxy.sh", "remove", "--network", other_service.name, "--name", service.proxy)
+    assert docker("network", "ls", "--quiet", "--filter", f"name=^{service.proxy_network}$") == ""
+    again = leave_proxy(other_service)
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
@@ -108,7 +177,9 @@ def test_proxy_options_are_checked_before_anything_changes(service: Service) -> 
     before = started(service)
 
     wrong_action = service.run("proxy.sh", "reboot", "--network", service.name)
-    no_image = service.run("proxy.sh", "boot", "--network", service.name, "--name", service.proxy)
+    no_image = service.run(
+        "proxy.sh", "boot", "--network", service.name, "--name", service.proxy, "--proxy-network", service.proxy_network
+    )
 
     assert wrong_action.returncode == 1
     assert wrong_action.stderr == "proxy: first argument must be boot or remove, not 'reboot'\n"

@@ -183,7 +183,8 @@ def prepare_host(host: TestHost, name: str, registry: str) -> int:
     assert done.returncode == 0, done.stderr
     ports = host.run(f"for i in 1 2; do python3 -c {shlex.quote(FREE_PORT)} {host.address}; done").stdout.split()
     values = {
-        "image": f"{registry}/{KAMAL_PROXY}", "network": name, "name": f"{name}-proxy", "bind": host.address,
+        "image": f"{registry}/{KAMAL_PROXY}", "network": name, "name": f"{name}-proxy",
+        "proxy_network": f"0-{name}-proxy", "bind": host.address,
         "http_port": ports[0], "https_port": ports[1], "state_volume": f"{name}-proxy-state",
         "state_dir": defaults.PROXY_STATE_DIR,
     }  # fmt: skip
@@ -197,7 +198,7 @@ def remove_from_host(host: TestHost, name: str, had_daemon_json: bool) -> None:
     script = f"""
         ids=$(docker ps --all --quiet --filter label=quayside.service={name})
         docker rm --force {name}-proxy $ids >/dev/null 2>&1
-        docker network rm {name} >/dev/null 2>&1
+        docker network rm {name} 0-{name}-proxy >/dev/null 2>&1
         docker volume rm {name}-proxy-state >/dev/null 2>&1
         rm -rf {REMOTE_ROOT}/{name} {REMOTE_ROOT}/{name}-proxy.lock /tmp/{name}-up
         {"" if had_daemon_json else "rm -f /etc/docker/daemon.json"}

@@ -13,6 +13,7 @@ import pytest
 from components import config, defaults, steps
 from components.accessories import backup, container, postgres, vector
 from components.bootstrap import bootstrap_args
+from components.config.types import NAME_PATTERN
 from components.proxy import boot_args, remove_args
 from components.remote import SCRIPTS_DIR
 from components.role import migrate_args, retire_args
@@ -229,3 +230,21 @@ def test_the_plan_names_a_changed_option_by_its_declared_words() -> None:
     assert steps.SWAP.option("--health-path").said == "health path"
     assert steps.SWAP.option("--no-proxy") is steps.SWAP.option("--proxy")
     assert steps.SWAP.option("--config-hash").names_step
+
+
+def test_the_proxys_own_network_sorts_before_every_service_network() -> None:
+    """Docker gives a container's published ports to its first network by name (proxy.sh): the proxy's own network
+    must come before any service's, and a service name starts with a letter."""
+    assert defaults.PROXY_NETWORK < "a"
+    assert re.fullmatch(NAME_PATTERN, "0web") is None and re.fullmatch(NAME_PATTERN, "web") is not None
+
+
+def test_the_proxy_options_a_refusal_names_are_keys_of_the_proxy_config() -> None:
+    proxy = (SCRIPTS_DIR / "proxy.sh").read_text()
+    label = re.findall(r"options_label\(\) \{\n\s+echo \"(.*)\"", proxy)
+    label_words = re.findall(r"(\w+)=\$", label[0])
+    keys = dict(re.findall(r"\[(\w+)\]=\"([^\"]+)\"", proxy))
+
+    assert set(keys) == set(label_words) == {"image", "http", "https", "state"}
+    named = {key for words in keys.values() for key in re.findall(r"proxy\.(\w+)", words)}
+    assert named <= set(config.Proxy.model_fields), named - set(config.Proxy.model_fields)
