@@ -5,11 +5,13 @@ from pulumi.runtime import config as runtime_config
 
 from components import config, image_pin, stack
 
-# Every key of the stack's config (the SDK has no public call for all of them).
+# Every key of the stack's config (the SDK has no public call for all of them), and those stored as secrets.
 raw_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+secret_keys = {key for key in raw_config if runtime_config.is_config_secret(key)}
+secret_keys |= set(runtime_config.get_config_secret_keys_env())
 secrets = pulumi.Config(config.NAMESPACE)
 try:
-    settings = config.load(raw_config)
+    settings = config.load(raw_config, secret_keys=secret_keys)
     # Tags are read from their registries as they stand now, with the stack's login (its password in memory only).
     login = image_pin.login_for(settings.pull_registry, raw_config.get(f"{config.NAMESPACE}:registry_password"))
     deployment = stack.deploy(settings, secrets.require_secret, image_pin.RegistryDigests(login))

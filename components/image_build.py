@@ -58,6 +58,13 @@ def check_build_inputs(stack: config.StackConfig, project: Path) -> None:
         if role.image.context is None:
             continue
         paths = build_paths(role.image, project)
+        if paths.context.resolve() in project.resolve().parents:
+            # The builder is sent all the context holds: a directory above the project holds its neighbours too (a
+            # home directory, the file system). The project directory itself is an app's usual context, as Kamal's.
+            raise config.ConfigError(
+                f"quayside config: roles.{name}.image.context: {role.image.context} is a directory above the project "
+                f"directory ({project}): give the app's own directory (., web, ../web)"
+            )
         if not paths.context.is_dir():
             raise config.ConfigError(
                 f"quayside config: roles.{name}.image.context: {paths.context} is no directory "

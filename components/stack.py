@@ -120,12 +120,12 @@ def deploy(
     image_build.check_build_inputs(stack, image_build.project_dir())
     registry_password = secret("registry_password") if "registry_password" in stack.secret_names() else None
     network = private_network(stack)
-    proxied = {server for name, role in stack.roles.items() if role.proxy for server in _role_servers(stack, name)}
+    proxied = stack.proxy_servers()
     sides: dict[str, ServerSide] = {}
     for index, (name, settings) in enumerate(stack.servers_by_name().items()):
         sides[name] = _server_side(
             stack, Placement(name, index, stack.several_servers), settings, secret, registry_password, network,
-            with_proxy=name in proxied or not stack.several_servers,
+            with_proxy=name in proxied,
         )  # fmt: skip
     sites = {name: Site(side.connection, side.host.ready, side.private_ip) for name, side in sides.items()}
     accessories = deploy_accessories(stack, sites, secret)

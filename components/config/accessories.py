@@ -26,7 +26,6 @@ from components.config.types import (
     EnvName,
     HttpsUrl,
     Identifier,
-    ImageRef,
     KeyPrefix,
     Memory,
     Model,
@@ -36,6 +35,7 @@ from components.config.types import (
     SettingName,
     Url,
     Version,
+    VersionedImage,
 )
 
 CRON_FIELD: Final = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?(,(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?)*"
@@ -70,7 +70,7 @@ class Postgres(Model):
         default=defaults.POSTGRES_VERSION,
         description="the image tag: postgres:<version> (a new major version needs a dump and restore)",
     )
-    image: ImageRef | None = Field(
+    image: VersionedImage | None = Field(
         default=None, description="an image instead of postgres:<version>, with the official image's contract"
     )
     user: Identifier | None = Field(default=None, description="the database user (default: the service name, - as _)")
@@ -105,7 +105,11 @@ class Postgres(Model):
     @classmethod
     def _version_is_supported(cls, value: str) -> str:
         major = re.match(r"\d+", value)
-        if major is not None and int(major[0]) < defaults.POSTGRES_OLDEST_MAJOR:
+        if major is None:
+            raise ValueError(
+                f"{value} names no version: give Postgres's major version at least ({defaults.POSTGRES_VERSION})"
+            )
+        if int(major[0]) < defaults.POSTGRES_OLDEST_MAJOR:
             raise ValueError(
                 f"Postgres {value} is not supported: use {defaults.POSTGRES_OLDEST_MAJOR} or newer "
                 f"(default {defaults.POSTGRES_VERSION})"
@@ -152,7 +156,7 @@ class Backup(Model):
     )
     keep_days: int = Field(default=defaults.BACKUP_KEEP_DAYS, ge=1, le=3650, description="days a backup is kept")
     s3: S3 = Field(description="where the backups go (keys: the s3_access_key_id and s3_secret_access_key secrets)")
-    image: ImageRef | None = Field(
+    image: VersionedImage | None = Field(
         default=None,
         description="an image with bash, pg_dump, gpg and rclone (default: built on the server from the Postgres "
         "image, adding Debian's rclone and gpg)",
@@ -170,6 +174,7 @@ class Backup(Model):
             raise ValueError(f"{value!r} is not @hourly, @daily, @weekly or five cron fields like '0 3 * * *'")
         if value not in CRON_NAMES:
             _check_cron_ranges(value)
+            _check_cron_fires(value)
         return value
 
 
@@ -185,6 +190,46 @@ def _check_cron_ranges(schedule: str) -> None:
         for step in re.findall(r"/([0-9]+)", text):
             if int(step) == 0:
                 raise ValueError(f"{schedule!r}: a step of 0 in the {what}")
+        for first, last in re.findall(r"([0-9]+)-([0-9]+)", text):
+            if int(first) > int(last):
+                raise ValueError(f"{schedule!r}: the {what} range {first}-{last} runs backwards: write {last}-{first}")
+
+
+# The most days each month has (February's 29th comes every fourth year).
+MONTH_DAYS: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+MONTH_NAMES: Final = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+                      "October", "November", "December")  # fmt: skip
+
+
+def cron_values(field: str, low: int, high: int) -> set[int]:
+    """The numbers one cron field names (*, N, A-B, each with an optional /S step, and lists of them), as
+    backup-agent.sh's field_matches reads it: N/S runs from N to the field's end."""
+    found: set[int] = set()
+    for part in field.split(","):
+        span, _, step = part.partition("/")
+        if span == "*":
+            first, last = low, high
+        elif "-" in span:
+            first, last = (int(number) for number in span.split("-"))
+        else:
+            first = int(span)
+            last = high if step else first
+        found.update(range(first, last + 1, int(step or 1)))
+    return found
+
+
+def _check_cron_fires(schedule: str) -> None:
+    """A schedule whose days of the month exist in none of its months never fires (30 2: February 30th). When the day
+    of the week is given too, either day field may match, as in cron, so that schedule fires on those weekdays."""
+    _, _, day, month, weekday = schedule.split()
+    if day == "*" or weekday != "*":
+        return
+    days, months = cron_values(day, 1, 31), cron_values(month, 1, 12)
+    if not any(min(days) <= MONTH_DAYS[number - 1] for number in months):
+        named = ", ".join(MONTH_NAMES[number - 1] for number in sorted(months))
+        raise ValueError(
+            f"{schedule!r} never fires: no day {day} in {named}; choose days every month has (1-28), or other months"
+        )
 
 
 class Vector(Model):
@@ -195,7 +240,7 @@ class Vector(Model):
         default=defaults.BETTERSTACK_INGEST_URL,
         description="the source's ingesting host, as Better Stack shows it",
     )
-    image: ImageRef = Field(default=defaults.VECTOR_IMAGE, description="the Vector image, its version pinned")
+    image: VersionedImage = Field(default=defaults.VECTOR_IMAGE, description="the Vector image, its version pinned")
     memory: Memory | None = Field(default=None, description="memory limit, e.g. 256m")
     delete_data: bool = Field(default=False, description="delete Vector's data directory when it is removed")
     server: ServerName | None = Field(

@@ -22,6 +22,12 @@ class ConfigError(ValueError):
     """A stack config mistake; str() is the one line to show the user."""
 
 
+def how_to_set_secret(name: str) -> str:
+    """The command that sets secret `name`, its value from a prompt or stdin: a value on a command line is seen in
+    `ps` and kept in the shell's history."""
+    return f'pulumi config set --secret {name} (it prompts; or printf %s "$VALUE" | pulumi config set --secret {name})'
+
+
 def one_line(error: ErrorDetails, root: type[BaseModel]) -> str:
     """The line for one of pydantic's errors validating `root`."""
     place = _place(root, [str(part) for part in error["loc"]])

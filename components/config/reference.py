@@ -475,8 +475,10 @@ def _secrets() -> str:
     lines = [
         f"## {SECRETS_SECTION}",
         "",
-        "Secrets are config keys of their own, set with `pulumi config set --secret KEY VALUE` (or `< file`): "
-        f"Pulumi stores them encrypted in the stack file, under the same `{NAMESPACE}:` namespace. "
+        "Secrets are config keys of their own, set with `pulumi config set --secret KEY`, the value from its prompt "
+        'or from stdin (`< file`, or `printf %s "$VALUE" |`), never on the command line, where `ps` and the '
+        f"shell's history see it: Pulumi stores them encrypted in the stack file, under the same `{NAMESPACE}:` "
+        "namespace. A secret set without `--secret` is in plain text there, and is refused. "
         "Each is validated before anything is created: a missing one stops the preview with the command that "
         "sets it. They reach the server only on the standard input of a remote command.",
         "",
@@ -488,12 +490,12 @@ def _secrets() -> str:
         "",
         "```sh",
         "pulumi config set --secret ssh_private_key < ~/.ssh/deploy_ed25519",
-        'pulumi config set --secret registry_password "$REGISTRY_TOKEN"',
-        "pulumi config set --secret DATABASE_URL 'postgres://...'",
+        "pulumi config set --secret registry_password     # prompts for it, and does not show it",
+        'printf %s "$DATABASE_URL" | pulumi config set --secret DATABASE_URL',
         "```",
         "",
         "With `provider: hetzner` servers, the Hetzner Cloud provider needs its API token too: "
-        "`pulumi config set --secret hcloud:token ...` (its own namespace; or the `HCLOUD_TOKEN` environment "
+        "`pulumi config set --secret hcloud:token` (its own namespace; or the `HCLOUD_TOKEN` environment "
         "variable).",
     ]
     return "\n".join(lines)

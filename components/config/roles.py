@@ -4,13 +4,16 @@ it runs on."""
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 from typing import Annotated, Any, Final, Self
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from components import defaults
+from components.config.errors import how_to_set_secret
 from components.config.types import (
+    CREDENTIAL_URL,
     PERCENT_PATTERN,
     Duration,
     EnvName,
@@ -63,6 +66,16 @@ class ImageSpec(Model):
     def _ref_shorthand(cls, value: Any) -> Any:
         return {"ref": value} if isinstance(value, str) else value
 
+    @field_validator("dockerfile")
+    @classmethod
+    def _dockerfile_in_context(cls, value: str | None) -> str | None:
+        # BuildKit reads a Dockerfile from anywhere; the context's own one is what the provider hashes for changes.
+        if value is not None and (posixpath.isabs(value) or posixpath.normpath(value).split("/")[0] == ".."):
+            raise ValueError(
+                f"{value} is outside the context: give a path inside it, relative to it (docker/Dockerfile)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _ref_or_context(self) -> Self:
         if (self.ref is None) == (self.context is None):
@@ -86,6 +99,18 @@ class Env(Model):
     secret: list[EnvName] = Field(
         default_factory=list, description="names of config secrets passed to the container (never in plain text)"
     )
+
+    @field_validator("clear")
+    @classmethod
+    def _no_password_in_plain_text(cls, value: dict[str, str]) -> dict[str, str]:
+        # Clear values are in the stack file, the plan and the state in plain text.
+        named = next((name for name, text in value.items() if re.search(CREDENTIAL_URL, text)), None)
+        if named is not None:
+            raise ValueError(
+                f"{named} holds a password in a URL (user:password@): list {named} in env.secret instead, and set "
+                f"it with {how_to_set_secret(named)}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _no_overlap(self) -> Self:

@@ -10,7 +10,17 @@ from typing import Annotated, Final, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from components import defaults
-from components.config.types import Cidr, HostKey, Ipv4Cidr, Model, Port, SshPublicKey, UserName, public_key
+from components.config.types import (
+    Cidr,
+    HostKey,
+    Ipv4Cidr,
+    Model,
+    Port,
+    ServerHost,
+    SshPublicKey,
+    UserName,
+    public_key,
+)
 
 HETZNER_LOCATIONS = Literal["fsn1", "nbg1", "hel1", "ash", "hil", "sin"]
 HETZNER_NETWORK_ZONES = Literal["eu-central", "us-east", "us-west", "ap-southeast"]
@@ -58,7 +68,7 @@ class Bootstrap(Model):
 
 class ExistingServer(Model):
     provider: Literal["existing"] = Field(description="existing: any SSH host, Docker installed when missing")
-    host: str = Field(min_length=1, description="address or name the deploy connects to over SSH")
+    host: ServerHost = Field(description="address or name the deploy connects to over SSH")
     port: Port = Field(default=defaults.SSH_PORT, description="SSH port")
     user: UserName = Field(
         default=defaults.SSH_USER,
@@ -93,6 +103,10 @@ class ExistingServer(Model):
         description="its address on the private network between the service's servers (an IPv4 or IPv6 address, "
         "never a public one): the others reach its accessories there; required in `servers` with two or more",
     )
+
+    @property
+    def ssh_port(self) -> int:
+        return self.port
 
     @field_validator("private_ip")
     @classmethod
@@ -165,6 +179,11 @@ class HetznerServer(Model):
         description=f"a Hetzner volume mounted at {defaults.REMOTE_ROOT}/<service> (accessory data, logs, the "
         "audit log): it outlives the server, and a replaced server gets it back",
     )
+
+    @property
+    def ssh_port(self) -> int:
+        """Hetzner's images' sshd listens on the standard port, and the firewall opens it."""
+        return defaults.SSH_PORT
 
     @field_validator("ssh_from")
     @classmethod

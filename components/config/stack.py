@@ -2,7 +2,8 @@
 
 A stack file holds these under the project's namespace (`quayside:service`, `quayside:roles`, ...).
 Secrets are separate config keys set with `pulumi config set --secret`: `ssh_private_key`,
-`registry_password`, and one key per name a role lists in `env.secret` (e.g. `DATABASE_URL`).
+`registry_password`, and one key per name a role lists in `env.secret` (e.g. `DATABASE_URL`). Each must be stored
+as a secret (encrypted in the stack file), and is read from a prompt or stdin, never from a command line.
 
 Every error is one line that names the key and what is allowed, raised before any resource exists.
 """
@@ -10,37 +11,51 @@ Every error is one line that names the key and what is allowed, raised before an
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final, Literal, Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from components import defaults
+from components.accessories import defaults as accessory_defaults
 from components.config.accessories import ACCESSORIES, Accessories
-from components.config.errors import ConfigError, one_line
+from components.config.errors import ConfigError, how_to_set_secret, one_line
 from components.config.roles import Role
 from components.config.servers import NETWORK_NEEDS, ExistingServer, HetznerServer, Network, Server, check_servers
-from components.config.types import Directory, Model, Name, Port, Version
+from components.config.types import Directory, ImageName, Ipv4Address, Model, Name, Port, RegistryHost, Version
 
 NAMESPACE: Final = "quayside"
 # The name servers_by_name() gives the one server of a stack with `server:`.
 ONE_SERVER: Final = "server"
 # A role listing this secret gets the Postgres accessory's URL when there is one.
 DATABASE_URL: Final = "DATABASE_URL"
+SSH_PRIVATE_KEY: Final = "ssh_private_key"
+REGISTRY_PASSWORD: Final = "registry_password"
+# quayside's own secrets, and what each is: no role may read one (env.secret), so no app holds the keys to the servers,
+# the registry, the backups or the log sink. postgres_password is not among them: an app may need it (DATABASE_URL
+# carries it anyway).
+OWN_SECRETS: Final[Mapping[str, str]] = {
+    SSH_PRIVATE_KEY: "the servers' SSH key",
+    REGISTRY_PASSWORD: "the registry's password",
+    accessory_defaults.BACKUP_PASSPHRASE_SECRET: "the backups' passphrase",
+    accessory_defaults.S3_ACCESS_KEY_SECRET: "the backups' S3 key",
+    accessory_defaults.S3_SECRET_KEY_SECRET: "the backups' S3 key",
+    accessory_defaults.BETTERSTACK_TOKEN_SECRET: "Better Stack's token",
+}
 
 
 class Registry(Model):
-    server: str = Field(min_length=1, description="registry host, e.g. ghcr.io (password: config secret)")
+    server: RegistryHost = Field(description="registry host, e.g. ghcr.io (password: config secret)")
     username: str | None = Field(default=None, description="login name; with it, registry_password is required")
 
 
 class Proxy(Model):
-    image: str = Field(default=defaults.PROXY_IMAGE, description="kamal-proxy image repository")
+    image: ImageName = Field(default=defaults.PROXY_IMAGE, description="kamal-proxy image repository")
     version: Version = Field(default=defaults.PROXY_VERSION, description="kamal-proxy tag")
     ssl: bool = Field(default=False, description="TLS by Let's Encrypt for every role host")
     http_port: Port = Field(default=defaults.HTTP_PORT, description="host port for HTTP")
     https_port: Port = Field(default=defaults.HTTPS_PORT, description="host port for HTTPS")
-    bind: str = Field(default="0.0.0.0", description="address the ports are published on")
+    bind: Ipv4Address = Field(default="0.0.0.0", description="the IPv4 address the ports are published on")
     state_dir: Directory = Field(default=defaults.PROXY_STATE_DIR, description="state path in the image")
 
     @model_validator(mode="after")
@@ -172,6 +187,17 @@ class StackConfig(Model):
                 routes[route] = name
             if self.proxy.ssl and role.proxy and not role.hosts:
                 raise ValueError(f"roles.{name}.hosts: proxy.ssl needs at least one hostname per proxied role")
+            own = next((secret for secret in role.env.secret if secret in OWN_SECRETS), None)
+            if own is not None:
+                raise ValueError(
+                    f"roles.{name}.env.secret: {own} is quayside's own secret ({OWN_SECRETS[own]}), not the app's: "
+                    "give the app a secret of its own"
+                )
+            if DATABASE_URL in role.env.clear and self.accessories is not None and self.accessories.postgres:
+                raise ValueError(
+                    f"roles.{name}.env.clear: {DATABASE_URL} is set by quayside from accessories.postgres: remove it "
+                    f"from env.clear (list it in env.secret to get it)"
+                )
             if self.sends_images and role.image.context is not None:
                 raise ValueError(
                     f"roles.{name}.image: registry: none sends an image of the local Docker engine: give its "
@@ -181,6 +207,38 @@ class StackConfig(Model):
                 raise ValueError(f"roles.{name}.image.context: a build needs registry: {{server: ...}} to push to")
         self._check_no_cycle()
         return self
+
+    @model_validator(mode="after")
+    def _ports_free(self) -> Self:
+        """Each port quayside publishes on a server is free there: the proxy's two, Postgres's published one, and the
+        server's SSH port differ (Docker would fail to publish a taken one, halfway through an `up`)."""
+        postgres = self.accessories.postgres if self.accessories is not None else None
+        published = postgres.publish if postgres is not None else None
+        for name, server in self.servers_by_name().items():
+            where = f"server {name}" if self.several_servers else "the server"
+            taken = {server.ssh_port: f"{where}'s SSH port"}
+            if published is not None and self.accessory_server("postgres") == name:
+                if published.port in taken:
+                    raise ValueError(
+                        f"accessories.postgres.publish.port: {published.port} is {taken[published.port]}: choose "
+                        "another port"
+                    )
+                taken[published.port] = f"accessories.postgres.publish.port on {where}"
+            if name not in self.proxy_servers():
+                continue
+            for key, port in (("http_port", self.proxy.http_port), ("https_port", self.proxy.https_port)):
+                if port in taken:
+                    raise ValueError(f"proxy.{key}: {port} is {taken[port]}: give the proxy another port")
+        return self
+
+    def proxy_servers(self) -> list[str]:
+        """The servers kamal-proxy runs on: the one server of a stack with `server:`, always; with `servers:`, each
+        server a proxied role runs on."""
+        servers = list(self.servers_by_name())
+        if not self.several_servers:
+            return servers
+        proxied = {server for name, role in self.roles.items() if role.proxy for server in self.role_servers(name)}
+        return [name for name in servers if name in proxied]
 
     @property
     def several_servers(self) -> bool:
@@ -285,17 +343,18 @@ class StackConfig(Model):
             if self.accessories.postgres is not None:
                 needed.discard(DATABASE_URL)  # the Postgres accessory provides it
         if any(getattr(server, "private_key_file", None) is None for server in self.servers_by_name().values()):
-            needed.add("ssh_private_key")
+            needed.add(SSH_PRIVATE_KEY)
         if self.pull_registry is not None and self.pull_registry.username is not None:
-            needed.add("registry_password")
+            needed.add(REGISTRY_PASSWORD)
         return needed
 
 
 TOP_LEVEL_KEYS: Final = tuple(StackConfig.model_fields)
 
 
-def load(values: Mapping[str, str]) -> StackConfig:
-    """The stack config from Pulumi's raw config (`{"quayside:roles": "<json>", ...}`), validated."""
+def load(values: Mapping[str, str], *, secret_keys: Collection[str]) -> StackConfig:
+    """The stack config from Pulumi's raw config (`{"quayside:roles": "<json>", ...}`), validated; `secret_keys` are
+    the full keys Pulumi stores encrypted (`quayside:ssh_private_key`)."""
     mine = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith(f"{NAMESPACE}:")}
     raw = {key: _decode(value) for key, value in mine.items() if key in TOP_LEVEL_KEYS}
     config = parse(raw, secrets_set={key for key in mine if key not in TOP_LEVEL_KEYS})
@@ -303,6 +362,13 @@ def load(values: Mapping[str, str]) -> StackConfig:
     if unknown:
         allowed = ", ".join([*TOP_LEVEL_KEYS, *sorted(config.secret_names())])
         raise ConfigError(f"quayside config: {unknown[0]}: unknown key; allowed: {allowed}")
+    plain = sorted(name for name in config.secret_names() if f"{NAMESPACE}:{name}" not in secret_keys)
+    if plain:
+        # Its value sits readable in Pulumi.<stack>.yaml (and in the repository's history, once committed).
+        raise ConfigError(
+            f"quayside config: {plain[0]} is in plain text in the stack file: set it again as a secret (which "
+            f"replaces it): {how_to_set_secret(plain[0])}"
+        )
     return config
 
 
@@ -322,5 +388,5 @@ def parse(raw: Mapping[str, Any], *, secrets_set: set[str]) -> StackConfig:
         raise ConfigError(one_line(error.errors()[0], StackConfig)) from None
     missing = sorted(config.secret_names() - secrets_set)
     if missing:
-        raise ConfigError(f"quayside config: {missing[0]} is not set: pulumi config set --secret {missing[0]} <value>")
+        raise ConfigError(f"quayside config: {missing[0]} is not set: {how_to_set_secret(missing[0])}")
     return config

@@ -27,7 +27,7 @@ main() {
   if [[ -n $username ]]; then
     config=$(mktemp -d)
     trap 'rm -rf "$config"' EXIT
-    output=$(DOCKER_CONFIG=$config timeout 60 docker login --username "$username" --password-stdin "$server" 2>&1) ||
+    output=$(DOCKER_CONFIG=$config timeout 60 docker login --username "$username" --password-stdin -- "$server" 2>&1) ||
       refuse "refused the login of $username (${output##*$'\n'}): set $credentials to a password or token that may push"
   else
     reply=$(timeout 60 curl -s -o /dev/null -w '%{http_code} %{errormsg}' "$(scheme)://$server/v2/") ||

@@ -127,7 +127,7 @@ run_container() {
   [[ -z $health_cmd ]] || args+=(--health-cmd "$health_cmd" --health-interval "$health_interval"
     --health-timeout 5s --health-retries 3)
   [[ -z $memory ]] || args+=(--memory "$memory")
-  docker run "${args[@]}" "$image" "${cmd[@]}"
+  docker run "${args[@]}" -- "$image" "${cmd[@]}"
 }
 
 # "<config hash> <env hash> <image id>" the container was booted with, or nothing.

@@ -207,12 +207,13 @@ due() {
   read -r f_minute f_hour f_day f_month f_weekday <<<"$spec"
   [[ -n $f_weekday ]] || die "schedule '$1' is not @hourly, @daily, @weekly or five cron fields"
   ((10#$weekday != 7)) || weekday=0
-  f_weekday=${f_weekday//7/0}
   field_matches "$minute" "$f_minute" 0 59 && field_matches "$hour" "$f_hour" 0 23 &&
     field_matches "$month" "$f_month" 1 12 || return 1
   local day_ok=1 weekday_ok=1
   field_matches "$day" "$f_day" 1 31 || day_ok=0
-  field_matches "$weekday" "$f_weekday" 0 6 || weekday_ok=0
+  # Sunday is 0 and 7 (5-7 is Friday to Sunday): the field is read over 0-7, and a Sunday matches either.
+  field_matches "$weekday" "$f_weekday" 0 7 || { ((10#$weekday == 0)) && field_matches 7 "$f_weekday" 0 7; } ||
+    weekday_ok=0
   if [[ $f_day != '*' && $f_weekday != '*' ]]; then
     ((day_ok || weekday_ok))
   else

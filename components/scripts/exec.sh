@@ -57,7 +57,7 @@ one_off() {
   while IFS= read -r volume; do
     [[ -z $volume ]] || args+=(--volume "$volume")
   done <<<"$(inspect_container "$live" '{{range .HostConfig.Binds}}{{println .}}{{end}}')"
-  docker run "${args[@]}" "${terminal[@]}" "$image" "${cmd[@]}"
+  docker run "${args[@]}" "${terminal[@]}" -- "$image" "${cmd[@]}"
 }
 
 main() {

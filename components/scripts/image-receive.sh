@@ -44,7 +44,7 @@ main() {
   parse_options "$@"
   hold_images
   if [[ $(docker image inspect --format '{{.Id}}' "$image_id" 2>/dev/null) == "$image_id" ]]; then
-    docker tag "$image_id" "$tag"
+    docker tag -- "$image_id" "$tag"
     echo present
     return 0
   fi

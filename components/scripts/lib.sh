@@ -135,7 +135,8 @@ image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 pull_if_missing() {
   docker image inspect "$1" >/dev/null 2>&1 && return 0
   say "pulling $1"
-  docker pull --quiet "$1" >/dev/null
+  # `--` before every positional argument of docker: an image is never read as an option.
+  docker pull --quiet -- "$1" >/dev/null
 }
 
 # A Go template over a container, or nothing when there is no such container.

@@ -39,7 +39,7 @@ run_migration() {
     --env-file "$(env_file "$service" "$role")")
   local env
   for env in "${envs[@]}"; do args+=(--env "$env"); done
-  docker run "${args[@]}" "$image" "${command[@]}"
+  docker run "${args[@]}" -- "$image" "${command[@]}"
 }
 
 main() {

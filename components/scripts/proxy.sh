@@ -72,7 +72,7 @@ run_proxy() {
     --log-opt max-size=10m --log-opt max-file=3 \
     --publish "$bind:$http_port:80" --publish "$bind:$https_port:443" \
     --volume "$state_volume:$state_dir" --label "quayside.proxy-options=$(options_label)" \
-    "$image" >/dev/null
+    -- "$image" >/dev/null
 }
 
 wait_until_answering() {

@@ -27,7 +27,7 @@ main() {
   password=$(cat)
   [[ -n $password ]] || die "no password on stdin"
   local output
-  output=$(printf '%s' "$password" | docker login "$server" --username "$username" --password-stdin 2>&1) ||
+  output=$(printf '%s' "$password" | docker login --username "$username" --password-stdin -- "$server" 2>&1) ||
     die "docker login to $server as $username failed: ${output##*$'\n'}"
   say "logged in to $server as $username"
 }

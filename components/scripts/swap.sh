@@ -91,7 +91,7 @@ run_container() {
   for volume in "${volumes[@]}"; do args+=(--volume "$volume"); done
   [[ -z $memory ]] || args+=(--memory "$memory")
   [[ -z $cpus ]] || args+=(--cpus "$cpus")
-  docker run --pull never "${args[@]}" "$image" "${cmd[@]}"
+  docker run --pull never "${args[@]}" -- "$image" "${cmd[@]}"
 }
 
 # The wanted image, pulled when Docker has no image of its digest; a failed pull fails the swap.

@@ -40,7 +40,7 @@ def test_the_stack_files_include_staging() -> None:
 
 @pytest.mark.parametrize("stack_file", STACK_FILES)
 def test_each_stack_file_is_valid_config(stack_file: str) -> None:
-    loaded = config.load(as_pulumi_passes_it(merged_config(stack_file)))
+    loaded = load(as_pulumi_passes_it(merged_config(stack_file)))
 
     assert loaded.roles
 
@@ -57,9 +57,7 @@ def test_each_stack_file_sets_every_key_pulumi_yaml_requires(stack_file: str) ->
 
 
 def test_staging_has_prods_roles_on_hostnames_of_its_own_and_a_smaller_server() -> None:
-    prod, staging = (
-        config.load(as_pulumi_passes_it(merged_config(f"Pulumi.{name}.yaml"))) for name in ("prod", "staging")
-    )
+    prod, staging = (load(as_pulumi_passes_it(merged_config(f"Pulumi.{name}.yaml"))) for name in ("prod", "staging"))
     assert list(staging.roles) == list(prod.roles)
     prod_hosts = {host for role in prod.roles.values() for host in role.hosts}
     staging_hosts = {host for role in staging.roles.values() for host in role.hosts}
@@ -68,7 +66,7 @@ def test_staging_has_prods_roles_on_hostnames_of_its_own_and_a_smaller_server() 
 
 
 def test_multi_spreads_prods_roles_over_three_hetzner_servers_on_one_private_network() -> None:
-    prod, multi = (config.load(as_pulumi_passes_it(merged_config(f"Pulumi.{name}.yaml"))) for name in ("prod", "multi"))
+    prod, multi = (load(as_pulumi_passes_it(merged_config(f"Pulumi.{name}.yaml"))) for name in ("prod", "multi"))
     servers = multi.servers_by_name()
 
     assert list(multi.roles) == list(prod.roles)
@@ -101,11 +99,20 @@ def as_pulumi_passes_it(values: dict[str, Any]) -> dict[str, str]:
     return raw | {f"{prefix}{name}": "set by pulumi config set --secret" for name in needed.secret_names()}
 
 
+def load(values: dict[str, str]) -> config.StackConfig:
+    """config.load() of `values`, every key beside the top-level ones stored as a secret (as the README sets them)."""
+    prefix = f"{config.NAMESPACE}:"
+    return config.load(
+        values, secret_keys={key for key in values if key.removeprefix(prefix) not in config.TOP_LEVEL_KEYS}
+    )
+
+
 def readme_prod_secrets() -> list[str]:
-    """The secret keys the README's prod steps set, in order (`pulumi config set --secret KEY ...`)."""
+    """The secret keys the README's prod steps set, in order (`pulumi config set --secret KEY`)."""
     readme = (ROOT / "README.md").read_text()
     steps = readme.split("## Using it on your servers", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^\s*pulumi config set --secret (\S+)", steps, flags=re.MULTILINE)
+    # A command of the code block, its value from a prompt or piped in (printf %s "$X" | pulumi config set ...).
+    return re.findall(r"^ {4}.*?pulumi config set --secret (\S+)", steps, flags=re.MULTILINE)
 
 
 def test_the_readmes_prod_steps_set_exactly_the_secrets_pulumi_prod_yaml_needs() -> None:
@@ -115,7 +122,7 @@ def test_the_readmes_prod_steps_set_exactly_the_secrets_pulumi_prod_yaml_needs()
     raw = {key: value if isinstance(value, str) else json.dumps(value) for key, value in stack.items()}
     secrets = {f"{prefix}{name}": "set as the README says" for name in listed}
 
-    loaded = config.load(raw | secrets)  # an unknown or missing key raises ConfigError naming it
+    loaded = load(raw | secrets)  # an unknown or missing key raises ConfigError naming it
 
     assert sorted(listed) == sorted(loaded.secret_names())
     assert len(listed) == len(set(listed)), "the README sets a secret twice"
