@@ -47,18 +47,32 @@ class KeyFiles:
     known_hosts: Path
 
 
+# What no quayside connection takes from the user's ssh config (~/.ssh/config, /etc/ssh/ssh_config), which stays
+# read for the rest (ProxyJump to a bastion, algorithms): ssh keeps the first value it obtains, and the command line
+# comes first. No agent or X11 forwarding and no port forwarding the config adds (the server could use them), no
+# agent or other identity (this key only), no local command run on connecting.
+HARDENING: Final = (
+    "-o", "ForwardAgent=no", "-o", "ForwardX11=no", "-o", "ForwardX11Trusted=no", "-o", "IdentitiesOnly=yes",
+    "-o", "IdentityAgent=none", "-o", "PermitLocalCommand=no",
+)  # fmt: skip
+
+
 def argv(
     host: str, port: int, user: str, key: Path, known_hosts: Path, command: str, *,
-    tty: bool = False, options: Sequence[str] = (),
+    tty: bool = False, options: Sequence[str] = (), forwards: Sequence[str] = (),
 ) -> list[str]:  # fmt: skip
-    """`ssh` running `command` as user@host with that key only, the host key checked strictly against `known_hosts`;
-    `options` (more `-o` settings, a tunnel's `-N -R ...`) go before the destination."""
+    """`ssh` running `command` as user@host with that key only, the host key checked strictly against `known_hosts`,
+    nothing forwarded (HARDENING); `options` (more `-o` settings, `-N`) go before the destination. Without `forwards` (a
+    tunnel's `-R ...`, which the tests' tunnels use), ClearAllForwardings drops every port forwarding the config adds;
+    it would drop the tunnel's too, so a tunnel keeps the config's. A connection shares no multiplexed master of the
+    user's config (ControlPath=none, unless `options` name a ControlPath first)."""
     return [
-        "ssh", "-i", str(key), "-p", str(port),
-        "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
+        "ssh", "-i", str(key), "-p", str(port), *HARDENING,
+        *(forwards or ("-o", "ClearAllForwardings=yes")),
+        "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
         "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_SECONDS}",
-        *options, "-t" if tty else "-T", f"{user}@{host}", command,
+        *options, "-o", "ControlPath=none", "-t" if tty else "-T", f"{user}@{host}", command,
     ]  # fmt: skip
 
 
