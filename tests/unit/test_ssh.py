@@ -3,12 +3,19 @@ address and port and checked strictly, the private key only in a 0600 file that 
 
 from __future__ import annotations
 
+import signal
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Final
 
+import pytest
+
 from components import ssh
+from tests.support.polling import wait_for
+
+ROOT: Final = Path(__file__).resolve().parents[2]
 
 HOST_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
 PRIVATE_KEY: Final = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n-----END OPENSSH PRIVATE KEY-----"
@@ -121,3 +128,42 @@ def test_the_private_key_is_a_0600_file_in_a_0700_directory_removed_afterwards()
         assert files.key.parent == files.known_hosts.parent == files.directory
 
     assert not files.directory.exists()
+
+
+# A program holding key files, as the quayside command, the image sender and the rollout hold them: it says where
+# they are, then waits on stdin; it ends with the exit status it would end with.
+HOLDER: Final = f"""
+import sys
+from components import ssh
+try:
+    with ssh.key_files(ssh.Endpoint("203.0.113.7", 22, "root", "{HOST_KEY}"), "key", prefix="quayside-test-") as files:
+        print(files.directory, flush=True)
+        sys.stdin.read()
+except ssh.Terminated as terminated:
+    sys.exit(terminated.status)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)]
+)
+def test_the_key_files_are_gone_when_the_program_holding_them_is_terminated_or_interrupted(
+    signal_number: int, status: int
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        directory = Path(holder.stdout.readline().strip())  # the files are written once it says where
+        assert (directory / "key").is_file()
+
+        holder.send_signal(signal_number)
+
+        wait_for("the key files' directory removed", lambda: not directory.exists(), seconds=10)
+        assert holder.wait(timeout=10) == status
+    finally:
+        holder.kill()
+        holder.wait()
