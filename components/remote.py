@@ -17,6 +17,10 @@ from components import defaults
 
 SCRIPTS_DIR: Final = Path(__file__).parent / "scripts"
 
+# The outputs a step keeps secret in state when it gets an env file on stdin and may print what its containers print
+# (a crashed app's log, a migration's output, an env value echoed by the app): its stdin, stdout and stderr.
+SECRET_STREAMS: Final = ["stdin", "stdout", "stderr"]
+
 # Extracts the shipped scripts: the archive arrives base64-encoded on stdin.
 INSTALL_SCRIPT: Final = 'mkdir -p "$1" && base64 -d | tar -xzf - -C "$1"'
 

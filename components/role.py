@@ -148,7 +148,9 @@ class AppRole(pulumi.ComponentResource):
             triggers=[self.version],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[*a.depends_on, *self._image_sent()], additional_secret_outputs=["stdin"]
+                parent=self,
+                depends_on=[*a.depends_on, *self._image_sent()],
+                additional_secret_outputs=commands.SECRET_STREAMS,
             ),
         )
 
@@ -179,7 +181,7 @@ class AppRole(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=waits_for,
-                additional_secret_outputs=["stdin"],
+                additional_secret_outputs=commands.SECRET_STREAMS,
                 # Older swaps hold `triggers: [version]` in state, a replace-on-change input: a replace would run
                 # retire.sh, which removes the role. Their triggers are left as they are.
                 ignore_changes=["triggers"],
@@ -242,8 +244,10 @@ class AppRole(pulumi.ComponentResource):
             create=create,
             stdin=secrets,
             add_previous_output_in_env=False,
-            # The keys and the env file: secret in state (their values are secrets already).
-            opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for, additional_secret_outputs=["stdin"]),
+            # The keys and the env file, and what the swaps printed: secret in state.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=waits_for, additional_secret_outputs=commands.SECRET_STREAMS
+            ),
         )
 
 

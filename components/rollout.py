@@ -407,8 +407,13 @@ def fail(line: str) -> None:
 
 def at_once(items: Sequence[U], work: Callable[[U], T]) -> list[T]:
     """`work` on every item (a server each) side by side; the results in the items' order."""
-    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, len(items)))
+    try:
         return list(pool.map(work, items))
+    finally:
+        # After Ctrl-C or Terminated, no wait for the steps still running: leaving OverSsh ends their shared
+        # connections (and so them), then removes the key files.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def roll(request: Request, run: Runner) -> int:
@@ -607,8 +612,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         say(str(error), stream=sys.stderr)
         return USAGE_ERROR
-    with OverSsh(request) as run:
-        return roll(request, run)
+    try:
+        with OverSsh(request) as run:
+            return roll(request, run)
+    except ssh.Terminated as terminated:
+        fail(f"{PROGRAM}: {request.role}: {terminated}; the servers switched so far stay switched")
+        return terminated.status
 
 
 if __name__ == "__main__":

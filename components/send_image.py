@@ -209,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SendError as error:
             print(f"{PROGRAM}: {error}", file=sys.stderr)
             return 1
+        except ssh.Terminated as terminated:
+            print(f"{PROGRAM}: {terminated}", file=sys.stderr)
+            return terminated.status
     return 0
 
 

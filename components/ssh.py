@@ -1,17 +1,21 @@
 """How the deploying machine reaches a server over SSH, for every caller that runs `ssh` itself (the `quayside`
 command, the image sender, the tests): ssh's argv, the known_hosts line pinning the server's host key, and the
 private key in a 0600 file of a 0700 temporary directory, removed afterwards. The key is passed by path, never on a
-command line. The standard library only: the image sender runs under any python3, the command without Pulumi.
+command line; a SIGTERM or SIGHUP while it exists raises Terminated, so that it goes then too (a SIGKILL leaves it, in
+its 0700 directory). The standard library only: the image sender runs under any python3, the command without Pulumi.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Final
 
 # How long ssh waits for a server to answer before it gives up (ConnectTimeout), and its exit status then, or on any
@@ -47,26 +51,77 @@ class KeyFiles:
     known_hosts: Path
 
 
+# What no quayside connection takes from the user's ssh config (~/.ssh/config, /etc/ssh/ssh_config), which stays
+# read for the rest (ProxyJump to a bastion, algorithms): ssh keeps the first value it obtains, and the command line
+# comes first. No agent or X11 forwarding and no port forwarding the config adds (the server could use them), no
+# agent or other identity (this key only), no local command run on connecting.
+HARDENING: Final = (
+    "-o", "ForwardAgent=no", "-o", "ForwardX11=no", "-o", "ForwardX11Trusted=no", "-o", "IdentitiesOnly=yes",
+    "-o", "IdentityAgent=none", "-o", "PermitLocalCommand=no",
+)  # fmt: skip
+
+
 def argv(
     host: str, port: int, user: str, key: Path, known_hosts: Path, command: str, *,
-    tty: bool = False, options: Sequence[str] = (),
+    tty: bool = False, options: Sequence[str] = (), forwards: Sequence[str] = (),
 ) -> list[str]:  # fmt: skip
-    """`ssh` running `command` as user@host with that key only, the host key checked strictly against `known_hosts`;
-    `options` (more `-o` settings, a tunnel's `-N -R ...`) go before the destination."""
+    """`ssh` running `command` as user@host with that key only, the host key checked strictly against `known_hosts`,
+    nothing forwarded (HARDENING); `options` (more `-o` settings, `-N`) go before the destination. Without `forwards` (a
+    tunnel's `-R ...`, which the tests' tunnels use), ClearAllForwardings drops every port forwarding the config adds;
+    it would drop the tunnel's too, so a tunnel keeps the config's. A connection shares no multiplexed master of the
+    user's config (ControlPath=none, unless `options` name a ControlPath first)."""
     return [
-        "ssh", "-i", str(key), "-p", str(port),
-        "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
+        "ssh", "-i", str(key), "-p", str(port), *HARDENING,
+        *(forwards or ("-o", "ClearAllForwardings=yes")),
+        "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
         "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_SECONDS}",
-        *options, "-t" if tty else "-T", f"{user}@{host}", command,
+        *options, "-o", "ControlPath=none", "-t" if tty else "-T", f"{user}@{host}", command,
     ]  # fmt: skip
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP while key files exist, raised where the program is, as Ctrl-C raises KeyboardInterrupt: the
+    `finally` blocks and `with` exits run, and the key files go. A KeyboardInterrupt, so that a `with Popen` block
+    left by it does not wait for its child to end. `status` is the exit status a program ends with for it."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"{signal.Signals(signal_number).name}: the temporary key files are removed")
+        self.status = 128 + signal_number
+
+
+# The signals whose default ends the process at once, files left behind; SIGINT raises KeyboardInterrupt already.
+TERMINATING: Final = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_terminated(signal_number: int, frame: FrameType | None) -> None:
+    raise Terminated(signal_number)
+
+
+@contextlib.contextmanager
+def terminations_raise() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP raise Terminated. Only where they would end the process at once: a handler the
+    program set, or a signal ignored (nohup), stays; and only the main thread can set a handler (elsewhere, as
+    inside an outer block, the handler of the main thread's block is in place already, or none can be)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    taken = [number for number in TERMINATING if signal.getsignal(number) == signal.SIG_DFL]
+    for number in taken:
+        signal.signal(number, _raise_terminated)
+    try:
+        yield
+    finally:
+        for number in taken:
+            signal.signal(number, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
 def key_files(endpoint: Endpoint, private_key: str, *, prefix: str) -> Iterator[KeyFiles]:
     """The private key and the endpoint's known_hosts line in a fresh 0700 directory, removed with all it holds when
-    the block ends (the caller may keep more scratch files there)."""
-    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+    the block ends, on SIGTERM and SIGHUP too (terminations_raise), and on Ctrl-C (the caller may keep more scratch
+    files there)."""
+    with terminations_raise(), tempfile.TemporaryDirectory(prefix=prefix) as name:
         directory = Path(name)
         os.chmod(directory, 0o700)
         key = directory / "key"

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from components import ssh
 from quayside_cli.commands import audit, backup, details, exec_, logs, maintenance, plan, rollback
 from quayside_cli.errors import QuaysideError
 
@@ -56,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except subprocess.TimeoutExpired as error:
         print(f"quayside: {error.cmd[0]} took longer than {error.timeout:.0f}s and was stopped", file=sys.stderr)
         return 1
+    except ssh.Terminated as terminated:
+        return terminated.status
     except KeyboardInterrupt:
         return 130
     return code

@@ -114,7 +114,9 @@ def container_command(
         ),
         stdin=stdin,
         add_previous_output_in_env=False,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on), additional_secret_outputs=["stdin"]),
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=list(depends_on), additional_secret_outputs=commands.SECRET_STREAMS
+        ),
     )
 
 

@@ -163,7 +163,7 @@ report_failure() {
   {
     echo "accessory failed: $name of $service on $(uname -n): $1"
     echo "last log lines of $container:"
-    docker logs --tail 30 "$container" 2>&1 | sed 's/^/  | /'
+    docker logs --tail 30 "$container" 2>&1 | redact_env "$(env_file "$service" "$(secrets_name)")" | sed 's/^/  | /'
   } >&2
 }
 

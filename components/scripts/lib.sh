@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers the quayside steps share; each step sources this file from its own directory.
-# Nothing here runs on its own, and nothing here reads a secret except write_env_file (from stdin).
+# Nothing here runs on its own, and nothing here reads a secret except write_env_file (from stdin) and redact_env
+# (from an env file, to hide its values).
 
 readonly QUAYSIDE_ROOT=/var/lib/quayside
 # Seconds a step waits for a lock another step holds (components/defaults.py LOCK_WAIT_SECONDS, which the steps'
@@ -113,6 +114,31 @@ write_env_file() {
   cat >"$tmp" || { rm -f "$tmp"; die "could not read the env file from stdin"; }
   chmod 600 "$tmp"
   mv -f "$tmp" "$target"
+}
+
+# redact_env ENV_FILE: copies stdin to stdout with each value of ENV_FILE (KEY=VALUE lines) replaced by
+# `[redacted KEY]`, longest first, so that what an app prints (a crash log, a migration's output) shows no secret.
+# Values under 4 characters stay: they would mangle ordinary words and numbers (`1`, `yes`, `on`). The values never
+# leave this shell: no argv (as sed's or awk's would be), only bash's own literal replacement.
+redact_env() {
+  local line key value i keys=() values=()
+  if [[ -r $1 ]]; then
+    while IFS= read -r line || [[ -n $line ]]; do
+      [[ $line == *=* ]] || continue
+      key=${line%%=*} value=${line#*=}
+      ((${#value} >= 4)) || continue
+      i=${#values[@]}
+      while ((i > 0)) && ((${#values[i - 1]} < ${#value})); do
+        keys[i]=${keys[i - 1]} values[i]=${values[i - 1]}
+        i=$((i - 1))
+      done
+      keys[i]=$key values[i]=$value
+    done <"$1"
+  fi
+  while IFS= read -r line || [[ -n $line ]]; do
+    for i in "${!values[@]}"; do line=${line//"${values[i]}"/"[redacted ${keys[i]}]"}; done
+    printf '%s\n' "$line"
+  done
 }
 
 # One line per event: ISO time, role, version, event, detail.

@@ -51,7 +51,8 @@ main() {
   # A run killed by a timeout may have left its container behind.
   docker rm --force "$name" >/dev/null 2>&1 || true
   local code=0
-  run_migration 2>&1 || code=$?
+  # What the migration prints may hold the env file's values (an app that logs its settings): shown redacted.
+  run_migration 2>&1 | redact_env "$(env_file "$service" "$role")" || code=${PIPESTATUS[0]}
   if ((code == 0)); then
     audit "$service" "$role" "$version" migrate ok
     say "$role $version: migration succeeded"

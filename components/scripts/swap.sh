@@ -215,7 +215,7 @@ fail() {
       echo "container $name: $(inspect_container "$id" \
         '{{.State.Status}}{{if .State.Health}}, health {{.State.Health.Status}}{{end}}, exit code {{.State.ExitCode}}, restarts {{.RestartCount}}')"
       echo "last log lines of $name:"
-      docker logs --tail 30 "$id" 2>&1 | sed 's/^/  | /' || true
+      docker logs --tail 30 "$id" 2>&1 | redact_env "$(env_file "$service" "$role")" | sed 's/^/  | /' || true
     fi
   } >&2
   put_back

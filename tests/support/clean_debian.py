@@ -18,7 +18,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -66,8 +66,11 @@ class CleanDebianServer:
     host_key_file: Path  # the public half of the host key in the user data
     known_hosts: Path
 
-    def ssh_argv(self, user: str, command: str, *options: str) -> list[str]:
-        return ssh.argv("127.0.0.1", self.ssh_port, user, self.client_key, self.known_hosts, command, options=options)
+    def ssh_argv(self, user: str, command: str, *options: str, forwards: Sequence[str] = ()) -> list[str]:
+        return ssh.argv(
+            "127.0.0.1", self.ssh_port, user, self.client_key, self.known_hosts, command,
+            options=options, forwards=forwards,
+        )  # fmt: skip
 
     def run(self, user: str, command: str, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """One command over SSH; never raises on its exit code."""
@@ -82,7 +85,9 @@ class CleanDebianServer:
         server's dockerd pulls from it as from the registry of a real deploy."""
         registry = registry_address()
         port = registry.rsplit(":", 1)[1]
-        argv = self.ssh_argv("root", "", "-N", "-o", "ExitOnForwardFailure=yes", "-R", f"127.0.0.1:{port}:{registry}")
+        argv = self.ssh_argv(
+            "root", "", "-N", "-o", "ExitOnForwardFailure=yes", forwards=["-R", f"127.0.0.1:{port}:{registry}"]
+        )
         tunnel = subprocess.Popen(argv[:-1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # Up once the server's loopback port takes a connection (bash's /dev/tcp), or over when ssh exits.
         listening = f"exec 3<>/dev/tcp/127.0.0.1/{port}"

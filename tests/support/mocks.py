@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 
 class EchoMocks(pulumi.runtime.Mocks):
@@ -33,12 +34,27 @@ class EngineLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, also keeping the resource options that never reach Mocks.new_resource."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        # Each registered resource's type and `additional_secret_outputs`, by its name.
+        self.types: dict[str, str] = {}
+        self.secret_outputs: dict[str, list[str]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method, by its name
+        self.types[request.name] = request.type
+        self.secret_outputs[request.name] = list(request.additionalSecretOutputs)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]  # pulumi.runtime.mocks is untyped
+
+
 @contextlib.contextmanager
-def fresh_mocks(mocks: pulumi.runtime.Mocks, log: EngineLog) -> Iterator[None]:
+def fresh_mocks(mocks: pulumi.runtime.Mocks, log: EngineLog, monitor: RecordingMonitor) -> Iterator[None]:
     """Only these mocks while inside: a new monitor and root stack, nothing registered yet, and no mocks after.
     Mocks are process-wide, so whatever ran before (another module's mocks, an inline program) is dropped."""
     pulumi.runtime.reset_options()
-    pulumi.runtime.set_mocks(mocks, preview=False, logger=log.logger)
+    pulumi.runtime.set_mocks(mocks, preview=False, logger=log.logger, monitor=monitor)
     try:
         yield
     finally:

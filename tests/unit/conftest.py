@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pulumi
 import pytest
 
-from tests.support.mocks import EchoMocks, EngineLog, fresh_mocks
+from tests.support.mocks import EchoMocks, EngineLog, RecordingMonitor, fresh_mocks
 
 
 @pytest.fixture
@@ -23,7 +23,15 @@ def engine_log() -> EngineLog:
     return EngineLog()
 
 
+@pytest.fixture
+def mock_monitor(pulumi_mocks: pulumi.runtime.Mocks) -> RecordingMonitor:
+    """What the program registered, with the resource options the mocks are not shown."""
+    return RecordingMonitor(pulumi_mocks)
+
+
 @pytest.fixture(autouse=True)
-def fresh_pulumi_mocks(pulumi_mocks: pulumi.runtime.Mocks, engine_log: EngineLog) -> Iterator[None]:
-    with fresh_mocks(pulumi_mocks, engine_log):
+def fresh_pulumi_mocks(
+    pulumi_mocks: pulumi.runtime.Mocks, engine_log: EngineLog, mock_monitor: RecordingMonitor
+) -> Iterator[None]:
+    with fresh_mocks(pulumi_mocks, engine_log, mock_monitor):
         yield

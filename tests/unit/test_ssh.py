@@ -3,11 +3,19 @@ address and port and checked strictly, the private key only in a 0600 file that 
 
 from __future__ import annotations
 
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Final
 
+import pytest
+
 from components import ssh
+from tests.support.polling import wait_for
+
+ROOT: Final = Path(__file__).resolve().parents[2]
 
 HOST_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
 PRIVATE_KEY: Final = "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n-----END OPENSSH PRIVATE KEY-----"
@@ -32,8 +40,81 @@ def test_ssh_checks_the_host_key_strictly_against_that_file_only_and_uses_that_k
                    "GlobalKnownHostsFile=/dev/null", "IdentitiesOnly=yes", "BatchMode=yes"):  # fmt: skip
         assert argv[argv.index(option) - 1] == "-o", option
     assert argv[-3:] == ["-T", "deploy@203.0.113.7", "uptime"]
-    tunnel = ssh.argv("127.0.0.1", 22, "root", Path("k"), Path("kh"), "", tty=True, options=["-N", "-R", "1:h:2"])
-    assert tunnel[-6:] == ["-N", "-R", "1:h:2", "-t", "root@127.0.0.1", ""]
+    tunnel = ssh.argv("127.0.0.1", 22, "root", Path("k"), Path("kh"), "", tty=True, options=["-N"])
+    assert tunnel[-6:] == ["-N", "-o", "ControlPath=none", "-t", "root@127.0.0.1", ""]
+
+
+# A user's ssh config that would hand the server the user's agent, X11 display and ports, offer other identities,
+# run a local command, and share a multiplexed connection; its ProxyJump to a bastion is the user's to keep.
+USER_CONFIG: Final = """\
+Host *
+    ForwardAgent yes
+    ForwardX11 yes
+    ForwardX11Trusted yes
+    RemoteForward 127.0.0.1:9999 127.0.0.1:22
+    LocalForward 127.0.0.1:8888 127.0.0.1:80
+    DynamicForward 1080
+    IdentityFile ~/.ssh/id_personal
+    IdentitiesOnly no
+    IdentityAgent /run/user/1000/agent.sock
+    PermitLocalCommand yes
+    LocalCommand touch /tmp/pwned
+    ControlMaster auto
+    ControlPath ~/.ssh/cm-%r@%h:%p
+    ControlPersist 10m
+    ProxyJump bastion.acme.com
+"""
+
+
+def effective_config(argv: list[str], user_config: Path) -> dict[str, list[str]]:
+    """What ssh would use for that argv with `user_config` as the user's config file (`ssh -G`: it connects to
+    nothing), each setting's values by its lower-case name."""
+    given = ["ssh", "-G", "-F", str(user_config), *argv[1:-1]]
+    done = subprocess.run(given, capture_output=True, text=True, timeout=30, check=True)
+    settings: dict[str, list[str]] = {}
+    for line in done.stdout.splitlines():
+        name, _, value = line.partition(" ")
+        settings.setdefault(name, []).append(value)
+    return settings
+
+
+def test_nothing_is_forwarded_and_only_the_given_key_is_offered_whatever_the_users_ssh_config_says(
+    tmp_path: Path,
+) -> None:
+    user_config = tmp_path / "config"
+    user_config.write_text(USER_CONFIG)
+    key = tmp_path / "key"  # ssh leaves out an -i file it cannot read
+    key.write_text(PRIVATE_KEY)
+    argv = ssh.argv("203.0.113.7", 22, "deploy", key, tmp_path / "known_hosts", "uptime")
+
+    used = effective_config(argv, user_config)
+
+    for name, value in {
+        "forwardagent": "no", "forwardx11": "no", "forwardx11trusted": "no", "clearallforwardings": "yes",
+        "identitiesonly": "yes", "identityagent": "none", "permitlocalcommand": "no",
+    }.items():  # fmt: skip
+        assert used[name] == [value], name
+    assert "controlpath" not in used, "ControlPath=none: no multiplexed master of the config's is used or left behind"
+    for forwarding in ("remoteforward", "localforward", "dynamicforward"):
+        assert forwarding not in used, forwarding
+    # The given key is offered; so is a key file the config names (ssh adds them up, nothing clears them), but no
+    # key of an agent.
+    assert str(key) in used["identityfile"]
+    assert used["proxyjump"] == ["bastion.acme.com"], "the user's way to the server stays"
+
+
+def test_a_tunnel_forwards_its_port_and_a_shared_connection_keeps_its_control_path(tmp_path: Path) -> None:
+    user_config = tmp_path / "config"
+    user_config.write_text(USER_CONFIG)
+    tunnel = ssh.argv(
+        "127.0.0.1", 22, "root", Path("k"), Path("kh"), "", options=["-N"], forwards=["-R", "127.0.0.1:5000:h:5000"]
+    )
+    shared = ssh.argv("127.0.0.1", 22, "root", Path("k"), Path("kh"), "", options=["-o", "ControlPath=/tmp/k/c"])
+
+    used = effective_config(tunnel, user_config)
+    assert "[127.0.0.1]:5000 [h]:5000" in used["remoteforward"]
+    assert used["forwardagent"] == ["no"]
+    assert effective_config(shared, user_config)["controlpath"] == ["/tmp/k/c"]
 
 
 def test_the_private_key_is_a_0600_file_in_a_0700_directory_removed_afterwards() -> None:
@@ -47,3 +128,42 @@ def test_the_private_key_is_a_0600_file_in_a_0700_directory_removed_afterwards()
         assert files.key.parent == files.known_hosts.parent == files.directory
 
     assert not files.directory.exists()
+
+
+# A program holding key files, as the quayside command, the image sender and the rollout hold them: it says where
+# they are, then waits on stdin; it ends with the exit status it would end with.
+HOLDER: Final = f"""
+import sys
+from components import ssh
+try:
+    with ssh.key_files(ssh.Endpoint("203.0.113.7", 22, "root", "{HOST_KEY}"), "key", prefix="quayside-test-") as files:
+        print(files.directory, flush=True)
+        sys.stdin.read()
+except ssh.Terminated as terminated:
+    sys.exit(terminated.status)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)]
+)
+def test_the_key_files_are_gone_when_the_program_holding_them_is_terminated_or_interrupted(
+    signal_number: int, status: int
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        directory = Path(holder.stdout.readline().strip())  # the files are written once it says where
+        assert (directory / "key").is_file()
+
+        holder.send_signal(signal_number)
+
+        wait_for("the key files' directory removed", lambda: not directory.exists(), seconds=10)
+        assert holder.wait(timeout=10) == status
+    finally:
+        holder.kill()
+        holder.wait()
