@@ -15,6 +15,7 @@ import urllib.request
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -144,8 +145,12 @@ class AccessoryService:
     # --- backup ---
 
     def backup_config(self, s3: S3Store, bucket: str, **fields: object) -> Backup:
+        """The schedule, unless a test names one, fires half a day from now: a scheduled run (the default
+        @daily is midnight UTC) would back up and prune beside what the test itself does."""
+        now = datetime.now(UTC)
+        away = {"schedule": f"{now.minute} {(now.hour + 12) % 24} * * *"}
         return Backup.model_validate(
-            {"s3": {"bucket": bucket, "endpoint": s3.endpoint}, "host_network": True, **fields}
+            {"s3": {"bucket": bucket, "endpoint": s3.endpoint}, "host_network": True, **away, **fields}
         )
 
     def boot_backup(
