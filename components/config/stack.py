@@ -44,6 +44,12 @@ OWN_SECRETS: Final[Mapping[str, str]] = {
 }
 
 
+# A role's lock and env file are named after it in the service's directory on the server, beside the host step's
+# lock (host-remove.sh) and each accessory's lock and env file (accessory.sh: accessory-NAME): roles keep off those.
+RESERVED_ROLE_NAME: Final = "host"
+RESERVED_ROLE_PREFIX: Final = "accessory-"
+
+
 class Registry(Model):
     server: RegistryHost = Field(description="registry host, e.g. ghcr.io (password: config secret)")
     username: str | None = Field(default=None, description="login name; with it, registry_password is required")
@@ -176,6 +182,11 @@ class StackConfig(Model):
             )
         routes: dict[tuple[str, str], str] = {}
         for name, role in self.roles.items():
+            if name == RESERVED_ROLE_NAME or name.startswith(RESERVED_ROLE_PREFIX):
+                raise ValueError(
+                    f"roles.{name}: quayside names its own parts on the server '{RESERVED_ROLE_NAME}' and "
+                    f"'{RESERVED_ROLE_PREFIX}...': name the role otherwise (web, worker, ...)"
+                )
             for other in role.depends_on:
                 if other not in self.roles or other == name:
                     raise ValueError(f"roles.{name}.depends_on: {other!r} is not another role ({self._role_names()})")

@@ -60,7 +60,7 @@ parse_options() {
     shift
   done
   required --service "$service"; required --name "$name"; required --stop-timeout "$stop_timeout"
-  check_name --service "$service"; check_name --name "$name"; check_number --stop-timeout "$stop_timeout"
+  check_part_name --service "$service"; check_part_name --name "$name"; check_number --stop-timeout "$stop_timeout"
   [[ $action == remove ]] && return 0
   required --image "$image"; required --config-hash "$config_hash"; required --network "$network"
   required --ready-timeout "$ready_timeout"; required --readiness-delay "$readiness_delay"

@@ -19,7 +19,7 @@ parse_options() {
     shift
   done
   required --service "$service"; required --lines "$lines"
-  check_name --service "$service"; check_number --lines "$lines"
+  check_part_name --service "$service"; check_number --lines "$lines"
 }
 
 main() {

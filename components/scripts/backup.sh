@@ -43,7 +43,7 @@ parse_options() {
     required --from "$base"; required --tag "$tag"
     return 0
   fi
-  required --service "$service"; check_name --service "$service"
+  required --service "$service"; check_part_name --service "$service"
   container=$service-backup
   [[ $action != restore ]] || required --backup "$backup"
   [[ -z $backup || $backup == latest || $backup =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] ||

@@ -27,7 +27,7 @@ parse_options() {
     esac
     shift
   done
-  required --service "$service"; check_name --service "$service"
+  required --service "$service"; check_part_name --service "$service"
   required --deploy-user "$deploy_user"; required --swap-mb "$swap_mb"
   [[ $deploy_user =~ ^[a-z_][a-z0-9_-]*$ ]] || die "--deploy-user '$deploy_user' is not a user name"
   check_number --swap-mb "$swap_mb"
@@ -147,7 +147,7 @@ ensure_service_dir() {
     fi
   done
   chmod 700 "$dir"
-  for part in "$QUAYSIDE_ROOT"/*.lock "$dir"/{bin,env,locks,logs,audit.log}; do
+  for part in "$QUAYSIDE_ROOT"/*.lock "$QUAYSIDE_ROOT/routes.d" "$dir"/{bin,env,locks,logs,audit.log}; do
     [[ ! -e $part ]] || chown -R "$deploy_user:" "$part"
   done
 }

@@ -21,7 +21,7 @@ parse_options() {
     shift
   done
   required --service "$service"; required --proxy-name "$proxy_name"
-  check_name --service "$service"; check_name --proxy-name "$proxy_name"
+  check_part_name --service "$service"; check_name --proxy-name "$proxy_name"
 }
 
 # .ID, not .Id: a newer docker CLI falls back to the raw JSON (where a missing .State.Health fails) on .Id.

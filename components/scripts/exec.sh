@@ -31,7 +31,7 @@ parse_options() {
     shift
   done
   required --service "$service"; required --role "$role"; required --proxy-name "$proxy_name"
-  check_name --service "$service"; check_name --role "$role"; check_name --proxy-name "$proxy_name"
+  check_part_name --service "$service"; check_part_name --role "$role"; check_name --proxy-name "$proxy_name"
   ((${#cmd[@]})) || die "give the command after --"
 }
 

@@ -18,7 +18,7 @@ parse_options() {
     esac
     shift
   done
-  required --service "$service"; check_name --service "$service"
+  required --service "$service"; check_part_name --service "$service"
 }
 
 # Names of the containers still attached to the network.

@@ -19,7 +19,7 @@ parse_options() {
     esac
     shift
   done
-  required --service "$service"; check_name --service "$service"
+  required --service "$service"; check_part_name --service "$service"
 }
 
 main() {

@@ -24,7 +24,7 @@ parse_options() {
     shift
   done
   required --service "$service"; required --image-id "$image_id"; required --tag "$tag"
-  check_name --service "$service"
+  check_part_name --service "$service"
   [[ $image_id =~ ^sha256:[0-9a-f]{64}$ ]] || die "--image-id '$image_id' is not sha256:<64 hex>"
   [[ $tag =~ ^[A-Za-z0-9][A-Za-z0-9_./:-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || die "--tag '$tag' is not REPO:TAG"
 }

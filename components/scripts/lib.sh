@@ -25,7 +25,14 @@ required() { [[ -n $2 ]] || die "missing required option $1"; }
 # A toggle (`--proxy` or `--no-proxy`): one of the two is required.
 required_toggle() { [[ -n $2 ]] || die "missing required option $1 or --no-${1#--}"; }
 
-# Names end up in container names and paths: letters, digits, '.', '_' and '-', starting alphanumeric.
+# Service, role and accessory names (components/config/types.py NAME_PATTERN, which tests/unit/test_names.py
+# holds equal): no '_' or '.', so those two can join them into names no two parts share (container_name).
+readonly PART_NAME_PATTERN='^[a-z][a-z0-9]*(-[a-z0-9]+)*$'
+check_part_name() {
+  [[ $2 =~ $PART_NAME_PATTERN ]] ||
+    die "$1 '$2' may hold only lowercase letters and digits, words joined by single dashes, starting with a letter"
+}
+# Other names end up in container names and paths: letters, digits, '.', '_' and '-', starting alphanumeric.
 check_name() {
   [[ $2 =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "$1 '$2' may hold only letters, digits, '.', '_' and '-'"
 }
@@ -151,8 +158,13 @@ audit() {
 
 # --- docker -----------------------------------------------------------------------------------------------
 
-# container_name SERVICE ROLE VERSION: Docker names take no '@', so a pinned version's becomes '_' (web-v1_093c6d79f8b3).
-container_name() { echo "$1-$2-${3//@/_}"; }
+# Names on the server. Service and role names hold dashes but never '_' or '.', so a container named
+# SERVICE_ROLE_VERSION is no other role's or service's; the version comes last, and Docker names take no '@', so a
+# pinned version's becomes '_' (demo_web_v1_093c6d79f8b3). A migration's role part holds a '.', which no role's
+# does. Accessories keep SERVICE-ACCESSORY (apps reach them by that name): the accessory is one of a few dashless
+# words, and no role's container name is dashes only.
+container_name() { echo "$1_$2_${3//@/_}"; }
+migration_container_name() { echo "$1_$2.migrate_${3//@/_}"; }
 
 # The image ID a reference names locally, or nothing.
 image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
@@ -177,7 +189,68 @@ role_containers() {
 
 label_of() { inspect_container "$1" "{{index .Config.Labels \"$2\"}}"; }
 
+# own_volumes SERVICE VOLUME_SPEC...: Docker volumes are the server's, so two services mounting one by name
+# (data:/app/data) would share its files. The first service to mount a named volume makes it, labelled as its
+# own; another service's is refused. One made before volumes were labelled is left shared, with a warning.
+own_volumes() {
+  local service=$1 spec volume owner others
+  shift
+  for spec in "$@"; do
+    volume=${spec%%:*}
+    [[ $volume != /* ]] || continue
+    if ! owner=$(docker volume inspect --format '{{index .Labels "quayside.service"}}' -- "$volume" 2>/dev/null); then
+      docker volume create --label "quayside.service=$service" -- "$volume" >/dev/null
+    elif [[ -z $owner ]]; then
+      others=$(docker ps --all --filter "volume=$volume" --format '{{.Label "quayside.service"}}' |
+        grep -vx -e "$service" -e '' | sort -u | paste -sd, - || true)
+      [[ -z $others ]] || say "WARNING: volume '$volume' is shared with service ${others//,/, } (it was made before quayside labelled volumes)"
+    elif [[ $owner != "$service" ]]; then
+      die "volume '$volume' on $(uname -n) belongs to service '$owner': Docker volumes are the server's, so name" \
+        "this one for service '$service' ($service-$spec)"
+    fi
+  done
+}
+
 # --- kamal-proxy ------------------------------------------------------------------------------------------
+
+# kamal-proxy routes each proxied role as one of its services, named SERVICE-ROLE: a name kamal-proxy keeps across
+# deploys, so it cannot change under a live route (a new name for the same host is refused until the old one goes).
+route_name() { echo "$1-$2"; }
+
+# Two services on one server can ask for one route name (service a-b's role web, service a's role b-web): the first
+# (service, role) to deploy a route claims it in a file under routes.d (a name no service can have), and another
+# that asks for it is refused rather than taking it over. A claim whose role has no container left is stale.
+route_claim_file() { echo "$QUAYSIDE_ROOT/routes.d/$(route_name "$1" "$2")"; }
+
+# claim_route PROXY SERVICE ROLE: claims the role's route, or dies naming whose it is.
+claim_route() {
+  local proxy=$1 service=$2 role=$3 file owner target
+  file=$(route_claim_file "$service" "$role")
+  if [[ ! -s $file ]]; then
+    mkdir -p "${file%/*}"
+    # A route deployed before claims were kept: its owner is whose labels its live container carries.
+    target=$(proxy_target "$proxy" "$(route_name "$service" "$role")" 2>/dev/null || true)
+    [[ -z $target ]] || owner=$(inspect_container "${target%:*}" \
+      '{{index .Config.Labels "quayside.service"}} {{index .Config.Labels "quayside.role"}}')
+    [[ ${owner:-} == [a-z]*' '[a-z]* ]] || owner="$service $role"
+    (set -o noclobber && echo "$owner" >"$file") 2>/dev/null || true
+  fi
+  owner=$(<"$file")
+  [[ $owner != "$service $role" ]] || return 0
+  if [[ -z $(role_containers "${owner% *}" "${owner#* }") ]]; then
+    echo "$service $role" >"$file"
+    return 0
+  fi
+  die "kamal-proxy's route $(route_name "$service" "$role") on $(uname -n) belongs to service '${owner% *}' role" \
+    "'${owner#* }': rename service '$service' or its role '$role' so SERVICE-ROLE differs"
+}
+
+# release_route SERVICE ROLE: drops the role's claim, if it is the role's.
+release_route() {
+  local file
+  file=$(route_claim_file "$1" "$2")
+  [[ ! -f $file || $(<"$file") != "$1 $2" ]] || rm -f "$file"
+}
 
 # The target kamal-proxy routes SERVICE to (e.g. "3f2a9c1d2e4b:80"), or nothing. `kamal-proxy list` prints
 # ANSI-coloured columns: Service Host Path Target State TLS; the target is the first cell ending in :PORT.

@@ -28,10 +28,10 @@ parse_options() {
     shift
   done
   required --service "$service"; required --proxy-name "$proxy_name"
-  check_name --service "$service"; check_name --proxy-name "$proxy_name"
+  check_part_name --service "$service"; check_name --proxy-name "$proxy_name"
   [[ -n $role || -n $accessory ]] || die "give --role or --accessory"
-  [[ -z $role ]] || check_name --role "$role"
-  [[ -z $accessory ]] || check_name --accessory "$accessory"
+  [[ -z $role ]] || check_part_name --role "$role"
+  [[ -z $accessory ]] || check_part_name --accessory "$accessory"
   [[ -z $lines ]] || check_number --lines "$lines"
   [[ -z $since || $since =~ ^[0-9]+[smhd]?$ || $since =~ ^[0-9T:.Z+-]+$ ]] ||
     die "--since '$since' is not a duration like 10m or a time like 2026-11-25T10:00:00Z"

@@ -29,13 +29,14 @@ parse_options() {
   done
   required --service "$service"; required --role "$role"; required --drain-timeout "$drain_timeout"
   required --proxy-name "$proxy_name"
-  check_name --service "$service"; check_name --role "$role"; check_name --proxy-name "$proxy_name"
+  check_part_name --service "$service"; check_part_name --role "$role"; check_name --proxy-name "$proxy_name"
   check_duration --drain-timeout "$drain_timeout"
 }
 
 main() {
   parse_options "$@"
-  local route=$service-$role live version
+  local route live version
+  route=$(route_name "$service" "$role")
   [[ -n $(proxy_target "$proxy_name" "$route" 2>/dev/null || true) ]] ||
     die "$proxy_name has no route $route: role $role does not use the proxy, or is not deployed"
   live=$(live_container "$service" "$role" "$proxy_name")

@@ -27,7 +27,7 @@ parse_options() {
   done
   required --service "$service"; required --role "$role"; required --image "$image"
   required --version "$version"
-  check_name --service "$service"; check_name --role "$role"; check_version --version "$version"
+  check_part_name --service "$service"; check_part_name --role "$role"; check_version --version "$version"
   ((${#command[@]})) || die "missing the migration command after --"
   local env
   for env in "${envs[@]}"; do [[ $env == [A-Za-z_]*=* ]] || die "--env '$env' is not KEY=VALUE"; done
@@ -44,12 +44,16 @@ run_migration() {
 
 main() {
   parse_options "$@"
-  name=$(container_name "$service" "$role" "migrate-$version")
+  name=$(migration_container_name "$service" "$role" "$version")
   lock "$service" "$role"
   write_env_file "$service" "$role"
   pull_if_missing "$image"
-  # A run killed by a timeout may have left its container behind.
-  docker rm --force "$name" >/dev/null 2>&1 || true
+  # A run killed by a timeout may have left its container behind: found by its labels, as the role's lock
+  # keeps any other migration of the role from running now.
+  local leftovers
+  leftovers=$(docker ps --all --quiet --filter "label=quayside.service=$service" --filter "label=quayside.migration=$role")
+  # shellcheck disable=SC2086 # one argument per ID
+  [[ -z $leftovers ]] || docker rm --force $leftovers >/dev/null
   local code=0
   # What the migration prints may hold the env file's values (an app that logs its settings): shown redacted.
   run_migration 2>&1 | redact_env "$(env_file "$service" "$role")" || code=${PIPESTATUS[0]}

@@ -6,7 +6,7 @@
 # the newest running one of a role without the proxy), or nothing.
 live_container() {
   local service=$1 role=$2 proxy=$3 target
-  target=$(proxy_target "$proxy" "$service-$role" 2>/dev/null || true)
+  target=$(proxy_target "$proxy" "$(route_name "$service" "$role")" 2>/dev/null || true)
   if [[ -n $target ]]; then
     inspect_container "${target%:*}" '{{.Id}}' | cut -c1-12
   else

@@ -26,7 +26,7 @@ parse_options() {
   done
   required --service "$service"; required --role "$role"; required --version "$version"
   required_toggle --proxy "$proxy"; required --proxy-name "$proxy_name"
-  check_name --service "$service"; check_name --role "$role"; check_version --version "$version"
+  check_part_name --service "$service"; check_part_name --role "$role"; check_version --version "$version"
   check_name --proxy-name "$proxy_name"
 }
 
@@ -34,9 +34,12 @@ main() {
   parse_options "$@"
   lock "$service" "$role"
   local route=no containers count
-  if [[ $proxy == yes ]] && docker exec "$proxy_name" kamal-proxy remove "$service-$role" >/dev/null 2>&1; then
+  # Only a route this role holds: one claimed by another service's role stays.
+  if [[ $proxy == yes ]] && (claim_route "$proxy_name" "$service" "$role") 2>/dev/null &&
+    docker exec "$proxy_name" kamal-proxy remove "$(route_name "$service" "$role")" >/dev/null 2>&1; then
     route=yes
   fi
+  release_route "$service" "$role"
   containers=$(role_containers "$service" "$role")
   # shellcheck disable=SC2086 # one argument per ID
   [[ -z $containers ]] || docker rm --force $containers >/dev/null

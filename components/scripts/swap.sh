@@ -69,7 +69,7 @@ parse_options() {
     required --health-timeout "$health_timeout"
     check_duration --health-interval "$health_interval"; check_duration --health-timeout "$health_timeout"
   fi
-  check_name --service "$service"; check_name --role "$role"; check_version --version "$version"
+  check_part_name --service "$service"; check_part_name --role "$role"; check_version --version "$version"
   check_name --proxy-name "$proxy_name"; check_name --config-hash "$config_hash"
   check_number --port "$port"; check_number --readiness-delay "$readiness_delay"
   check_number --retain "$retain"; check_number --stop-timeout "$stop_timeout"
@@ -81,7 +81,7 @@ parse_options() {
 # --- the container ----------------------------------------------------------------------------------------
 
 run_container() {
-  local args=(--detach --name "$name" --network "$service" --restart unless-stopped --stop-timeout "$stop_timeout"
+  local args=(--detach --cidfile "$1" --name "$name" --network "$service" --restart unless-stopped --stop-timeout "$stop_timeout"
     --log-opt max-size=10m --log-opt max-file=3
     --label "quayside.service=$service" --label "quayside.role=$role" --label "quayside.version=$version"
     --label "quayside.config=$config_hash" --label "quayside.env-hash=$env_hash"
@@ -98,15 +98,20 @@ run_container() {
 pull_wanted() { pull_if_missing "$image" || fail "could not pull $image"; }
 
 # Boots the new container and sets $id. Most often its image is here already: `docker run` goes first, and a
-# pull (then a second run) happens only when Docker has no image of that digest.
+# pull (then a second run) happens only when Docker has no image of that digest. A run that fails after making
+# its container (a port taken) leaves the ID in the cidfile, so a failure removes only what this run made, never
+# a container that merely had the name.
 boot() {
-  local output
-  output=$(run_container 2>&1) && { id=${output##*$'\n'}; return 0; }
+  local output cidfile
+  cidfile=$(service_dir "$service")/locks/$role.cid
+  rm -f "$cidfile"
+  output=$(run_container "$cidfile" 2>&1) && { id=${output##*$'\n'}; return 0; }
   if [[ $output == *"No such image"* ]]; then
     pull_wanted
-    output=$(run_container 2>&1) && { id=${output##*$'\n'}; return 0; }
+    rm -f "$cidfile"
+    output=$(run_container "$cidfile" 2>&1) && { id=${output##*$'\n'}; return 0; }
   fi
-  id=$name
+  id=$(cat "$cidfile" 2>/dev/null || true)
   fail "${output%%$'\n'*}"
 }
 
@@ -124,7 +129,7 @@ is_live() {
   [[ $proxy == no || $(live_target) == "${id:0:12}:$port" ]]
 }
 
-live_target() { proxy_target "$proxy_name" "$service-$role" 2>/dev/null || true; }
+live_target() { proxy_target "$proxy_name" "$(route_name "$service" "$role")" 2>/dev/null || true; }
 
 # The one read of a new version's hot path, a `docker ps` of the role's containers: the versions running now,
 # for the audit line ("" on a first deploy; two only after an interrupted swap), and the status of a container
@@ -135,6 +140,17 @@ read_role() {
     --format '{{.Names}} {{.State}} {{.Label "quayside.version"}}')
   previous=$(awk '$2 == "running" { print $3 }' <<<"$containers" | sort -u | paste -sd, - | sed 's/,/, /g')
   status=$(awk -v name="$name" '$1 == name { print $2 }' <<<"$containers")
+  [[ -n $status ]] || adopt_by_version "$containers"
+}
+
+# A container of this version under another name (one named by an earlier scheme) takes the name it has now,
+# so a redeploy or rollback finds it as before.
+adopt_by_version() {
+  local found state
+  read -r found state <<<"$(awk -v version="$version" '$3 == version && $1 !~ /_replaced_/ { print $1, $2; exit }' <<<"$1")"
+  [[ -n $found ]] || return 0
+  docker rename "$found" "$name"
+  status=$state
 }
 
 # A container of this version exists: the full comparison, with the image of the wanted digest at hand.
@@ -163,7 +179,7 @@ proxy_deploy() {
   for host in "${hosts[@]}"; do args+=(--host "$host"); done
   for prefix in "${prefixes[@]}"; do args+=(--path-prefix "$prefix"); done
   [[ $tls == no ]] || args+=(--tls)
-  docker exec "$proxy_name" kamal-proxy deploy "$service-$role" "${args[@]}" 2>&1
+  docker exec "$proxy_name" kamal-proxy deploy "$(route_name "$service" "$role")" "${args[@]}" 2>&1
 }
 
 # kamal-proxy checks health as the deploy starts and then every --health-interval, so a first check that comes
@@ -275,7 +291,8 @@ remove_image_unless_in_use() {
 # A role moved off the proxy (proxy: false) keeps no route; dropped before the old container stops.
 drop_route() {
   [[ -n $(live_target) ]] || return 0
-  docker exec "$proxy_name" kamal-proxy remove "$service-$role" >/dev/null
+  docker exec "$proxy_name" kamal-proxy remove "$(route_name "$service" "$role")" >/dev/null
+  release_route "$service" "$role"
   say "$role: route removed from $proxy_name (the role no longer uses the proxy)"
 }
 
@@ -301,6 +318,8 @@ main() {
   parse_options "$@"
   name=$(container_name "$service" "$role" "$version")
   lock "$service" "$role"
+  [[ $proxy == no ]] || claim_route "$proxy_name" "$service" "$role"
+  [[ $retained_only == yes ]] || own_volumes "$service" "${volumes[@]}"
   if [[ $retained_only == no ]]; then write_env_file "$service" "$role"; fi
   [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)

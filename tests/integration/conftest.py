@@ -21,7 +21,7 @@ from components.swap_command import container_options
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port, unique_name
 from tests.support.load import Load, LoadReport
-from tests.support.remote import REMOTE_ROOT, install_scripts, run_script, settle
+from tests.support.remote import REMOTE_ROOT, container_name, install_scripts, run_script, settle
 from tests.support.testbed import TestServer
 
 DAEMON_JSON: Final = Path("/etc/docker/daemon.json")
@@ -128,7 +128,7 @@ class Service:
             connection.close()
 
     def container(self, role: str, version: str) -> str:
-        return f"{self.name}-{role}-{version}"
+        return container_name(self.name, role, version)
 
     def containers(self, role: str) -> dict[str, str]:
         """name → state of the role's containers."""
@@ -158,24 +158,37 @@ class Service:
 
     def remove_everything(self) -> None:
         ids = docker("ps", "--all", "--quiet", "--filter", f"label=quayside.service={self.name}").split()
+        roles = set(docker("ps", "--all", "--filter", f"label=quayside.service={self.name}",
+                           "--format", '{{.Label "quayside.role"}}').split())  # fmt: skip
         docker("rm", "--force", self.proxy, *ids, check=False)
         docker("network", "rm", self.name, self.proxy_network, check=False)
         docker("volume", "rm", self.state_volume, check=False)
         for image in self.extra_images:
             docker("image", "rm", image, check=False)
+        claims = [f"{REMOTE_ROOT}/routes.d/{self.name}-{role}" for role in roles]
         self.server.run(
-            shlex.join(["rm", "-rf", f"{REMOTE_ROOT}/{self.name}", f"{REMOTE_ROOT}/{self.proxy}.lock"]), check=False
+            shlex.join(["rm", "-rf", f"{REMOTE_ROOT}/{self.name}", f"{REMOTE_ROOT}/{self.proxy}.lock", *claims]),
+            check=False,
         )
 
 
-def new_service(server: TestServer, prefix: str = "qs") -> Service:
-    name = unique_name(prefix)
+def new_service(server: TestServer, prefix: str = "qs", *, name: str | None = None) -> Service:
+    name = name or unique_name(prefix)
     service = Service(
         server, name, f"{name}-proxy", f"{name}-proxy-state", free_loopback_port(), free_loopback_port(),
         proxy_network=f"0-{name}-proxy",
     )  # fmt: skip
     install_scripts(server, name)
     return service
+
+
+def share_proxy(owner: Service, guest: Service) -> None:
+    """The guest service joins the owner's proxy, as a second service on the same server does."""
+    assert guest.run("host.sh", "--service", guest.name).returncode == 0
+    guest.proxy, guest.http_port, guest.https_port = owner.proxy, owner.http_port, owner.https_port
+    guest.state_volume, guest.proxy_network = owner.state_volume, owner.proxy_network
+    booted = guest.boot_proxy()
+    assert booted.returncode == 0, booted.stderr
 
 
 def prepare(service: Service) -> None:

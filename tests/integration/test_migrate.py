@@ -21,7 +21,9 @@ def test_a_migration_runs_with_the_role_env_and_its_output_is_shown(service: Ser
     assert done.returncode == 0, done.stdout + done.stderr
     assert "migrated production" in done.stdout
     assert service.audit()[-1].split()[1:] == ["backend", "m1", "migrate", "ok"]
-    assert docker("ps", "--all", "--quiet", "--filter", f"name={service.name}-backend-migrate") == ""
+    left = docker("ps", "--all", "--quiet", "--filter", f"label=quayside.service={service.name}",
+                  "--filter", "label=quayside.migration=backend")  # fmt: skip
+    assert left == ""
 
 
 def test_a_failed_migration_returns_its_exit_code(service: Service) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from components import steps
-from tests.integration.conftest import Service, new_service
+from tests.integration.conftest import Service, new_service, share_proxy
 from tests.support.docker import docker, free_loopback_port
 from tests.support.testbed import TestServer
 
@@ -16,15 +16,6 @@ from tests.support.testbed import TestServer
 def started(service: Service) -> list[str]:
     """The proxy container's ID and start time."""
     return docker("inspect", "--format", "{{.Id}} {{.State.StartedAt}}", service.proxy).split()
-
-
-def share_proxy(owner: Service, guest: Service) -> None:
-    """The guest service joins the owner's proxy, as a second service on the same server does."""
-    assert guest.run("host.sh", "--service", guest.name).returncode == 0
-    guest.proxy, guest.http_port, guest.https_port = owner.proxy, owner.http_port, owner.https_port
-    guest.state_volume, guest.proxy_network = owner.state_volume, owner.proxy_network
-    booted = guest.boot_proxy()
-    assert booted.returncode == 0, booted.stderr
 
 
 def leave_proxy(service: Service) -> subprocess.CompletedProcess[str]:

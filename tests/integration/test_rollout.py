@@ -24,7 +24,7 @@ from components.swap_command import swap_args, swap_timeout
 from tests.support.docker import unique_name
 from tests.support.hosts import SETUP_STEP, HostBed, TestHost
 from tests.support.load import Load, LoadReport
-from tests.support.remote import REMOTE_ROOT, install_scripts, run_script, settle
+from tests.support.remote import REMOTE_ROOT, container_name, install_scripts, run_script, settle
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 ROLE: Final = "web"
@@ -133,7 +133,7 @@ class Fleet:
         return dict(line.split() for line in listing.splitlines())
 
     def container(self, tag: str) -> str:
-        return f"{self.name}-{ROLE}-{tag}"
+        return container_name(self.name, ROLE, tag)
 
     def audit(self, host: TestHost) -> list[str]:
         return host.run(f"cat {REMOTE_ROOT}/{self.name}/audit.log", check=False).stdout.splitlines()

@@ -6,13 +6,17 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.integration.conftest import Service, derived_image
+import pytest
+
+from tests.integration.conftest import Service, derived_image, new_service, prepare, share_proxy
 from tests.support import images
 from tests.support.docker import docker, unique_name
 from tests.support.polling import wait_for
 from tests.support.remote import REMOTE_ROOT
+from tests.support.testbed import TestServer
 
 
 def image_exists(reference: str) -> bool:
@@ -418,3 +422,98 @@ def test_a_fast_rollback_without_a_retained_container_of_that_config_touches_not
         service.container("web", "v1"): "exited",
         service.container("web", "v2"): "running",
     }
+
+
+# --- names: what a swap touches is its role's alone ------------------------------------------------------------
+
+
+def test_a_container_that_only_has_the_name_survives_a_swap_that_cannot_take_it(
+    service: Service, server_hostname: str
+) -> None:
+    service.deploy("web", "v1")
+    stranger = service.container("web", "v2")
+    docker("run", "--detach", "--name", stranger, images.app("v1"))
+
+    failed, report = service.swap_under_load("web", "v2")
+
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(
+        f"swap failed: role web on {server_hostname}: docker: Error response from daemon: "
+        f'Conflict. The container name "/{stranger}" is already in use'
+    ), failed.stderr
+    assert docker("inspect", "--format", "{{.State.Status}}", stranger) == "running"
+    assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
+    docker("rm", "--force", stranger)
+
+
+@pytest.fixture
+def namesake(test_server: TestServer, service: Service) -> Iterator[Service]:
+    """Service `<service>-b` on the same server and kamal-proxy: its role web asks for the route name
+    `<service>-b-web`, as the service's role b-web does."""
+    guest = new_service(test_server, name=f"{service.name}-b")
+    try:
+        share_proxy(service, guest)
+        yield guest
+    finally:
+        guest.remove_everything()
+
+
+def test_a_route_another_services_role_holds_is_refused_and_keeps_serving_it(
+    service: Service, namesake: Service, server_hostname: str
+) -> None:
+    service.deploy("b-web", "v1")
+
+    with service.load("b-web") as load:
+        load.wait_for_requests(50)
+        refused = namesake.swap("web", "v2")
+        load.wait_for_requests(load.report.total + 50)
+
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"swap: kamal-proxy's route {service.name}-b-web on {server_hostname} belongs to service '{service.name}' "
+        f"role 'b-web': rename service '{namesake.name}' or its role 'web' so SERVICE-ROLE differs\n"
+    )
+    assert load.report.failures == [] and set(load.report.versions()) == {"v1"}, load.report.summary()
+    assert namesake.containers("web") == {}
+
+    retired = namesake.retire("web", "v2")
+
+    assert retired.returncode == 0, retired.stderr
+    assert service.get("b-web")[1].split()[0] == "v1"
+
+
+def test_a_container_named_by_the_dashed_scheme_is_found_again_by_its_version(service: Service) -> None:
+    service.deploy("web", "v1")
+    service.deploy("web", "v2")
+    dashed = f"{service.name}-web-v1"
+    docker("rename", service.container("web", "v1"), dashed)
+
+    rolled_back = service.deploy("web", "v1")
+
+    assert "web v1: rollback to" in rolled_back, rolled_back
+    assert service.containers("web") == {
+        service.container("web", "v1"): "running",
+        service.container("web", "v2"): "exited",
+    }
+
+
+def test_a_named_volume_is_its_services_and_another_service_mounting_it_is_refused(
+    service: Service, other_service: Service, server_hostname: str
+) -> None:
+    volume = unique_name("qs-data")
+    try:
+        service.deploy("web", "v1", "--volume", f"{volume}:/data")
+        prepare(other_service)
+
+        refused = other_service.swap("web", "v1", "--volume", f"{volume}:/data")
+
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            f"swap: volume '{volume}' on {server_hostname} belongs to service '{service.name}': Docker volumes are "
+            f"the server's, so name this one for service '{other_service.name}' ({other_service.name}-{volume}:/data)\n"
+        )
+        assert other_service.containers("web") == {}
+        assert docker("volume", "inspect", "--format", '{{index .Labels "quayside.service"}}', volume) == service.name
+    finally:
+        service.remove_everything()
+        docker("volume", "rm", volume, check=False)

@@ -14,6 +14,12 @@ from tests.support.testbed import TestServer
 REMOTE_ROOT: Final = defaults.REMOTE_ROOT
 
 
+def container_name(service: str, role: str, version: str) -> str:
+    """The container a role's version runs as, as lib.sh's container_name names it (tests/unit/test_names.py
+    holds the two equal)."""
+    return f"{service}_{role}_{version.replace('@', '_')}"
+
+
 def install_scripts(server: TestServer, service: str) -> None:
     server.run(remote.install_scripts(service), stdin=remote.scripts_archive(), timeout=60)
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import yaml
 from pulumi import automation as auto
 
+from tests.support import remote
 from tests.support.docker import docker
 from tests.support.load import Load
 from tests.support.pulumi_engine import ROOT, QuaysideProject, secret
@@ -61,8 +62,8 @@ def pinned_version(tag: str) -> str:
 
 
 def container_name(service: str, role: str, tag: str) -> str:
-    """The container a role deploying the demo app's `tag` runs as (Docker names take no '@')."""
-    return f"{service}-{role}-{pinned_version(tag).replace('@', '_')}"
+    """The container a role deploying the demo app's `tag` runs as."""
+    return remote.container_name(service, role, pinned_version(tag))
 
 
 def made_up_digest(image: str) -> str:

@@ -23,10 +23,17 @@ PROMPT_OR_STDIN = '(it prompts; or printf %s "$VALUE" | pulumi config set --secr
 
 
 class Case(NamedTuple):
-    item: str  # the part of issue 23: A secrets, B options, C late failures
+    item: str  # the part of issue 23: A secrets, B options, C late failures, E names
     given: str  # the input, as docs/hardening.md shows it
     mutation: Mutation
     said: str  # the whole line quayside says
+
+
+def renamed_role(old: str, new: str) -> Mutation:
+    def mutate(stack: dict[str, Any]) -> None:
+        stack["roles"][new] = stack["roles"].pop(old)
+
+    return mutate
 
 
 def env(role: str, **keys: Any) -> Mutation:
@@ -134,6 +141,12 @@ CASES: Final = [
          "least (timberio/vector:16)"),
     Case("C", "accessories.postgres.version: latest", set_in("accessories.postgres.version", "latest"),
          "accessories.postgres.version: latest names no version: give Postgres's major version at least (16)"),
+    Case("E", "roles: {host: ...}", renamed_role("web", "host"),
+         "roles.host: quayside names its own parts on the server 'host' and 'accessory-...': name the role otherwise "
+         "(web, worker, ...)"),
+    Case("E", "roles: {accessory-postgres: ...}", renamed_role("web", "accessory-postgres"),
+         "roles.accessory-postgres: quayside names its own parts on the server 'host' and 'accessory-...': name the "
+         "role otherwise (web, worker, ...)"),
 ]  # fmt: skip
 
 
