@@ -1,9 +1,16 @@
 """quayside: load the stack config, wire the components, export the outputs."""
 
+import signal
+import sys
+
 import pulumi
 from pulumi.runtime import config as runtime_config
 
 from components import config, image_pin, stack
+
+# Pulumi's language host interrupts the program (SIGINT) when an update ends early, as a failed deploy ends it: the
+# engine has shown that error already, so the program ends quietly rather than add a KeyboardInterrupt traceback.
+signal.signal(signal.SIGINT, lambda _number, _frame: sys.exit(1))
 
 # Every key of the stack's config (the SDK has no public call for all of them), and those stored as secrets.
 raw_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}

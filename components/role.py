@@ -102,6 +102,11 @@ class AppRole(pulumi.ComponentResource):
             {"urls": self.urls, "version": self.version, "image": self.image_ref, "servers": self.servers}
         )
 
+    def once_deployed(self, value: pulumi.Output[str]) -> pulumi.Output[str]:
+        """`value` once the role's deploy succeeds. A deploy that fails resolves nothing, so the stack's outputs are
+        not registered and keep those of the last `pulumi up` that succeeded: what the servers serve."""
+        return pulumi.Output.all(self.deployed.id, value).apply(lambda settled: str(settled[1]))
+
     def _image(self, name: str) -> pulumi.Output[str]:
         spec = self._args.role.image
         if self._args.local_image_id is not None:

@@ -81,8 +81,8 @@ class Deployment:
             "roles": {
                 name: {
                     "urls": role.urls,
-                    "version": role.version,
-                    "image": role.image_ref,
+                    "version": role.once_deployed(role.version),
+                    "image": role.once_deployed(role.image_ref),
                     **({"servers": role.servers} if self.several else {}),
                 }
                 for name, role in self.roles.items()

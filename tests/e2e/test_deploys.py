@@ -117,12 +117,15 @@ def test_a_failed_health_check_fails_up_clearly_and_the_old_version_keeps_servin
     demo: DemoStack, server_hostname: str
 ) -> None:
     deployed = demo.snapshot()
+    serving = demo.stack().outputs()["roles"].value["web"]
     demo.roles["web"]["image"] = NEVER_HEALTHY
     demo.roles["web"]["deploy_timeout"] = "5s"
 
     message, report = failed_up_under_load(demo, "web")
 
     assert f"swap failed: role web on {server_hostname}:" in message
+    assert "Traceback" not in message and "KeyboardInterrupt" not in message, message
+    assert demo.stack().outputs()["roles"].value["web"] == serving, "the outputs name what serves"
     assert "(health path /up)" in message
     assert f"last log lines of {container_name(demo.service, 'web', 'never-healthy')}:" in message
     assert "app never-healthy: listening on :80 (healthy: no" in message
@@ -362,7 +365,7 @@ def test_an_ssh_connection_cut_mid_swap_drops_no_request_and_the_next_up_converg
         while not cut and time.monotonic() < deadline:
             # Running, the new container waits out its start delay: the swap polls its health over SSH.
             booted = service_containers(
-                demo.service, "--filter", f"name={demo.service}-web-slow-start", "--filter", "status=running"
+                demo.service, "--filter", f"name={demo.service}_web_slow-start", "--filter", "status=running"
             )
             if booted:
                 cut.extend(sshd_sessions())

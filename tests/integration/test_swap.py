@@ -285,8 +285,8 @@ def test_a_slow_migration_of_one_role_does_not_delay_another_roles_swap(service:
         target=lambda: migration.append(service.migrate("backend", images.app("v1"), "v1", *slow))
     )
     migrating.start()
-    container = f"name=^{service.name}-backend-migrate"
-    wait_for("backend's migration running", lambda: docker("ps", "--quiet", "--filter", container) != "", seconds=30)
+    migrations = ("--filter", f"label=quayside.service={service.name}", "--filter", "label=quayside.migration=backend")
+    wait_for("backend's migration running", lambda: docker("ps", "--quiet", *migrations) != "", seconds=30)
     swapped = service.swap("web", "v2")
     migration_still_running = migrating.is_alive()
     migrating.join(timeout=60)
@@ -373,7 +373,9 @@ def test_bad_options_are_named_in_one_line(service: Service) -> None:
     bad_timeout = service.swap("web", "v1", "--deploy-timeout", "soon")
     assert bad_timeout.stderr.strip() == "swap: --deploy-timeout 'soon' is not a duration like 500ms, 30s or 2m"
     bad_name = service.run("swap.sh", *service.swap_args("web", images.app("v1"), "v1")[2:], "--service", "../etc")
-    assert bad_name.stderr.strip().startswith("swap: --service '../etc' may hold only letters"), bad_name.stderr
+    assert bad_name.stderr.strip().startswith("swap: --service '../etc' may hold only lowercase letters"), (
+        bad_name.stderr
+    )
 
 
 # --- the fast switch of a rollback (scripts/rollback): --retained-only ----------------------------------------

@@ -146,6 +146,13 @@ except KeyboardInterrupt:
 """
 
 
+def signals_as_a_terminal_starts_them() -> None:
+    """The holder's signals at their defaults, as a shell at a terminal starts a program: a test run in the
+    background (`nohup`, `&`) would pass them on ignored, and an ignored signal rightly stays ignored."""
+    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(number, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     ("signal_number", "status"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)]
 )
@@ -153,8 +160,9 @@ def test_the_key_files_are_gone_when_the_program_holding_them_is_terminated_or_i
     signal_number: int, status: int
 ) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+        [sys.executable, "-c", HOLDER], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        preexec_fn=signals_as_a_terminal_starts_them,
+    )  # fmt: skip
     try:
         assert holder.stdout is not None
         directory = Path(holder.stdout.readline().strip())  # the files are written once it says where
