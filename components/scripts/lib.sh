@@ -91,10 +91,10 @@ lock() {
   lock_note ''
 }
 
-# lock_note [WHAT]: the holder's line in the lock file, which a waiting step prints: this step, its pid, since
-# when, and what it does now.
+# lock_note [WHAT]: the holder's line in the lock file, which a waiting step prints: this step, its pid (a
+# background part's own), since when, and what it does now.
 lock_note() {
-  printf '%s (pid %s) since %s%s\n' "$STEP" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${1:+: $1}" >"$LOCK_FILE"
+  printf '%s (pid %s) since %s%s\n' "$STEP" "$BASHPID" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${1:+: $1}" >"$LOCK_FILE"
 }
 
 # The server's images lock: held shared by whoever is between pulling an image and running a container of it, of

@@ -258,11 +258,44 @@ interrupted() {
 
 # --- after the switch -------------------------------------------------------------------------------------
 
+# What the lock file says while the containers the switch drained are stopping, before their IDs: a rollback
+# reads it (preempt_stopping).
+readonly STOPPING_NOTE="stopping, drained already:"
+
 stop_others() {
-  local other
+  local other others=()
   for other in $(role_containers "$service" "$role" --filter status=running --filter status=restarting); do
-    [[ $other == "${id:0:12}" ]] || docker stop "$other" >/dev/null
+    [[ $other == "${id:0:12}" ]] || others+=("$other")
   done
+  ((${#others[@]})) || return 0
+  lock_note "$STOPPING_NOTE ${others[*]}"
+  for other in "${others[@]}"; do docker stop "$other" >/dev/null; done
+}
+
+# A rollback does not wait out the last swap's stop of what it replaced (an app that ignores SIGTERM stops only at
+# its stop_timeout): those containers were drained at the switch, so it ends the stopper (its pruning waits for
+# the next swap) and kills them, which ends their stop at once; the lock is free as soon as `docker stop` returns.
+# Any other holder (a deploy, a migration) is waited for.
+preempt_stopping() {
+  local file holder pid ids
+  file=$(service_dir "$service")/locks/$role.lock
+  [[ -f $file ]] || return 0
+  exec 6<>"$file"
+  if flock -n 6; then
+    exec 6>&-
+    return 0
+  fi
+  exec 6>&-
+  holder=$(head -n 1 "$file" 2>/dev/null || true)
+  [[ $holder == *": $STOPPING_NOTE "* ]] || return 0
+  ids=${holder##*"$STOPPING_NOTE "}
+  [[ $ids =~ ^[0-9a-f]{12}( [0-9a-f]{12})*$ ]] || return 0
+  pid=${holder#*"(pid "}
+  pid=${pid%%)*}
+  if [[ $pid =~ ^[0-9]+$ ]] && grep -qa swap.sh "/proc/$pid/cmdline" 2>/dev/null; then kill "$pid" 2>/dev/null || true; fi
+  # shellcheck disable=SC2086 # one argument per ID
+  docker kill $ids >/dev/null 2>&1 || true
+  say "$role: the stop of $ids (drained already) ended for this rollback"
 }
 
 # Keeps the newest $retain stopped containers of the role (by when they stopped); removes the rest and
@@ -317,6 +350,7 @@ main() {
   started=$(now_ms)
   parse_options "$@"
   name=$(container_name "$service" "$role" "$version")
+  [[ $retained_only == no ]] || preempt_stopping
   lock "$service" "$role"
   [[ $proxy == no ]] || claim_route "$proxy_name" "$service" "$role"
   [[ $retained_only == yes ]] || own_volumes "$service" "${volumes[@]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import threading
 import time
@@ -15,7 +16,7 @@ from tests.integration.conftest import Service, derived_image, new_service, prep
 from tests.support import images
 from tests.support.docker import docker, unique_name
 from tests.support.polling import wait_for
-from tests.support.remote import REMOTE_ROOT
+from tests.support.remote import REMOTE_ROOT, run_script
 from tests.support.testbed import TestServer
 
 
@@ -424,6 +425,34 @@ def test_a_fast_rollback_without_a_retained_container_of_that_config_touches_not
         service.container("web", "v1"): "exited",
         service.container("web", "v2"): "running",
     }
+
+
+def test_a_fast_rollback_ends_a_slow_stop_of_the_version_it_goes_back_to_instead_of_waiting(service: Service) -> None:
+    # An app that ignores SIGTERM stops at its stop_timeout: 600 s, longer than any lock wait.
+    slow_stop = ("--stop-timeout", "600")
+    service.deploy("web", "noterm-v1", *slow_stop)
+    to_v2 = service.swap_args("web", images.app("noterm-v2"), "noterm-v2", *slow_stop)
+    swapped = run_script(service.server, service.name, "swap.sh", to_v2)
+    assert swapped.returncode == 0, swapped.stderr
+    stopping = "stopping, drained already:"
+    wait_for("v2's swap stopping v1 in the background", lambda: stopping in lock_holder(service, "web"), seconds=30)
+
+    with service.load("web") as load:
+        load.wait_for_requests(100)
+        back = service.swap_args("web", images.app("noterm-v1"), "noterm-v1", *slow_stop, "--retained-only")
+        rolled_back = run_script(service.server, service.name, "swap.sh", back, timeout_seconds=120)
+        load.wait_for_requests(load.report.total + 100)
+
+    assert rolled_back.returncode == 0, rolled_back.stdout + rolled_back.stderr
+    assert "(drained already) ended for this rollback" in rolled_back.stdout, rolled_back.stdout
+    assert "web noterm-v1: rollback to" in rolled_back.stdout, rolled_back.stdout
+    assert load.report.failures == [], load.report.summary()
+    assert load.report.version_sequence() == ["noterm-v2", "noterm-v1"], load.report.summary()
+
+
+def lock_holder(service: Service, role: str) -> str:
+    done = service.server.run(shlex.join(["cat", f"{REMOTE_ROOT}/{service.name}/locks/{role}.lock"]), check=False)
+    return done.stdout
 
 
 # --- names: what a swap touches is its role's alone ------------------------------------------------------------
