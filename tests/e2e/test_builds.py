@@ -21,6 +21,7 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
+from tests.support import remote
 from tests.support.docker import docker, free_loopback_port
 from tests.support.polling import wait_for
 from tests.support.stacks import (
@@ -119,7 +120,7 @@ def test_a_one_file_change_in_one_context_rebuilds_and_redeploys_that_role_only_
     running = [name for name, state in container_states(built.service, "web").items() if state == "running"]
     digest = result.outputs["roles"].value["web"]["image"]
     assert digest.startswith(f"{registry_address()}/{built.service}-web@sha256:"), digest
-    assert running == [f"{built.service}-web-{digest.split('@sha256:')[1][:12]}"]
+    assert running == [remote.container_name(built.service, "web", digest.split("@sha256:")[1][:12])]
     print(f"rebuild of web: {report.summary()}")
 
 

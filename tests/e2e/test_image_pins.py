@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
+from tests.support import remote
 from tests.support.docker import docker
 from tests.support.images import app
 from tests.support.stacks import DemoStack, Events, container_states, proxy_routes, service_containers, unique_service
@@ -116,13 +117,13 @@ def test_a_re_pushed_tag_redeploys_only_its_role_under_load_and_the_server_runs_
     assert load.report.failures == [] and load.report.version_sequence() == ["first", "second"], load.report.summary()
     assert result.outputs["roles"].value["web"]["version"] == f"live@{new_digest[7:19]}"
     live = web_container(demo)
-    assert live["name"] == f"{demo.service}-web-live_{new_digest[7:19]}"
+    assert live["name"] == remote.container_name(demo.service, "web", f"live@{new_digest[7:19]}")
     assert live["image"] == f"{repository.name}:live@{new_digest}"
     assert f"{repository.name}@{new_digest}" in live["repo_digests"].split(), live
     # The replaced version stays for rollback, and so does its image.
     assert container_states(demo.service, "web") == {
-        f"{demo.service}-web-live_{old_digest[7:19]}": "exited",
-        f"{demo.service}-web-live_{new_digest[7:19]}": "running",
+        remote.container_name(demo.service, "web", f"live@{old_digest[7:19]}"): "exited",
+        remote.container_name(demo.service, "web", f"live@{new_digest[7:19]}"): "running",
     }
     assert repository.on_server() == {old_digest, new_digest}
 
@@ -146,7 +147,7 @@ def test_a_pinned_version_keeps_its_name_and_a_re_pushed_tag_still_reaches_the_s
     assert "web already live" not in result.stdout
     assert load.report.failures == [] and load.report.version_sequence() == ["first", "second"], load.report.summary()
     live = web_container(demo)
-    assert live["name"] == f"{demo.service}-web-release"
+    assert live["name"] == remote.container_name(demo.service, "web", "release")
     assert live["image"] == f"{repository.name}:live@{new_digest}"
 
 

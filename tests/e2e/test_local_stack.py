@@ -82,7 +82,7 @@ def test_the_backend_migration_ran_once_and_left_no_container(deployed: Deployed
     migrations = [line.split(" ", 1)[1] for line in deployed.audit() if " migrate " in line]
     assert migrations == [f"backend {pinned_version('v2')} migrate ok"]
     names = docker("ps", "--all", "--format", "{{.Names}}").split()
-    assert [name for name in names if name.startswith(f"{SERVICE}-backend-migrate")] == []
+    assert [name for name in names if name.startswith(f"{SERVICE}_backend.migrate_")] == []
 
 
 def test_a_second_up_changes_nothing_and_keeps_every_container(deployed: Deployed) -> None:
