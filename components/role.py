@@ -23,7 +23,7 @@ from pulumi_command import local, remote
 from components import config, defaults, image_build, rollout, steps
 from components import remote as commands
 from components.image_transfer import ImageTransfer, ImageTransferArgs
-from components.swap_command import swap_args, swap_timeout, version_of
+from components.swap_command import lock_wait, swap_args, swap_timeout, version_of
 
 
 @dataclass
@@ -50,16 +50,18 @@ class AppRoleArgs:
 
 def retire_args(service: str, name: str, role: config.Role, version: str) -> list[str]:
     return steps.RETIRE.argv(
-        service=service, role=name, version=version, proxy=role.proxy, proxy_name=defaults.PROXY_CONTAINER
-    )
+        service=service, role=name, version=version, proxy=role.proxy, proxy_name=defaults.PROXY_CONTAINER,
+        lock_wait=lock_wait(role),
+    )  # fmt: skip
 
 
 def migrate_args(service: str, name: str, role: config.Role, image_ref: str, version: str) -> list[str]:
     assert role.migrate is not None
     env = [f"{key}={value}" for key, value in sorted(role.env.clear.items())]
     return steps.MIGRATE.argv(
-        service=service, role=name, image=image_ref, version=version, env=env, command=role.migrate
-    )
+        service=service, role=name, image=image_ref, version=version, env=env, command=role.migrate,
+        lock_wait=lock_wait(role),
+    )  # fmt: skip
 
 
 def env_file(values: dict[str, str]) -> str:

@@ -282,7 +282,7 @@ def back_args(swap_argv: Sequence[str], to: Live, *, retained_only: bool) -> lis
 def retire_args(swap_argv: Sequence[str]) -> list[str]:
     """retire.sh's arguments for the role a rollout put on a server that ran none of it."""
     swap = steps.SWAP.parse(swap_argv)
-    keys = ("service", "role", "version", "proxy", "proxy_name")
+    keys = ("service", "role", "version", "proxy", "proxy_name", "lock_wait")
     return steps.RETIRE.argv(**{key: swap[key] for key in keys})
 
 

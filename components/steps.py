@@ -39,6 +39,8 @@ class Option:
     words: str | None = None
     # It says which step runs (the service, the role...), not how: a plan does not list it as a change.
     names_step: bool = False
+    # It tunes the step itself (how long it waits for its lock), not what the step makes: nor is it a change.
+    tunes_step: bool = False
 
     @property
     def key(self) -> str:
@@ -175,6 +177,7 @@ def _switch(flag: str) -> Option:
 
 
 SERVICE: Final = _naming("service")
+LOCK_WAIT: Final = Option("lock-wait", required=True, tunes_step=True)
 PROXY_NAME: Final = _naming("proxy-name")
 
 SWAP: Final = Script(
@@ -204,16 +207,20 @@ SWAP: Final = Script(
         Option("cpus"),
         PROXY_NAME,
         _switch("retained-only"),
+        LOCK_WAIT,
         _list("cmd"),
     ),
 )
 RETIRE: Final = Script(
     "retire.sh",
-    (SERVICE, _naming("role"), _naming("version"), Option("proxy", Kind.TOGGLE, required=True), PROXY_NAME),
-)
+    (
+        SERVICE, _naming("role"), _naming("version"), Option("proxy", Kind.TOGGLE, required=True), PROXY_NAME,
+        LOCK_WAIT,
+    ),
+)  # fmt: skip
 MIGRATE: Final = Script(
     "migrate.sh",
-    (SERVICE, _naming("role"), _required("image"), _naming("version"), _list("env")),
+    (SERVICE, _naming("role"), _required("image"), _naming("version"), _list("env"), LOCK_WAIT),
     command=True,
 )
 ACCESSORY: Final = Script(

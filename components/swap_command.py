@@ -45,6 +45,7 @@ def swap_args(
     return steps.SWAP.argv(
         service=service, role=name, image=image_ref, version=version,
         config_hash=config_hash(steps.SWAP.words(options)), **options, retained_only=retained_only,
+        lock_wait=lock_wait(role),
     )  # fmt: skip
 
 
@@ -78,9 +79,21 @@ def config_hash(options: list[str]) -> str:
     return hashlib.sha256(json.dumps(options).encode()).hexdigest()[:16]
 
 
-def swap_timeout(role: config.Role) -> int:
+def role_work(role: config.Role) -> int:
+    """The longest a swap of the role holds its lock: a pull, the deploy, the drain, the readiness delay, and the
+    stop of what it replaced (swap.sh stops those all at once, in the background, still holding the lock)."""
     waits = (
         commands.seconds(role.deploy_timeout) + commands.seconds(role.drain_timeout) + role.readiness_delay
         + role.stop_timeout
     )  # fmt: skip
-    return defaults.LOCK_WAIT_SECONDS + PULL_SECONDS + waits + defaults.STEP_SLACK_SECONDS
+    return PULL_SECONDS + waits + defaults.STEP_SLACK_SECONDS
+
+
+def lock_wait(role: config.Role) -> int:
+    """How long a step of the role (a swap, a migration, its retire) waits for the role's lock: never shorter than
+    a swap of it may hold the lock, and never shorter than the server's usual wait."""
+    return max(defaults.LOCK_WAIT_SECONDS, role_work(role))
+
+
+def swap_timeout(role: config.Role) -> int:
+    return lock_wait(role) + role_work(role)

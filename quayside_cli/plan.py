@@ -200,14 +200,14 @@ def option_changes(
     old: dict[str, list[str]] | None, new: dict[str, list[str]] | None, script: steps.Script | None
 ) -> list[str]:
     """Each changed option of a script in the words its declaration gives: env variables and settings by name only;
-    options that name the step are no change."""
+    options that name or tune the step are no change."""
     if old is None or new is None or script is None:
         return []
     words: list[str] = []
     for flag in dict.fromkeys([*new, *old]):
         was, now = old.get(flag, []), new.get(flag, [])
         option = declared(script, f"--{flag}") if flag else None
-        if not flag or (option is not None and option.names_step) or was == now:
+        if not flag or (option is not None and (option.names_step or option.tunes_step)) or was == now:
             continue
         said = option.said if option is not None else flag.replace("-", " ")
         if option is not None and option.kind is steps.Kind.TOGGLE:

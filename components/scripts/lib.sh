@@ -73,11 +73,12 @@ now_ms() {
 service_dir() { echo "$QUAYSIDE_ROOT/$1"; }
 env_file() { echo "$QUAYSIDE_ROOT/$1/env/$2.env"; }
 
-# lock SERVICE PART: holds the lock of one part of the service (a role, an accessory, the host) on fd 9 until the
-# script exits, and whatever it hands fd 9 to. Two steps of the same part never interleave; steps of different
-# parts do not wait for each other. A wait says who holds the lock and since when.
+# lock SERVICE PART [SECONDS]: holds the lock of one part of the service (a role, an accessory, the host) on fd 9
+# until the script exits, and whatever it hands fd 9 to. Two steps of the same part never interleave; steps of
+# different parts do not wait for each other. A wait (SECONDS, a role's --lock-wait, else LOCK_WAIT_SECONDS) says
+# who holds the lock and since when.
 lock() {
-  local service=$1 part=$2 dir holder
+  local service=$1 part=$2 wait=${3:-$LOCK_WAIT_SECONDS} dir holder
   dir=$(service_dir "$service")/locks
   mkdir -p "$dir"
   LOCK_FILE=$dir/$part.lock
@@ -85,8 +86,7 @@ lock() {
   if ! flock -n 9; then
     holder=$(head -n 1 "$LOCK_FILE" 2>/dev/null || true)
     say "waiting for the lock of $service $part: ${holder:-held}"
-    flock -w "$LOCK_WAIT_SECONDS" 9 ||
-      die "$service $part is still locked after ${LOCK_WAIT_SECONDS}s by ${holder:-another step}"
+    flock -w "$wait" 9 || die "$service $part is still locked after ${wait}s by ${holder:-another step}"
   fi
   lock_note ''
 }

@@ -2,14 +2,14 @@
 # migrate: run a role's migration as a one-off container of its new image, in the foreground, before the
 # swap. Prints the migration's output; exits with its exit code.
 #
-#   migrate.sh --service S --role R --image IMG --version V [--env K=V]... -- COMMAND [ARG]...
+#   migrate.sh --service S --role R --image IMG --version V [--env K=V]... --lock-wait SECONDS -- COMMAND [ARG]...
 #   (components/steps.py MIGRATE)
 #   stdin: the role's secret env file (KEY=VALUE lines, may be empty)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' role='' image='' version=''
+service='' role='' image='' version='' lock_wait=''
 envs=() command=()
 
 parse_options() {
@@ -19,6 +19,7 @@ parse_options() {
       --role) need_value "$@"; role=$2; shift ;;
       --image) need_value "$@"; image=$2; shift ;;
       --version) need_value "$@"; version=$2; shift ;;
+      --lock-wait) need_value "$@"; lock_wait=$2; shift ;;
       --env) need_value "$@"; envs+=("$2"); shift ;;
       --) shift; command=("$@"); break ;;
       *) die "unknown option $1" ;;
@@ -26,7 +27,7 @@ parse_options() {
     shift
   done
   required --service "$service"; required --role "$role"; required --image "$image"
-  required --version "$version"
+  required --version "$version"; required --lock-wait "$lock_wait"; check_number --lock-wait "$lock_wait"
   check_part_name --service "$service"; check_part_name --role "$role"; check_version --version "$version"
   ((${#command[@]})) || die "missing the migration command after --"
   local env
@@ -45,7 +46,7 @@ run_migration() {
 main() {
   parse_options "$@"
   name=$(migration_container_name "$service" "$role" "$version")
-  lock "$service" "$role"
+  lock "$service" "$role" "$lock_wait"
   write_env_file "$service" "$role"
   pull_if_missing "$image"
   # A run killed by a timeout may have left its container behind: found by its labels, as the role's lock

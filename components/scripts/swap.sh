@@ -13,7 +13,7 @@
 #
 #   swap.sh --service S --role R --image IMG --version V --config-hash H --port N (--proxy | --no-proxy) [--tls]
 #     [--host H]... [--path-prefix P]... [--health-path P --health-interval D --health-timeout D] (with --proxy)
-#     --deploy-timeout D --drain-timeout D --readiness-delay N --retain N --stop-timeout N
+#     --deploy-timeout D --drain-timeout D --readiness-delay N --retain N --stop-timeout N --lock-wait SECONDS
 #     [--env K=V]... [--volume SPEC]... [--memory 512m] [--cpus 0.5] --proxy-name P [--retained-only] [--cmd ARG]...
 #   (components/steps.py SWAP; components/swap_command.py sends each option)
 #   stdin: the role's secret env file (KEY=VALUE lines, may be empty); not read with --retained-only
@@ -23,7 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 service='' role='' image='' version='' config_hash='' port='' proxy='' tls=no
 health_path='' health_interval='' health_timeout='' deploy_timeout='' drain_timeout=''
-readiness_delay='' retain='' stop_timeout='' memory='' cpus='' proxy_name='' retained_only=no
+readiness_delay='' retain='' stop_timeout='' memory='' cpus='' proxy_name='' retained_only=no lock_wait=''
 hosts=() prefixes=() envs=() volumes=() cmd=()
 
 parse_options() {
@@ -54,6 +54,7 @@ parse_options() {
       --cpus) need_value "$@"; cpus=$2; shift ;;
       --proxy-name) need_value "$@"; proxy_name=$2; shift ;;
       --retained-only) retained_only=yes ;;
+      --lock-wait) need_value "$@"; lock_wait=$2; shift ;;
       --cmd) need_value "$@"; cmd+=("$2"); shift ;;
       *) die "unknown option $1" ;;
     esac
@@ -64,6 +65,7 @@ parse_options() {
   required_toggle --proxy "$proxy"; required --deploy-timeout "$deploy_timeout"
   required --drain-timeout "$drain_timeout"; required --readiness-delay "$readiness_delay"
   required --retain "$retain"; required --stop-timeout "$stop_timeout"; required --proxy-name "$proxy_name"
+  required --lock-wait "$lock_wait"
   if [[ $proxy == yes ]]; then
     required --health-path "$health_path"; required --health-interval "$health_interval"
     required --health-timeout "$health_timeout"
@@ -72,7 +74,7 @@ parse_options() {
   check_part_name --service "$service"; check_part_name --role "$role"; check_version --version "$version"
   check_name --proxy-name "$proxy_name"; check_name --config-hash "$config_hash"
   check_number --port "$port"; check_number --readiness-delay "$readiness_delay"
-  check_number --retain "$retain"; check_number --stop-timeout "$stop_timeout"
+  check_number --retain "$retain"; check_number --stop-timeout "$stop_timeout"; check_number --lock-wait "$lock_wait"
   check_duration --deploy-timeout "$deploy_timeout"; check_duration --drain-timeout "$drain_timeout"
   local env
   for env in "${envs[@]}"; do [[ $env == [A-Za-z_]*=* ]] || die "--env '$env' is not KEY=VALUE"; done
@@ -269,7 +271,8 @@ stop_others() {
   done
   ((${#others[@]})) || return 0
   lock_note "$STOPPING_NOTE ${others[*]}"
-  for other in "${others[@]}"; do docker stop "$other" >/dev/null; done
+  # All at once: the lock is held for one stop_timeout at most (role_work in components/swap_command.py).
+  docker stop "${others[@]}" >/dev/null
 }
 
 # A rollback does not wait out the last swap's stop of what it replaced (an app that ignores SIGTERM stops only at
@@ -351,7 +354,7 @@ main() {
   parse_options "$@"
   name=$(container_name "$service" "$role" "$version")
   [[ $retained_only == no ]] || preempt_stopping
-  lock "$service" "$role"
+  lock "$service" "$role" "$lock_wait"
   [[ $proxy == no ]] || claim_route "$proxy_name" "$service" "$role"
   [[ $retained_only == yes ]] || own_volumes "$service" "${volumes[@]}"
   if [[ $retained_only == no ]]; then write_env_file "$service" "$role"; fi

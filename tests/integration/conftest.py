@@ -66,7 +66,11 @@ class Service:
 
     def swap_args(self, role: str, image: str, version: str, *extra: str, config_hash: str = "c0ffee") -> list[str]:
         """swap.sh's command line for TEST_ROLE on this service's proxy and host, with `extra` flags instead."""
-        values = {**container_options(TEST_ROLE, tls=False, proxy_name=self.proxy), **steps.SWAP.parse(extra)}
+        values = {
+            **container_options(TEST_ROLE, tls=False, proxy_name=self.proxy),
+            "lock_wait": defaults.LOCK_WAIT_SECONDS,
+            **steps.SWAP.parse(extra),
+        }
         values["host"] = values.get("host") or [self.host(role)]
         if values["proxy"] is False:
             for key in ("host", "health_path", "health_interval", "health_timeout"):
@@ -98,7 +102,7 @@ class Service:
         return done, load.report
 
     def retire(self, role: str, version: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        values = {"proxy": True, **steps.RETIRE.parse(extra)}
+        values = {"proxy": True, "lock_wait": defaults.LOCK_WAIT_SECONDS, **steps.RETIRE.parse(extra)}
         args = steps.RETIRE.argv(service=self.name, role=role, version=version, proxy_name=self.proxy, **values)
         return self.run(steps.RETIRE.name, *args)
 
@@ -106,7 +110,7 @@ class Service:
         self, role: str, image: str, version: str, *extra: str, stdin: str = ""
     ) -> subprocess.CompletedProcess[str]:
         """migrate.sh with `extra` flags and the command after `--`."""
-        values = steps.MIGRATE.parse(extra)
+        values = {"lock_wait": defaults.LOCK_WAIT_SECONDS, **steps.MIGRATE.parse(extra)}
         args = steps.MIGRATE.argv(service=self.name, role=role, image=image, version=version, **values)
         return self.run(steps.MIGRATE.name, *args, stdin=stdin)
 

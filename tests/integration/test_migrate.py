@@ -38,7 +38,7 @@ def test_a_failed_migration_returns_its_exit_code(service: Service) -> None:
 def test_a_migration_needs_a_command(service: Service) -> None:
     # Python never builds such a line (steps.MIGRATE refuses it); the script refuses it too.
     done = service.run("migrate.sh", "--service", service.name, "--role", "backend", "--image", images.POSTGRES,
-                       "--version", "m1")  # fmt: skip
+                       "--version", "m1", "--lock-wait", "300")  # fmt: skip
 
     assert done.returncode == 1
     assert done.stderr == "migrate: missing the migration command after --\n"

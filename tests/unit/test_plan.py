@@ -301,6 +301,14 @@ def test_an_env_change_on_several_servers_says_where_and_how_many_at_once() -> N
     ]
 
 
+def test_a_changed_lock_wait_alone_restarts_nothing() -> None:
+    longer = SWAP_ARGV + " --lock-wait 1200"
+
+    assert said(
+        rolled("update", rollout("app-1 app-2", 2, SWAP_ARGV + " --lock-wait 300"), rollout("app-1 app-2", 2, longer))
+    ) == ["web: its rollout changed (create): nothing restarts"]
+
+
 def test_a_changed_boot_limit_restarts_nothing() -> None:
     assert said(rolled("update", rollout("app-1 app-2", 2), rollout("app-1 app-2", 1))) == [
         "web: now 1 at a time (was all at once): nothing restarts"

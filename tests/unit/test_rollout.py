@@ -212,8 +212,9 @@ def test_going_back_is_the_same_swap_with_the_earlier_image_and_version_so_a_kep
 
 def test_a_server_that_ran_none_retires_the_role_with_the_swaps_proxy_settings() -> None:
     assert rollout.retire_args(SWAP_ARGV) == steps.RETIRE.argv(
-        service="acme", role="web", version="v2", proxy=True, proxy_name=defaults.PROXY_CONTAINER
-    )
+        service="acme", role="web", version="v2", proxy=True, proxy_name=defaults.PROXY_CONTAINER,
+        lock_wait=steps.SWAP.parse(SWAP_ARGV)["lock_wait"],
+    )  # fmt: skip
 
 
 def test_a_swaps_first_line_of_failure_is_its_own_before_a_docker_or_ssh_line() -> None:

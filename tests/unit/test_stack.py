@@ -11,7 +11,7 @@ import pulumi
 import pytest
 import yaml
 
-from components import config, stack
+from components import config, stack, swap_command
 from components.config import examples
 from components.server import ExistingServer, HetznerServer
 from tests.support.commands import is_secret, option, script_argv
@@ -136,6 +136,8 @@ def test_deleting_a_swap_retires_exactly_that_version() -> pulumi.Output[None]:
             "--proxy",
             "--proxy-name",
             "quayside-proxy",
+            "--lock-wait",
+            str(swap_command.lock_wait(example_stack().roles["api"])),
         ]
 
     return api.deployed.delete.apply(check)

@@ -10,7 +10,7 @@ from typing import Final
 
 import pytest
 
-from components import config, defaults, steps
+from components import config, defaults, steps, swap_command
 from components.accessories import backup, container, postgres, vector
 from components.bootstrap import bootstrap_args
 from components.config.types import NAME_PATTERN
@@ -217,6 +217,24 @@ def test_the_lock_wait_the_scripts_use_is_the_one_the_steps_timeouts_allow_for()
     lib = (SCRIPTS_DIR / "lib.sh").read_text()
 
     assert re.findall(r"^readonly LOCK_WAIT_SECONDS=(\d+)$", lib, re.MULTILINE) == [str(defaults.LOCK_WAIT_SECONDS)]
+
+
+@pytest.mark.parametrize("stop_timeout", [10, 600, 3600])
+def test_a_roles_steps_wait_for_its_lock_at_least_as_long_as_a_swap_of_it_holds_it(stop_timeout: int) -> None:
+    role = config.Role.model_validate(
+        {"image": IMAGE, "health": {"path": "/up"}, "stop_timeout": stop_timeout, "deploy_timeout": "20m"}
+    )
+    migrating = role.model_copy(update={"migrate": ["true"]})
+    sent = [
+        steps.SWAP.parse(swap_args("acme", "web", role, IMAGE, "1"))["lock_wait"],
+        steps.RETIRE.parse(retire_args("acme", "web", role, "1"))["lock_wait"],
+        steps.MIGRATE.parse(migrate_args("acme", "web", migrating, IMAGE, "1"))["lock_wait"],
+    ]
+
+    assert set(sent) == {str(swap_command.lock_wait(role))}
+    assert swap_command.lock_wait(role) >= max(defaults.LOCK_WAIT_SECONDS, swap_command.role_work(role))
+    assert swap_command.role_work(role) > 20 * 60 + stop_timeout
+    assert swap_command.swap_timeout(role) >= swap_command.lock_wait(role) + swap_command.role_work(role)
 
 
 def test_a_scripts_command_line_names_its_script_for_whoever_reads_it_back() -> None:
