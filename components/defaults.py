@@ -32,7 +32,8 @@ READINESS_DELAY_SECONDS: Final = 7
 RETAIN_CONTAINERS: Final = 5
 # Docker's own grace after SIGTERM before a stopping container is killed.
 STOP_TIMEOUT_SECONDS: Final = 10
-# How long a remote step waits for a lock another step of the same part holds; each step's timeout allows for it.
+# How long a remote step waits for a lock another step of the same part holds, at least; a role's steps wait as
+# long as a swap of it may hold its lock (components/swap_command.py lock_wait). Each step's timeout allows for it.
 LOCK_WAIT_SECONDS: Final = 300
 
 # What a role's image is built for unless `image.platform` says otherwise: the usual server, as Kamal's builder.
