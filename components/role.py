@@ -166,7 +166,7 @@ class AppRole(pulumi.ComponentResource):
         timeout = swap_timeout(a.role)
         create = pulumi.Output.all(self.image_ref, self.version).apply(
             lambda rv: commands.script(
-                a.service, steps.SWAP.name, swap_args(a.service, a.name, a.role, rv[0], rv[1], tls=a.proxy.ssl),
+                a.service, steps.SWAP.name, swap_args(a.service, a.name, a.role, rv[0], rv[1], proxy=a.proxy),
                 timeout_seconds=timeout,
             )
         )  # fmt: skip
@@ -230,7 +230,7 @@ class AppRole(pulumi.ComponentResource):
                         rollout.Target(server, str(user or "root"), str(host), int(port or 22))
                         for (server, _), (host, port, user) in zip(servers, values[2], strict=True)
                     ],
-                    swap_argv=swap_args(a.service, a.name, a.role, values[0], values[1], tls=a.proxy.ssl),
+                    swap_argv=swap_args(a.service, a.name, a.role, values[0], values[1], proxy=a.proxy),
                 )]
             )
         )  # fmt: skip

@@ -191,6 +191,7 @@ SWAP: Final = Script(
         _required("port"),
         Option("proxy", Kind.TOGGLE, required=True),
         _switch("tls"),
+        Option("no-tls-redirect", Kind.SWITCH, words="plain HTTP beside HTTPS"),
         _list("host"),
         _list("path-prefix"),
         Option("health-path", required_with="proxy"),

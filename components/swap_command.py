@@ -36,12 +36,12 @@ def swap_args(
     image_ref: str,
     version: str,
     *,
-    tls: bool = False,
+    proxy: config.Proxy | None = None,
     proxy_name: str = defaults.PROXY_CONTAINER,
     retained_only: bool = False,
 ) -> list[str]:
     """swap.sh's arguments: the role's container options, and a hash of them that names its config."""
-    options = container_options(role, tls=tls, proxy_name=proxy_name)
+    options = container_options(role, proxy=proxy or config.Proxy(), proxy_name=proxy_name)
     return steps.SWAP.argv(
         service=service, role=name, image=image_ref, version=version,
         config_hash=config_hash(steps.SWAP.words(options)), **options, retained_only=retained_only,
@@ -49,14 +49,17 @@ def swap_args(
     )  # fmt: skip
 
 
-def container_options(role: config.Role, *, tls: bool, proxy_name: str) -> dict[str, object]:
+def container_options(role: config.Role, *, proxy: config.Proxy, proxy_name: str) -> dict[str, object]:
     """What the role's container runs with, by swap.sh's option keys (all of them but the naming ones)."""
     health = role.health or config.Health()
+    tls = proxy.ssl and role.proxy
     proxied = {"health_path": health.path, "health_interval": health.interval, "health_timeout": health.timeout}
     return {
         "port": role.port,
         "proxy": role.proxy,
-        "tls": tls and role.proxy,
+        "tls": tls,
+        # Sent only when off, so the words (and the config hash) of a role with the redirect stay as they were.
+        "no_tls_redirect": tls and not proxy.ssl_redirect,
         "host": role.hosts,
         "path_prefix": [role.path_prefix] if role.path_prefix else [],
         **(proxied if role.proxy else {}),

@@ -140,7 +140,7 @@ def retained_swap(stack: Stack, role: str, target: Deployed) -> tuple[config.Rol
         return None
     proxy = config.Proxy.model_validate(object_value(stack.config.get(PROXY_KEY)))
     version = version_of(parsed, target.image)
-    args = swap_args(stack.service, role, parsed, target.image, version, tls=proxy.ssl, retained_only=True)
+    args = swap_args(stack.service, role, parsed, target.image, version, proxy=proxy, retained_only=True)
     return parsed, args, swap_timeout(parsed)
 
 

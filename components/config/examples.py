@@ -79,7 +79,8 @@ def hetzner_staging() -> dict[str, Any]:
         "proxy": {
             "image": "registry.acme.com:5000/kamal-proxy",
             "version": "v0.9.2",
-            "ssl": False,
+            "ssl": True,
+            "ssl_redirect": False,
             "http_port": 8080,
             "https_port": 8443,
             "bind": "127.0.0.1",

@@ -11,6 +11,7 @@ Every error is one line that names the key and what is allowed, raised before an
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping
 from typing import Any, Final, Literal, Self
 
@@ -22,7 +23,7 @@ from components.config.accessories import ACCESSORIES, Accessories
 from components.config.errors import ConfigError, how_to_set_secret, one_line
 from components.config.roles import Role
 from components.config.servers import NETWORK_NEEDS, ExistingServer, HetznerServer, Network, Server, check_servers
-from components.config.types import Directory, ImageName, Ipv4Address, Model, Name, Port, RegistryHost, Version
+from components.config.types import IPV4, Directory, ImageName, Ipv4Address, Model, Name, Port, RegistryHost, Version
 
 NAMESPACE: Final = "quayside"
 # The name servers_by_name() gives the one server of a stack with `server:`.
@@ -50,6 +51,22 @@ RESERVED_ROLE_NAME: Final = "host"
 RESERVED_ROLE_PREFIX: Final = "accessory-"
 
 
+def check_certifiable(role: str, hosts: list[str]) -> None:
+    """Let's Encrypt certifies what kamal-proxy asks for: a public DNS name it can validate over HTTP or TLS-ALPN."""
+    if not hosts:
+        raise ValueError(f"roles.{role}.hosts: proxy.ssl needs at least one hostname per proxied role")
+    for host in hosts:
+        if re.fullmatch(IPV4, host):
+            why = "is an IP address; Let's Encrypt certifies hostnames"
+        elif host.startswith("*."):
+            why = "is a wildcard, which only a DNS challenge certifies and kamal-proxy answers HTTP and TLS ones"
+        elif "." not in host:
+            why = "is no public hostname (it has one label)"
+        else:
+            continue
+        raise ValueError(f"roles.{role}.hosts: {host} {why}: give a hostname like app.example.com for proxy.ssl")
+
+
 class Registry(Model):
     server: RegistryHost = Field(description="registry host, e.g. ghcr.io (password: config secret)")
     username: str | None = Field(default=None, description="login name; with it, registry_password is required")
@@ -59,6 +76,10 @@ class Proxy(Model):
     image: ImageName = Field(default=defaults.PROXY_IMAGE, description="kamal-proxy image repository")
     version: Version = Field(default=defaults.PROXY_VERSION, description="kamal-proxy tag")
     ssl: bool = Field(default=False, description="TLS by Let's Encrypt for every role host")
+    ssl_redirect: bool = Field(
+        default=True,
+        description="with ssl: plain HTTP is answered with a redirect to HTTPS; false: it is served as well",
+    )
     http_port: Port = Field(default=defaults.HTTP_PORT, description="host port for HTTP")
     https_port: Port = Field(default=defaults.HTTPS_PORT, description="host port for HTTPS")
     bind: Ipv4Address = Field(default="0.0.0.0", description="the IPv4 address the ports are published on")
@@ -66,6 +87,8 @@ class Proxy(Model):
 
     @model_validator(mode="after")
     def _ports_differ(self) -> Self:
+        if not self.ssl_redirect and not self.ssl:
+            raise ValueError("ssl_redirect: false only says something with ssl: true (HTTP is all there is without)")
         if self.http_port == self.https_port:
             raise ValueError(f"https_port {self.https_port} is also http_port: give HTTP and HTTPS a port each")
         return self
@@ -196,8 +219,8 @@ class StackConfig(Model):
                     where = f"host {host or '(any)'} path {route[1]}"
                     raise ValueError(f"roles.{name}.hosts: {where} is already served by role {routes[route]}")
                 routes[route] = name
-            if self.proxy.ssl and role.proxy and not role.hosts:
-                raise ValueError(f"roles.{name}.hosts: proxy.ssl needs at least one hostname per proxied role")
+            if self.proxy.ssl and role.proxy:
+                check_certifiable(name, role.hosts)
             own = next((secret for secret in role.env.secret if secret in OWN_SECRETS), None)
             if own is not None:
                 raise ValueError(

@@ -11,8 +11,9 @@
 # (started again if stopped); the env file stays as it is (stdin is not read); nothing is pulled or booted. When
 # there is none it fails, touching nothing.
 #
-#   swap.sh --service S --role R --image IMG --version V --config-hash H --port N (--proxy | --no-proxy) [--tls]
-#     [--host H]... [--path-prefix P]... [--health-path P --health-interval D --health-timeout D] (with --proxy)
+#   swap.sh --service S --role R --image IMG --version V --config-hash H --port N (--proxy | --no-proxy)
+#     [--tls [--no-tls-redirect]] [--host H]... [--path-prefix P]...
+#     [--health-path P --health-interval D --health-timeout D] (with --proxy)
 #     --deploy-timeout D --drain-timeout D --readiness-delay N --retain N --stop-timeout N --lock-wait SECONDS
 #     [--env K=V]... [--volume SPEC]... [--memory 512m] [--cpus 0.5] --proxy-name P [--retained-only] [--cmd ARG]...
 #   (components/steps.py SWAP; components/swap_command.py sends each option)
@@ -21,7 +22,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' role='' image='' version='' config_hash='' port='' proxy='' tls=no
+service='' role='' image='' version='' config_hash='' port='' proxy='' tls=no tls_redirect=yes
 health_path='' health_interval='' health_timeout='' deploy_timeout='' drain_timeout=''
 readiness_delay='' retain='' stop_timeout='' memory='' cpus='' proxy_name='' retained_only=no lock_wait=''
 hosts=() prefixes=() envs=() volumes=() cmd=()
@@ -38,6 +39,7 @@ parse_options() {
       --proxy) proxy=yes ;;
       --no-proxy) proxy=no ;;
       --tls) tls=yes ;;
+      --no-tls-redirect) tls_redirect=no ;;
       --host) need_value "$@"; hosts+=("$2"); shift ;;
       --path-prefix) need_value "$@"; prefixes+=("$2"); shift ;;
       --health-path) need_value "$@"; health_path=$2; shift ;;
@@ -181,6 +183,7 @@ proxy_deploy() {
   for host in "${hosts[@]}"; do args+=(--host "$host"); done
   for prefix in "${prefixes[@]}"; do args+=(--path-prefix "$prefix"); done
   [[ $tls == no ]] || args+=(--tls)
+  [[ $tls_redirect == yes ]] || args+=(--tls-redirect=false)
   docker exec "$proxy_name" kamal-proxy deploy "$(route_name "$service" "$role")" "${args[@]}" 2>&1
 }
 

@@ -9,6 +9,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/images.sh"
+source "$(dirname "$0")/../lib/go.sh"
 
 KAMAL_PROXY_MODULE=github.com/basecamp/kamal-proxy
 KAMAL_PROXY_VERSION=v0.9.2
@@ -83,29 +84,12 @@ build_app_images() {
 # --- quayside-test/kamal-proxy ------------------------------------------------------------------
 
 # build_kamal_proxy_binary: $QUAYSIDE_CACHE/go/kamal-proxy-<version>/kamal-proxy, once per version.
-# `go install module/cmd/kamal-proxy@version` also asks the proxy for the module's version list (its
-# deprecation check) and fails where a proxy refuses listings; building the downloaded module with its
-# own go.mod and go.sum is the same build (the official Makefile's flags) without that request.
 build_kamal_proxy_binary() {
-  local dir=$QUAYSIDE_CACHE/go/kamal-proxy-$KAMAL_PROXY_VERSION module=$KAMAL_PROXY_MODULE@$KAMAL_PROXY_VERSION
-  local bin=$dir/kamal-proxy started=$EPOCHREALTIME src log reason
+  local bin=$QUAYSIDE_CACHE/go/kamal-proxy-$KAMAL_PROXY_VERSION/kamal-proxy started=$EPOCHREALTIME
   if [[ -x $bin ]]; then
     say "images: kamal-proxy $KAMAL_PROXY_VERSION binary is cached ($bin)"
   else
-    command -v go >/dev/null || die "go is missing: install Go 1.25 or newer (https://go.dev/dl/) to build $module"
-    mkdir -p "$dir"
-    log=$dir/build.log
-    (cd "$dir" && go mod download -json "$module") >"$log" 2>&1 || true
-    src=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' "$log")
-    if [[ -z $src || ! -d $src ]]; then
-      reason=$(sed -n 's/^[[:space:]]*"Error": "\(.*\)",*$/\1/p' "$log" | head -n 1)
-      die "could not download $module (GOPROXY=$(go env GOPROXY)): ${reason:-see $log}; check the Go module proxy and retry"
-    fi
-    if ! (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" ./cmd/kamal-proxy) >>"$log" 2>&1; then
-      tail -n 20 "$log" >&2
-      die "go build of $module/cmd/kamal-proxy failed (full log: $log)"
-    fi
-    mv "$bin.tmp" "$bin"
+    go_build_module "$KAMAL_PROXY_MODULE@$KAMAL_PROXY_VERSION" ./cmd/kamal-proxy "$bin"
     say "images: built kamal-proxy $KAMAL_PROXY_VERSION in $(since "$started")"
   fi
   ln -sfn "$bin" "$QUAYSIDE_BIN/kamal-proxy"

@@ -67,7 +67,7 @@ class Service:
     def swap_args(self, role: str, image: str, version: str, *extra: str, config_hash: str = "c0ffee") -> list[str]:
         """swap.sh's command line for TEST_ROLE on this service's proxy and host, with `extra` flags instead."""
         values = {
-            **container_options(TEST_ROLE, tls=False, proxy_name=self.proxy),
+            **container_options(TEST_ROLE, proxy=config.Proxy(), proxy_name=self.proxy),
             "lock_wait": defaults.LOCK_WAIT_SECONDS,
             **steps.SWAP.parse(extra),
         }

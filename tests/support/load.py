@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.client
+import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -88,6 +90,7 @@ class Load:
         address: str = "127.0.0.1",
         request_timeout: float = 5.0,
         max_seconds: float = MAX_SECONDS,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not (address.startswith("127.") or address in bed_addresses()):
             raise ValueError(f"load is only sent to loopback or to the test hosts' addresses, not {address}")
@@ -98,6 +101,7 @@ class Load:
         self._address = address
         self._request_timeout = request_timeout
         self._max_seconds = min(max_seconds, MAX_SECONDS)
+        self._tls = tls
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -146,12 +150,17 @@ class Load:
             if elapsed > self._max_seconds or self.report.total >= MAX_REQUESTS:
                 break
             if connection is None:
-                connection = http.client.HTTPConnection(self._address, self._port, timeout=self._request_timeout)
+                connection = self._connect()
             if not self._request(connection, elapsed):
                 connection.close()
                 connection = None
         if connection is not None:
             connection.close()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._tls is None:
+            return http.client.HTTPConnection(self._address, self._port, timeout=self._request_timeout)
+        return HTTPSTo(self._address, self._host_header, self._port, self._tls, self._request_timeout)
 
     def _request(self, connection: http.client.HTTPConnection, elapsed: float) -> bool:
         """One request; False when the connection cannot be used again."""
@@ -166,3 +175,17 @@ class Load:
         error = "" if reply.status == 200 else body[:80]
         self._record(Response(elapsed, self.elapsed(), reply.status, words[0] if words else "", error))
         return not reply.will_close
+
+
+class HTTPSTo(http.client.HTTPSConnection):
+    """HTTPS to `address` for `hostname`: the TLS name (SNI, the certificate's check) is the hostname, as a browser
+    sends it, while the connection goes to the address (no DNS here names the test's hosts)."""
+
+    def __init__(self, address: str, hostname: str, port: int, context: ssl.SSLContext, timeout: float) -> None:
+        super().__init__(hostname, port, context=context, timeout=timeout)
+        self._address = address
+        self._tls_context = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._tls_context.wrap_socket(raw, server_hostname=self.host)

@@ -53,7 +53,8 @@ POSTGRES, BACKUP, VECTOR = ACCESSORIES.postgres, ACCESSORIES.backup, ACCESSORIES
 # Command lines as the components and the `quayside` command build them, at least one per script and action.
 EXAMPLES: Final[dict[str, list[list[str]]]] = {
     "swap.sh": [
-        swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", tls=True),
+        swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy(ssl=True)),
+        swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy(ssl=True, ssl_redirect=False)),
         swap_args("acme", "worker", WORKER, IMAGE, "1.4@aaaaaaaaaaaa", retained_only=True),
     ],
     "retire.sh": [retire_args("acme", "web", WEB, "1.4"), retire_args("acme", "worker", WORKER, "1.4")],
@@ -266,3 +267,16 @@ def test_the_proxy_options_a_refusal_names_are_keys_of_the_proxy_config() -> Non
     assert set(keys) == set(label_words) == {"image", "http", "https", "state"}
     named = {key for words in keys.values() for key in re.findall(r"proxy\.(\w+)", words)}
     assert named <= set(config.Proxy.model_fields), named - set(config.Proxy.model_fields)
+
+
+def test_a_tls_roles_redirect_flag_is_sent_only_when_plain_http_is_served_too() -> None:
+    # Only the off state is on the line: a role deployed before the option existed keeps its config hash.
+    redirected = swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy(ssl=True))
+    served = swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy(ssl=True, ssl_redirect=False))
+    plain = swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy())
+
+    assert "--no-tls-redirect" not in redirected and "--tls" in redirected
+    assert "--no-tls-redirect" in served
+    assert "--tls" not in plain and "--no-tls-redirect" not in plain
+    hashes = {steps.SWAP.parse(args)["config_hash"] for args in (redirected, served, plain)}
+    assert len(hashes) == 3
