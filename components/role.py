@@ -13,6 +13,7 @@ server leaves the role.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from pulumi_command import local, remote
 from components import config, defaults, image_build, rollout, steps
 from components import remote as commands
 from components.image_transfer import ImageTransfer, ImageTransferArgs
-from components.swap_command import lock_wait, swap_args, swap_timeout, version_of
+from components.swap_command import certificate_path, lock_wait, swap_args, swap_timeout, version_of
+
+CERTIFICATE_SECONDS = 120
 
 
 @dataclass
@@ -46,6 +49,8 @@ class AppRoleArgs:
     # and how many of them swap at once. Empty: the one server `connection` reaches, with a swap command of its own.
     placements: dict[str, remote.ConnectionArgs] = field(default_factory=dict)
     hosts_at_once: int = 1
+    # ssl_certificate's two secrets: the certificate (with any intermediates) and its private key, in PEM.
+    certificate: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None
 
 
 def retire_args(service: str, name: str, role: config.Role, version: str) -> list[str]:
@@ -64,6 +69,34 @@ def migrate_args(service: str, name: str, role: config.Role, image_ref: str, ver
     )  # fmt: skip
 
 
+def certificate_args(action: str, service: str, name: str, proxy: config.Proxy) -> list[str]:
+    return steps.TLS_CERTIFICATE.argv(
+        action, service=service, role=name, proxy_name=defaults.PROXY_CONTAINER, state_dir=proxy.state_dir,
+        path=certificate_path(proxy, service, name),
+    )  # fmt: skip
+
+
+def pem_bundle(role: config.Role, certificate: str, key: str) -> str:
+    """The one file the proxy reads a role's certificate and key from; refuses what is not PEM, naming the secret."""
+    assert role.ssl_certificate is not None
+    if "-----BEGIN CERTIFICATE-----" not in certificate:
+        raise ValueError(
+            f"secret {role.ssl_certificate.certificate_pem} holds no PEM certificate (-----BEGIN CERTIFICATE-----): "
+            "set it from the certificate file"
+        )
+    if "PRIVATE KEY-----" not in key or "-----BEGIN CERTIFICATE-----" in key:
+        raise ValueError(
+            f"secret {role.ssl_certificate.private_key_pem} holds no PEM private key alone (-----BEGIN ... PRIVATE "
+            "KEY-----): set it from the key file"
+        )
+    return f"{certificate.strip()}\n{key.strip()}\n"
+
+
+def certificate_id(certificate: str) -> str:
+    """Names a certificate in a swap's command line: the hash of its PEM text (public, like the certificate)."""
+    return hashlib.sha256(certificate.strip().encode()).hexdigest()[:16]
+
+
 def env_file(values: dict[str, str]) -> str:
     """KEY=VALUE lines, as docker --env-file reads them (one line each: a newline would split a value)."""
     for key, value in values.items():
@@ -80,6 +113,7 @@ class AppRole(pulumi.ComponentResource):
     deployed: remote.Command | local.Command
     migration: remote.Command | None
     placements: dict[str, remote.Command]
+    certificates: list[remote.Command]
     transfer: ImageTransfer | None = None
     image_ref: pulumi.Output[str]
     version: pulumi.Output[str]
@@ -99,6 +133,12 @@ class AppRole(pulumi.ComponentResource):
         self.migration = self._migrate(name, stdin) if args.role.migrate else None
         self.servers = args.servers
         self.placements = {server: self._place(name, server, index) for index, server in enumerate(args.placements)}
+        self.certificates = self._certificates(name)
+        self._certificate_id: pulumi.Output[str | None] = (
+            pulumi.Output.unsecret(pulumi.Output.from_input(args.certificate[0]).apply(certificate_id))
+            if args.certificate is not None
+            else pulumi.Output.from_input(None)
+        )
         self.deployed = self._roll_out(name, stdin) if args.placements else self._swap(name, stdin)
         self.register_outputs(
             {"urls": self.urls, "version": self.version, "image": self.image_ref, "servers": self.servers}
@@ -164,9 +204,10 @@ class AppRole(pulumi.ComponentResource):
     def _swap(self, name: str, stdin: pulumi.Output[str]) -> remote.Command:
         a = self._args
         timeout = swap_timeout(a.role)
-        create = pulumi.Output.all(self.image_ref, self.version).apply(
-            lambda rv: commands.script(
-                a.service, steps.SWAP.name, swap_args(a.service, a.name, a.role, rv[0], rv[1], proxy=a.proxy),
+        create = pulumi.Output.all(self.image_ref, self.version, self._certificate_id).apply(
+            lambda values: commands.script(
+                a.service, steps.SWAP.name,
+                swap_args(a.service, a.name, a.role, values[0], values[1], proxy=a.proxy, certificate_id=values[2]),
                 timeout_seconds=timeout,
             )
         )  # fmt: skip
@@ -175,7 +216,9 @@ class AppRole(pulumi.ComponentResource):
                 a.service, steps.RETIRE.name, retire_args(a.service, a.name, a.role, v), timeout_seconds=timeout
             )
         )
-        waits_for = [*a.depends_on, *self._image_sent(), *([self.migration] if self.migration else [])]
+        waits_for = [
+            *a.depends_on, *self._image_sent(), *([self.migration] if self.migration else []), *self.certificates
+        ]  # fmt: skip
         return remote.Command(
             f"{name}-swap",
             connection=a.connection,
@@ -217,12 +260,41 @@ class AppRole(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=a.depends_on, aliases=alias),
         )
 
+    def _certificates(self, name: str) -> list[remote.Command]:
+        """The role's own certificate (ssl_certificate) in the proxy of each of its servers, before its swap."""
+        a = self._args
+        if a.certificate is None:
+            return []
+        bundle = pulumi.Output.all(*a.certificate).apply(lambda pem: pem_bundle(a.role, str(pem[0]), str(pem[1])))
+        where = a.placements or {"": a.connection}
+        return [
+            remote.Command(
+                f"{name}-certificate-on-{server}" if server else f"{name}-certificate",
+                connection=connection,
+                create=commands.script(
+                    a.service, steps.TLS_CERTIFICATE.name, certificate_args("write", a.service, a.name, a.proxy),
+                    timeout_seconds=CERTIFICATE_SECONDS,
+                ),
+                # The end of an update that drops the certificate, or the role: its swap no longer serves the file.
+                delete=commands.script(
+                    a.service, steps.TLS_CERTIFICATE.name, certificate_args("remove", a.service, a.name, a.proxy),
+                    timeout_seconds=CERTIFICATE_SECONDS,
+                ),
+                stdin=bundle,  # the secrets' secrecy goes with it; and stdin is secret in state
+                add_previous_output_in_env=False,
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=a.depends_on, additional_secret_outputs=commands.SECRET_STREAMS
+                ),
+            )
+            for server, connection in where.items()
+        ]  # fmt: skip
+
     def _roll_out(self, name: str, stdin: pulumi.Output[str]) -> local.Command:
         """The rollout of a version (or of new options) to every server of the role, all or none."""
         a = self._args
         servers = list(a.placements.items())
         addresses = pulumi.Output.all(*(pulumi.Output.all(c.host, c.port, c.user) for _, c in servers))
-        create = pulumi.Output.all(self.image_ref, self.version, addresses).apply(
+        create = pulumi.Output.all(self.image_ref, self.version, addresses, self._certificate_id).apply(
             lambda values: shlex.join(
                 ["python3", os.path.relpath(rollout.__file__), *rollout.command_line(
                     a.service, a.name, limit=a.hosts_at_once, timeout_seconds=swap_timeout(a.role),
@@ -230,7 +302,9 @@ class AppRole(pulumi.ComponentResource):
                         rollout.Target(server, str(user or "root"), str(host), int(port or 22))
                         for (server, _), (host, port, user) in zip(servers, values[2], strict=True)
                     ],
-                    swap_argv=swap_args(a.service, a.name, a.role, values[0], values[1], proxy=a.proxy),
+                    swap_argv=swap_args(
+                        a.service, a.name, a.role, values[0], values[1], proxy=a.proxy, certificate_id=values[3]
+                    ),
                 )]
             )
         )  # fmt: skip
@@ -245,7 +319,7 @@ class AppRole(pulumi.ComponentResource):
         )
         # Not for the placements: they only say where the role is (a new version updates each, over SSH), and their
         # deletes come at the end of the update anyway.
-        waits_for = [*a.depends_on, *([self.migration] if self.migration else [])]
+        waits_for = [*a.depends_on, *([self.migration] if self.migration else []), *self.certificates]
         return local.Command(
             f"{name}-rollout",
             create=create,

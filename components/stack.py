@@ -144,6 +144,11 @@ def deploy(
                 connection=first.connection,
                 proxy=stack.proxy,
                 secrets={key: _role_secret(key, secret, accessories) for key in role.env.secret},
+                certificate=(
+                    (secret(role.ssl_certificate.certificate_pem), secret(role.ssl_certificate.private_key_pem))
+                    if role.ssl_certificate is not None
+                    else None
+                ),
                 registry=stack.pull_registry,
                 registry_password=registry_password,
                 pinned_image=pins.get(name),

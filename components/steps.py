@@ -192,6 +192,10 @@ SWAP: Final = Script(
         Option("proxy", Kind.TOGGLE, required=True),
         _switch("tls"),
         Option("no-tls-redirect", Kind.SWITCH, words="plain HTTP beside HTTPS"),
+        Option("tls-certificate-path", words="certificate file"),
+        # Which certificate the file holds: a new one is served without booting a new container. A rollback's fast
+        # switch leaves it out: it serves the file as it is.
+        Option("tls-certificate-id", words="certificate"),
         _list("host"),
         _list("path-prefix"),
         Option("health-path", required_with="proxy"),
@@ -263,6 +267,11 @@ PROXY: Final = Script(
     ),
     actions=("boot", "remove"),
 )
+TLS_CERTIFICATE: Final = Script(
+    "tls-certificate.sh",
+    (SERVICE, _naming("role"), PROXY_NAME, _required("state-dir"), _required("path")),
+    actions=("write", "remove"),
+)
 HOST: Final = Script("host.sh", (SERVICE, _switch("no-install-docker")))
 HOST_REMOVE: Final = Script("host-remove.sh", (SERVICE,))
 REGISTRY_LOGIN: Final = Script("registry-login.sh", (_required("server"), _required("username")))
@@ -323,8 +332,8 @@ LIVE: Final = Script("live.sh", (SERVICE, _naming("role"), PROXY_NAME))
 SCRIPTS: Final = {
     script.name: script
     for script in (
-        SWAP, RETIRE, MIGRATE, ACCESSORY, PROXY, HOST, HOST_REMOVE, REGISTRY_LOGIN, BOOTSTRAP, VOLUME, IMAGE_RECEIVE,
-        BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT, LIVE,
+        SWAP, RETIRE, MIGRATE, ACCESSORY, PROXY, TLS_CERTIFICATE, HOST, HOST_REMOVE, REGISTRY_LOGIN, BOOTSTRAP, VOLUME,
+        IMAGE_RECEIVE, BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT, LIVE,
     )
 }  # fmt: skip
 

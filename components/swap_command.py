@@ -39,14 +39,26 @@ def swap_args(
     proxy: config.Proxy | None = None,
     proxy_name: str = defaults.PROXY_CONTAINER,
     retained_only: bool = False,
+    certificate_id: str | None = None,
 ) -> list[str]:
-    """swap.sh's arguments: the role's container options, and a hash of them that names its config."""
-    options = container_options(role, proxy=proxy or config.Proxy(), proxy_name=proxy_name)
+    """swap.sh's arguments: the role's container options, and a hash of them that names its config. `certificate_id`
+    names the certificate of the role's own that the proxy serves (ssl_certificate): outside the hash, so a renewed
+    one is served by the container that runs."""
+    proxy = proxy or config.Proxy()
+    options = container_options(role, proxy=proxy, proxy_name=proxy_name)
+    if role.ssl_certificate is not None:
+        options["tls_certificate_path"] = certificate_path(proxy, service, name)
     return steps.SWAP.argv(
         service=service, role=name, image=image_ref, version=version,
         config_hash=config_hash(steps.SWAP.words(options)), **options, retained_only=retained_only,
-        lock_wait=lock_wait(role),
+        tls_certificate_id=certificate_id, lock_wait=lock_wait(role),
     )  # fmt: skip
+
+
+def certificate_path(proxy: config.Proxy, service: str, role: str) -> str:
+    """Where the proxy keeps a role's own certificate (ssl_certificate): on its state volume, so a proxy reboot keeps
+    it. One file holds the chain and the key; kamal-proxy reads each from it."""
+    return f"{proxy.state_dir}/tls/{service}_{role}.pem"
 
 
 def container_options(role: config.Role, *, proxy: config.Proxy, proxy_name: str) -> dict[str, object]:

@@ -15,7 +15,7 @@ config`, then `config.Role`, `config.parse`.
 
 from components.config.accessories import ACCESSORIES, S3, Accessories, Backup, Postgres, Publish, Vector
 from components.config.errors import ConfigError
-from components.config.roles import Boot, Env, Health, ImageSpec, Role
+from components.config.roles import Boot, Env, Health, ImageSpec, Role, SslCertificate
 from components.config.servers import Bootstrap, ExistingServer, HetznerServer, HetznerVolume, Network, Server
 from components.config.stack import (
     DATABASE_URL,
@@ -70,6 +70,7 @@ __all__ = [
     "Registry",
     "Role",
     "Server",
+    "SslCertificate",
     "StackConfig",
     "Vector",
     "load",

@@ -104,6 +104,7 @@ def hetzner_staging() -> dict[str, Any]:
                 "cpus": 0.5,
                 "retain_containers": 3,
                 "stop_timeout": 30,
+                "ssl_certificate": {"certificate_pem": "STAGING_CERTIFICATE_PEM", "private_key_pem": "STAGING_KEY_PEM"},
             },
         },
     }  # fmt: skip

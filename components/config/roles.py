@@ -120,6 +120,23 @@ class Env(Model):
         return self
 
 
+class SslCertificate(Model):
+    """The names of two config secrets, each holding PEM text, as Kamal's `ssl: {certificate_pem, private_key_pem}`."""
+
+    certificate_pem: EnvName = Field(
+        description="the config secret holding the certificate, then any intermediates, in PEM"
+    )
+    private_key_pem: EnvName = Field(description="the config secret holding its private key, in PEM")
+
+    @model_validator(mode="after")
+    def _two_secrets(self) -> Self:
+        if self.certificate_pem == self.private_key_pem:
+            raise ValueError(
+                f"certificate_pem and private_key_pem both name {self.certificate_pem}: give each its own secret"
+            )
+        return self
+
+
 BOOT_LIMIT_MAX: Final = 1000
 
 
@@ -163,6 +180,11 @@ class Role(Model):
     proxy: bool = Field(default=True, description="serve through kamal-proxy; false for workers")
     hosts: list[Hostname] = Field(default_factory=list, description="hostnames the proxy routes to this role")
     path_prefix: UrlPath | None = Field(default=None, description="route only below this path")
+    ssl_certificate: SslCertificate | None = Field(
+        default=None,
+        description="with proxy.ssl: a certificate of your own, served for the role's hosts instead of one from "
+        "Let's Encrypt; set its secrets again and run up to renew it",
+    )
     health: Health | None = Field(default=None, description="the proxy's health check (required with proxy)")
     deploy_timeout: Duration = Field(default=defaults.DEPLOY_TIMEOUT, description="time to become healthy")
     drain_timeout: Duration = Field(default=defaults.DRAIN_TIMEOUT, description="time old requests have to finish")
@@ -198,6 +220,14 @@ class Role(Model):
         default=None, description="how a new version goes live on its servers; without boot, on all at once"
     )
 
+    def secret_names(self) -> dict[str, str]:
+        """The config secrets the role reads, each with the key under the role that names it."""
+        named = {secret: "env.secret" for secret in self.env.secret}
+        if self.ssl_certificate is not None:
+            named[self.ssl_certificate.certificate_pem] = "ssl_certificate.certificate_pem"
+            named[self.ssl_certificate.private_key_pem] = "ssl_certificate.private_key_pem"
+        return named
+
     @field_validator("cmd", "migrate", mode="before")
     @classmethod
     def _command_as_list(cls, value: Any) -> Any:
@@ -218,6 +248,8 @@ class Role(Model):
             raise ValueError("a proxied role needs health: {path: /up} (or set proxy: false)")
         if not self.proxy and (self.hosts or self.path_prefix):
             raise ValueError("hosts and path_prefix need proxy: true")
+        if not self.proxy and self.ssl_certificate is not None:
+            raise ValueError("ssl_certificate needs proxy: true: only the proxy serves a certificate")
         if self.proxy and self.health and milliseconds(self.health.interval) > milliseconds(self.deploy_timeout):
             raise ValueError(
                 f"health.interval {self.health.interval} is longer than deploy_timeout {self.deploy_timeout}: "

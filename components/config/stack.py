@@ -51,11 +51,11 @@ RESERVED_ROLE_NAME: Final = "host"
 RESERVED_ROLE_PREFIX: Final = "accessory-"
 
 
-def check_certifiable(role: str, hosts: list[str]) -> None:
+def check_certifiable(role: str, hosts: list[str], *, own_certificate: bool = False) -> None:
     """Let's Encrypt certifies what kamal-proxy asks for: a public DNS name it can validate over HTTP or TLS-ALPN."""
     if not hosts:
         raise ValueError(f"roles.{role}.hosts: proxy.ssl needs at least one hostname per proxied role")
-    for host in hosts:
+    for host in [] if own_certificate else hosts:
         if re.fullmatch(IPV4, host):
             why = "is an IP address; Let's Encrypt certifies hostnames"
         elif host.startswith("*."):
@@ -219,13 +219,17 @@ class StackConfig(Model):
                     where = f"host {host or '(any)'} path {route[1]}"
                     raise ValueError(f"roles.{name}.hosts: {where} is already served by role {routes[route]}")
                 routes[route] = name
+            if role.ssl_certificate is not None and not self.proxy.ssl:
+                raise ValueError(f"roles.{name}.ssl_certificate: serving a certificate needs proxy: {{ssl: true}}")
             if self.proxy.ssl and role.proxy:
-                check_certifiable(name, role.hosts)
-            own = next((secret for secret in role.env.secret if secret in OWN_SECRETS), None)
+                # A certificate of the user's own may name what Let's Encrypt would not (an IP, a wildcard).
+                check_certifiable(name, role.hosts, own_certificate=role.ssl_certificate is not None)
+            read = role.secret_names()
+            own = next((secret for secret in read if secret in OWN_SECRETS), None)
             if own is not None:
                 raise ValueError(
-                    f"roles.{name}.env.secret: {own} is quayside's own secret ({OWN_SECRETS[own]}), not the app's: "
-                    "give the app a secret of its own"
+                    f"roles.{name}.{read[own]}: {own} is quayside's own secret ({OWN_SECRETS[own]}), not the "
+                    "app's: give the app a secret of its own"
                 )
             if DATABASE_URL in role.env.clear and self.accessories is not None and self.accessories.postgres:
                 raise ValueError(
@@ -371,7 +375,7 @@ class StackConfig(Model):
 
     def secret_names(self) -> set[str]:
         """Config secrets this stack needs (role env, accessories, SSH, registry): they must be set before `up`."""
-        needed = {name for role in self.roles.values() for name in role.env.secret}
+        needed = {name for role in self.roles.values() for name in role.secret_names()}
         if self.accessories is not None:
             needed |= self.accessories.secret_names()
             if self.accessories.postgres is not None:

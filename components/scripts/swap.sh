@@ -10,9 +10,13 @@
 # --retained-only is a rollback's fast switch: only a kept container of this version and config goes live
 # (started again if stopped); the env file stays as it is (stdin is not read); nothing is pulled or booted. When
 # there is none it fails, touching nothing.
+# --tls-certificate-path is a file in the proxy holding the role's own certificate and key (tls-certificate.sh wrote
+# it); --tls-certificate-id names the certificate in it, and a new one is served by redeploying the live container's
+# route, without a new container.
 #
 #   swap.sh --service S --role R --image IMG --version V --config-hash H --port N (--proxy | --no-proxy)
-#     [--tls [--no-tls-redirect]] [--host H]... [--path-prefix P]...
+#     [--tls [--no-tls-redirect] [--tls-certificate-path FILE [--tls-certificate-id ID]]] [--host H]...
+#     [--path-prefix P]...
 #     [--health-path P --health-interval D --health-timeout D] (with --proxy)
 #     --deploy-timeout D --drain-timeout D --readiness-delay N --retain N --stop-timeout N --lock-wait SECONDS
 #     [--env K=V]... [--volume SPEC]... [--memory 512m] [--cpus 0.5] --proxy-name P [--retained-only] [--cmd ARG]...
@@ -22,7 +26,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' role='' image='' version='' config_hash='' port='' proxy='' tls=no tls_redirect=yes
+service='' role='' image='' version='' config_hash='' port='' proxy='' tls=no tls_redirect=yes certificate_path='' certificate_id=''
 health_path='' health_interval='' health_timeout='' deploy_timeout='' drain_timeout=''
 readiness_delay='' retain='' stop_timeout='' memory='' cpus='' proxy_name='' retained_only=no lock_wait=''
 hosts=() prefixes=() envs=() volumes=() cmd=()
@@ -40,6 +44,8 @@ parse_options() {
       --no-proxy) proxy=no ;;
       --tls) tls=yes ;;
       --no-tls-redirect) tls_redirect=no ;;
+      --tls-certificate-path) need_value "$@"; certificate_path=$2; shift ;;
+      --tls-certificate-id) need_value "$@"; certificate_id=$2; shift ;;
       --host) need_value "$@"; hosts+=("$2"); shift ;;
       --path-prefix) need_value "$@"; prefixes+=("$2"); shift ;;
       --health-path) need_value "$@"; health_path=$2; shift ;;
@@ -75,6 +81,9 @@ parse_options() {
   fi
   check_part_name --service "$service"; check_part_name --role "$role"; check_version --version "$version"
   check_name --proxy-name "$proxy_name"; check_name --config-hash "$config_hash"
+  [[ -z $certificate_id ]] || check_name --tls-certificate-id "$certificate_id"
+  [[ -z $certificate_path || $certificate_path == /*.pem ]] ||
+    die "--tls-certificate-path '$certificate_path' must be an absolute path to a .pem file"
   check_number --port "$port"; check_number --readiness-delay "$readiness_delay"
   check_number --retain "$retain"; check_number --stop-timeout "$stop_timeout"; check_number --lock-wait "$lock_wait"
   check_duration --deploy-timeout "$deploy_timeout"; check_duration --drain-timeout "$drain_timeout"
@@ -184,6 +193,7 @@ proxy_deploy() {
   for prefix in "${prefixes[@]}"; do args+=(--path-prefix "$prefix"); done
   [[ $tls == no ]] || args+=(--tls)
   [[ $tls_redirect == yes ]] || args+=(--tls-redirect=false)
+  [[ -z $certificate_path ]] || args+=(--tls-certificate-path "$certificate_path" --tls-private-key-path "$certificate_path")
   docker exec "$proxy_name" kamal-proxy deploy "$(route_name "$service" "$role")" "${args[@]}" 2>&1
 }
 
@@ -259,6 +269,27 @@ interrupted() {
   echo "swap failed: role $role on $(uname -n): interrupted; $name left running beside the old one" >&2
   audit "$service" "$role" "$version" failed "interrupted"
   exit 1
+}
+
+# --- the role's own certificate ---------------------------------------------------------------------------
+
+# kamal-proxy reads a certificate file when a route is deployed: a new one in the same file is served once the
+# route is deployed again.
+certificate_mark() { echo "$(service_dir "$service")/$role.certificate"; }
+
+certificate_is_new() {
+  [[ -n $certificate_id && $(cat "$(certificate_mark)" 2>/dev/null || true) != "$certificate_id" ]]
+}
+
+mark_certificate() {
+  [[ -z $certificate_id ]] || echo "$certificate_id" >"$(certificate_mark)"
+}
+
+serve_new_certificate() {
+  local reason
+  reason=$(proxy_deploy) || die "$role: the new certificate is not served: ${reason##*Error: }"
+  mark_certificate
+  say "$role: the proxy serves the new certificate ($certificate_id)"
 }
 
 # --- after the switch -------------------------------------------------------------------------------------
@@ -368,6 +399,7 @@ main() {
   read_role
   [[ -z $status ]] || read_existing_in_full
   if is_live; then
+    if certificate_is_new; then serve_new_certificate; fi
     finish
     say "$role already live at $version"
     return 0
@@ -401,6 +433,7 @@ main() {
   trap - TERM INT
   say "$role $version: switched $((switched - started)) ms after start"
 
+  mark_certificate
   finish
   audit "$service" "$role" "$version" "$event" "$name ${id:0:12}${previous:+ replaced $previous}"
   say "$role now $version"

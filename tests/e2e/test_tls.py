@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.acme import HTTPS_PORT, AcmeBed
+from components.defaults import PROXY_STATE_DIR
+from tests.support.acme import HTTPS_PORT, AcmeBed, make_ca, make_certificate
 from tests.support.hosts import HostBed, TestHost
 from tests.support.load import HTTPSTo, Load
 from tests.support.polling import wait_for
-from tests.support.pulumi_engine import QuaysideProject
+from tests.support.pulumi_engine import QuaysideProject, secret
 from tests.support.stacks import PROXY, STACK, unique_service
 from tests.support.testbed import registry_address
 
@@ -33,14 +34,11 @@ class TlsStack:
         self.host = host
         self.acme = acme
         self.trust = ssl.create_default_context(cafile=str(acme.root))
+        self.secrets: dict[str, str] = {}
         app = {"health": {"path": "/up", "interval": "500ms"}, "deploy_timeout": "20s", "drain_timeout": "5s"}
         self.config: dict[str, Any] = {
             "quayside:service": self.service,
-            "quayside:server": {
-                "provider": "existing", "host": host.address, "port": host.port, "user": host.user,
-                "install_docker": False, "private_key_file": str(host.private_key),
-                "host_key_file": str(host.host_key_file),
-            },
+            "quayside:server": host.server_config(),
             "quayside:proxy": {"image": acme.proxy_repository, "version": acme.proxy_tag, "ssl": True},
             "quayside:roles": {
                 "web": {**app, "image": self.image("v1"), "hosts": [self.hostname("web")]},
@@ -56,18 +54,34 @@ class TlsStack:
     def hostname(self, role: str) -> str:
         return f"{role}.{self.service}.test"
 
+    def own_certificate(self, role: str, certificate: tuple[Path, Path]) -> None:
+        """The role serves `certificate` (and its key), set as two config secrets."""
+        names = {"certificate_pem": f"{role.upper()}_PEM", "private_key_pem": f"{role.upper()}_KEY_PEM"}
+        self.config["quayside:roles"][role]["ssl_certificate"] = names
+        self.secrets[names["certificate_pem"]] = certificate[0].read_text()
+        self.secrets[names["private_key_pem"]] = certificate[1].read_text()
+
     def up(self) -> None:
-        result = self.project.stack(STACK, self.config).up(color="never")
+        handle = self.project.stack(STACK, self.config)
+        for key, value in self.secrets.items():
+            handle.set_config(f"quayside:{key}", secret(value))
+        result = handle.up(color="never")
         assert result.summary.result == "succeeded"
+
+    def containers(self, role: str) -> list[str]:
+        """The IDs of the role's running containers on the host."""
+        ps = ["docker", "ps", "--quiet", "--filter", f"label=quayside.service={self.service}",
+              "--filter", f"label=quayside.role={role}"]  # fmt: skip
+        return self.host.run(shlex.join(ps)).stdout.split()
 
     def destroy(self) -> None:
         self.project.stack(STACK, self.config).destroy(color="never")
 
-    def https(self, role: str, timeout: float = 30) -> tuple[int, str, str]:
+    def https(self, role: str, timeout: float = 30, trust: ssl.SSLContext | None = None) -> tuple[int, str, str]:
         """(status, first word of the body, SHA-256 of the certificate served) of GET / over HTTPS, the certificate
-        checked against Pebble's root for the role's hostname. The first handshake for a name makes kamal-proxy
-        get its certificate, so it may take seconds."""
-        connection = HTTPSTo(self.host.address, self.hostname(role), HTTPS_PORT, self.trust, timeout)
+        checked against Pebble's root (or `trust`) for the role's hostname. The first handshake for a name makes
+        kamal-proxy get its certificate, so it may take seconds."""
+        connection = HTTPSTo(self.host.address, self.hostname(role), HTTPS_PORT, trust or self.trust, timeout)
         try:
             connection.request("GET", "/", headers={"Host": self.hostname(role)})
             reply = connection.getresponse()
@@ -88,8 +102,8 @@ class TlsStack:
         finally:
             connection.close()
 
-    def load(self, role: str) -> Load:
-        return Load(HTTPS_PORT, self.hostname(role), workers=2, address=self.host.address, tls=self.trust)
+    def load(self, role: str, trust: ssl.SSLContext | None = None) -> Load:
+        return Load(HTTPS_PORT, self.hostname(role), workers=2, address=self.host.address, tls=trust or self.trust)
 
 
 @pytest.fixture
@@ -157,6 +171,48 @@ def test_the_certificate_survives_a_proxy_restart_without_asking_the_acme_server
 
     assert tls_stack.https("web") == (200, "v1", certificate)
     assert len(tls_stack.acme.front.requests) == asked, tls_stack.acme.front.requests[asked:]
+
+
+def test_a_roles_own_certificate_is_served_instead_of_acmes_and_a_renewed_one_replaces_it_under_load(
+    tls_stack: TlsStack, tmp_path: Path
+) -> None:
+    ca = make_ca(tmp_path / "own", "own")
+    own = ssl.create_default_context(cafile=str(ca[0]))
+    first = make_certificate(ca, tls_stack.hostname("api"), "api-1")
+    tls_stack.own_certificate("api", first)
+    tls_stack.up()
+
+    assert tls_stack.https("api", trust=own) == (200, "v3", _fingerprint(first[0]))
+    assert tls_stack.acme.certificates_fetched() == [], "no ACME certificate for a role with its own"
+    containers = tls_stack.containers("api")
+
+    renewed = make_certificate(ca, tls_stack.hostname("api"), "api-2")
+    with tls_stack.load("api", trust=own) as load:
+        load.wait_for_requests(50)
+        tls_stack.own_certificate("api", renewed)
+        tls_stack.up()
+        load.wait_for_requests(load.report.total + 50)
+
+    assert load.report.failures == [], load.report.summary()
+    assert tls_stack.https("api", trust=own) == (200, "v3", _fingerprint(renewed[0]))
+    assert tls_stack.containers("api") == containers, "a renewed certificate is served by the container that runs"
+    print(f"certificate renewed under HTTPS load: {load.report.summary()}")
+
+    del tls_stack.config["quayside:roles"]["api"]["ssl_certificate"]
+    tls_stack.secrets.clear()  # a secret no key names is refused: the user removes them too (pulumi config rm)
+    tls_stack.up()
+
+    assert tls_stack.https("api")[:2] == (200, "v3"), "without its own, the role gets one from the ACME server"
+    assert len(tls_stack.acme.certificates_fetched()) == 1
+    kept = ["docker", "cp", f"{PROXY}:{PROXY_STATE_DIR}/tls/{tls_stack.service}_api.pem", "-"]
+    assert tls_stack.host.run(f"{shlex.join(kept)} | tar --extract --to-stdout").stdout == "", (
+        "no key left in the proxy"
+    )
+
+
+def _fingerprint(certificate: Path) -> str:
+    """SHA-256 of the certificate's DER bytes, as `https` reports the one served."""
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(certificate.read_text())).hexdigest()
 
 
 def _answers(stack: TlsStack) -> bool:

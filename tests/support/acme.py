@@ -48,17 +48,32 @@ def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True, text=True, timeout=60)
 
 
+CURVE: Final = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+
+
+def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    """(certificate, key) of a CA of the test's own."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / f"{name}-ca.pem", directory / f"{name}-ca.key"
+    openssl("req", "-x509", *CURVE, "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+            "-subj", f"/CN=quayside tests {name} CA")  # fmt: skip
+    return ca, ca_key
+
+
+def make_certificate(ca: tuple[Path, Path], hostname: str, name: str, *, ip: bool = False) -> tuple[Path, Path]:
+    """(certificate, key) for `hostname` (an IP address with `ip`), signed by `ca`; each call a new key and serial."""
+    cert, key = ca[0].parent / f"{name}.pem", ca[0].parent / f"{name}.key"
+    openssl("req", "-x509", *CURVE, "-keyout", str(key), "-out", str(cert), "-days", "2",
+            "-subj", f"/CN={hostname}", "-addext", f"subjectAltName={'IP' if ip else 'DNS'}:{hostname}",
+            "-CA", str(ca[0]), "-CAkey", str(ca[1]))  # fmt: skip
+    return cert, key
+
+
 def make_front_certificate(directory: Path) -> tuple[Path, Path, Path]:
     """(CA, certificate, key): a CA of the test's own and a certificate it signed for Let's Encrypt's API name."""
-    ca, ca_key = directory / "front-ca.pem", directory / "front-ca.key"
-    cert, key = directory / "front.pem", directory / "front.key"
-    curve = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
-    openssl("req", "-x509", *curve, "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
-            "-subj", "/CN=quayside tests ACME front CA")  # fmt: skip
-    openssl("req", "-x509", *curve, "-keyout", str(key), "-out", str(cert), "-days", "2",
-            "-subj", f"/CN={LETS_ENCRYPT}", "-addext", f"subjectAltName=DNS:{LETS_ENCRYPT}",
-            "-CA", str(ca), "-CAkey", str(ca_key))  # fmt: skip
-    return ca, cert, key
+    ca = make_ca(directory, "front")
+    cert, key = make_certificate(ca, LETS_ENCRYPT, "front")
+    return ca[0], cert, key
 
 
 class FrontHandler(http.server.BaseHTTPRequestHandler):

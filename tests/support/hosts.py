@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from quayside_cli.local_stack import TESTBED
 from tests.support.polling import wait_for
@@ -51,6 +51,14 @@ class TestHost(TestServer):
     def host_key_file(self) -> Path:
         """The host's public host key (`ssh-ed25519 AAAA... name`), for pulumi's server.host_key_file."""
         return self.host_key
+
+    def server_config(self) -> dict[str, Any]:
+        """The host as a stack's `server:` (or one of its `servers:`) names it: an existing server, Docker there."""
+        return {
+            "provider": "existing", "host": self.address, "port": self.port, "user": self.user,
+            "install_docker": False, "private_key_file": str(self.private_key),
+            "host_key_file": str(self.host_key_file),
+        }  # fmt: skip
 
     def seen_from_root(self, path: str) -> Path:
         """Where this (the root) namespace sees the host's own `path` (one of the paths the host has of its own)."""

@@ -62,14 +62,7 @@ class SeveralStack:
     def initial_config(self) -> dict[str, Any]:
         """web on app-1 and app-2 (one at a time), backend on both with a migration, api on app-2, Postgres on db
         with a worker beside the apps that queries it over the private network."""
-        servers = {
-            name: {
-                "provider": "existing", "host": host.address, "port": host.port, "user": host.user,
-                "install_docker": False, "private_key_file": str(host.private_key),
-                "host_key_file": str(host.host_key_file), "private_ip": host.address,
-            }
-            for name, host in self.hosts.items()
-        }  # fmt: skip
+        servers = {name: {**host.server_config(), "private_ip": host.address} for name, host in self.hosts.items()}
         app = {"health": {"path": "/up", "interval": "500ms"}, "deploy_timeout": "20s", "drain_timeout": "5s"}
         return {
             "quayside:service": self.service,

@@ -90,6 +90,8 @@ def several(*mutations: Mutation, servers: dict[str, Any] = THREE_SERVERS) -> Mu
     return mutate
 
 
+OWN_CERTIFICATE = {"certificate_pem": "WEB_PEM", "private_key_pem": "WEB_KEY_PEM"}
+
 MALFORMED: list[tuple[str, Mutation, str]] = [
     ("unknown top-level key", set_in("sever", {}), "sever: unknown key; allowed: service, server, servers, network, registry, proxy, roles"),
     ("unknown role key", set_in("roles.web.prot", 80), "roles.web.prot: unknown key; allowed: image, version, port,"),
@@ -119,6 +121,11 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("ssl for an IP address", set_in("roles.web.hosts", ["203.0.113.7"]), "roles.web.hosts: 203.0.113.7 is an IP address; Let's Encrypt certifies hostnames: give a hostname like app.example.com for proxy.ssl"),
     ("ssl for a wildcard", set_in("roles.web.hosts", ["*.acme.com"]), "roles.web.hosts: *.acme.com is a wildcard, which only a DNS challenge certifies"),
     ("ssl for a one-label name", set_in("roles.web.hosts", ["intranet"]), "roles.web.hosts: intranet is no public hostname (it has one label)"),
+    ("own certificate without ssl", lambda s: [set_in("proxy", {"ssl": False})(s), set_in("roles.web.ssl_certificate", OWN_CERTIFICATE)(s)], "roles.web.ssl_certificate: serving a certificate needs proxy: {ssl: true}"),
+    ("own certificate on a worker", set_in("roles.worker.ssl_certificate", OWN_CERTIFICATE), "roles.worker: ssl_certificate needs proxy: true: only the proxy serves a certificate"),
+    ("own certificate, one secret for both", set_in("roles.web.ssl_certificate", {"certificate_pem": "WEB_PEM", "private_key_pem": "WEB_PEM"}), "roles.web.ssl_certificate: certificate_pem and private_key_pem both name WEB_PEM: give each its own secret"),
+    ("own certificate's key is quayside's", set_in("roles.web.ssl_certificate", {"certificate_pem": "WEB_PEM", "private_key_pem": "ssh_private_key"}), "roles.web.ssl_certificate.private_key_pem: ssh_private_key is quayside's own secret (the servers' SSH key)"),
+    ("own certificate's secret not set", set_in("roles.web.ssl_certificate", {"certificate_pem": "WEB_PEM", "private_key_pem": "OTHER_KEY_PEM"}), "OTHER_KEY_PEM is not set: pulumi config set --secret OTHER_KEY_PEM"),
     ("ssl redirect without ssl", set_in("proxy", {"ssl": False, "ssl_redirect": False}), "proxy: ssl_redirect: false only says something with ssl: true"),
     ("registry user without password", lambda s: None, 'registry_password is not set: pulumi config set --secret registry_password (it prompts; or printf %s "$VALUE" | pulumi config set --secret registry_password)'),
     ("volume without target", set_in("roles.web.volumes", ["data"]), "roles.web.volumes.0: must be name:/path or /host/dir:/path"),
@@ -191,3 +198,13 @@ def test_malformed_stack_fails_with_one_line_naming_the_key(mutation: Mutation, 
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith(f"quayside config: {expected}"), message
+
+
+def test_a_role_with_its_own_certificate_may_serve_names_lets_encrypt_would_not_certify() -> None:
+    stack = examples.saas()
+    stack["roles"]["web"]["hosts"] = ["203.0.113.7", "*.acme.com", "intranet"]
+    stack["roles"]["web"]["ssl_certificate"] = OWN_CERTIFICATE
+
+    parsed = config.parse(stack, secrets_set=SECRETS | {"WEB_PEM", "WEB_KEY_PEM"})
+
+    assert parsed.secret_names() == SECRETS | {"WEB_PEM", "WEB_KEY_PEM"}

@@ -44,7 +44,10 @@ def test_every_key_has_an_example() -> None:
 @pytest.mark.parametrize("index", range(len(examples.reference())))
 def test_the_examples_are_valid_stacks(index: int) -> None:
     example = examples.reference()[index]
-    secrets = {"ssh_private_key", "registry_password", "DATABASE_URL", *ACCESSORY_SECRETS}
+    secrets = {
+        "ssh_private_key", "registry_password", "DATABASE_URL", "STAGING_CERTIFICATE_PEM", "STAGING_KEY_PEM",
+        *ACCESSORY_SECRETS,
+    }  # fmt: skip
     needed = config.parse(example, secrets_set=secrets)
     assert needed.service
 

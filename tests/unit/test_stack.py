@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import zlib
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from components import config, stack, swap_command
+from components import role as role_module
 from components.config import examples
 from components.server import ExistingServer, HetznerServer
 from tests.support.commands import is_secret, option, script_argv
@@ -459,3 +461,56 @@ def test_a_role_built_from_a_context_deploys_the_digest_its_push_gave(
         assert "stdin" not in check
 
     return web.deployed.create.apply(check)
+
+
+CERTIFICATE_PEM = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n"
+KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMIGHkey\n-----END PRIVATE KEY-----\n"
+
+
+def stack_with_own_certificate() -> config.StackConfig:
+    raw = examples.saas()
+    raw["roles"]["backend"]["image"] = f"ghcr.io/acme/backend@sha256:{BACKEND_DIGEST}"
+    raw["roles"]["web"]["ssl_certificate"] = {"certificate_pem": "WEB_PEM", "private_key_pem": "WEB_KEY_PEM"}
+    for key in ("registry", "accessories"):
+        del raw[key]
+    return config.parse(raw, secrets_set={"ssh_private_key", "DATABASE_URL", "WEB_PEM", "WEB_KEY_PEM"})
+
+
+def secret_with_certificate(name: str) -> pulumi.Output[str]:
+    own = {"WEB_PEM": CERTIFICATE_PEM, "WEB_KEY_PEM": KEY_PEM}
+    return pulumi.Output.secret(own[name]) if name in own else secret(name)
+
+
+@pulumi.runtime.test
+def test_a_roles_own_certificate_reaches_the_proxy_over_stdin_and_its_swap_names_it_by_hash() -> pulumi.Output[None]:
+    web = stack.deploy(stack_with_own_certificate(), secret_with_certificate).roles["web"]
+    [certificate] = web.certificates
+    path = "/home/kamal-proxy/.config/kamal-proxy/tls/acme_web.pem"
+    assert certificate.stdin is not None
+
+    def check(values: list[Any]) -> None:
+        written, swap, bundle, bundle_secret, swap_secret = values
+        assert option(script_argv(written, "tls-certificate.sh"), "--path") == [path]
+        swap_argv = script_argv(swap, "swap.sh")
+        assert option(swap_argv, "--tls-certificate-path") == [path]
+        assert option(swap_argv, "--tls-certificate-id") == [
+            hashlib.sha256(CERTIFICATE_PEM.strip().encode()).hexdigest()[:16]
+        ]
+        assert "MIGHkey" not in written + swap and "MIIBcert" not in written + swap
+        assert bundle == CERTIFICATE_PEM + KEY_PEM
+        assert bundle_secret, "the key on stdin stays a secret in state"
+        assert not swap_secret, "the swap's command line, the plan's words, holds only the certificate's hash"
+
+    return pulumi.Output.all(
+        certificate.create, web.deployed.create, certificate.stdin, is_secret(certificate.stdin),
+        is_secret(web.deployed.create),
+    ).apply(check)  # fmt: skip
+
+
+def test_a_certificate_secret_that_holds_no_pem_is_refused_naming_the_secret() -> None:
+    role = stack_with_own_certificate().roles["web"]
+
+    with pytest.raises(ValueError, match="secret WEB_PEM holds no PEM certificate"):
+        role_module.pem_bundle(role, "not a certificate", KEY_PEM)
+    with pytest.raises(ValueError, match="secret WEB_KEY_PEM holds no PEM private key alone"):
+        role_module.pem_bundle(role, CERTIFICATE_PEM, CERTIFICATE_PEM + KEY_PEM)

@@ -16,7 +16,7 @@ from components.bootstrap import bootstrap_args
 from components.config.types import NAME_PATTERN
 from components.proxy import boot_args, remove_args
 from components.remote import SCRIPTS_DIR
-from components.role import migrate_args, retire_args
+from components.role import certificate_args, migrate_args, retire_args
 from components.server import volume_mount_args
 from components.swap_command import swap_args
 from quayside_cli.commands.exec_ import exec_args
@@ -34,6 +34,9 @@ WEB = config.Role.model_validate({
     "env": {"clear": {"MODE": "web"}}, "volumes": ["data:/data"], "memory": "512m", "cpus": 0.5,
     "cmd": ["bin/web"], "migrate": ["bin/migrate"],
 })  # fmt: skip
+WEB_OWN_CERTIFICATE = WEB.model_copy(
+    update={"ssl_certificate": config.SslCertificate(certificate_pem="WEB_PEM", private_key_pem="WEB_KEY_PEM")}
+)
 WORKER = config.Role.model_validate({"image": "ghcr.io/acme/worker:1.4", "proxy": False})
 IMAGE = "ghcr.io/acme/web:1.4@sha256:" + "a" * 64
 ACCESSORIES = config.StackConfig.model_validate({
@@ -56,6 +59,19 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
         swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy(ssl=True)),
         swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy(ssl=True, ssl_redirect=False)),
         swap_args("acme", "worker", WORKER, IMAGE, "1.4@aaaaaaaaaaaa", retained_only=True),
+        swap_args(
+            "acme",
+            "web",
+            WEB_OWN_CERTIFICATE,
+            IMAGE,
+            "1.4@aaaaaaaaaaaa",
+            proxy=config.Proxy(ssl=True),
+            certificate_id="0123456789abcdef",
+        ),
+    ],
+    "tls-certificate.sh": [
+        certificate_args("write", "acme", "web", config.Proxy(ssl=True)),
+        certificate_args("remove", "acme", "web", config.Proxy(ssl=True)),
     ],
     "retire.sh": [retire_args("acme", "web", WEB, "1.4"), retire_args("acme", "worker", WORKER, "1.4")],
     "migrate.sh": [migrate_args("acme", "web", WEB, IMAGE, "1.4")],
