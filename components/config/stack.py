@@ -397,6 +397,13 @@ def load(values: Mapping[str, str], *, secret_keys: Collection[str]) -> StackCon
     raw = {key: _decode(value) for key, value in mine.items() if key in TOP_LEVEL_KEYS}
     config = parse(raw, secrets_set={key for key in mine if key not in TOP_LEVEL_KEYS})
     unknown = sorted(set(mine) - set(TOP_LEVEL_KEYS) - config.secret_names())
+    stale = next((key for key in unknown if f"{NAMESPACE}:{key}" in secret_keys), None)
+    if stale is not None:
+        # Left behind when a role stops naming it (env.secret, ssl_certificate): an encrypted value nothing reads.
+        raise ConfigError(
+            f"quayside config: {stale} is a secret no key of the stack names: remove it (pulumi config rm {stale}), "
+            "or name it where it is meant to be read"
+        )
     if unknown:
         allowed = ", ".join([*TOP_LEVEL_KEYS, *sorted(config.secret_names())])
         raise ConfigError(f"quayside config: {unknown[0]}: unknown key; allowed: {allowed}")

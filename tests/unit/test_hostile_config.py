@@ -208,6 +208,19 @@ def test_a_secret_set_without_secret_is_refused_saying_how_to_set_it() -> None:
     assert config.load(values, secret_keys=stored_as_secrets | {"quayside:postgres_password"}).accessories
 
 
+def test_a_secret_no_key_names_any_more_is_refused_saying_how_to_remove_it() -> None:
+    values = pulumi_values(examples.saas()) | {"quayside:WEB_PEM": "-----BEGIN CERTIFICATE-----"}
+    stored_as_secrets = {f"quayside:{name}" for name in SECRETS} | {"quayside:WEB_PEM"}
+
+    with pytest.raises(config.ConfigError) as raised:
+        config.load(values, secret_keys=stored_as_secrets)
+
+    assert str(raised.value) == (
+        "quayside config: WEB_PEM is a secret no key of the stack names: remove it (pulumi config rm WEB_PEM), or "
+        "name it where it is meant to be read"
+    )
+
+
 def test_the_program_reads_which_keys_pulumi_stores_as_secrets() -> None:
     source = (ROOT / "__main__.py").read_text()
     assert "is_config_secret" in source and "secret_keys=secret_keys" in source
