@@ -33,13 +33,16 @@ S3_SECRET_KEY_SECRET: Final = "s3_secret_access_key"
 BACKUP_SECRETS: Final = (BACKUP_PASSPHRASE_SECRET, S3_ACCESS_KEY_SECRET, S3_SECRET_KEY_SECRET)
 
 # Vector: Docker logs of the service's containers to Better Stack over HTTP.
-VECTOR_IMAGE: Final = "timberio/vector:0.46.1-debian"
+VECTOR_IMAGE: Final = "timberio/vector:0.57.0-debian"
 VECTOR_CONFIG: Final = "/etc/vector/vector.yaml"
 VECTOR_DATA: Final = "/var/lib/vector"
 DOCKER_SOCKET: Final = "/var/run/docker.sock"
 VECTOR_READINESS_SECONDS: Final = 5
 BETTERSTACK_INGEST_URL: Final = "https://in.logs.betterstack.com"
 BETTERSTACK_TOKEN_ENV: Final = "BETTERSTACK_TOKEN"
+# Vector 0.57 reads `${VAR}` in its config only with this set (it was on by default before, and older images ignore
+# the variable). The config is quayside's own, and the token is the one variable it names.
+VECTOR_INTERPOLATION_ENV: Final = {"VECTOR_DANGEROUSLY_ALLOW_ENV_VAR_INTERPOLATION": "true"}
 BETTERSTACK_TOKEN_SECRET: Final = "betterstack_token"
 
 # Seconds a boot may spend pulling its image.

@@ -63,6 +63,7 @@ def spec(service: str, vector: stack_config.Vector) -> container.ContainerSpec:
     return container.ContainerSpec(
         name=NAME,
         image=vector.image,
+        env=dict(defaults.VECTOR_INTERPOLATION_ENV),
         data=defaults.VECTOR_DATA,
         volumes=[f"{defaults.DOCKER_SOCKET}:{defaults.DOCKER_SOCKET}:ro"],
         files={defaults.VECTOR_CONFIG: config_text(service, vector)},

@@ -125,7 +125,7 @@ def key_files_and_own_images() -> dict[str, Any]:
                          "memory": "1g", "ready_timeout": 300, "delete_data": True},
             "backup": {"schedule": "30 3 * * *", "image": "registry.acme.com:5000/pg-backup:16", "host_network": True,
                        "s3": {"bucket": "acme-backups", "prefix": "acme/db"}},
-            "vector": {"image": "registry.acme.com:5000/vector:0.46.1-debian", "memory": "256m",
+            "vector": {"image": "registry.acme.com:5000/vector:0.57.0-debian", "memory": "256m",
                        "delete_data": True},
         },
     }  # fmt: skip

@@ -8,12 +8,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import yaml
 
 from components.accessories import backup, defaults, vector
-from components.config import Backup, Postgres, Vector
+from components.config import Backup, Postgres, Vector, examples
 from tests.integration.accessory_fixtures import (
     PASSPHRASE,
     PASSWORD,
@@ -397,12 +398,12 @@ def test_the_schedule_matches_as_cron_does(spec: str, when: str, due: bool) -> N
 
 
 def test_vector_boots_with_its_config_and_the_docker_socket_read_only(accessory_service: AccessoryService) -> None:
-    """No Vector image can be had here: a stand-in image runs with exactly the arguments Vector would get."""
     service = accessory_service
     token = "bs-token-" + unique_name("t")
-    config = Vector(image=images.app("v1"))
+    config = Vector(image=images.vector()[1])
     booted = service.boot_vector(config, token)
     assert booted.returncode == 0, booted.stdout + booted.stderr
+    assert service.inspect("vector", "{{.State.Status}} {{.RestartCount}}") == "running 0"
 
     mounts = service.inspect("vector", "{{range .Mounts}}{{.Source}} {{.Destination}} {{.RW}}\n{{end}}")
     assert sorted(mounts.splitlines()) == sorted([
@@ -417,3 +418,28 @@ def test_vector_boots_with_its_config_and_the_docker_socket_read_only(accessory_
     assert service.remote("stat", "-c", "%a", service.remote_path("env", "accessory-vector.env")).stdout == "600\n"
     assert token not in service.inspect("vector", "{{json .Args}} {{json .Config.Labels}}")
     assert token in service.inspect("vector", "{{json .Config.Env}}")  # Vector reads ${BETTERSTACK_TOKEN}
+
+
+def test_vector_validates_the_config_quayside_generates(tmp_path: Path) -> None:
+    binary, _ = images.vector()
+    for index, example in enumerate(examples.reference()):
+        settings = example.get("accessories", {}).get("vector")
+        if settings is None:
+            continue
+        path = tmp_path / f"vector-{index}.yaml"
+        path.write_text(vector.config_text(example["service"], Vector.model_validate(settings)))
+        checked = subprocess.run([binary, "validate", "--no-environment", str(path)], capture_output=True, text=True,
+                                 timeout=60, env={"BETTERSTACK_TOKEN": "t", "PATH": "/usr/bin:/bin"})  # fmt: skip
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_vector_validate_refuses_a_config_vector_cannot_run(tmp_path: Path) -> None:
+    """The check above can fail: a sink compression Vector does not know."""
+    binary, _ = images.vector()
+    broken = vector.config("acme", Vector())
+    broken["sinks"]["betterstack"]["compression"] = "gzipp"
+    path = tmp_path / "vector.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    checked = subprocess.run([binary, "validate", "--no-environment", str(path)], capture_output=True, text=True,
+                             timeout=60, env={"BETTERSTACK_TOKEN": "t", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert checked.returncode == 78, checked.stdout + checked.stderr

@@ -13,3 +13,18 @@ CLEAN_DEBIAN: Final = "quayside-clean-debian/server:bookworm"
 
 def app(tag: str) -> str:
     return f"{APP}:{tag}"
+
+
+VECTOR_SETUP_STEP: Final = "bash scripts/setup.d/vector.sh (or scripts/test)"
+
+
+def vector() -> tuple[str, str]:
+    """(the Vector binary, the image quayside-test/vector:<version>) scripts/setup.d/vector.sh built from the vendored
+    sources; BenchMissing names that step when it has not run."""
+    from tests.support.testbed import BenchMissing, read_env_file
+
+    try:
+        built = read_env_file("vector.env")
+        return built["QUAYSIDE_VECTOR"], built["QUAYSIDE_VECTOR_IMAGE"]
+    except (BenchMissing, KeyError):
+        raise BenchMissing(f"Vector is not built: run {VECTOR_SETUP_STEP}") from None

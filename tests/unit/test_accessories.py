@@ -260,6 +260,8 @@ def test_vector_runs_with_its_config_and_the_docker_socket_read_only_and_the_tok
         encoded = base64.b64encode(vector.config_text("acme", config.Vector()).encode()).decode()
         options = [
             "--network", "acme",
+            # Vector 0.57 reads ${BETTERSTACK_TOKEN} in its config only when told to.
+            "--env", "VECTOR_DANGEROUSLY_ALLOW_ENV_VAR_INTERPOLATION=true",
             "--data", "/var/lib/vector",
             "--volume", "/var/run/docker.sock:/var/run/docker.sock:ro",
             "--file", f"/etc/vector/vector.yaml={encoded}",
