@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,18 +53,20 @@ def split_key_pair(keygen_output: str) -> tuple[str, str]:
     return private + PRIVATE_KEY_END + "\n", public.strip()
 
 
-WEB_PORTS: Final = ("80", "443")
+def web_ports(proxy: config.Proxy, *, with_proxy: bool) -> tuple[int, ...]:
+    """The ports a server's firewall opens to the web: those its kamal-proxy publishes, unless it publishes them on
+    loopback only or the server runs none (a database server of several)."""
+    if not with_proxy or ipaddress.ip_address(proxy.bind).is_loopback:
+        return ()
+    return (proxy.http_port, proxy.https_port)
 
 
-def firewall_rules(server: config.HetznerServer) -> list[hcloud.FirewallRuleArgs]:
-    """SSH from `ssh_from`; HTTP, HTTPS and ping from anywhere; nothing else in."""
+def firewall_rules(server: config.HetznerServer, web: tuple[int, ...]) -> list[hcloud.FirewallRuleArgs]:
+    """SSH from `ssh_from`; the `web` ports and ping from anywhere; nothing else in."""
     anywhere = list(defaults.ANYWHERE)
     return [
         hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port="22", source_ips=server.ssh_from),
-        *(
-            hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port=port, source_ips=anywhere)
-            for port in WEB_PORTS
-        ),
+        *(hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port=str(port), source_ips=anywhere) for port in web),
         hcloud.FirewallRuleArgs(direction="in", protocol="icmp", source_ips=anywhere),
     ]
 
@@ -166,6 +169,7 @@ class HetznerServerArgs:
     # With several servers: the server's name, in its Hetzner names (<service>-<label>); one server is <service>-1.
     label: str | None = None
     network: Attachment | None = None  # the service's private network, with several servers
+    web_ports: tuple[int, ...] = (defaults.HTTP_PORT, defaults.HTTPS_PORT)  # what its firewall opens to the web
 
 
 # The volume's mount step: up to 120 s for the device to appear once Hetzner attaches it, then the mount itself.
@@ -215,7 +219,7 @@ def private_key_naming(private_key: str, server_id: str) -> str:
 
 
 class HetznerServer(pulumi.ComponentResource):
-    """A Hetzner Cloud server with our SSH key for root, a host key of ours, a firewall open on 22/80/443. The
+    """A Hetzner Cloud server with our SSH key for root, a host key of ours, a firewall open on 22 and its proxy's. The
     bootstrap (as root, `bootstrap_connection`) makes it ready; deploys connect as `user`. User data and SSH keys
     are ignored after creation: changing them never replaces it, and the preview warns that they were ignored.
     Optionally a primary IPv4 and a data volume that outlive the server."""
@@ -239,7 +243,7 @@ class HetznerServer(pulumi.ComponentResource):
         server = args.server
         child = pulumi.ResourceOptions(parent=self)
         key = hcloud.SshKey(f"{name}-key", public_key=server.ssh_public_key, opts=child)
-        self.firewall = hcloud.Firewall(f"{name}-firewall", rules=firewall_rules(server), opts=child)
+        self.firewall = hcloud.Firewall(f"{name}-firewall", rules=firewall_rules(server, args.web_ports), opts=child)
         key_pair = local.Command(
             f"{name}-host-key",
             create=HOST_KEYGEN,

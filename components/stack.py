@@ -17,7 +17,7 @@ from components.host import DockerHost, DockerHostArgs
 from components.network import PrivateNetwork, PrivateNetworkArgs
 from components.proxy import Proxy, ProxyArgs
 from components.role import AppRole, AppRoleArgs
-from components.server import ExistingServer, ExistingServerArgs, HetznerServer, HetznerServerArgs
+from components.server import ExistingServer, ExistingServerArgs, HetznerServer, HetznerServerArgs, web_ports
 
 
 @dataclass
@@ -228,6 +228,7 @@ def _server_side(
                 service=service, server=settings, private_key=secret("ssh_private_key"),
                 label=placement.name if placement.several else None,
                 network=network.attachment(private_ip) if network is not None and private_ip is not None else None,
+                web_ports=web_ports(stack.proxy, with_proxy=with_proxy),
             ),
             opts,
         )  # fmt: skip

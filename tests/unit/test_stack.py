@@ -15,7 +15,7 @@ import yaml
 from components import config, stack, swap_command
 from components import role as role_module
 from components.config import examples
-from components.server import ExistingServer, HetznerServer
+from components.server import ExistingServer, HetznerServer, web_ports
 from tests.support.commands import is_secret, option, script_argv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,6 +225,32 @@ def test_a_hetzner_server_is_protected_firewalled_and_reached_at_its_address() -
         assert {rule["port"]: rule["source_ips"] for rule in ports if rule.get("port")}["22"] == ["198.51.100.0/24"]
 
     return pulumi.Output.all(server.host, server.machine.delete_protection, server.firewall.rules).apply(check)
+
+
+def test_a_hetzner_firewall_opens_the_ports_its_proxy_publishes_and_no_web_port_without_a_public_proxy() -> None:
+    assert web_ports(config.Proxy(), with_proxy=True) == (80, 443)
+    assert web_ports(config.Proxy(http_port=8080, https_port=8443), with_proxy=True) == (8080, 8443)
+    assert web_ports(config.Proxy(bind="127.0.0.1", http_port=8080, https_port=8443), with_proxy=True) == ()
+    assert web_ports(config.Proxy(), with_proxy=False) == (), "a server of several that runs no proxied role"
+
+
+@pulumi.runtime.test
+def test_a_hetzner_server_whose_proxy_listens_on_loopback_opens_only_ssh() -> pulumi.Output[None]:
+    settings = example_stack().model_copy(
+        update={
+            "server": config.HetznerServer(
+                provider="hetzner", type="cx32", location="nbg1", ssh_public_key="ssh-ed25519 AAAA deploy"
+            ),
+            "proxy": config.Proxy(bind="127.0.0.1", http_port=8080, https_port=8443),
+        }
+    )
+    server = stack.deploy(settings, secret).server
+    assert isinstance(server, HetznerServer)
+
+    def check(rules: Any) -> None:  # the mocks give the rules as dicts
+        assert sorted((rule["protocol"], rule.get("port") or "") for rule in rules) == [("icmp", ""), ("tcp", "22")]
+
+    return server.firewall.rules.apply(check)
 
 
 @pulumi.runtime.test
