@@ -5,6 +5,7 @@
 # sink). The image quayside-test/vector:<version> packs it into the Debian bookworm rootfs images.sh made, with the
 # official image's entrypoint, and goes to the loopback registry for the bed hosts. A user's server pulls the
 # official image. Only scripts/test runs this step: the local stack has no Vector, so scripts/up never waits for it.
+#   vector.sh [binary]     (binary: build or find the binary only)
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/images.sh"
@@ -98,6 +99,8 @@ else
   mkdir -p "$dir"
   build_binary
 fi
+# `vector.sh binary`: the build alone, which scripts/setup starts early, beside its other steps.
+[[ ${1:-} != binary ]] || exit 0
 build_image
 push_image
 cat >"$QUAYSIDE_TESTBED/vector.env" <<ENV
