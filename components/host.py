@@ -15,6 +15,7 @@ from components import remote as commands
 class DockerHostArgs:
     service: str
     connection: remote.ConnectionArgs
+    stack_id: pulumi.Input[str]  # the stack's identity (stack.py): which stack deployed the service on the server
     install_docker: bool = True
     registry: config.Registry | None = None
     registry_password: pulumi.Input[str] | None = None
@@ -40,7 +41,7 @@ class DockerHost(pulumi.ComponentResource):
     def _command(
         self,
         name: str,
-        create: str,
+        create: pulumi.Input[str],
         *,
         delete: str | None = None,
         stdin: pulumi.Input[str] | None = None,
@@ -69,8 +70,15 @@ class DockerHost(pulumi.ComponentResource):
 
     def _prepare_host(self, name: str, scripts: remote.Command) -> remote.Command:
         service = self._args.service
-        args = steps.HOST.argv(service=service, no_install_docker=not self._args.install_docker)
-        create = commands.script(service, steps.HOST.name, args, timeout_seconds=900)
+        create = pulumi.Output.from_input(self._args.stack_id).apply(
+            lambda stack_id: commands.script(
+                service, steps.HOST.name,
+                steps.HOST.argv(
+                    service=service, no_install_docker=not self._args.install_docker, stack_id=stack_id.strip()
+                ),
+                timeout_seconds=900,
+            )
+        )  # fmt: skip
         delete = commands.script(
             service, steps.HOST_REMOVE.name, steps.HOST_REMOVE.argv(service=service), timeout_seconds=600
         )

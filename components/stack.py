@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import shlex
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi_command import remote
+from pulumi_command import local, remote
 
 from components import config, image_build, image_pin, image_transfer
 from components.accessories.wiring import DeployedAccessories, SecretReader, Site, deploy_accessories
@@ -107,6 +109,22 @@ def ssh_output(side: ServerSide) -> dict[str, Any]:
     return {"host": server.host, "port": server.port, "user": server.user, "host_key": server.host_key}
 
 
+# Names no service, so a rename of `service` keeps it: each server records it beside the service (host.sh) and can
+# tell a renamed service of this stack from another stack's.
+STACK_ID_RESOURCE = "quayside-stack-id"
+
+
+def stack_identity() -> pulumi.Output[str]:
+    """A random ID made at the stack's first `up` and kept in its state from then on."""
+    made = local.Command(
+        STACK_ID_RESOURCE,
+        create=shlex.join(["echo", uuid.uuid4().hex]),
+        add_previous_output_in_env=False,
+        opts=pulumi.ResourceOptions(ignore_changes=["create"]),  # made once: a new text each run changes nothing
+    )
+    return made.stdout.apply(lambda out: (out or "").strip())
+
+
 def deploy(
     stack: config.StackConfig, secret: SecretReader, read_digest: image_pin.DigestReader | None = None
 ) -> Deployment:
@@ -120,12 +138,13 @@ def deploy(
     image_build.check_build_inputs(stack, image_build.project_dir())
     registry_password = secret("registry_password") if "registry_password" in stack.secret_names() else None
     network = private_network(stack)
+    stack_id = stack_identity()
     proxied = stack.proxy_servers()
     sides: dict[str, ServerSide] = {}
     for index, (name, settings) in enumerate(stack.servers_by_name().items()):
         sides[name] = _server_side(
             stack, Placement(name, index, stack.several_servers), settings, secret, registry_password, network,
-            with_proxy=name in proxied,
+            with_proxy=name in proxied, stack_id=stack_id,
         )  # fmt: skip
     sites = {name: Site(side.connection, side.host.ready, side.private_ip) for name, side in sides.items()}
     accessories = deploy_accessories(stack, sites, secret)
@@ -206,6 +225,7 @@ def _server_side(
     network: PrivateNetwork | None,
     *,
     with_proxy: bool,
+    stack_id: pulumi.Output[str],
 ) -> ServerSide:
     service = stack.service
     name, opts = placement.resource(service, "server")
@@ -239,6 +259,7 @@ def _server_side(
         DockerHostArgs(
             service=service,
             connection=server.connection,
+            stack_id=stack_id,
             install_docker=getattr(settings, "install_docker", True),
             registry=stack.pull_registry,
             registry_password=registry_password,

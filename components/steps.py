@@ -272,7 +272,9 @@ TLS_CERTIFICATE: Final = Script(
     (SERVICE, _naming("role"), PROXY_NAME, _required("state-dir"), _required("path")),
     actions=("write", "remove"),
 )
-HOST: Final = Script("host.sh", (SERVICE, _switch("no-install-docker")))
+HOST: Final = Script(
+    "host.sh", (SERVICE, _switch("no-install-docker"), Option("stack-id", required=True, words="stack"))
+)
 HOST_REMOVE: Final = Script("host-remove.sh", (SERVICE,))
 REGISTRY_LOGIN: Final = Script("registry-login.sh", (_required("server"), _required("username")))
 BOOTSTRAP: Final = Script(

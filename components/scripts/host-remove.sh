@@ -39,7 +39,7 @@ main() {
   parse_options "$@"
   lock "$service" host
   remove_network
-  rm -rf "$(service_dir "$service")/env"
+  rm -rf "$(service_dir "$service")/env" "$(service_dir "$service")/stack-id"
   # Ours is held until this script exits; nothing else of the service is left to deploy.
   rm -rf "$(service_dir "$service")/locks" "$(service_dir "$service")/logs"
   audit "$service" - - destroy "service removed; data and this log kept"

@@ -102,6 +102,24 @@ def test_an_image_change_of_one_role_updates_only_its_swap_and_drops_no_request(
     print(f"image change of web: {report.summary()}")
 
 
+def test_renaming_the_service_of_a_deployed_stack_is_refused_before_anything_of_the_new_name_runs(
+    demo: DemoStack,
+) -> None:
+    """The new name would start on an empty database beside the old service (its data stays under its own name)."""
+    renamed = unique_service("renamed")
+    demo.config["quayside:service"] = renamed
+
+    message, report = failed_up_under_load(demo, "web")
+    demo.config["quayside:service"] = demo.service  # as the message says; the fixture's destroy needs it too
+
+    assert f"this stack runs service '{demo.service}' on " in message
+    assert f"Set service: {demo.service} back" in message
+    assert report.failures == [] and report.version_sequence() == ["v1"], report.summary()
+    assert service_containers(renamed) == []
+    assert demo.up().summary.result == "succeeded", "the old name deploys again"
+    print(f"a refused rename under load: {report.summary()}")
+
+
 def test_a_preview_of_an_image_change_names_exactly_the_role_that_changes(demo: DemoStack) -> None:
     demo.roles["api"]["image"] = registry_image("v1")
     events = Events()

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -198,7 +199,7 @@ class AccessoryService:
 def new_accessory_service(server: TestServer) -> AccessoryService:
     service = AccessoryService(server, unique_name("qa"))
     install_scripts(server, service.name)
-    done = service.run(steps.HOST.name, *steps.HOST.argv(service=service.name))
+    done = service.run(steps.HOST.name, *steps.HOST.argv(service=service.name, stack_id=uuid.uuid4().hex))
     assert done.returncode == 0, done.stderr
     return service
 

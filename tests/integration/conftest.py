@@ -9,6 +9,7 @@ import http.client
 import re
 import shlex
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,7 +189,7 @@ def new_service(server: TestServer, prefix: str = "qs", *, name: str | None = No
 
 def share_proxy(owner: Service, guest: Service) -> None:
     """The guest service joins the owner's proxy, as a second service on the same server does."""
-    assert guest.run("host.sh", "--service", guest.name).returncode == 0
+    assert guest.run("host.sh", "--service", guest.name, "--stack-id", uuid.uuid4().hex).returncode == 0
     guest.proxy, guest.http_port, guest.https_port = owner.proxy, owner.http_port, owner.https_port
     guest.state_volume, guest.proxy_network = owner.state_volume, owner.proxy_network
     booted = guest.boot_proxy()
@@ -196,7 +197,7 @@ def share_proxy(owner: Service, guest: Service) -> None:
 
 
 def prepare(service: Service) -> None:
-    host = service.run(steps.HOST.name, *steps.HOST.argv(service=service.name))
+    host = service.run(steps.HOST.name, *steps.HOST.argv(service=service.name, stack_id=uuid.uuid4().hex))
     assert host.returncode == 0, host.stderr
     booted = service.boot_proxy()
     assert booted.returncode == 0, booted.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,10 +40,11 @@ def test_host_prepares_network_and_directories_without_restarting_docker(
     try:
         canary_started = docker("inspect", "--format", "{{.State.StartedAt}}", canary)
 
-        first = bare_service.run("host.sh", "--service", bare_service.name)
+        stack_id = uuid.uuid4().hex
+        first = bare_service.run("host.sh", "--service", bare_service.name, "--stack-id", stack_id)
         daemon_json = json.loads(DAEMON_JSON.read_text())
         DAEMON_JSON.write_text('{"log-driver": "json-file"}\n')  # an operator's own file stays as it is
-        second = bare_service.run("host.sh", "--service", bare_service.name)
+        second = bare_service.run("host.sh", "--service", bare_service.name, "--stack-id", stack_id)
 
         assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
         version = docker("version", "--format", "{{.Server.Version}}")
@@ -65,7 +67,7 @@ def test_a_host_without_docker_is_refused_when_installing_is_not_allowed(bare_se
     # A PATH with no docker on it: only what host.sh needs before it looks for docker.
     bin_dir = f"/tmp/{bare_service.name}-no-docker"
     bare_service.server.run(shlex.join(["sh", "-c", 'mkdir -p "$1" && ln -sf /usr/bin/dirname "$1/"', "-", bin_dir]))
-    argv = steps.HOST.argv(service=bare_service.name, no_install_docker=True)
+    argv = steps.HOST.argv(service=bare_service.name, no_install_docker=True, stack_id=uuid.uuid4().hex)
     command = remote.script(bare_service.name, steps.HOST.name, argv, timeout_seconds=30)
     command = command.replace("bash ", f"env PATH={bin_dir} /bin/bash ", 1)
     try:
@@ -99,3 +101,27 @@ def test_registry_login_takes_the_password_from_stdin_and_swap_pulls_from_the_re
     assert swapped.returncode == 0, swapped.stderr
     assert f"pulling {image}" in swapped.stdout
     assert report.failures == [] and report.version_sequence() == ["v1", "v2"], report.summary()
+
+
+def test_a_service_its_stack_runs_under_another_name_here_is_refused_until_that_one_is_removed(
+    bare_service: Service, other_service: Service, server_hostname: str
+) -> None:
+    """`service:` renamed in a stack that is deployed: the new name would start on empty data beside the old one."""
+    stack_id = uuid.uuid4().hex
+    deployed = bare_service.run("host.sh", "--service", bare_service.name, "--stack-id", stack_id)
+    assert deployed.returncode == 0, deployed.stderr
+
+    renamed = other_service.run("host.sh", "--service", other_service.name, "--stack-id", stack_id)
+    another_stack = other_service.run("host.sh", "--service", other_service.name, "--stack-id", uuid.uuid4().hex)
+
+    assert renamed.returncode == 1
+    assert renamed.stderr == (
+        f"host: this stack runs service '{bare_service.name}' on {server_hostname}: as '{other_service.name}' it "
+        f"would start on empty data beside it. Set service: {bare_service.name} back; a new name takes a new stack "
+        "(or pulumi destroy first; data is kept under the old name)\n"
+    )
+    assert another_stack.returncode == 0, "a second service of another stack is welcome"
+    removed = bare_service.run(steps.HOST_REMOVE.name, *steps.HOST_REMOVE.argv(service=bare_service.name))
+    assert removed.returncode == 0, removed.stderr
+    after_destroy = other_service.run("host.sh", "--service", other_service.name, "--stack-id", stack_id)
+    assert after_destroy.returncode == 0, after_destroy.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from tests.integration.conftest import Service
@@ -16,7 +17,7 @@ def test_retiring_a_removed_role_removes_its_route_containers_and_env_file_only(
     service.deploy("api", "v1")
     service.deploy("api", "v2")
     # Another service with a role of the same name on the same proxy must not notice either.
-    other_service.run("host.sh", "--service", other_service.name)
+    assert other_service.run("host.sh", "--service", other_service.name, "--stack-id", uuid.uuid4().hex).returncode == 0
     other_service.proxy = service.proxy
     other_service.http_port = service.http_port
     assert service.boot_proxy(network=other_service.name).returncode == 0

@@ -10,6 +10,7 @@ import shlex
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -179,7 +180,7 @@ def prepare_host(host: TestHost, name: str, registry: str) -> int:
     """Scripts, host.sh and a kamal-proxy bound to the host's address on free ports; returns the HTTP port."""
     assert engine_answers(host), f"the Docker engine of {host.name} does not answer: run {SETUP_STEP}"
     install_scripts(host, name)
-    done = run_script(host, name, steps.HOST.name, steps.HOST.argv(service=name))
+    done = run_script(host, name, steps.HOST.name, steps.HOST.argv(service=name, stack_id=uuid.uuid4().hex))
     assert done.returncode == 0, done.stderr
     ports = host.run(f"for i in 1 2; do python3 -c {shlex.quote(FREE_PORT)} {host.address}; done").stdout.split()
     values = {

@@ -12,9 +12,17 @@ import pulumi
 from pulumi.runtime.mocks import MockMonitor
 
 
+def echoed(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+    """A local `echo WORD` command's stdout, as it would run (the stack's identity is one)."""
+    create = str(args.inputs.get("create", ""))
+    if args.typ == "command:local:Command" and create.startswith("echo "):
+        return {"stdout": create.removeprefix("echo ") + "\n"}
+    return {}
+
+
 class EchoMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
+        return f"{args.name}-id", dict(args.inputs) | echoed(args)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None

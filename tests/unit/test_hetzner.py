@@ -18,7 +18,7 @@ from pulumi_command import remote as command_remote
 
 from components import config, remote, server, stack
 from tests.support.commands import is_secret
-from tests.support.mocks import EngineLog
+from tests.support.mocks import EngineLog, echoed
 
 HOST_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
 HOST_PRIVATE_KEY: Final = (
@@ -40,7 +40,7 @@ class Mocks(pulumi.runtime.Mocks):
         self.made_with = made_with
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        outputs = dict(args.inputs)
+        outputs = dict(args.inputs) | echoed(args)
         if args.typ == "hcloud:index/server:Server":
             return SERVER_ID, {**outputs, "ipv4Address": SERVER_ADDRESS}
         if args.typ == "hcloud:index/primaryIp:PrimaryIp":

@@ -74,7 +74,7 @@ def test_swaps_migrations_and_accessory_boots_keep_what_they_printed_secret(mock
     # What prints no app output and no env stays readable: the server's set-up, the proxy, the registry login.
     assert {name for name, kept in secret_output.items() if not kept} == {
         "acme-bootstrap-scripts", "acme-bootstrap-run", "acme-host-scripts", "acme-host-docker",
-        "acme-host-registry-login", "acme-proxy-container", "acme-backup-image",
+        "acme-host-registry-login", "acme-proxy-container", "acme-backup-image", "quayside-stack-id",
     }  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import zlib
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from components import role as role_module
 from components.config import examples
 from components.server import ExistingServer, HetznerServer, web_ports
 from tests.support.commands import is_secret, option, script_argv
+from tests.support.mocks import echoed
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE_URL = "postgres://acme:s3cr3t-p4ss@db/acme"
@@ -41,7 +43,9 @@ class Mocks(pulumi.runtime.Mocks):
             self.builds[args.name] = dict(args.inputs)
         if args.typ == "docker:index/image:Image":
             outputs["repoDigest"] = f"{args.inputs['imageName'].rsplit(':', 1)[0]}@sha256:{BUILT_DIGEST}"
-        if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs.get("create", ""):
+        if echoed(args):
+            outputs.update(echoed(args))
+        elif args.typ == "command:local:Command" and "ssh-keygen" in args.inputs.get("create", ""):
             outputs["stdout"] = f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"
         elif args.typ == "command:local:Command":
             outputs["stdout"] = f"# 203.0.113.7:2200 SSH-2.0-OpenSSH_9.2\n[203.0.113.7]:2200 {HOST_KEY}\n"
@@ -540,3 +544,17 @@ def test_a_certificate_secret_that_holds_no_pem_is_refused_naming_the_secret() -
         role_module.pem_bundle(role, "not a certificate", KEY_PEM)
     with pytest.raises(ValueError, match="secret WEB_KEY_PEM holds no PEM private key alone"):
         role_module.pem_bundle(role, CERTIFICATE_PEM, CERTIFICATE_PEM + KEY_PEM)
+
+
+@pulumi.runtime.test
+def test_each_servers_host_step_records_the_stacks_identity_which_no_service_name_is_part_of() -> pulumi.Output[None]:
+    first = stack.deploy(example_stack(), secret)
+    renamed = stack.deploy(example_stack().model_copy(update={"service": "acme2"}), secret)
+
+    def check(creates: list[str]) -> None:
+        ids = [option(script_argv(create, "host.sh", service), "--stack-id") for create, service in zip(
+            creates, ["acme", "acme2"], strict=True)]  # fmt: skip
+        assert all(len(found) == 1 and re.fullmatch(r"[0-9a-f]{32}", found[0]) for found in ids), ids
+
+    assert stack.STACK_ID_RESOURCE == "quayside-stack-id"
+    return pulumi.Output.all(first.first.host.ready.create, renamed.first.host.ready.create).apply(check)

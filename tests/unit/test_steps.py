@@ -82,7 +82,7 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
         container.remove_args("acme", postgres.spec("acme", POSTGRES), delete_data=True),
     ],
     "proxy.sh": [boot_args("acme", config.Proxy()), remove_args("acme")],
-    "host.sh": [steps.HOST.argv(service="acme", no_install_docker=True)],
+    "host.sh": [steps.HOST.argv(service="acme", no_install_docker=True, stack_id="3f0c9d8e2b7a4c61a5e4d3c2b1a09f8e")],
     "host-remove.sh": [steps.HOST_REMOVE.argv(service="acme")],
     "registry-login.sh": [steps.REGISTRY_LOGIN.argv(server="ghcr.io", username="acme")],
     "bootstrap.sh": [
