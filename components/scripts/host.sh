@@ -33,7 +33,7 @@ stack_id_file() { echo "$(service_dir "$1")/stack-id"; }
 refuse_a_rename() {
   local file other
   for file in "$QUAYSIDE_ROOT"/*/stack-id; do
-    [[ -f $file && $(cat "$file") == "$stack_id" ]] || continue
+    [[ -f $file && $(<"$file") == "$stack_id" ]] || continue
     other=${file%/stack-id}
     other=${other##*/}
     [[ $other != "$service" ]] || continue

@@ -67,6 +67,9 @@ def test_a_host_without_docker_is_refused_when_installing_is_not_allowed(bare_se
     # A PATH with no docker on it: only what host.sh needs before it looks for docker.
     bin_dir = f"/tmp/{bare_service.name}-no-docker"
     bare_service.server.run(shlex.join(["sh", "-c", 'mkdir -p "$1" && ln -sf /usr/bin/dirname "$1/"', "-", bin_dir]))
+    # A service's record of its stack, which host.sh reads before it looks for docker, with no other tool at hand.
+    record = f"{REMOTE_ROOT}/{bare_service.name}/stack-id"
+    bare_service.server.run(shlex.join(["sh", "-c", 'echo 0f0f > "$1"', "-", record]))
     argv = steps.HOST.argv(service=bare_service.name, no_install_docker=True, stack_id=uuid.uuid4().hex)
     command = remote.script(bare_service.name, steps.HOST.name, argv, timeout_seconds=30)
     command = command.replace("bash ", f"env PATH={bin_dir} /bin/bash ", 1)
