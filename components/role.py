@@ -140,9 +140,20 @@ class AppRole(pulumi.ComponentResource):
             else pulumi.Output.from_input(None)
         )
         self.deployed = self._roll_out(name, stdin) if args.placements else self._swap(name, stdin)
+        if args.role.canary is not None:
+            # The plan shows a new image as a changed swap; this says what the swap will do with it.
+            pulumi.log.info(
+                f"{args.name}: a new version goes live as a canary for {args.role.canary.said()}; the version serving "
+                "keeps everyone else until canary is removed (promote) or the image set back (abort)",
+                resource=self,
+            )
         self.register_outputs(
             {"urls": self.urls, "version": self.version, "image": self.image_ref, "servers": self.servers}
         )
+
+    @property
+    def canary(self) -> config.Canary | None:
+        return self._args.role.canary
 
     def once_deployed(self, value: pulumi.Output[str]) -> pulumi.Output[str]:
         """`value` once the role's deploy succeeds. A deploy that fails resolves nothing, so the stack's outputs are

@@ -86,6 +86,7 @@ class Deployment:
                     "version": role.once_deployed(role.version),
                     "image": role.once_deployed(role.image_ref),
                     **({"servers": role.servers} if self.several else {}),
+                    **canary_output(role),
                 }
                 for name, role in self.roles.items()
             },
@@ -102,6 +103,12 @@ class Deployment:
             outputs["hosts"] = {name: ssh_output(side) for name, side in self.servers.items()}
             outputs["accessory_servers"] = self.accessories.servers
         return outputs
+
+
+def canary_output(role: AppRole) -> dict[str, Any]:
+    """While a role declares a canary: its `version` serves only this share, beside the version serving before."""
+    canary = role.canary
+    return {"canary": {"percent": canary.percent, "allow": canary.allow}} if canary is not None else {}
 
 
 def ssh_output(side: ServerSide) -> dict[str, Any]:

@@ -196,6 +196,10 @@ SWAP: Final = Script(
         # Which certificate the file holds: a new one is served without booting a new container. A rollback's fast
         # switch leaves it out: it serves the file as it is.
         Option("tls-certificate-id", words="certificate"),
+        # A canary: the version goes live for this share of kamal-rollout cookie values and these values only,
+        # beside the version serving. Outside the config hash: promoted, the canary's container serves everyone.
+        Option("canary-percent", words="canary share"),
+        Option("canary-allow", Kind.LIST, words="canary allow-list"),
         _list("host"),
         _list("path-prefix"),
         Option("health-path", required_with="proxy"),

@@ -43,15 +43,19 @@ def swap_args(
 ) -> list[str]:
     """swap.sh's arguments: the role's container options, and a hash of them that names its config. `certificate_id`
     names the certificate of the role's own that the proxy serves (ssl_certificate): outside the hash, so a renewed
-    one is served by the container that runs."""
+    one is served by the container that runs. So is the role's canary, which a rollback's fast switch ends: a promoted
+    canary serves on in the container it runs in."""
     proxy = proxy or config.Proxy()
     options = container_options(role, proxy=proxy, proxy_name=proxy_name)
     if role.ssl_certificate is not None:
         options["tls_certificate_path"] = certificate_path(proxy, service, name)
+    canary = role.canary if not retained_only else None
     return steps.SWAP.argv(
         service=service, role=name, image=image_ref, version=version,
         config_hash=config_hash(steps.SWAP.words(options)), **options, retained_only=retained_only,
-        tls_certificate_id=certificate_id, lock_wait=lock_wait(role),
+        tls_certificate_id=certificate_id,
+        canary_percent=canary.percent if canary else None, canary_allow=canary.allow if canary else [],
+        lock_wait=lock_wait(role),
     )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ config`, then `config.Role`, `config.parse`.
 
 from components.config.accessories import ACCESSORIES, S3, Accessories, Backup, Postgres, Publish, Vector
 from components.config.errors import ConfigError
-from components.config.roles import Boot, Env, Health, ImageSpec, Role, SslCertificate
+from components.config.roles import Boot, Canary, Env, Health, ImageSpec, Role, SslCertificate
 from components.config.servers import Bootstrap, ExistingServer, HetznerServer, HetznerVolume, Network, Server
 from components.config.stack import (
     DATABASE_URL,
@@ -54,6 +54,7 @@ __all__ = [
     "Backup",
     "Boot",
     "Bootstrap",
+    "Canary",
     "ConfigError",
     "Env",
     "ExistingServer",

@@ -105,6 +105,7 @@ def hetzner_staging() -> dict[str, Any]:
                 "retain_containers": 3,
                 "stop_timeout": 30,
                 "ssl_certificate": {"certificate_pem": "STAGING_CERTIFICATE_PEM", "private_key_pem": "STAGING_KEY_PEM"},
+                "canary": {"percent": 10, "allow": ["staff-1"]},
             },
         },
     }  # fmt: skip

@@ -15,6 +15,7 @@ from components.config.errors import how_to_set_secret
 from components.config.types import (
     CREDENTIAL_URL,
     PERCENT_PATTERN,
+    CookieValue,
     Duration,
     EnvName,
     Hostname,
@@ -137,6 +138,30 @@ class SslCertificate(Model):
         return self
 
 
+class Canary(Model):
+    """A new version goes live beside the one serving, for a share of users only. kamal-proxy sends a request to it
+    when its `kamal-rollout` cookie's value hashes into `percent` or is listed in `allow`; a request without the
+    cookie gets the version serving. The app sets the cookie (an account or user id), so a user stays on one side."""
+
+    percent: int = Field(
+        default=0, ge=0, le=100, description="the share of kamal-rollout cookie values sent to the new version"
+    )
+    allow: list[CookieValue] = Field(
+        default_factory=list, description="kamal-rollout cookie values always sent to the new version (staff-1)"
+    )
+
+    def said(self) -> str:
+        """Who the canary serves, in words: 10% of kamal-rollout cookie values and staff-1."""
+        share = f"{self.percent}% of kamal-rollout cookie values" if self.percent else ""
+        return " and ".join(part for part in (share, ", ".join(self.allow)) if part)
+
+    @model_validator(mode="after")
+    def _sends_someone(self) -> Self:
+        if self.percent == 0 and not self.allow:
+            raise ValueError("a canary with percent 0 and no allow sends no one to it: give a percent or allow")
+        return self
+
+
 BOOT_LIMIT_MAX: Final = 1000
 
 
@@ -219,6 +244,11 @@ class Role(Model):
     boot: Boot | None = Field(
         default=None, description="how a new version goes live on its servers; without boot, on all at once"
     )
+    canary: Canary | None = Field(
+        default=None,
+        description="serve a new version to this share only, beside the version serving; remove canary to promote "
+        "it, set the image back to abort it",
+    )
 
     def secret_names(self) -> dict[str, str]:
         """The config secrets the role reads, each with the key under the role that names it."""
@@ -248,6 +278,8 @@ class Role(Model):
             raise ValueError("a proxied role needs health: {path: /up} (or set proxy: false)")
         if not self.proxy and (self.hosts or self.path_prefix):
             raise ValueError("hosts and path_prefix need proxy: true")
+        if not self.proxy and self.canary is not None:
+            raise ValueError("canary needs proxy: true: the proxy splits the requests")
         if not self.proxy and self.ssl_certificate is not None:
             raise ValueError("ssl_certificate needs proxy: true: only the proxy serves a certificate")
         if self.proxy and self.health and milliseconds(self.health.interval) > milliseconds(self.deploy_timeout):

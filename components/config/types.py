@@ -49,6 +49,8 @@ REPOSITORY_PATTERN: Final = rf"^{REPOSITORY_PART}(/{REPOSITORY_PART})*$"
 # An OpenSSH public key line, optionally after the host name ssh-keyscan puts first.
 HOST_KEY_PATTERN: Final = r"^(\S+ )?(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$"
 IDENTIFIER_PATTERN: Final = r"^[a-z_][a-z0-9_]{0,62}$"
+# A value of the kamal-rollout cookie (an account or user id): no comma, which kamal-proxy's --list splits on.
+COOKIE_VALUE_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$"
 SETTING_PATTERN: Final = r"^[a-z_][a-z0-9_.]{0,62}$"
 BUCKET_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 PREFIX_PATTERN: Final = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
@@ -84,6 +86,7 @@ PATTERN_HELP: Final[Mapping[str, str]] = {
     PERCENT_PATTERN: "a percentage from 1% to 100% (50%)",
     PLATFORM_PATTERN: "one Linux platform like linux/amd64 or linux/arm64",
     REPOSITORY_PATTERN: "a lowercase repository path like acme/web",
+    COOKIE_VALUE_PATTERN: "a cookie value: letters, digits and _ . : @ -, up to 64, starting alphanumeric (staff-1)",
     IDENTIFIER_PATTERN: "a lowercase Postgres name: letters, digits and underscores, up to 63 (acme_app)",
     SETTING_PATTERN: "a Postgres setting name (max_connections, shared_buffers)",
     BUCKET_PATTERN: "an S3 bucket name: lowercase letters, digits, dots and dashes (acme-backups)",
@@ -214,6 +217,7 @@ HostKey = Annotated[str, Field(pattern=HOST_KEY_PATTERN)]
 UserName = Annotated[str, Field(pattern=USER_PATTERN)]
 SshPublicKey = Annotated[str, Field(pattern=SSH_PUBLIC_KEY_PATTERN)]
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+CookieValue = Annotated[str, Field(pattern=COOKIE_VALUE_PATTERN)]
 SettingName = Annotated[str, Field(pattern=SETTING_PATTERN)]
 Bucket = Annotated[str, Field(pattern=BUCKET_PATTERN)]
 KeyPrefix = Annotated[str, Field(pattern=PREFIX_PATTERN)]

@@ -5,6 +5,7 @@
 #   stdout, one line each:
 #     container<TAB>ROLE<TAB>ACCESSORY<TAB>VERSION<TAB>STATE<TAB>HEALTH<TAB>ID<TAB>NAME<TAB>STARTED<TAB>FINISHED<TAB>IMAGE
 #     route<TAB>CELL... (a row of `kamal-proxy list` for one of the service's routes)
+#     canary<TAB>ROLE<TAB>VERSION<TAB>PERCENT<TAB>VALUE,VALUE (a role's canary, as swap.sh recorded it)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -41,10 +42,23 @@ routes() {
     awk -v prefix="$service-" 'NR > 1 && index($1, prefix) == 1 { $1 = $1; gsub(/ /, "\t"); print "route\t" $0 }'
 }
 
+canaries() {
+  local pattern file version percent allow role
+  pattern=$(canary_file "$service" '*')
+  # shellcheck disable=SC2086 # the pattern is globbed: one file per role with a canary
+  for file in $pattern; do
+    [[ -f $file ]] || continue
+    read -r version percent allow <"$file" || true
+    role=${file#"${pattern%%\**}"}
+    printf 'canary\t%s\t%s\t%s\t%s\n' "${role%"${pattern##*\*}"}" "$version" "$percent" "$allow"
+  done
+}
+
 main() {
   parse_options "$@"
   containers
   routes
+  canaries
 }
 
 main "$@"

@@ -72,6 +72,7 @@ now_ms() {
 
 service_dir() { echo "$QUAYSIDE_ROOT/$1"; }
 env_file() { echo "$QUAYSIDE_ROOT/$1/env/$2.env"; }
+canary_file() { echo "$QUAYSIDE_ROOT/$1/$2.canary"; }
 
 # lock SERVICE PART [SECONDS]: holds the lock of one part of the service (a role, an accessory, the host) on fd 9
 # until the script exits, and whatever it hands fd 9 to. Two steps of the same part never interleave; steps of

@@ -13,10 +13,14 @@
 # --tls-certificate-path is a file in the proxy holding the role's own certificate and key (tls-certificate.sh wrote
 # it); --tls-certificate-id names the certificate in it, and a new one is served by redeploying the live container's
 # route, without a new container.
+# --canary-percent runs VERSION as a canary: it goes live in kamal-proxy's rollout slot, for that share of
+# kamal-rollout cookie values and for each --canary-allow value, beside the version serving everyone else (which
+# keeps running). Without it, any canary ends: VERSION serves everyone (a canary of VERSION is promoted where it
+# runs), and the canary's container stops with the others.
 #
 #   swap.sh --service S --role R --image IMG --version V --config-hash H --port N (--proxy | --no-proxy)
 #     [--tls [--no-tls-redirect] [--tls-certificate-path FILE [--tls-certificate-id ID]]] [--host H]...
-#     [--path-prefix P]...
+#     [--canary-percent N [--canary-allow VALUE]...] [--path-prefix P]...
 #     [--health-path P --health-interval D --health-timeout D] (with --proxy)
 #     --deploy-timeout D --drain-timeout D --readiness-delay N --retain N --stop-timeout N --lock-wait SECONDS
 #     [--env K=V]... [--volume SPEC]... [--memory 512m] [--cpus 0.5] --proxy-name P [--retained-only] [--cmd ARG]...
@@ -29,7 +33,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 service='' role='' image='' version='' config_hash='' port='' proxy='' tls=no tls_redirect=yes certificate_path='' certificate_id=''
 health_path='' health_interval='' health_timeout='' deploy_timeout='' drain_timeout=''
 readiness_delay='' retain='' stop_timeout='' memory='' cpus='' proxy_name='' retained_only=no lock_wait=''
-hosts=() prefixes=() envs=() volumes=() cmd=()
+canary_percent='' hosts=() prefixes=() envs=() volumes=() cmd=() canary_allow=()
 
 parse_options() {
   while (($#)); do
@@ -46,6 +50,8 @@ parse_options() {
       --no-tls-redirect) tls_redirect=no ;;
       --tls-certificate-path) need_value "$@"; certificate_path=$2; shift ;;
       --tls-certificate-id) need_value "$@"; certificate_id=$2; shift ;;
+      --canary-percent) need_value "$@"; canary_percent=$2; shift ;;
+      --canary-allow) need_value "$@"; canary_allow+=("$2"); shift ;;
       --host) need_value "$@"; hosts+=("$2"); shift ;;
       --path-prefix) need_value "$@"; prefixes+=("$2"); shift ;;
       --health-path) need_value "$@"; health_path=$2; shift ;;
@@ -84,6 +90,13 @@ parse_options() {
   [[ -z $certificate_id ]] || check_name --tls-certificate-id "$certificate_id"
   [[ -z $certificate_path || $certificate_path == /*.pem ]] ||
     die "--tls-certificate-path '$certificate_path' must be an absolute path to a .pem file"
+  if [[ -n $canary_percent ]]; then
+    [[ $proxy == yes ]] || die "--canary-percent needs --proxy"
+    check_number --canary-percent "$canary_percent"
+    ((canary_percent <= 100)) || die "--canary-percent '$canary_percent' is more than 100"
+  fi
+  local value
+  for value in "${canary_allow[@]}"; do check_name --canary-allow "$value"; done
   check_number --port "$port"; check_number --readiness-delay "$readiness_delay"
   check_number --retain "$retain"; check_number --stop-timeout "$stop_timeout"; check_number --lock-wait "$lock_wait"
   check_duration --deploy-timeout "$deploy_timeout"; check_duration --drain-timeout "$drain_timeout"
@@ -292,6 +305,52 @@ serve_new_certificate() {
   say "$role: the proxy serves the new certificate ($certificate_id)"
 }
 
+# --- a canary ------------------------------------------------------------------------------------------------
+
+# "VERSION PERCENT VALUE,VALUE" of the role's canary, kept beside the service while kamal-proxy splits its route:
+# a swap without a canary ends the split only when there is one (no `docker exec` on the usual path).
+canary_mark() { canary_file "$service" "$role"; }
+
+# The container serving everyone while a canary runs: kamal-proxy's active target; sets $stable_id.
+read_stable() {
+  local target
+  target=$(live_target)
+  stable_id=${target%%:*}
+}
+
+# The new container goes into the route's rollout slot (kamal-proxy health-checks it first, as a deploy does),
+# then the split is set. A canary running already (a new share) keeps its slot: only the split changes, so a failure
+# here never removes a container that serves.
+canary_deploy() {
+  local route allow mark
+  route=$(route_name "$service" "$role")
+  mark=$(cat "$(canary_mark)" 2>/dev/null || true)
+  if [[ $status != running || ${mark%% *} != "$version" ]]; then
+    docker exec "$proxy_name" kamal-proxy rollout deploy "$route" --target "${id:0:12}:$port" \
+      --deploy-timeout "$deploy_timeout" --drain-timeout "$drain_timeout" 2>&1 || return 1
+  fi
+  allow=$(IFS=,; echo "${canary_allow[*]}")
+  docker exec "$proxy_name" kamal-proxy rollout set "$route" --percent "$canary_percent" ${allow:+--list "$allow"} 2>&1 ||
+    return 1
+  echo "$version $canary_percent $allow" >"$(canary_mark)"
+}
+
+# The route's split ends: every request goes to the active target. The rollout slot keeps its (stopping) target
+# until the next canary replaces it; no request reaches it without the split.
+end_canary() {
+  [[ -f $(canary_mark) ]] || return 0
+  local was
+  was=$(<"$(canary_mark)")
+  docker exec "$proxy_name" kamal-proxy rollout stop "$(route_name "$service" "$role")" >/dev/null
+  rm -f "$(canary_mark)"
+  say "$role: the canary of ${was%% *} ended; $version serves everyone"
+}
+
+canary_words() {
+  local allow=${canary_allow[*]}
+  echo "$canary_percent% of kamal-rollout cookie values${allow:+ and ${allow// /, }}"
+}
+
 # --- after the switch -------------------------------------------------------------------------------------
 
 # What the lock file says while the containers the switch drained are stopping, before their IDs: a rollback
@@ -301,7 +360,7 @@ readonly STOPPING_NOTE="stopping, drained already:"
 stop_others() {
   local other others=()
   for other in $(role_containers "$service" "$role" --filter status=running --filter status=restarting); do
-    [[ $other == "${id:0:12}" ]] || others+=("$other")
+    [[ $other == "${id:0:12}" || $other == "$stable_id" ]] || others+=("$other")
   done
   ((${#others[@]})) || return 0
   lock_note "$STOPPING_NOTE ${others[*]}"
@@ -395,11 +454,14 @@ main() {
   [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
   status='' old_config='' old_env='' id='' old_image='' image_id_wanted='' aside='' event=deploy previous=''
+  stable_id=''
   [[ $retained_only == yes ]] || hold_images
   read_role
   [[ -z $status ]] || read_existing_in_full
   if is_live; then
     if certificate_is_new; then serve_new_certificate; fi
+    [[ -z $canary_percent ]] || say "$role: $version serves everyone already: no canary of it"
+    end_canary
     finish
     say "$role already live at $version"
     return 0
@@ -422,9 +484,20 @@ main() {
   say "$role $version: $event to $name (${id:0:12})${previous:+, replacing $previous}"
 
   local reason
-  if [[ $proxy == yes ]]; then
+  [[ -z $canary_percent ]] || read_stable
+  if [[ -n $stable_id ]]; then
+    wait_listening
+    reason=$(canary_deploy) || fail "${reason##*Error: }"
+    trap - TERM INT
+    finish
+    audit "$service" "$role" "$version" canary "$name ${id:0:12} for $(canary_words)"
+    say "$role $version: a canary for $(canary_words); ${stable_id} serves the rest"
+    return 0
+  elif [[ $proxy == yes ]]; then
+    [[ -z $canary_percent ]] || say "$role: no version serves yet, so $version goes live for everyone (no canary)"
     wait_listening
     reason=$(proxy_deploy) || fail "${reason##*Error: }"
+    end_canary
   else
     reason=$(wait_ready) || fail "$reason"
   fi

@@ -47,10 +47,21 @@ class Route:
     tls: str
 
 
-def parse(text: str) -> tuple[list[Container], list[Route]]:
-    """details.sh's lines: `container<TAB>...` (11 fields) and `route<TAB><cells of kamal-proxy list>`."""
+@dataclass(frozen=True)
+class Facts:
+    """What details.sh told of one server; `canaries`: each role's canary, in words (v2 for 10%, staff-1)."""
+
+    containers: list[Container]
+    routes: list[Route]
+    canaries: dict[str, str]
+
+
+def parse(text: str) -> Facts:
+    """details.sh's lines: `container<TAB>...` (11 fields), `route<TAB><cells of kamal-proxy list>` and
+    `canary<TAB>ROLE<TAB>VERSION<TAB>PERCENT<TAB>VALUE,VALUE`."""
     containers: list[Container] = []
     routes: list[Route] = []
+    canaries: dict[str, str] = {}
     for line in text.splitlines():
         kind, _, rest = line.partition("\t")
         cells = rest.split("\t")
@@ -62,7 +73,11 @@ def parse(text: str) -> tuple[list[Container], list[Route]]:
             route = parse_route(cells)
             if route is not None:
                 routes.append(route)
-    return containers, routes
+        elif kind == "canary" and len(cells) == 4:
+            role, version, percent, allow = cells
+            share = f"{percent}%" if percent != "0" else ""
+            canaries[role] = f"{version} for " + ", ".join(part for part in (share, allow.replace(",", ", ")) if part)
+    return Facts(containers, routes, canaries)
 
 
 def parse_route(cells: list[str]) -> Route | None:
@@ -113,13 +128,14 @@ def health(container: Container | None, route: Route | None) -> str:
     return container.state
 
 
-def role_row(
-    service: str, name: str, output: dict[str, Any], containers: list[Container], routes: list[Route]
-) -> list[str]:
+def role_row(service: str, name: str, output: dict[str, Any], facts: Facts) -> list[str]:
     """VERSION, CONTAINER, STATE, HEALTH, ROLLBACK TO and URLS of a role on one server."""
+    containers, routes = facts.containers, facts.routes
     live = live_of(service, name, containers, routes)
     version = live.version if live else "none live"
-    if live and output.get("version") and output["version"] != live.version:
+    if name in facts.canaries:
+        version += f" (canary {facts.canaries[name]})"
+    elif live and output.get("version") and output["version"] != live.version:
         version += f" (stack: {output['version']})"
     return [
         version, f"{live.name} ({live.id})" if live else "-", live.state if live else "-",
@@ -129,10 +145,8 @@ def role_row(
     ]  # fmt: skip
 
 
-def role_rows(
-    service: str, roles: dict[str, dict[str, Any]], containers: list[Container], routes: list[Route]
-) -> list[list[str]]:
-    return [[name, *role_row(service, name, output, containers, routes)] for name, output in roles.items()]
+def role_rows(service: str, roles: dict[str, dict[str, Any]], facts: Facts) -> list[list[str]]:
+    return [[name, *role_row(service, name, output, facts)] for name, output in roles.items()]
 
 
 def accessory_row(name: str, containers: list[Container]) -> list[str]:
@@ -145,24 +159,16 @@ ROUTE_HEADER: Final = ("ROUTE", "HOST", "PATH", "TARGET", "STATE", "TLS")
 ACCESSORY_HEADER: Final = ("ACCESSORY", "CONTAINER", "STATE", "HEALTH", "IMAGE")
 
 
-def render(stack: Stack, containers: list[Container], routes: list[Route]) -> list[str]:
+def render(stack: Stack, facts: Facts) -> list[str]:
     service, ssh = stack.service, stack.ssh
     lines = [f"stack {stack.name}: service {service} on {ssh.user}@{ssh.host}:{ssh.port}", ""]
-    lines += table(ROLE_HEADER, role_rows(service, stack.roles, containers, routes))
-    route_rows = [[r.service, r.host, r.path, r.target, r.state, r.tls] for r in routes] or [["-"] * 6]
+    lines += table(ROLE_HEADER, role_rows(service, stack.roles, facts))
+    route_rows = [[r.service, r.host, r.path, r.target, r.state, r.tls] for r in facts.routes] or [["-"] * 6]
     lines += ["", *table(ROUTE_HEADER, route_rows)]
-    accessories = [[name, *accessory_row(name, containers)] for name in stack.accessories]
+    accessories = [[name, *accessory_row(name, facts.containers)] for name in stack.accessories]
     if accessories:
         lines += ["", *table(ACCESSORY_HEADER, accessories)]
     return lines
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What details.sh told of one server."""
-
-    containers: list[Container]
-    routes: list[Route]
 
 
 def with_server(header: tuple[str, ...]) -> list[str]:
@@ -177,7 +183,7 @@ def render_servers(stack: Stack, facts: dict[str, Facts], silent: dict[str, str]
     where = ", ".join(f"{name} ({e.user}@{e.host}:{e.port})" for name, e in stack.servers.items())
     lines = [f"stack {stack.name}: service {service} on {len(stack.servers)} servers: {where}", *silent.values(), ""]
     rows = [
-        [name, server, *role_row(service, name, output, facts[server].containers, facts[server].routes)]
+        [name, server, *role_row(service, name, output, facts[server])]
         for name, output in stack.roles.items()
         for server in stack.role_servers(name)
         if server in facts
@@ -211,8 +217,7 @@ def run(args: argparse.Namespace) -> int:
         done = server.capture(command, timeout=TIMEOUT_SECONDS + 30)
     if done.returncode != 0:
         raise QuaysideError(f"stack {stack.name}: details.sh failed on the server: {done.stderr.strip()}")
-    containers, routes = parse(done.stdout)
-    print("\n".join(render(stack, containers, routes)))
+    print("\n".join(render(stack, parse(done.stdout))))
     return 0
 
 
@@ -234,7 +239,7 @@ def run_servers(stack: Stack) -> int:
             said = answer.stderr.strip().splitlines()[-1:] or [f"exit code {answer.returncode}"]
             silent[name] = f"stack {stack.name}: details.sh failed on {name} ({address}): {said[0]}"
         else:
-            facts[name] = Facts(*parse(answer.stdout))
+            facts[name] = parse(answer.stdout)
     print("\n".join(render_servers(stack, facts, silent)))
     return 1 if silent else 0
 

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,16 +43,6 @@ NEVER_HEALTHY = registry_image("never-healthy")
 SLOW_START = registry_image("slow-start")
 # The image tag each demo role deploys at first (Pulumi.local.yaml).
 VERSIONS = {"web": "v1", "backend": "v2", "api": "v3"}
-
-
-@pytest.fixture
-def demo(tmp_path: Path, test_server: TestServer) -> Iterator[DemoStack]:
-    stack = DemoStack.create(tmp_path, test_server, unique_service("e2e"))
-    stack.up()
-    try:
-        yield stack
-    finally:
-        stack.destroy()
 
 
 def up_under_load(demo: DemoStack, role: str, events: Events | None = None) -> tuple[auto.UpResult, LoadReport]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import secrets
 import socket
 import ssl
 import threading
@@ -26,6 +27,7 @@ class Response:
     status: int  # 0 when the request failed without a response
     version: str  # first token of the body; "" on failure
     error: str  # "" on success
+    cookie: str = ""  # the kamal-rollout cookie's value the request sent, with Load(rollout_cookie=True)
 
 
 @dataclass
@@ -77,7 +79,8 @@ class Load:
     """`with Load(port, host_header) as load: ...` then `load.report`.
 
     Each worker keeps one keep-alive connection to 127.0.0.1:port (or a test host's address:port), as browsers do,
-    and reconnects after an error; a connection error, a timeout or any non-200 status is a failed request.
+    and reconnects after an error; a connection error, a timeout or any non-200 status is a failed request. With
+    `rollout_cookie`, each request sends a kamal-rollout cookie of a random value of its own, as many users would.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Load:
         request_timeout: float = 5.0,
         max_seconds: float = MAX_SECONDS,
         tls: ssl.SSLContext | None = None,
+        rollout_cookie: bool = False,
     ) -> None:
         if not (address.startswith("127.") or address in bed_addresses()):
             raise ValueError(f"load is only sent to loopback or to the test hosts' addresses, not {address}")
@@ -102,6 +106,7 @@ class Load:
         self._request_timeout = request_timeout
         self._max_seconds = min(max_seconds, MAX_SECONDS)
         self._tls = tls
+        self._rollout_cookie = rollout_cookie
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -164,16 +169,20 @@ class Load:
 
     def _request(self, connection: http.client.HTTPConnection, elapsed: float) -> bool:
         """One request; False when the connection cannot be used again."""
+        headers = {"Host": self._host_header}
+        cookie = f"user-{secrets.token_hex(6)}" if self._rollout_cookie else ""
+        if cookie:
+            headers["Cookie"] = f"kamal-rollout={cookie}"
         try:
-            connection.request("GET", self._path, headers={"Host": self._host_header})
+            connection.request("GET", self._path, headers=headers)
             reply = connection.getresponse()
             body = reply.read().decode(errors="replace")
         except (OSError, http.client.HTTPException) as failure:
-            self._record(Response(elapsed, self.elapsed(), 0, "", f"{type(failure).__name__}: {failure}"))
+            self._record(Response(elapsed, self.elapsed(), 0, "", f"{type(failure).__name__}: {failure}", cookie))
             return False
         words = body.split()
         error = "" if reply.status == 200 else body[:80]
-        self._record(Response(elapsed, self.elapsed(), reply.status, words[0] if words else "", error))
+        self._record(Response(elapsed, self.elapsed(), reply.status, words[0] if words else "", error, cookie))
         return not reply.will_close
 
 

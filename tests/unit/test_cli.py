@@ -142,9 +142,7 @@ DETAILS_OUTPUT = "\n".join([
 
 
 def test_details_shows_the_live_version_the_rollback_candidates_newest_first_and_maintenance() -> None:
-    containers, routes = details.parse(DETAILS_OUTPUT)
-
-    lines = details.render(stack_with(OUTPUTS), containers, routes)
+    lines = details.render(stack_with(OUTPUTS), details.parse(DETAILS_OUTPUT))
 
     assert lines[0] == "stack prod: service acme on root@203.0.113.7:2222"
     assert lines[2:5] == [
@@ -158,6 +156,15 @@ def test_details_shows_the_live_version_the_rollback_candidates_newest_first_and
         "postgres   acme-postgres  running  healthy  postgres:img",
         "backup     -              missing  -        -",
     ]
+
+
+def test_details_shows_a_roles_canary_beside_the_version_serving_everyone_else() -> None:
+    canary = "\n".join([fact("web", "", "v3", "running", "-", "f", NEVER), "canary\tweb\tv3\t10\tstaff-1,staff-2"])
+    output = DETAILS_OUTPUT.replace("\tstopped\t", "\trunning\t") + "\n" + canary
+
+    lines = details.render(stack_with(OUTPUTS), details.parse(output))
+
+    assert lines[3].startswith("web     v2 (canary v3 for 10%, staff-1, staff-2)  acme-web-v2 (aaaaaaaaaaaa)")
 
 
 def test_a_route_without_a_host_is_a_catch_all() -> None:

@@ -183,6 +183,10 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("boot limit over 100%", set_in("roles.web.boot", {"limit": "150%"}), "roles.web.boot.limit: must be a count like 1 or a percentage like 50% (got '150%')"),
     ("boot limit as text", set_in("roles.web.boot", {"limit": "2"}), "roles.web.boot.limit: must be a count like 1 or a percentage like 50% (got '2')"),
     ("boot without a limit", set_in("roles.web.boot", {}), "roles.web.boot.limit: required"),
+    ("canary sending no one", set_in("roles.web.canary", {"percent": 0}), "roles.web.canary: a canary with percent 0 and no allow sends no one to it"),
+    ("canary over 100%", set_in("roles.web.canary", {"percent": 150}), "roles.web.canary.percent: Input should be less than or equal to 100"),
+    ("canary value with a comma", set_in("roles.web.canary", {"allow": ["a,b"]}), "roles.web.canary.allow.0: must be a cookie value"),
+    ("canary without the proxy", set_in("roles.web", {"image": "ghcr.io/acme/web:1", "proxy": False, "canary": {"percent": 5}}), "roles.web: canary needs proxy: true"),
 ]  # fmt: skip
 
 

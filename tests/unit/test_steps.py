@@ -37,6 +37,7 @@ WEB = config.Role.model_validate({
 WEB_OWN_CERTIFICATE = WEB.model_copy(
     update={"ssl_certificate": config.SslCertificate(certificate_pem="WEB_PEM", private_key_pem="WEB_KEY_PEM")}
 )
+WEB_CANARY = WEB.model_copy(update={"canary": config.Canary(percent=10, allow=["staff-1", "staff-2"])})
 WORKER = config.Role.model_validate({"image": "ghcr.io/acme/worker:1.4", "proxy": False})
 IMAGE = "ghcr.io/acme/web:1.4@sha256:" + "a" * 64
 ACCESSORIES = config.StackConfig.model_validate({
@@ -68,6 +69,7 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
             proxy=config.Proxy(ssl=True),
             certificate_id="0123456789abcdef",
         ),
+        swap_args("acme", "web", WEB_CANARY, IMAGE, "1.4@aaaaaaaaaaaa"),
     ],
     "tls-certificate.sh": [
         certificate_args("write", "acme", "web", config.Proxy(ssl=True)),
@@ -296,3 +298,14 @@ def test_a_tls_roles_redirect_flag_is_sent_only_when_plain_http_is_served_too() 
     assert "--tls" not in plain and "--no-tls-redirect" not in plain
     hashes = {steps.SWAP.parse(args)["config_hash"] for args in (redirected, served, plain)}
     assert len(hashes) == 3
+
+
+def test_a_canary_is_sent_beside_the_containers_options_so_promoting_it_keeps_its_container() -> None:
+    canary = swap_command.swap_args("acme", "web", WEB_CANARY, IMAGE, "1.4@aaaaaaaaaaaa")
+    plain = swap_command.swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa")
+    fast_switch = swap_command.swap_args("acme", "web", WEB_CANARY, IMAGE, "1.4@aaaaaaaaaaaa", retained_only=True)
+
+    parsed = steps.SWAP.parse(canary)
+    assert (parsed["canary_percent"], parsed["canary_allow"]) == ("10", ["staff-1", "staff-2"])
+    assert parsed["config_hash"] == steps.SWAP.parse(plain)["config_hash"]
+    assert "--canary-percent" not in fast_switch, "a rollback's fast switch ends any canary"
