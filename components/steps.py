@@ -252,6 +252,11 @@ ACCESSORY: Final = Script(
         _required("stop-timeout"),
         Option("memory"),
         _switch("delete-data"),
+        # How a restart goes, not what runs (outside the config hash): these roles' routes are held at the proxy,
+        # each request up to --hold-for, while the old container stops and the new one becomes ready.
+        Option("hold-for", words="requests held"),
+        Option("hold-role", Kind.LIST, words="roles held"),
+        Option("proxy-name", required_with="hold-for", names_step=True),
         _list("cmd"),
     ),
     actions=("boot", "remove"),

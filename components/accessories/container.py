@@ -37,6 +37,16 @@ class ContainerSpec:
     memory: str | None = None
     network: str | None = None  # default: the service network
     cmd: list[str] = field(default_factory=list)
+    hold: Hold | None = None  # how a restart goes: the roles' requests held meanwhile (outside the config hash)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """While the accessory restarts, kamal-proxy holds the requests of these roles' routes, each up to `duration`."""
+
+    roles: list[str]
+    duration: str
+    proxy_name: str = core.PROXY_CONTAINER
 
 
 def boot_args(service: str, spec: ContainerSpec) -> list[str]:
@@ -57,9 +67,11 @@ def boot_args(service: str, spec: ContainerSpec) -> list[str]:
     # The hash names the service's own network by no word at all: a new hash reboots the accessory, and the
     # containers booted before the network was always sent must not reboot for it.
     hashed = steps.ACCESSORY.words({"network": spec.network, **options})
+    hold = spec.hold
+    held = {"hold_for": hold.duration, "hold_role": hold.roles, "proxy_name": hold.proxy_name} if hold else {}
     return steps.ACCESSORY.argv(
         "boot", service=service, name=spec.name, image=spec.image, config_hash=config_hash([spec.image, *hashed]),
-        network=spec.network or service, **options,
+        network=spec.network or service, **options, **held,
     )  # fmt: skip
 
 
@@ -75,7 +87,9 @@ def config_hash(options: Sequence[str]) -> str:
 
 
 def boot_timeout(spec: ContainerSpec) -> int:
-    waits = spec.ready_timeout + spec.readiness_delay + spec.stop_timeout
+    # A hold drains the held routes first, up to its duration.
+    drain = commands.seconds(spec.hold.duration) if spec.hold else 0
+    waits = spec.ready_timeout + spec.readiness_delay + spec.stop_timeout + drain
     return core.LOCK_WAIT_SECONDS + defaults.PULL_SECONDS + waits + core.STEP_SLACK_SECONDS
 
 

@@ -5,7 +5,7 @@ roles wait for; `database_url` (secret) is how roles and other stacks reach it."
 from __future__ import annotations
 
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_command import remote
@@ -25,6 +25,7 @@ class PostgresArgs:
     host_ready: pulumi.Resource
     # With several servers: its server's private address, where it listens for the roles on the other servers.
     private_ip: str | None = None
+    held_roles: list[str] = field(default_factory=list)  # with hold_requests: the proxied roles on its server
 
 
 def host_name(service: str) -> str:
@@ -32,7 +33,9 @@ def host_name(service: str) -> str:
     return f"{service}-{NAME}"
 
 
-def spec(service: str, postgres: config.Postgres, private_ip: str | None = None) -> container.ContainerSpec:
+def spec(
+    service: str, postgres: config.Postgres, private_ip: str | None = None, held_roles: list[str] | None = None
+) -> container.ContainerSpec:
     settings = [part for key, value in sorted(postgres.settings.items()) for part in ("-c", f"{key}={value}")]
     published = [f"127.0.0.1:{postgres.publish.port}:{defaults.POSTGRES_PORT}"] if postgres.publish else []
     if private_ip is not None:
@@ -50,6 +53,7 @@ def spec(service: str, postgres: config.Postgres, private_ip: str | None = None)
         stop_timeout=defaults.POSTGRES_STOP_SECONDS,
         memory=postgres.memory,
         cmd=["postgres", *settings] if settings else [],
+        hold=container.Hold(held_roles or [], postgres.hold_requests) if postgres.hold_requests else None,
     )  # fmt: skip
 
 
@@ -74,7 +78,7 @@ class Postgres(pulumi.ComponentResource):
         self.ready = container.container_command(
             f"{name}-container",
             service=args.service,
-            spec=spec(args.service, args.postgres, args.private_ip),
+            spec=spec(args.service, args.postgres, args.private_ip, args.held_roles),
             connection=args.connection,
             stdin=container.secret_env({"POSTGRES_PASSWORD": args.password}),
             delete_data=args.postgres.delete_data,

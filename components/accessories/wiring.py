@@ -80,6 +80,7 @@ def deploy_accessories(stack: config.StackConfig, sites: dict[str, Site], secret
                 password=secret(defaults.POSTGRES_PASSWORD_SECRET),
                 host_ready=site("postgres").host_ready,
                 private_ip=site("postgres").private_ip,
+                held_roles=sorted(name for name, role in stack.roles.items() if role.proxy),
             ),
         )
     if accessories.backup is not None:

@@ -23,6 +23,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from components.accessories import defaults
 from components.config.types import (
     Bucket,
+    Duration,
     EnvName,
     HttpsUrl,
     Identifier,
@@ -87,6 +88,11 @@ class Postgres(Model):
         default=defaults.POSTGRES_READY_SECONDS, ge=10, le=3600,
         description="seconds it may take to answer pg_isready after a (re)boot",
     )  # fmt: skip
+    hold_requests: Duration | None = Field(
+        default=None,
+        description="while a change restarts Postgres, kamal-proxy holds the roles' requests, each up to this long "
+        "(30s), and lets them on once Postgres answers; without it, requests that need the database fail meanwhile",
+    )
     delete_data: bool = Field(
         default=False,
         description="delete the data directory when the accessory is removed (set it, `up`, then remove the section)",

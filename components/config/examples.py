@@ -123,7 +123,7 @@ def key_files_and_own_images() -> dict[str, Any]:
         "accessories": {
             "postgres": {"image": "registry.acme.com:5000/postgres:16.6", "user": "acme_app",
                          "env": {"POSTGRES_INITDB_ARGS": "--data-checksums"}, "publish": {"port": 15432},
-                         "memory": "1g", "ready_timeout": 300, "delete_data": True},
+                         "memory": "1g", "ready_timeout": 300, "delete_data": True, "hold_requests": "30s"},
             "backup": {"schedule": "30 3 * * *", "image": "registry.acme.com:5000/pg-backup:16", "host_network": True,
                        "s3": {"bucket": "acme-backups", "prefix": "acme/db"}},
             "vector": {"image": "registry.acme.com:5000/vector:0.57.0-debian", "memory": "256m",

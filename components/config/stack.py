@@ -188,6 +188,11 @@ class StackConfig(Model):
                     f"roles.{name}.servers: every server holds accessories only ({', '.join(self.servers_by_name())}): "
                     "name the servers it runs on"
                 )
+        if postgres is not None and postgres.hold_requests is not None:
+            raise ValueError(
+                "accessories.postgres.hold_requests: goes with one server: (the roles' proxies on other servers "
+                "cannot be held from postgres's server)"
+            )
         backup = self.accessories.backup if self.accessories is not None else None
         postgres_server = self.accessory_server("postgres")
         if backup is not None and backup.host_network and self.accessory_server("backup") != postgres_server:

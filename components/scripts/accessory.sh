@@ -2,13 +2,17 @@
 # accessory: one long-lived container beside the app roles (Postgres, the backup scheduler, Vector), named
 # <service>-<name>. Kamal leaves accessories alone on deploy; quayside reconciles them: the same options,
 # secret env and image as the running container is a no-op; anything else stops it and boots a new one on the
-# same data directory. If the new one does not become ready, it is removed and the old one started again.
+# same data directory. If the new one does not become ready, it is removed and the old one started again. With
+# --hold-for, kamal-proxy holds the requests of each --hold-role's route (each request up to that long) from before
+# the old container stops until the new one is ready, or the old one is back: the apps see a slow request, not an
+# error.
 # Data lives in /var/lib/quayside/<service>/<name>/data and is never deleted, except by `remove --delete-data`.
 #
 #   accessory.sh boot --service S --name N --image IMG --config-hash H --network NET [--env K=V]...
 #     [--data CONTAINER_PATH] [--volume SPEC]... [--file CONTAINER_PATH=BASE64]...
 #     [--publish ADDRESS:PORT:PORT]... [--health-cmd CMD --health-interval D] --ready-timeout N
-#     --readiness-delay N --stop-timeout N [--memory 512m] [--cmd ARG]...
+#     --readiness-delay N --stop-timeout N [--memory 512m] [--hold-for D --proxy-name P [--hold-role R]...]
+#     [--cmd ARG]...
 #       stdin: the accessory's secret env file (KEY=VALUE lines, may be empty), kept 0600 in
 #       /var/lib/quayside/<service>/env/accessory-<name>.env
 #       --file writes a (non-secret) config file under /var/lib/quayside/<service>/<name>/files and mounts it
@@ -21,8 +25,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 action='' service='' name='' image='' config_hash='' network='' data='' health_cmd='' health_interval=''
-ready_timeout='' readiness_delay='' stop_timeout='' memory='' delete_data=no
-envs=() volumes=() files=() publishes=() cmd=()
+ready_timeout='' readiness_delay='' stop_timeout='' memory='' delete_data=no hold_for='' proxy_name=''
+held_since='' envs=() volumes=() files=() publishes=() cmd=() hold_roles=() held=()
 
 # 127.0.0.1, or an RFC 1918 address that an interface of this server holds.
 private_address() {
@@ -54,6 +58,9 @@ parse_options() {
       --stop-timeout) need_value "$@"; stop_timeout=$2; shift ;;
       --memory) need_value "$@"; memory=$2; shift ;;
       --delete-data) delete_data=yes ;;
+      --hold-for) need_value "$@"; hold_for=$2; shift ;;
+      --hold-role) need_value "$@"; hold_roles+=("$2"); shift ;;
+      --proxy-name) need_value "$@"; proxy_name=$2; shift ;;
       --cmd) need_value "$@"; cmd+=("$2"); shift ;;
       *) die "unknown option $1" ;;
     esac
@@ -68,6 +75,10 @@ parse_options() {
   check_name --config-hash "$config_hash"; check_name --network "$network"
   check_number --ready-timeout "$ready_timeout"; check_number --readiness-delay "$readiness_delay"
   [[ -z $health_cmd ]] || check_duration --health-interval "$health_interval"
+  if [[ -n $hold_for ]]; then
+    check_duration --hold-for "$hold_for"; required --proxy-name "$proxy_name"; check_name --proxy-name "$proxy_name"
+  fi
+  for item in "${hold_roles[@]}"; do check_part_name --hold-role "$item"; done
   [[ -z $data || $data == /* ]] || die "--data '$data' must be an absolute path in the container"
   local item
   for item in "${envs[@]}"; do [[ $item == [A-Za-z_]*=* ]] || die "--env '$item' is not KEY=VALUE"; done
@@ -167,6 +178,35 @@ report_failure() {
   } >&2
 }
 
+# --- requests held through a restart ---------------------------------------------------------------------
+
+# Pauses the routes of --hold-role that serve now (a route in maintenance or not deployed yet is left alone):
+# kamal-proxy lets the requests in flight finish, then queues new ones. Whatever ends this run resumes them.
+hold_requests() {
+  [[ -n $hold_for && ${#hold_roles[@]} -gt 0 ]] || return 0
+  [[ $(inspect_container "$proxy_name" '{{.State.Running}}') == true ]] || return 0
+  local role route
+  trap release_requests EXIT
+  for role in "${hold_roles[@]}"; do
+    route=$(route_name "$service" "$role")
+    [[ $(proxy_route_state "$proxy_name" "$route") == running ]] || continue
+    docker exec "$proxy_name" kamal-proxy pause "$route" --drain-timeout "$hold_for" --max-pause "$hold_for" >/dev/null
+    held+=("$route")
+  done
+  held_since=$(now_ms)
+  ((${#held[@]} == 0)) || say "holding the requests of ${held[*]} (each up to $hold_for) while $container restarts"
+}
+
+release_requests() {
+  local route
+  ((${#held[@]})) || return 0
+  for route in "${held[@]}"; do
+    docker exec "$proxy_name" kamal-proxy resume "$route" >/dev/null || echo "could not resume $route" >&2
+  done
+  say "requests of ${held[*]} let on after $(($(now_ms) - held_since)) ms"
+  held=()
+}
+
 # Puts the previous container back after a failed replacement; the data directory is the same.
 put_back() {
   docker rm --force "$container" >/dev/null 2>&1 || true
@@ -195,6 +235,7 @@ boot() {
     return 0
   fi
   if [[ -n $current ]]; then
+    hold_requests
     # Stopped first: two servers must never share a data directory.
     docker stop --time "$stop_timeout" "$container" >/dev/null
     aside="${container}_replaced_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
@@ -202,6 +243,7 @@ boot() {
   fi
   output=$(run_container 2>&1) || { report_failure "docker run: ${output##*$'\n'}"; put_back; exit 1; }
   reason=$(wait_ready) || { report_failure "$reason"; put_back; exit 1; }
+  release_requests
   [[ -z $aside ]] || docker rm "$aside" >/dev/null
   say "$container ${current:+re}booted ($image)${data:+, data in $(data_dir)}"
 }

@@ -253,12 +253,27 @@ release_route() {
   [[ ! -f $file || $(<"$file") != "$1 $2" ]] || rm -f "$file"
 }
 
-# The target kamal-proxy routes SERVICE to (e.g. "3f2a9c1d2e4b:80"), or nothing. `kamal-proxy list` prints
-# ANSI-coloured columns: Service Host Path Target State TLS; the target is the first cell ending in :PORT.
-proxy_target() {
+# The target kamal-proxy routes SERVICE to and the route's state ("3f2a9c1d2e4b:80 running"), or nothing.
+# `kamal-proxy list` prints ANSI-coloured columns: Service Host Path Target State TLS; the target is the first cell
+# ending in :PORT (a route without a host has no Host cell).
+proxy_route() {
   local proxy=$1 service=$2
   docker exec "$proxy" kamal-proxy list | sed 's/\x1b\[[0-9;]*m//g' |
-    awk -v service="$service" '$1 == service { for (i = 2; i <= NF; i++) if ($i ~ /:[0-9]+$/) { print $i; exit } }'
+    awk -v service="$service" '$1 == service { for (i = 2; i <= NF; i++) if ($i ~ /:[0-9]+$/) { print $i, $(i + 1); exit } }'
+}
+
+# The target alone (e.g. "3f2a9c1d2e4b:80"), or nothing.
+proxy_target() {
+  local route
+  route=$(proxy_route "$@") || return 1
+  [[ -z $route ]] || echo "${route%% *}"
+}
+
+# The route's state (running, paused, stopped), or nothing.
+proxy_route_state() {
+  local route
+  route=$(proxy_route "$@") || return 1
+  [[ -z $route ]] || echo "${route#* }"
 }
 
 # How many services kamal-proxy routes (the lines of `kamal-proxy list` after its header); fails when the

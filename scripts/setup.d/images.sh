@@ -4,6 +4,7 @@
 #   quayside-test/app:{noterm-v1,noterm-v2}                 the same, ignoring SIGTERM (bench/run's variant)
 #   quayside-test/kamal-proxy:$KAMAL_PROXY_VERSION          the Go-built kamal-proxy FROM scratch
 #   quayside-test/postgres:15                               Debian's postgresql-15, official-image contract
+#   quayside-test/db-app:v1                                 the app on the Postgres image, asking it per request
 # Each image carries the label quayside.inputs = the hash of its build inputs; an image whose label
 # matches is not rebuilt, so a second run takes seconds. Needs a running dockerd and root (debootstrap).
 set -euo pipefail
@@ -172,6 +173,23 @@ build_postgres_image() {
   fi
 }
 
+# --- quayside-test/db-app -----------------------------------------------------------------------
+
+build_db_app_image() {
+  local context=$contexts/db-app image=quayside-test/db-app:v1 hash
+  rm -rf "$context"
+  mkdir -p "$context"
+  cp "$sources/db-app/Dockerfile" "$sources/db-app/db.cgi" "$sources/app/entrypoint.sh" "$context/"
+  cp "$BUSYBOX" "$context/busybox"
+  hash=$(inputs_hash "$context/Dockerfile" "$context/db.cgi" "$context/entrypoint.sh" "$context/busybox" \
+    "$(docker image inspect --format '{{.Id}}' quayside-test/postgres:15)")
+  if image_is_current "$image" "$hash"; then
+    say "images: $image is up to date"
+  else
+    build_image "$image" "$context" "$hash"
+  fi
+}
+
 check_docker
 mkdir -p "$contexts" "$QUAYSIDE_CACHE/rootfs"
 # One run at a time: concurrent runs would share the build contexts and the rootfs build.
@@ -180,4 +198,5 @@ flock 9
 build_app_images
 build_kamal_proxy_image
 build_postgres_image
+build_db_app_image
 say "images: done in $(since "$step_started")"

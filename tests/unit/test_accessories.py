@@ -324,7 +324,7 @@ def test_the_design_example_parses_with_defaults() -> None:
         ({"postgress": {}}, "accessories.postgress: unknown key; allowed: postgres, backup, vector"),
         (
             {"postgres": {"passwd": "x"}},
-            "accessories.postgres.passwd: unknown key; allowed: version, image, user, database, settings, env, publish, memory, ready_timeout, delete_data, server",
+            "accessories.postgres.passwd: unknown key; allowed: version, image, user, database, settings, env, publish, memory, ready_timeout, hold_requests, delete_data, server",
         ),
         (
             {"postgres": {"version": "16 beta"}},

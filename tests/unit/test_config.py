@@ -177,6 +177,8 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("every server holds accessories only", several(set_in("servers", {"db": THREE_SERVERS["db"]}), set_in("accessories.postgres.server", "db")), "roles.web.servers: every server holds accessories only (db): name the servers it runs on"),
     ("accessory on an unknown server", several(set_in("accessories.postgres.server", "app-3")), "accessories.postgres.server: unknown server 'app-3'; servers: app-1, app-2, db"),
     ("accessory on two servers", several(set_in("accessories.postgres.server", ["app-1", "db"])), "accessories.postgres.server: an accessory runs on one server: name one of app-1, db"),
+    ("requests held on several servers", several(set_in("accessories.postgres.hold_requests", "30s")), "accessories.postgres.hold_requests: goes with one server:"),
+    ("requests held without end", set_in("accessories.postgres.hold_requests", "2h"), "accessories.postgres.hold_requests: must be a duration"),
     ("accessory server with one server", set_in("accessories.vector.server", "app-1"), "accessories.vector.server: goes with servers: (this stack has one server:)"),
     ("backups on the host network away from postgres", several(set_in("accessories.postgres.publish", {"port": 15432}), set_in("accessories.postgres.server", "db"), set_in("accessories.backup.host_network", True), set_in("accessories.backup.server", "app-1")), "accessories.backup.server: host_network reaches Postgres on its own server's loopback: place it on db, postgres's server"),
     ("boot limit of none", set_in("roles.web.boot", {"limit": 0}), "roles.web.boot.limit: must be a count like 1 or a percentage like 50% (got 0)"),

@@ -53,6 +53,7 @@ ACCESSORIES = config.StackConfig.model_validate({
 assert ACCESSORIES is not None and ACCESSORIES.postgres is not None and ACCESSORIES.backup is not None
 assert ACCESSORIES.vector is not None
 POSTGRES, BACKUP, VECTOR = ACCESSORIES.postgres, ACCESSORIES.backup, ACCESSORIES.vector
+POSTGRES_HOLDING = POSTGRES.model_copy(update={"hold_requests": "30s"})
 
 # Command lines as the components and the `quayside` command build them, at least one per script and action.
 EXAMPLES: Final[dict[str, list[list[str]]]] = {
@@ -79,6 +80,7 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
     "migrate.sh": [migrate_args("acme", "web", WEB, IMAGE, "1.4")],
     "accessory.sh": [
         container.boot_args("acme", postgres.spec("acme", POSTGRES)),
+        container.boot_args("acme", postgres.spec("acme", POSTGRES_HOLDING, held_roles=["web", "api"])),
         container.boot_args("acme", backup.spec("acme", BACKUP, POSTGRES)),
         container.boot_args("acme", vector.spec("acme", VECTOR)),
         container.remove_args("acme", postgres.spec("acme", POSTGRES), delete_data=True),
@@ -309,3 +311,17 @@ def test_a_canary_is_sent_beside_the_containers_options_so_promoting_it_keeps_it
     assert (parsed["canary_percent"], parsed["canary_allow"]) == ("10", ["staff-1", "staff-2"])
     assert parsed["config_hash"] == steps.SWAP.parse(plain)["config_hash"]
     assert "--canary-percent" not in fast_switch, "a rollback's fast switch ends any canary"
+
+
+def test_holding_requests_through_a_postgres_restart_changes_how_it_restarts_not_what_runs() -> None:
+    plain = steps.ACCESSORY.parse(container.boot_args("acme", postgres.spec("acme", POSTGRES)))
+    holding = steps.ACCESSORY.parse(
+        container.boot_args("acme", postgres.spec("acme", POSTGRES_HOLDING, held_roles=["api", "web"]))
+    )
+
+    assert (holding["hold_for"], holding["hold_role"], holding["proxy_name"]) == (
+        "30s",
+        ["api", "web"],
+        "quayside-proxy",
+    )
+    assert holding["config_hash"] == plain["config_hash"], "turning the hold on must not restart Postgres"
