@@ -35,7 +35,8 @@ class AppRoleArgs:
     name: str
     role: config.Role
     connection: remote.ConnectionArgs
-    proxy: config.Proxy
+    proxy: config.Proxy  # the proxy of the role's servers
+    served_by: config.Proxy | None = None  # what the role's URLs reach, when not `proxy` (a load balancer's)
     secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # the role's env.secret values
     registry: config.Registry | None = None
     registry_password: pulumi.Input[str] | None = None
@@ -125,7 +126,7 @@ class AppRole(pulumi.ComponentResource):
         self._args = args
         self.image_ref = self._image(name)
         self.version = self.image_ref.apply(lambda ref: version_of(args.role, ref))
-        self.urls = urls(args.role, args.proxy)
+        self.urls = urls(args.role, args.served_by or args.proxy)
         # Secret in, secret out: the env file inherits the secrecy of its values.
         stdin: pulumi.Output[str] = (
             pulumi.Output.all(**args.secrets).apply(env_file) if args.secrets else pulumi.Output.from_input("")

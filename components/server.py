@@ -55,8 +55,9 @@ def split_key_pair(keygen_output: str) -> tuple[str, str]:
 
 def web_ports(proxy: config.Proxy, *, with_proxy: bool) -> tuple[int, ...]:
     """The ports a server's firewall opens to the web: those its kamal-proxy publishes, unless it publishes them on
-    loopback only or the server runs none (a database server of several)."""
-    if not with_proxy or ipaddress.ip_address(proxy.bind).is_loopback:
+    loopback or a private address only (behind a load balancer) or the server runs none (a database server)."""
+    bind = ipaddress.ip_address(proxy.bind)
+    if not with_proxy or (not bind.is_unspecified and not bind.is_global):
         return ()
     return (proxy.http_port, proxy.https_port)
 

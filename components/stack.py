@@ -16,6 +16,7 @@ from components import config, image_build, image_pin, image_transfer
 from components.accessories.wiring import DeployedAccessories, SecretReader, Site, deploy_accessories
 from components.bootstrap import ServerBootstrap, ServerBootstrapArgs
 from components.host import DockerHost, DockerHostArgs
+from components.load_balancer import BalancedRole, LoadBalancer, LoadBalancerArgs
 from components.network import PrivateNetwork, PrivateNetworkArgs
 from components.proxy import Proxy, ProxyArgs
 from components.role import AppRole, AppRoleArgs
@@ -51,6 +52,7 @@ class Deployment:
     accessories: DeployedAccessories
     service: str
     several: bool  # `servers:` (by name) rather than one `server:`
+    balancer: LoadBalancer | None = None
 
     @property
     def first(self) -> ServerSide:
@@ -102,6 +104,11 @@ class Deployment:
             }
             outputs["hosts"] = {name: ssh_output(side) for name, side in self.servers.items()}
             outputs["accessory_servers"] = self.accessories.servers
+        if self.balancer is not None:
+            side = self.servers[self.balancer.server]
+            outputs["load_balancer"] = {
+                "server": self.balancer.server, "host": side.server.host, "targets": self.balancer.targets,
+            }  # fmt: skip
         return outputs
 
 
@@ -168,7 +175,8 @@ def deploy(
                 name=name,
                 role=role,
                 connection=first.connection,
-                proxy=stack.proxy,
+                proxy=stack.app_proxy(),
+                served_by=stack.proxy,
                 secrets={key: _role_secret(key, secret, accessories) for key in role.env.secret},
                 certificate=(
                     (secret(role.ssl_certificate.certificate_pem), secret(role.ssl_certificate.private_key_pem))
@@ -194,7 +202,43 @@ def deploy(
             ),
         )
 
-    return Deployment(sides, roles, accessories, service, stack.several_servers)
+    balancer = _load_balancer(stack, sides, roles)
+    return Deployment(sides, roles, accessories, service, stack.several_servers, balancer)
+
+
+def _load_balancer(
+    stack: config.StackConfig, sides: dict[str, ServerSide], roles: dict[str, AppRole]
+) -> LoadBalancer | None:
+    """Each proxied role's route on the load balancer's kamal-proxy, to the proxies of the role's servers."""
+    if stack.load_balancer is None:
+        return None
+    side = sides[stack.load_balancer.server]
+    assert side.proxy is not None  # the balancer's server runs a proxy (proxy_servers)
+    port = stack.app_proxy().http_port
+    balanced = {
+        name: BalancedRole(
+            role,
+            [f"{stack.private_address(server)}:{port}" for server in stack.role_servers(name)],
+            roles[name].deployed,
+        )
+        for name, role in stack.roles.items()
+        if role.proxy
+    }
+    return LoadBalancer(
+        f"{stack.service}-balancer",
+        LoadBalancerArgs(
+            service=stack.service, server=side.name, connection=side.connection, proxy=stack.proxy,
+            proxy_ready=side.proxy.ready, roles=balanced,
+        ),
+    )  # fmt: skip
+
+
+def server_proxy(stack: config.StackConfig, server: str, private_ip: str | None) -> config.Proxy:
+    """The kamal-proxy a server runs: the stack's; behind a load balancer, a role server's publishes plain HTTP on its
+    private address only, for the balancer."""
+    if stack.load_balancer is None or server == stack.load_balancer.server or private_ip is None:
+        return stack.proxy
+    return stack.app_proxy().model_copy(update={"bind": private_ip})
 
 
 def _role_servers(stack: config.StackConfig, role: str) -> list[str]:
@@ -255,7 +299,7 @@ def _server_side(
                 service=service, server=settings, private_key=secret("ssh_private_key"),
                 label=placement.name if placement.several else None,
                 network=network.attachment(private_ip) if network is not None and private_ip is not None else None,
-                web_ports=web_ports(stack.proxy, with_proxy=with_proxy),
+                web_ports=web_ports(server_proxy(stack, placement.name, private_ip), with_proxy=with_proxy),
             ),
             opts,
         )  # fmt: skip
@@ -278,7 +322,11 @@ def _server_side(
     if with_proxy:
         name, opts = placement.resource(service, "proxy")
         proxy = Proxy(
-            name, ProxyArgs(service=service, connection=server.connection, proxy=stack.proxy, host_ready=host.ready),
+            name,
+            ProxyArgs(
+                service=service, connection=server.connection, proxy=server_proxy(stack, placement.name, private_ip),
+                host_ready=host.ready,
+            ),
             opts,
         )  # fmt: skip
     return ServerSide(placement.name, server, bootstrap, host, proxy, private_ip)

@@ -281,6 +281,26 @@ TLS_CERTIFICATE: Final = Script(
     (SERVICE, _naming("role"), PROXY_NAME, _required("state-dir"), _required("path")),
     actions=("write", "remove"),
 )
+# A role's route on the load balancer's kamal-proxy: its hostnames to each of its servers' proxies.
+BALANCER: Final = Script(
+    "balancer.sh",
+    (
+        SERVICE,
+        _naming("role"),
+        PROXY_NAME,
+        Option("target", Kind.LIST, required_for=("deploy",), words="servers"),
+        _list("host"),
+        _list("path-prefix"),
+        Option("health-path", required_for=("deploy",)),
+        Option("health-interval", required_for=("deploy",)),
+        Option("health-timeout", required_for=("deploy",)),
+        _switch("tls"),
+        Option("no-tls-redirect", Kind.SWITCH, words="plain HTTP beside HTTPS"),
+        Option("deploy-timeout", required_for=("deploy",)),
+        Option("drain-timeout", required_for=("deploy",)),
+    ),
+    actions=("deploy", "remove"),
+)
 HOST: Final = Script(
     "host.sh", (SERVICE, _switch("no-install-docker"), Option("stack-id", required=True, words="stack"))
 )
@@ -343,8 +363,8 @@ LIVE: Final = Script("live.sh", (SERVICE, _naming("role"), PROXY_NAME))
 SCRIPTS: Final = {
     script.name: script
     for script in (
-        SWAP, RETIRE, MIGRATE, ACCESSORY, PROXY, TLS_CERTIFICATE, HOST, HOST_REMOVE, REGISTRY_LOGIN, BOOTSTRAP, VOLUME,
-        IMAGE_RECEIVE, BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT, LIVE,
+        SWAP, RETIRE, MIGRATE, ACCESSORY, PROXY, TLS_CERTIFICATE, BALANCER, HOST, HOST_REMOVE, REGISTRY_LOGIN,
+        BOOTSTRAP, VOLUME, IMAGE_RECEIVE, BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT, LIVE,
     )
 }  # fmt: skip
 

@@ -198,6 +198,31 @@ def existing_servers() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def behind_a_load_balancer() -> dict[str, Any]:
+    """Two app servers behind a kamal-proxy load balancer on a third, which ends TLS for both roles."""
+    return {
+        "service": "acme",
+        "servers": {
+            "lb": {"provider": "existing", "host": "203.0.113.20", "private_ip": "10.0.0.20", "trust_first_use": True},
+            "app-1": {"provider": "existing", "host": "203.0.113.21", "private_ip": "10.0.0.21",
+                      "trust_first_use": True},
+            "app-2": {"provider": "existing", "host": "203.0.113.22", "private_ip": "10.0.0.22",
+                      "trust_first_use": True},
+        },
+        "load_balancer": {"provider": "kamal-proxy", "server": "lb"},
+        "proxy": {"ssl": True},
+        "roles": {
+            "web": {"image": "ghcr.io/acme/web:1.0", "hosts": ["acme.com"], "health": {"path": "/up"},
+                    "boot": {"limit": 1}},
+            "api": {"image": "ghcr.io/acme/api:1.0", "hosts": ["api.acme.com"], "health": {"path": "/up"},
+                    "servers": ["app-2"]},
+        },
+    }  # fmt: skip
+
+
 def reference() -> tuple[dict[str, Any], ...]:
     """The reference's examples, in the order it looks for a key's example."""
-    return saas(), hetzner_staging(), key_files_and_own_images(), smallest(), hetzner_servers(), existing_servers()
+    return (
+        saas(), hetzner_staging(), key_files_and_own_images(), smallest(), hetzner_servers(), existing_servers(),
+        behind_a_load_balancer(),
+    )  # fmt: skip

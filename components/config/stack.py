@@ -98,6 +98,15 @@ class Proxy(Model):
         return f"{self.image}:{self.version}"
 
 
+class LoadBalancer(Model):
+    """One address in front of the roles' servers: a kamal-proxy on a server of the stack routes each role's
+    hostnames to every server of the role (one target each, health-checked continuously, a failing one left out)
+    and terminates TLS there; the roles' own proxies then serve plain HTTP on the private network only."""
+
+    provider: Literal["kamal-proxy"] = Field(description="kamal-proxy on a server of the stack")
+    server: Name = Field(description="the server in `servers` it runs on; no role runs there")
+
+
 class StackConfig(Model):
     service: Name = Field(description="the service name: container, network and proxy route prefix")
     server: Server | None = Field(
@@ -124,6 +133,11 @@ class StackConfig(Model):
         "layers it lacks, and versioned by its image ID",
     )
     proxy: Proxy = Field(default_factory=Proxy, description="kamal-proxy, shared by every role on the server")
+    load_balancer: LoadBalancer | None = Field(
+        default=None,
+        description="with servers: one public address for the roles on several servers, TLS there (proxy.ssl), a "
+        "server that fails routed around",
+    )
     roles: dict[Name, Role] = Field(min_length=1, description="app roles by name")
     accessories: Accessories | None = Field(
         default=None, description="Postgres, its backups and Vector, beside the roles; their data is kept"
@@ -150,6 +164,8 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _servers_fit_together(self) -> Self:
+        if self.load_balancer is not None and self.servers is None:
+            raise ValueError("load_balancer: goes with servers: (a balancer spreads a role over several servers)")
         if (self.server is None) == (self.servers is None):
             raise ValueError(
                 "server and servers: give one of them" if self.server else "server: required (or servers, for several)"
@@ -159,7 +175,27 @@ class StackConfig(Model):
         else:
             check_servers(self.servers, self.network)
             self._check_placements()
+            self._check_load_balancer()
         return self
+
+    def _check_load_balancer(self) -> None:
+        balancer = self.load_balancer
+        if balancer is None:
+            return
+        self._check_known("load_balancer.server", [balancer.server])
+        for name, role in self.roles.items():
+            if balancer.server in (role.servers or []):
+                raise ValueError(
+                    f"roles.{name}.servers: {balancer.server} is load_balancer.server: the balancer's kamal-proxy "
+                    "publishes its ports; place the role on the other servers"
+                )
+            if role.ssl_certificate is not None:
+                raise ValueError(
+                    f"roles.{name}.ssl_certificate: with load_balancer, TLS ends at the balancer, which takes "
+                    "certificates from Let's Encrypt only (for now): remove it"
+                )
+        if not any(role.proxy for role in self.roles.values()):
+            raise ValueError("load_balancer: no role uses the proxy (every role has proxy: false): remove it")
 
     def _check_one_server(self) -> None:
         """With `server:`, there is nothing to place: keys that place on servers or join them are refused."""
@@ -281,7 +317,14 @@ class StackConfig(Model):
         if not self.several_servers:
             return servers
         proxied = {server for name, role in self.roles.items() if role.proxy for server in self.role_servers(name)}
+        if self.load_balancer is not None:
+            proxied.add(self.load_balancer.server)
         return [name for name in servers if name in proxied]
+
+    def app_proxy(self) -> Proxy:
+        """The proxy the roles' servers run: `proxy`, or behind a load balancer plain HTTP (TLS ends there); each
+        server's then publishes on its private address only (stack.py)."""
+        return self.proxy if self.load_balancer is None else self.proxy.model_copy(update={"ssl": False})
 
     @property
     def several_servers(self) -> bool:
@@ -301,11 +344,13 @@ class StackConfig(Model):
         return next(iter(self.servers_by_name().values()))
 
     def role_servers(self, role: str) -> list[str]:
-        """The names of the servers `role` runs on: its `servers`, else every server but the accessory-only ones."""
+        """The names of the servers `role` runs on: its `servers`, else every server but the accessory-only ones and
+        the load balancer's."""
         chosen = self.roles[role].servers
         if chosen is not None:
             return list(chosen)
-        return [name for name in self.servers_by_name() if name not in self._accessory_only()]
+        balancer = {self.load_balancer.server} if self.load_balancer is not None else set()
+        return [name for name in self.servers_by_name() if name not in self._accessory_only() | balancer]
 
     def accessory_server(self, name: str) -> str:
         """The name of the server accessory `name` (postgres, backup, vector) runs on: its `server`, else Postgres

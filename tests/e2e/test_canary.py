@@ -63,10 +63,6 @@ def up_under_both_loads(demo: DemoStack) -> tuple[auto.UpResult, LoadReport, Loa
     return result, with_cookie.report, without.report, ended
 
 
-def counted(report: LoadReport) -> str:
-    return f"{len(report.failures)} failed of {report.total}, answered by {dict(report.versions())}"
-
-
 def after(report: LoadReport, moment: float) -> list[Response]:
     return [response for response in report.responses if response.at > moment]
 
@@ -96,7 +92,7 @@ def test_a_canary_serves_its_share_of_cookie_values_and_promoting_it_switches_ev
     assert (outputs["version"], outputs["canary"]) == (pinned_version("v2"), CANARY)
     assert "a new version goes live as a canary for 30% of kamal-rollout cookie values and staff-1" in result.stdout
     print(f"canary at {PERCENT}%: v2 answered {share:.1%} of {len(split)} cookie values; with cookies "
-          f"{counted(with_cookie)}; without {counted(without)}")  # fmt: skip
+          f"{with_cookie.tally()}; without {without.tally()}")  # fmt: skip
 
     canary_container = container_states(demo.service, "web")
     del demo.roles["web"]["canary"]
@@ -108,7 +104,7 @@ def test_a_canary_serves_its_share_of_cookie_values_and_promoting_it_switches_ev
     assert container_states(demo.service, "web") == {**canary_container, container_name(demo.service, "web", "v1"):
                                                       "exited"}, "promoted where it runs: no new container"  # fmt: skip
     assert "canary" not in demo.stack().outputs()["roles"].value["web"]
-    print(f"promoted: with cookies {counted(with_cookie)}; without {counted(without)}")
+    print(f"promoted: with cookies {with_cookie.tally()}; without {without.tally()}")
 
 
 def test_setting_the_image_back_aborts_a_canary_and_one_failing_its_health_check_never_serves(
@@ -126,7 +122,7 @@ def test_setting_the_image_back_aborts_a_canary_and_one_failing_its_health_check
     assert {r.version for r in after(with_cookie, ended)} == {"v1"}
     assert web_with_cookie(demo, "staff-1") == "v1"
     assert container_states(demo.service, "web")[container_name(demo.service, "web", "v2")] == "exited"
-    print(f"aborted: with cookies {counted(with_cookie)}; without {counted(without)}")
+    print(f"aborted: with cookies {with_cookie.tally()}; without {without.tally()}")
 
     demo.roles["web"]["image"] = NEVER_HEALTHY
     demo.roles["web"]["deploy_timeout"] = "3s"
@@ -139,4 +135,4 @@ def test_setting_the_image_back_aborts_a_canary_and_one_failing_its_health_check
     assert "swap failed: role web" in str(failed.value)
     assert load.report.failures == [] and set(load.report.versions()) == {"v1"}, load.report.summary()
     assert web_with_cookie(demo, "staff-1") == "v1"
-    print(f"a canary failing its health check: {counted(load.report)}")
+    print(f"a canary failing its health check: {load.report.tally()}")

@@ -66,6 +66,10 @@ class LoadReport:
             served_by.append(response.done)
         return sequence
 
+    def tally(self) -> str:
+        """The counts alone, for loads whose answers mix by design (a canary, several servers)."""
+        return f"{len(self.failures)} failed of {self.total}; versions {dict(self.versions())}"
+
     def summary(self) -> str:
         failures = self.failures
         sample = "; ".join(f"{r.at:.2f}s {r.status} {r.error}" for r in failures[:5])

@@ -16,7 +16,7 @@ import shlex
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from pulumi import automation as auto
 
@@ -43,7 +43,7 @@ class SeveralStack:
     registry: str
 
     @classmethod
-    def create(cls, directory: Path, bed: HostBed, service: str) -> SeveralStack:
+    def create(cls, directory: Path, bed: HostBed, service: str) -> Self:
         hosts = dict(zip(SERVER_NAMES, bed.hosts, strict=False))
         # The loopback registry's name: each host forwards its own 127.0.0.1:5000 to it, and quayside reads a
         # loopback registry's digests over plain HTTP, as Docker pulls from one.

@@ -93,7 +93,7 @@ def several(*mutations: Mutation, servers: dict[str, Any] = THREE_SERVERS) -> Mu
 OWN_CERTIFICATE = {"certificate_pem": "WEB_PEM", "private_key_pem": "WEB_KEY_PEM"}
 
 MALFORMED: list[tuple[str, Mutation, str]] = [
-    ("unknown top-level key", set_in("sever", {}), "sever: unknown key; allowed: service, server, servers, network, registry, proxy, roles"),
+    ("unknown top-level key", set_in("sever", {}), "sever: unknown key; allowed: service, server, servers, network, registry, proxy, load_balancer, roles"),
     ("unknown role key", set_in("roles.web.prot", 80), "roles.web.prot: unknown key; allowed: image, version, port,"),
     ("port out of range", set_in("roles.web.port", 70000), "roles.web.port: Input should be less than or equal to 65535 (got 70000)"),
     ("port as text", set_in("roles.web.port", "80"), "roles.web.port: Input should be a valid integer (got '80')"),
@@ -177,6 +177,10 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("every server holds accessories only", several(set_in("servers", {"db": THREE_SERVERS["db"]}), set_in("accessories.postgres.server", "db")), "roles.web.servers: every server holds accessories only (db): name the servers it runs on"),
     ("accessory on an unknown server", several(set_in("accessories.postgres.server", "app-3")), "accessories.postgres.server: unknown server 'app-3'; servers: app-1, app-2, db"),
     ("accessory on two servers", several(set_in("accessories.postgres.server", ["app-1", "db"])), "accessories.postgres.server: an accessory runs on one server: name one of app-1, db"),
+    ("load balancer on one server", set_in("load_balancer", {"provider": "kamal-proxy", "server": "app-1"}), "load_balancer: goes with servers: (a balancer spreads a role over several servers)"),
+    ("load balancer on an unknown server", several(set_in("load_balancer", {"provider": "kamal-proxy", "server": "lb"})), "load_balancer.server: unknown server 'lb'; servers: app-1, app-2, db"),
+    ("role on the load balancer's server", several(set_in("load_balancer", {"provider": "kamal-proxy", "server": "app-2"}), set_in("roles.web.servers", ["app-1", "app-2"])), "roles.web.servers: app-2 is load_balancer.server: the balancer's kamal-proxy publishes its ports; place the role on the other servers"),
+    ("load balancer of another kind", several(set_in("load_balancer", {"provider": "haproxy", "server": "db"})), "load_balancer.provider: Input should be 'kamal-proxy' (got 'haproxy')"),
     ("requests held on several servers", several(set_in("accessories.postgres.hold_requests", "30s")), "accessories.postgres.hold_requests: goes with one server:"),
     ("requests held without end", set_in("accessories.postgres.hold_requests", "2h"), "accessories.postgres.hold_requests: must be a duration"),
     ("accessory server with one server", set_in("accessories.vector.server", "app-1"), "accessories.vector.server: goes with servers: (this stack has one server:)"),

@@ -9,7 +9,8 @@ from typing import Any
 
 import pulumi
 
-from components import config, rollout, stack, steps
+from components import config, rollout, server, stack, steps
+from components.config import examples
 from components.role import AppRole
 from tests.support.commands import is_secret
 
@@ -105,3 +106,52 @@ def test_one_server_keeps_the_names_and_outputs_it_had() -> None:
     assert list(deployment.servers) == [config.ONE_SERVER]
     assert deployment.roles["web"].placements == {}
     assert {"servers", "hosts", "accessory_servers"}.isdisjoint(deployment.outputs())
+
+
+def balanced_stack() -> config.StackConfig:
+    raw = examples.behind_a_load_balancer()
+    for settings in raw["servers"].values():
+        settings["host_key"] = KEY
+        del settings["trust_first_use"]
+    return config.parse(raw, secrets_set={"ssh_private_key"})
+
+
+@pulumi.runtime.test
+def test_behind_a_load_balancer_the_roles_proxies_serve_plain_http_on_private_addresses_and_tls_ends_there() -> Any:
+    deployment = stack.deploy(balanced_stack(), secret)
+    balancer = deployment.balancer
+    assert balancer is not None
+    proxies = {name: side.proxy for name, side in deployment.servers.items()}
+    assert all(proxy is not None for proxy in proxies.values()), "the balancer's server runs the balancer's proxy"
+    assert deployment.roles["web"].servers == ["app-1", "app-2"], "no role runs on the balancer's server"
+    assert deployment.roles["web"].urls == ["https://acme.com/"], "users reach the roles through the balancer"
+
+    def check(values: list[Any]) -> None:
+        lb_proxy, app_proxy, web_rollout, web_route, api_route = values
+        assert option(lb_proxy, "--bind") == ["0.0.0.0"]
+        assert option(app_proxy, "--bind") == ["10.0.0.21"], "a role server's proxy listens on its private address"
+        words = shlex.split(web_rollout)
+        assert "--tls" not in words[words.index("--") :], "the roles' own routes are plain HTTP"
+        assert option(web_route, "--target") == ["10.0.0.21:80", "10.0.0.22:80"]
+        assert option(web_route, "--host") == ["acme.com"] and "--tls" in shlex.split(web_route)
+        assert option(api_route, "--target") == ["10.0.0.22:80"]
+
+    return pulumi.Output.all(
+        proxies["lb"].ready.create, proxies["app-1"].ready.create,  # type: ignore[union-attr]
+        deployment.roles["web"].deployed.create, balancer.routes["web"].create, balancer.routes["api"].create,
+    ).apply(check)  # fmt: skip
+
+
+def option(command: str, flag: str) -> list[str]:
+    """The values of `flag` on a command line."""
+    words = shlex.split(command)
+    return [words[i + 1] for i, word in enumerate(words[:-1]) if word == flag]
+
+
+def test_a_hetzner_server_behind_a_load_balancer_opens_no_web_port_and_the_balancers_opens_both() -> None:
+    stack_config = balanced_stack()
+    app = stack.server_proxy(stack_config, "app-1", "10.0.0.21")
+    balancer = stack.server_proxy(stack_config, "lb", "10.0.0.20")
+
+    assert server.web_ports(app, with_proxy=True) == ()
+    assert server.web_ports(balancer, with_proxy=True) == (80, 443)

@@ -14,6 +14,7 @@ from components import config, defaults, steps, swap_command
 from components.accessories import backup, container, postgres, vector
 from components.bootstrap import bootstrap_args
 from components.config.types import NAME_PATTERN
+from components.load_balancer import BalancedRole, route_args
 from components.proxy import boot_args, remove_args
 from components.remote import SCRIPTS_DIR
 from components.role import certificate_args, migrate_args, retire_args
@@ -86,6 +87,10 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
         container.remove_args("acme", postgres.spec("acme", POSTGRES), delete_data=True),
     ],
     "proxy.sh": [boot_args("acme", config.Proxy()), remove_args("acme")],
+    "balancer.sh": [
+        route_args("deploy", "acme", "web", BalancedRole(WEB, ["10.0.0.21:80", "10.0.0.22:80"], None), config.Proxy()),  # type: ignore[arg-type]
+        route_args("remove", "acme", "web", None, config.Proxy(ssl=True)),
+    ],
     "host.sh": [steps.HOST.argv(service="acme", no_install_docker=True, stack_id="3f0c9d8e2b7a4c61a5e4d3c2b1a09f8e")],
     "host-remove.sh": [steps.HOST_REMOVE.argv(service="acme")],
     "registry-login.sh": [steps.REGISTRY_LOGIN.argv(server="ghcr.io", username="acme")],

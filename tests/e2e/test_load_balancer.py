@@ -1,0 +1,201 @@
+"""A load balancer in front of several servers (`load_balancer: {provider: kamal-proxy, server: lb}`), through
+`pulumi up` of quayside's program on the multi-host test bed: the bed's third host runs the balancer, the other
+two the roles, whose own proxies then listen on their private addresses only. Load goes to the balancer's address,
+as users' requests would, and every failed request counts.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.acme import HTTPS_PORT, AcmeBed
+from tests.support.hosts import SETUP_SCRIPT, HostBed, TestHost
+from tests.support.load import Load, LoadReport
+from tests.support.polling import wait_for
+from tests.support.several import PROXY_PORT, SeveralStack
+from tests.support.stacks import unique_service
+
+APP = {"health": {"path": "/up", "interval": "500ms"}, "deploy_timeout": "20s", "drain_timeout": "5s"}
+
+
+class BalancedStack(SeveralStack):
+    """web on app-1 and app-2 (one at a time), api on app-1, the balancer on the third host, named lb here."""
+
+    def initial_config(self) -> dict[str, Any]:
+        hosts = self.hosts
+        servers = {name: {**host.server_config(), "private_ip": host.address} for name, host in hosts.items()}
+        return {
+            "quayside:service": self.service,
+            "quayside:servers": {("lb" if name == "db" else name): server for name, server in servers.items()},
+            "quayside:load_balancer": {"provider": "kamal-proxy", "server": "lb"},
+            "quayside:proxy": {"image": f"{self.registry}/quayside-test/kamal-proxy", "version": "v0.9.2"},
+            "quayside:roles": {
+                "web": {**APP, "image": self.image("v1"), "servers": ["app-1", "app-2"], "boot": {"limit": 1},
+                        "hosts": [self.host_name("web")]},
+                "api": {**APP, "image": self.image("v3"), "servers": ["app-1"], "hosts": [self.host_name("api")]},
+            },
+        }  # fmt: skip
+
+    @property
+    def balancer(self) -> TestHost:
+        return self.hosts["db"]
+
+    def through_balancer(self, role: str) -> tuple[int, str, str]:
+        """(status, version, the answering container's hostname) of GET / through the balancer."""
+        connection = http.client.HTTPConnection(self.balancer.address, PROXY_PORT, timeout=10)
+        try:
+            connection.request("GET", "/", headers={"Host": self.host_name(role)})
+            reply = connection.getresponse()
+            words = [*reply.read().decode(errors="replace").split(), "", ""]
+            return reply.status, words[0], words[1]
+        finally:
+            connection.close()
+
+    def answering(self, role: str, requests: int = 20) -> set[str]:
+        """The containers (by hostname) that answered `requests` requests through the balancer."""
+        answers = [self.through_balancer(role) for _ in range(requests)]
+        assert {status for status, _, _ in answers} == {200}, answers
+        return {container for _, _, container in answers}
+
+    def container_of(self, role: str, server: str) -> str:
+        """The hostname (short ID) of the role's running container on the server."""
+        return (
+            self.hosts[server]
+            .run(
+                f"docker ps --quiet --filter label=quayside.service={self.service} --filter label=quayside.role={role}"
+            )
+            .stdout.split()[0]
+        )
+
+    def state_of(self, server: str) -> str:
+        """The server's containers and its proxy's routes, and the balancer's routes and last log lines."""
+        listing = "docker ps --all --format '{{.Names}} {{.Status}}'; docker exec quayside-proxy kamal-proxy list"
+        return "\n".join([
+            f"{server}:", self.hosts[server].run(listing, check=False).stdout,
+            "balancer:", self.balancer.run(listing + "; docker logs --tail 15 quayside-proxy 2>&1", check=False).stdout,
+        ])  # fmt: skip
+
+    def balanced_load(self, role: str) -> Load:
+        return Load(PROXY_PORT, self.host_name(role), workers=3, address=self.balancer.address)
+
+
+@pytest.fixture
+def balanced(tmp_path: Path, host_bed: HostBed) -> Iterator[BalancedStack]:
+    stack = BalancedStack.create(tmp_path, host_bed, unique_service("lb"))
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.destroy()
+
+
+def up_through_balancer(stack: BalancedStack, role: str) -> LoadReport:
+    with stack.balanced_load(role) as load:
+        load.wait_for_requests(100)
+        stack.up()
+        load.wait_for_requests(load.report.total + 100)
+    return load.report
+
+
+def test_each_role_answers_through_the_balancer_from_every_server_of_it_and_a_new_image_drops_nothing(
+    balanced: BalancedStack,
+) -> None:
+    web = {balanced.container_of("web", server) for server in ("app-1", "app-2")}
+    assert balanced.answering("web") == web, "both servers of web answer through the balancer"
+    assert balanced.answering("api") == {balanced.container_of("api", "app-1")}
+    outputs = balanced.stack().outputs()["load_balancer"].value
+    assert outputs["server"] == "lb"
+    assert outputs["targets"]["web"] == [f"{balanced.hosts[s].address}:80" for s in ("app-1", "app-2")]
+
+    balanced.roles["web"]["image"] = balanced.image("v2")
+    report = up_through_balancer(balanced, "web")
+
+    assert report.failures == [], report.summary()
+    assert {version for _, version, _ in (balanced.through_balancer("web") for _ in range(10))} == {"v2"}
+    print(f"a new image of web on 2 servers, through the balancer: {report.tally()}")
+
+
+def stop_engine(host: TestHost) -> None:
+    """The host's Docker engine stopped as an upgrade of docker.io stops it (SIGTERM): its containers stop with it,
+    and come back by themselves when it starts again."""
+    os.kill(int(host.seen_from_root("/run/docker.pid").read_text()), signal.SIGTERM)
+
+
+def test_a_server_whose_engine_stops_is_routed_around_and_serves_again_once_it_is_back(
+    balanced: BalancedStack,
+) -> None:
+    app_2 = balanced.container_of("web", "app-2")
+    with balanced.balanced_load("web") as load:
+        load.wait_for_requests(200)
+        stopped = load.elapsed()
+        stop_engine(balanced.hosts["app-2"])
+        load.wait_for_requests(load.report.total + 1000, timeout=60)
+        subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, check=True, timeout=180)
+        wait_for(
+            "app-2 answering through the balancer again",
+            lambda: app_2 in balanced.answering("web", 6),
+            seconds=90,
+            detail=lambda: balanced.state_of("app-2"),
+        )
+        load.wait_for_requests(load.report.total + 100)
+    failures = [r for r in load.report.failures if r.at >= stopped]
+    window = max((r.done for r in failures), default=stopped) - stopped
+    first = [f"{r.at - stopped:.2f}s {r.status}" for r in failures[:5]]
+    print(f"app-2's engine stopped under load: {len(failures)} failed of {load.report.total}, all within "
+          f"{window:.2f} s of the stop; first failures: {first}")  # fmt: skip
+    # kamal-proxy checks each target every 500 ms (health.interval) and takes a failing one out after a check.
+    assert window < 5, f"failures went on for {window:.2f} s after the stop"
+    assert [r for r in load.report.failures if r.at < stopped] == []
+
+
+def test_a_server_added_to_a_role_and_removed_again_drops_no_request_through_the_balancer(
+    balanced: BalancedStack,
+) -> None:
+    balanced.roles["api"]["servers"] = ["app-1", "app-2"]
+    added = up_through_balancer(balanced, "api")
+
+    assert added.failures == [], added.summary()
+    assert balanced.answering("api") == {balanced.container_of("api", s) for s in ("app-1", "app-2")}
+
+    balanced.roles["api"]["servers"] = ["app-1"]
+    removed = up_through_balancer(balanced, "api")
+
+    assert removed.failures == [], removed.summary()
+    assert balanced.answering("api") == {balanced.container_of("api", "app-1")}
+    assert balanced.containers("app-2", "api") == {}, "api is retired on app-2"
+    print(f"api added on app-2: {added.tally()}; removed: {removed.tally()}")
+
+
+def test_tls_ends_at_the_balancer_with_certificates_from_the_acme_server_and_plain_http_redirects(
+    tmp_path: Path, host_bed: HostBed
+) -> None:
+    balancer = host_bed.hosts[2]
+    with AcmeBed.start(host_bed, balancer, tmp_path / "acme") as acme:
+        stack = BalancedStack.create(tmp_path / "project", host_bed, unique_service("lbtls"))
+        stack.config["quayside:proxy"] = {"image": acme.proxy_repository, "version": acme.proxy_tag, "ssl": True}
+        trust = ssl.create_default_context(cafile=str(acme.root))
+        try:
+            stack.up()
+
+            with Load(HTTPS_PORT, stack.host_name("web"), workers=2, address=balancer.address, tls=trust) as load:
+                load.wait_for_requests(200, timeout=60)
+            plain = http.client.HTTPConnection(balancer.address, PROXY_PORT, timeout=10)
+            plain.request("GET", "/", headers={"Host": stack.host_name("web")})
+            redirect = plain.getresponse()
+
+            assert load.report.failures == [] and set(load.report.versions()) == {"v1"}, load.report.summary()
+            assert (redirect.status, redirect.getheader("Location")) == (301, f"https://{stack.host_name('web')}/")
+            assert len(acme.certificates_fetched()) == 1, "web's hostname's, got by the balancer at its first handshake"
+            assert stack.get("web", "app-1") == (200, "v1"), "a role's own proxy serves plain HTTP, no redirect"
+            print(f"HTTPS through the balancer, checked against the ACME server's root: {load.report.tally()}")
+        finally:
+            stack.destroy()
