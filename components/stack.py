@@ -16,7 +16,13 @@ from components import config, image_build, image_pin, image_transfer
 from components.accessories.wiring import DeployedAccessories, SecretReader, Site, deploy_accessories
 from components.bootstrap import ServerBootstrap, ServerBootstrapArgs
 from components.host import DockerHost, DockerHostArgs
-from components.load_balancer import BalancedRole, LoadBalancer, LoadBalancerArgs
+from components.load_balancer import (
+    BalancedRole,
+    HetznerLoadBalancer,
+    HetznerLoadBalancerArgs,
+    LoadBalancer,
+    LoadBalancerArgs,
+)
 from components.network import PrivateNetwork, PrivateNetworkArgs
 from components.proxy import Proxy, ProxyArgs
 from components.role import AppRole, AppRoleArgs
@@ -52,7 +58,7 @@ class Deployment:
     accessories: DeployedAccessories
     service: str
     several: bool  # `servers:` (by name) rather than one `server:`
-    balancer: LoadBalancer | None = None
+    balancer: LoadBalancer | HetznerLoadBalancer | None = None
 
     @property
     def first(self) -> ServerSide:
@@ -105,9 +111,9 @@ class Deployment:
             outputs["hosts"] = {name: ssh_output(side) for name, side in self.servers.items()}
             outputs["accessory_servers"] = self.accessories.servers
         if self.balancer is not None:
-            side = self.servers[self.balancer.server]
             outputs["load_balancer"] = {
-                "server": self.balancer.server, "host": side.server.host, "targets": self.balancer.targets,
+                **({"server": self.balancer.server} if self.balancer.server else {}),
+                "host": self.balancer.host, "targets": self.balancer.targets,
             }  # fmt: skip
         return outputs
 
@@ -202,17 +208,21 @@ def deploy(
             ),
         )
 
-    balancer = _load_balancer(stack, sides, roles)
+    balancer = _load_balancer(stack, sides, roles, network)
     return Deployment(sides, roles, accessories, service, stack.several_servers, balancer)
 
 
 def _load_balancer(
-    stack: config.StackConfig, sides: dict[str, ServerSide], roles: dict[str, AppRole]
-) -> LoadBalancer | None:
-    """Each proxied role's route on the load balancer's kamal-proxy, to the proxies of the role's servers."""
-    if stack.load_balancer is None:
+    stack: config.StackConfig, sides: dict[str, ServerSide], roles: dict[str, AppRole], network: PrivateNetwork | None
+) -> LoadBalancer | HetznerLoadBalancer | None:
+    """Each proxied role's route on the load balancer's kamal-proxy, to the proxies of the role's servers; or a
+    Hetzner Load Balancer to the servers of the proxied roles."""
+    settings = stack.load_balancer
+    if settings is None:
         return None
-    side = sides[stack.load_balancer.server]
+    if settings.server is None:
+        return _hetzner_load_balancer(stack, settings, sides, network)
+    side = sides[settings.server]
     assert side.proxy is not None  # the balancer's server runs a proxy (proxy_servers)
     port = stack.app_proxy().http_port
     balanced = {
@@ -227,8 +237,33 @@ def _load_balancer(
     return LoadBalancer(
         f"{stack.service}-balancer",
         LoadBalancerArgs(
-            service=stack.service, server=side.name, connection=side.connection, proxy=stack.proxy,
-            proxy_ready=side.proxy.ready, roles=balanced,
+            service=stack.service, server=side.name, host=side.server.host, connection=side.connection,
+            proxy=stack.proxy, proxy_ready=side.proxy.ready, roles=balanced,
+        ),
+    )  # fmt: skip
+
+
+def _hetzner_load_balancer(
+    stack: config.StackConfig,
+    settings: config.LoadBalancer,
+    sides: dict[str, ServerSide],
+    network: PrivateNetwork | None,
+) -> HetznerLoadBalancer:
+    assert network is not None  # the config requires Hetzner servers, which always join one
+    servers = stack.balanced_servers()
+    machines = {name: sides[name].server for name in servers}
+    hetzner = {name: machine for name, machine in machines.items() if isinstance(machine, HetznerServer)}
+    assert len(hetzner) == len(machines)  # the config requires Hetzner servers
+    first = stack.servers_by_name()[servers[0]]
+    assert isinstance(first, config.HetznerServer)
+    return HetznerLoadBalancer(
+        f"{stack.service}-balancer",
+        HetznerLoadBalancerArgs(
+            service=stack.service, settings=settings, location=settings.location or first.location, network=network,
+            servers={name: machine.machine for name, machine in hetzner.items()},
+            addresses={name: stack.private_address(name) or "" for name in servers}, proxy=stack.proxy,
+            target_port=stack.app_proxy().http_port,
+            roles={name: role for name, role in stack.roles.items() if role.proxy},
         ),
     )  # fmt: skip
 

@@ -291,7 +291,7 @@ BALANCER: Final = Script(
         Option("target", Kind.LIST, required_for=("deploy",), words="servers"),
         _list("host"),
         _list("path-prefix"),
-        Option("health-path", required_for=("deploy",)),
+        Option("health-path", required_for=("deploy", "check")),
         Option("health-interval", required_for=("deploy",)),
         Option("health-timeout", required_for=("deploy",)),
         _switch("tls"),
@@ -299,7 +299,7 @@ BALANCER: Final = Script(
         Option("deploy-timeout", required_for=("deploy",)),
         Option("drain-timeout", required_for=("deploy",)),
     ),
-    actions=("deploy", "remove"),
+    actions=("deploy", "remove", "check"),
 )
 HOST: Final = Script(
     "host.sh", (SERVICE, _switch("no-install-docker"), Option("stack-id", required=True, words="stack"))

@@ -220,9 +220,29 @@ def behind_a_load_balancer() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def behind_a_hetzner_load_balancer() -> dict[str, Any]:
+    """Two Hetzner servers behind a Hetzner Load Balancer with a managed certificate; both run both roles (it sends
+    every hostname to every server)."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0 deploy@acme"
+    return {
+        "service": "acme",
+        "servers": {
+            "app-1": {"provider": "hetzner", "type": "cx32", "location": "nbg1", "ssh_public_key": key},
+            "app-2": {"provider": "hetzner", "type": "cx32", "location": "fsn1", "ssh_public_key": key},
+        },
+        "load_balancer": {"provider": "hetzner", "type": "lb11", "location": "nbg1"},
+        "proxy": {"ssl": True},
+        "roles": {
+            "web": {"image": "ghcr.io/acme/web:1.0", "hosts": ["acme.com"], "health": {"path": "/up"},
+                    "boot": {"limit": 1}},
+            "api": {"image": "ghcr.io/acme/api:1.0", "hosts": ["api.acme.com"], "health": {"path": "/up"}},
+        },
+    }  # fmt: skip
+
+
 def reference() -> tuple[dict[str, Any], ...]:
     """The reference's examples, in the order it looks for a key's example."""
     return (
         saas(), hetzner_staging(), key_files_and_own_images(), smallest(), hetzner_servers(), existing_servers(),
-        behind_a_load_balancer(),
+        behind_a_load_balancer(), behind_a_hetzner_load_balancer(),
     )  # fmt: skip

@@ -22,7 +22,15 @@ from components.accessories import defaults as accessory_defaults
 from components.config.accessories import ACCESSORIES, Accessories
 from components.config.errors import ConfigError, how_to_set_secret, one_line
 from components.config.roles import Role
-from components.config.servers import NETWORK_NEEDS, ExistingServer, HetznerServer, Network, Server, check_servers
+from components.config.servers import (
+    HETZNER_LOCATIONS,
+    NETWORK_NEEDS,
+    ExistingServer,
+    HetznerServer,
+    Network,
+    Server,
+    check_servers,
+)
 from components.config.types import IPV4, Directory, ImageName, Ipv4Address, Model, Name, Port, RegistryHost, Version
 
 NAMESPACE: Final = "quayside"
@@ -99,12 +107,34 @@ class Proxy(Model):
 
 
 class LoadBalancer(Model):
-    """One address in front of the roles' servers: a kamal-proxy on a server of the stack routes each role's
-    hostnames to every server of the role (one target each, health-checked continuously, a failing one left out)
-    and terminates TLS there; the roles' own proxies then serve plain HTTP on the private network only."""
+    """One address in front of the roles' servers, which leaves a server out while its health checks fail and ends
+    TLS; the roles' own proxies then serve plain HTTP on the private network only. `kamal-proxy`: a kamal-proxy on a
+    server of the stack routes each role's hostnames to the servers of that role. `hetzner`: a Hetzner Load Balancer
+    on the servers' network sends every request to every server running the proxied roles (it does not route by
+    hostname), health-checked through the first proxied role by name, with a Hetzner-managed certificate."""
 
-    provider: Literal["kamal-proxy"] = Field(description="kamal-proxy on a server of the stack")
-    server: Name = Field(description="the server in `servers` it runs on; no role runs there")
+    provider: Literal["kamal-proxy", "hetzner"] = Field(
+        description="kamal-proxy on a server of the stack, or a Hetzner Load Balancer"
+    )
+    server: Name | None = Field(
+        default=None, description="with kamal-proxy (required): the server in `servers` it runs on; no role runs there"
+    )
+    type: Literal["lb11", "lb21", "lb31"] = Field(default="lb11", description="with hetzner: the Load Balancer type")
+    location: Literal[HETZNER_LOCATIONS] | None = Field(
+        default=None, description="with hetzner: its location (default: the first server's)"
+    )
+
+    @model_validator(mode="after")
+    def _keys_of_its_kind(self) -> Self:
+        if self.provider == "kamal-proxy" and self.server is None:
+            raise ValueError("provider kamal-proxy runs on a server of the stack: name it (server: lb)")
+        if self.provider == "hetzner" and self.server is not None:
+            raise ValueError(
+                "server goes with provider kamal-proxy: a Hetzner Load Balancer runs on no server of yours"
+            )
+        if self.provider == "kamal-proxy" and ("type" in self.model_fields_set or self.location is not None):
+            raise ValueError("type and location go with provider hetzner")
+        return self
 
 
 class StackConfig(Model):
@@ -182,9 +212,12 @@ class StackConfig(Model):
         balancer = self.load_balancer
         if balancer is None:
             return
-        self._check_known("load_balancer.server", [balancer.server])
+        if balancer.provider == "hetzner":
+            self._check_hetzner_balancer()
+        else:
+            self._check_known("load_balancer.server", [balancer.server or ""])
         for name, role in self.roles.items():
-            if balancer.server in (role.servers or []):
+            if balancer.server is not None and balancer.server in (role.servers or []):
                 raise ValueError(
                     f"roles.{name}.servers: {balancer.server} is load_balancer.server: the balancer's kamal-proxy "
                     "publishes its ports; place the role on the other servers"
@@ -196,6 +229,28 @@ class StackConfig(Model):
                 )
         if not any(role.proxy for role in self.roles.values()):
             raise ValueError("load_balancer: no role uses the proxy (every role has proxy: false): remove it")
+
+    def _check_hetzner_balancer(self) -> None:
+        """A Hetzner Load Balancer joins the servers' Hetzner network and sends each request to any of its targets."""
+        existing = [name for name, server in self.servers_by_name().items() if isinstance(server, ExistingServer)]
+        if existing:
+            raise ValueError(
+                f"load_balancer: provider hetzner reaches its targets on the Hetzner network, and {existing[0]} is an "
+                "existing server: use provider kamal-proxy"
+            )
+        placements = {name: self.role_servers(name) for name, role in self.roles.items() if role.proxy}
+        first, *others = placements.items()
+        differing = next(((name, servers) for name, servers in others if servers != first[1]), None)
+        if differing is not None:
+            raise ValueError(
+                f"load_balancer: a Hetzner Load Balancer sends every hostname to every target, and roles {first[0]} "
+                f"({', '.join(first[1])}) and {differing[0]} ({', '.join(differing[1])}) run on different servers: "
+                "place the proxied roles on the same servers, or use provider kamal-proxy"
+            )
+
+    def balanced_servers(self) -> list[str]:
+        """The servers a Hetzner Load Balancer sends to: those of the proxied roles (all the same ones)."""
+        return next(self.role_servers(name) for name, role in self.roles.items() if role.proxy)
 
     def _check_one_server(self) -> None:
         """With `server:`, there is nothing to place: keys that place on servers or join them are refused."""
@@ -317,7 +372,7 @@ class StackConfig(Model):
         if not self.several_servers:
             return servers
         proxied = {server for name, role in self.roles.items() if role.proxy for server in self.role_servers(name)}
-        if self.load_balancer is not None:
+        if self.load_balancer is not None and self.load_balancer.server is not None:
             proxied.add(self.load_balancer.server)
         return [name for name in servers if name in proxied]
 
@@ -349,7 +404,7 @@ class StackConfig(Model):
         chosen = self.roles[role].servers
         if chosen is not None:
             return list(chosen)
-        balancer = {self.load_balancer.server} if self.load_balancer is not None else set()
+        balancer = {self.load_balancer.server} if self.load_balancer and self.load_balancer.server else set()
         return [name for name in self.servers_by_name() if name not in self._accessory_only() | balancer]
 
     def accessory_server(self, name: str) -> str:

@@ -10,6 +10,9 @@
 #     --health-path P --health-interval D --health-timeout D [--tls [--no-tls-redirect]] --deploy-timeout D
 #     --drain-timeout D
 #   balancer.sh remove --service S --role R --proxy-name P
+#   balancer.sh check --service S --role R --proxy-name P --health-path P [--host H]...
+#       stdout: target<TAB>ROLE<TAB>ADDRESS:PORT<TAB>STATUS per target of the route: what a health check from here
+#       gets now (the HTTP status, or "no answer"), as kamal-proxy's own checks would
 #   (components/steps.py BALANCER)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -21,7 +24,8 @@ targets=() hosts=() prefixes=()
 
 parse_options() {
   action=${1:-}
-  [[ $action == deploy || $action == remove ]] || die "first argument must be deploy or remove, not '$action'"
+  [[ $action == deploy || $action == remove || $action == check ]] ||
+    die "first argument must be deploy, remove or check, not '$action'"
   shift
   while (($#)); do
     case $1 in
@@ -44,9 +48,11 @@ parse_options() {
   done
   required --service "$service"; required --role "$role"; required --proxy-name "$proxy_name"
   check_part_name --service "$service"; check_part_name --role "$role"; check_name --proxy-name "$proxy_name"
+  [[ $action != remove ]] || return 0
+  required --health-path "$health_path"
   [[ $action == deploy ]] || return 0
   required --target "${targets[*]}"
-  required --health-path "$health_path"; required --health-interval "$health_interval"
+  required --health-interval "$health_interval"
   required --health-timeout "$health_timeout"; required --deploy-timeout "$deploy_timeout"
   required --drain-timeout "$drain_timeout"
   check_duration --health-interval "$health_interval"; check_duration --health-timeout "$health_timeout"
@@ -81,9 +87,27 @@ remove() {
   fi
 }
 
+# One GET of the health path at ADDRESS:PORT with the route's first hostname, over bash's /dev/tcp (a server may
+# have no curl): its HTTP status, or "no answer" within 3 s.
+probe() {
+  local address=${1%:*} port=${1##*:} status
+  # shellcheck disable=SC2016 # $0.. are the inner shell's
+  status=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$3" >&3 &&
+    head -n 1 <&3' "$address" "$port" "$health_path" "${hosts[0]:-$address}" 2>/dev/null) || true
+  status=${status#HTTP/* }
+  echo "${status%% *}" | grep -E '^[0-9]{3}$' || echo "no answer"
+}
+
+check() {
+  local target
+  for target in $(proxy_target "$proxy_name" "$(route_name "$service" "$role")" 2>/dev/null | tr ',' ' '); do
+    printf 'target\t%s\t%s\t%s\n' "$role" "$target" "$(probe "$target")"
+  done
+}
+
 main() {
   parse_options "$@"
-  lock "$service" "balancer-$role"
+  [[ $action == check ]] || lock "$service" "balancer-$role"
   "$action"
 }
 

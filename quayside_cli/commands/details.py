@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from components import defaults, steps
@@ -16,7 +16,7 @@ from quayside_cli import progress
 from quayside_cli.commands.common import Verbs, add, capture_each, connect, connect_each, open_stack, table
 from quayside_cli.errors import QuaysideError
 from quayside_cli.ssh import script
-from quayside_cli.stack import Stack
+from quayside_cli.stack import NAMESPACE, Stack, object_value
 
 TIMEOUT_SECONDS: Final = 60
 STOPPED: Final = frozenset({"exited", "created"})
@@ -54,6 +54,8 @@ class Facts:
     containers: list[Container]
     routes: list[Route]
     canaries: dict[str, str]
+    # On a load balancer's server (balancer.sh check): ROLE, TARGET and what its health path answers now.
+    targets: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def parse(text: str) -> Facts:
@@ -62,6 +64,7 @@ def parse(text: str) -> Facts:
     containers: list[Container] = []
     routes: list[Route] = []
     canaries: dict[str, str] = {}
+    targets: list[tuple[str, str, str]] = []
     for line in text.splitlines():
         kind, _, rest = line.partition("\t")
         cells = rest.split("\t")
@@ -77,7 +80,15 @@ def parse(text: str) -> Facts:
             role, version, percent, allow = cells
             share = f"{percent}%" if percent != "0" else ""
             canaries[role] = f"{version} for " + ", ".join(part for part in (share, allow.replace(",", ", ")) if part)
-    return Facts(containers, routes, canaries)
+        elif kind == "target" and len(cells) == 3:
+            role, target, status = cells
+            targets.append((role, target, target_health(status)))
+    return Facts(containers, routes, canaries, targets)
+
+
+def target_health(status: str) -> str:
+    """What a load balancer makes of a target's answer: kamal-proxy counts 2xx as healthy."""
+    return f"healthy ({status})" if status.startswith("2") else f"failing ({status})"
 
 
 def parse_route(cells: list[str]) -> Route | None:
@@ -157,6 +168,7 @@ def accessory_row(name: str, containers: list[Container]) -> list[str]:
 ROLE_HEADER: Final = ("ROLE", "VERSION", "CONTAINER", "STATE", "HEALTH", "ROLLBACK TO", "URLS")
 ROUTE_HEADER: Final = ("ROUTE", "HOST", "PATH", "TARGET", "STATE", "TLS")
 ACCESSORY_HEADER: Final = ("ACCESSORY", "CONTAINER", "STATE", "HEALTH", "IMAGE")
+BALANCER_HEADER: Final = ("BALANCED ROLE", "BALANCER", "TARGET", "HEALTH NOW")
 
 
 def render(stack: Stack, facts: Facts) -> list[str]:
@@ -200,7 +212,28 @@ def render_servers(stack: Stack, facts: dict[str, Facts], silent: dict[str, str]
             accessories.append([name, server, *accessory_row(name, facts[server].containers)])
     if accessories:
         lines += ["", *table(with_server(ACCESSORY_HEADER), accessories)]
+    targets = [[role, server, target, said] for server in facts for role, target, said in facts[server].targets]
+    if targets:
+        lines += ["", *table(BALANCER_HEADER, targets)]
     return lines
+
+
+def balancer_checks(stack: Stack) -> tuple[str, str] | None:
+    """(the load balancer's server, balancer.sh check of each proxied role there), for a stack with a kamal-proxy
+    load balancer; each role's health path and hostname are the stack config's."""
+    balancer = stack.outputs.get("load_balancer") or {}
+    if not balancer.get("server"):
+        return None
+    roles = object_value(stack.config.get(f"{NAMESPACE}:roles"))
+    commands = []
+    for name in balancer.get("targets") or {}:
+        role = roles.get(name) or {}
+        argv = steps.BALANCER.argv(
+            "check", service=stack.service, role=name, proxy_name=defaults.PROXY_CONTAINER,
+            health_path=(role.get("health") or {}).get("path") or "/up", host=role.get("hosts") or [],
+        )  # fmt: skip
+        commands.append(script(stack.service, steps.BALANCER.name, argv, timeout_seconds=TIMEOUT_SECONDS))
+    return str(balancer["server"]), "; ".join(commands)
 
 
 def details_command(service: str) -> str:
@@ -228,7 +261,13 @@ def run_servers(stack: Stack) -> int:
         connect_each(stack, servers) as connections,
         progress.step(f"asking {len(servers)} servers about {stack.service}"),
     ):
-        answers = capture_each(connections, details_command(stack.service), timeout=TIMEOUT_SECONDS + 30)
+        checks = balancer_checks(stack)
+
+        def command(server: str) -> str:
+            details = details_command(stack.service)
+            return f"{details}; {checks[1]}" if checks is not None and server == checks[0] else details
+
+        answers = capture_each(connections, command, timeout=TIMEOUT_SECONDS + 30)
     facts: dict[str, Facts] = {}
     silent: dict[str, str] = {}
     for name, answer in answers.items():

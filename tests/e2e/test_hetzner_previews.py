@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -126,6 +127,38 @@ def test_the_shipped_multi_server_stack_previews_three_servers_on_one_private_ne
     assert sorted(part.split('ip       : "')[1].split('"')[0] for part in attachments) == [
         "10.0.1.10", "10.0.1.11", "10.0.1.12",
     ], attachments  # fmt: skip
+    assert PLACEHOLDER not in result.stdout and HCLOUD_TOKEN not in result.stdout
+
+
+def test_the_multi_server_stack_behind_a_hetzner_load_balancer_previews_it_with_targets_service_and_certificate(
+    tmp_path: Path,
+) -> None:
+    """Pulumi.multi.yaml with `load_balancer: {provider: hetzner}` (api on both app servers, as a Hetzner Load
+    Balancer sends every hostname to every target): the balancer on the network, a private target per app server,
+    one HTTPS service health-checked through the first proxied role, a managed certificate for every hostname."""
+    project = QuaysideProject.create(tmp_path)
+    values: dict[str, Any] = yaml.safe_load((ROOT / "Pulumi.multi.yaml").read_text())["config"]
+    values["quayside:load_balancer"] = {"provider": "hetzner"}
+    values["quayside:roles"]["api"]["servers"] = ["app-1", "app-2"]
+    stack = configured(project, "multi", values)
+    events = Events()
+
+    result = stack.preview(color="never", diff=True, on_event=events.record)
+    print(result.stdout)
+
+    created = {name for name, ops in events.ops.items() if ops == ["create"]}
+    assert {"acme-balancer-lb", "acme-balancer-network", "acme-balancer-service", "acme-balancer-certificate",
+            "acme-balancer-target-app-1", "acme-balancer-target-app-2"} <= created, created  # fmt: skip
+    assert "acme-balancer-target-db" not in created, "db runs no proxied role"
+    service = result.stdout.split("hcloud:index/loadBalancerService:LoadBalancerService: (create)")[1].split("+ ")[0]
+    said = {key: value for key, value in re.findall(r'(\w+)\s*: ("[^"]*"|\d+|true)', service)}
+    assert (said["protocol"], said["listenPort"], said["destinationPort"]) == ('"https"', "443", "80"), service
+    # The first proxied role by name checks the targets: api, on its path, with its hostname.
+    assert (said["domain"], said["path"], said["redirectHttp"]) == ('"api.acme.com"', '"/health"', "true"), service
+    certificate = result.stdout.split("hcloud:index/managedCertificate:ManagedCertificate: (create)")[1]
+    assert all(f'"{host}"' in certificate for host in ("acme.com", "app.acme.com", "api.acme.com")), certificate
+    targets = result.stdout.split("hcloud:index/loadBalancerTarget:LoadBalancerTarget: (create)")[1:]
+    assert len(targets) == 2 and all("usePrivateIp  : true" in target for target in targets), targets
     assert PLACEHOLDER not in result.stdout and HCLOUD_TOKEN not in result.stdout
 
 

@@ -13,7 +13,6 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,71 +20,8 @@ from tests.support.acme import HTTPS_PORT, AcmeBed
 from tests.support.hosts import SETUP_SCRIPT, HostBed, TestHost
 from tests.support.load import Load, LoadReport
 from tests.support.polling import wait_for
-from tests.support.several import PROXY_PORT, SeveralStack
+from tests.support.several import PROXY_PORT, BalancedStack
 from tests.support.stacks import unique_service
-
-APP = {"health": {"path": "/up", "interval": "500ms"}, "deploy_timeout": "20s", "drain_timeout": "5s"}
-
-
-class BalancedStack(SeveralStack):
-    """web on app-1 and app-2 (one at a time), api on app-1, the balancer on the third host, named lb here."""
-
-    def initial_config(self) -> dict[str, Any]:
-        hosts = self.hosts
-        servers = {name: {**host.server_config(), "private_ip": host.address} for name, host in hosts.items()}
-        return {
-            "quayside:service": self.service,
-            "quayside:servers": {("lb" if name == "db" else name): server for name, server in servers.items()},
-            "quayside:load_balancer": {"provider": "kamal-proxy", "server": "lb"},
-            "quayside:proxy": {"image": f"{self.registry}/quayside-test/kamal-proxy", "version": "v0.9.2"},
-            "quayside:roles": {
-                "web": {**APP, "image": self.image("v1"), "servers": ["app-1", "app-2"], "boot": {"limit": 1},
-                        "hosts": [self.host_name("web")]},
-                "api": {**APP, "image": self.image("v3"), "servers": ["app-1"], "hosts": [self.host_name("api")]},
-            },
-        }  # fmt: skip
-
-    @property
-    def balancer(self) -> TestHost:
-        return self.hosts["db"]
-
-    def through_balancer(self, role: str) -> tuple[int, str, str]:
-        """(status, version, the answering container's hostname) of GET / through the balancer."""
-        connection = http.client.HTTPConnection(self.balancer.address, PROXY_PORT, timeout=10)
-        try:
-            connection.request("GET", "/", headers={"Host": self.host_name(role)})
-            reply = connection.getresponse()
-            words = [*reply.read().decode(errors="replace").split(), "", ""]
-            return reply.status, words[0], words[1]
-        finally:
-            connection.close()
-
-    def answering(self, role: str, requests: int = 20) -> set[str]:
-        """The containers (by hostname) that answered `requests` requests through the balancer."""
-        answers = [self.through_balancer(role) for _ in range(requests)]
-        assert {status for status, _, _ in answers} == {200}, answers
-        return {container for _, _, container in answers}
-
-    def container_of(self, role: str, server: str) -> str:
-        """The hostname (short ID) of the role's running container on the server."""
-        return (
-            self.hosts[server]
-            .run(
-                f"docker ps --quiet --filter label=quayside.service={self.service} --filter label=quayside.role={role}"
-            )
-            .stdout.split()[0]
-        )
-
-    def state_of(self, server: str) -> str:
-        """The server's containers and its proxy's routes, and the balancer's routes and last log lines."""
-        listing = "docker ps --all --format '{{.Names}} {{.Status}}'; docker exec quayside-proxy kamal-proxy list"
-        return "\n".join([
-            f"{server}:", self.hosts[server].run(listing, check=False).stdout,
-            "balancer:", self.balancer.run(listing + "; docker logs --tail 15 quayside-proxy 2>&1", check=False).stdout,
-        ])  # fmt: skip
-
-    def balanced_load(self, role: str) -> Load:
-        return Load(PROXY_PORT, self.host_name(role), workers=3, address=self.balancer.address)
 
 
 @pytest.fixture
@@ -139,6 +75,7 @@ def test_a_server_whose_engine_stops_is_routed_around_and_serves_again_once_it_i
         stopped = load.elapsed()
         stop_engine(balanced.hosts["app-2"])
         load.wait_for_requests(load.report.total + 1000, timeout=60)
+        details = balanced.quayside("details").stdout
         subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, check=True, timeout=180)
         wait_for(
             "app-2 answering through the balancer again",
@@ -147,6 +84,10 @@ def test_a_server_whose_engine_stops_is_routed_around_and_serves_again_once_it_i
             detail=lambda: balanced.state_of("app-2"),
         )
         load.wait_for_requests(load.report.total + 100)
+    app_1, app_2 = (f"{balanced.hosts[server].address}:80" for server in ("app-1", "app-2"))
+    rows = [line.split() for line in details.splitlines()]
+    assert ["web", "lb", app_1, "healthy", "(200)"] in rows, details
+    assert ["web", "lb", app_2, "failing", "(no", "answer)"] in rows, details
     failures = [r for r in load.report.failures if r.at >= stopped]
     window = max((r.done for r in failures), default=stopped) - stopped
     first = [f"{r.at - stopped:.2f}s {r.status}" for r in failures[:5]]

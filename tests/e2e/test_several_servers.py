@@ -7,10 +7,8 @@ counts.
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,9 +19,8 @@ from pulumi import automation as auto
 from tests.support.hosts import HostBed
 from tests.support.load import LoadReport
 from tests.support.polling import wait_for
-from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
 from tests.support.several import SeveralStack
-from tests.support.stacks import STACK, Events, unique_service
+from tests.support.stacks import Events, unique_service
 
 
 @pytest.fixture
@@ -185,11 +182,7 @@ def test_a_one_server_stack_moved_to_servers_keeps_its_containers_and_deletes_no
 
 
 def quayside(stack: SeveralStack, *args: str) -> subprocess.CompletedProcess[str]:
-    """The `quayside` command of this checkout on the stack, as a user's shell runs it."""
-    env = {**os.environ, **stack.project.env(), "PULUMI_HOME": str(PULUMI_HOME), "PYTHONPATH": str(ROOT)}
-    env["PATH"] = f"{pulumi_cli().parent}{os.pathsep}{env.get('PATH', '')}"
-    argv = [sys.executable, "-m", "quayside_cli", "-s", STACK, "--cwd", str(stack.project.work_dir), *args]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return stack.quayside(*args)
 
 
 def test_details_and_logs_show_each_role_on_each_of_its_servers(several: SeveralStack) -> None:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +25,7 @@ from pulumi import automation as auto
 
 from tests.support.hosts import HostBed, TestHost
 from tests.support.load import Load
-from tests.support.pulumi_engine import QuaysideProject, secret
+from tests.support.pulumi_engine import PULUMI_HOME, ROOT, QuaysideProject, pulumi_cli, secret
 from tests.support.stacks import PROXY, STACK, Events
 from tests.support.testbed import registry_address
 
@@ -30,6 +33,8 @@ from tests.support.testbed import registry_address
 SERVER_NAMES: Final = ("app-1", "app-2", "db")
 PROXY_PORT: Final = 80
 POSTGRES_PASSWORD: Final = "multi-host-password"
+# A proxied role's timings: checked every 500 ms, so a swap (or a balancer) sees it ready, or failing, quickly.
+APP: Final = {"health": {"path": "/up", "interval": "500ms"}, "deploy_timeout": "20s", "drain_timeout": "5s"}
 
 
 @dataclass
@@ -63,7 +68,7 @@ class SeveralStack:
         """web on app-1 and app-2 (one at a time), backend on both with a migration, api on app-2, Postgres on db
         with a worker beside the apps that queries it over the private network."""
         servers = {name: {**host.server_config(), "private_ip": host.address} for name, host in self.hosts.items()}
-        app = {"health": {"path": "/up", "interval": "500ms"}, "deploy_timeout": "20s", "drain_timeout": "5s"}
+        app = APP
         return {
             "quayside:service": self.service,
             "quayside:servers": servers,
@@ -94,6 +99,13 @@ class SeveralStack:
 
     def up(self, events: Events | None = None) -> auto.UpResult:
         return self.stack().up(color="never", on_event=events.record if events is not None else None)
+
+    def quayside(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The `quayside` command of this checkout on the stack, as a user's shell runs it."""
+        env = {**os.environ, **self.project.env(), "PULUMI_HOME": str(PULUMI_HOME), "PYTHONPATH": str(ROOT)}
+        env["PATH"] = f"{pulumi_cli().parent}{os.pathsep}{env.get('PATH', '')}"
+        argv = [sys.executable, "-m", "quayside_cli", "-s", STACK, "--cwd", str(self.project.work_dir), *args]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
 
     def preview(self, events: Events | None = None) -> auto.PreviewResult:
         return self.stack().preview(color="never", on_event=events.record if events is not None else None)
@@ -163,3 +175,64 @@ class SeveralStack:
             'docker network rm "$1" >/dev/null 2>&1; rm -rf "/var/lib/quayside/$1"; true'
         )
         host.run(shlex.join(["sh", "-c", script, "leftovers", self.service]), check=False)
+
+
+class BalancedStack(SeveralStack):
+    """web on app-1 and app-2 (one at a time), api on app-1, the balancer on the third host, named lb here."""
+
+    def initial_config(self) -> dict[str, Any]:
+        hosts = self.hosts
+        servers = {name: {**host.server_config(), "private_ip": host.address} for name, host in hosts.items()}
+        return {
+            "quayside:service": self.service,
+            "quayside:servers": {("lb" if name == "db" else name): server for name, server in servers.items()},
+            "quayside:load_balancer": {"provider": "kamal-proxy", "server": "lb"},
+            "quayside:proxy": {"image": f"{self.registry}/quayside-test/kamal-proxy", "version": "v0.9.2"},
+            "quayside:roles": {
+                "web": {**APP, "image": self.image("v1"), "servers": ["app-1", "app-2"], "boot": {"limit": 1},
+                        "hosts": [self.host_name("web")]},
+                "api": {**APP, "image": self.image("v3"), "servers": ["app-1"], "hosts": [self.host_name("api")]},
+            },
+        }  # fmt: skip
+
+    @property
+    def balancer(self) -> TestHost:
+        return self.hosts["db"]
+
+    def through_balancer(self, role: str) -> tuple[int, str, str]:
+        """(status, version, the answering container's hostname) of GET / through the balancer."""
+        connection = http.client.HTTPConnection(self.balancer.address, PROXY_PORT, timeout=10)
+        try:
+            connection.request("GET", "/", headers={"Host": self.host_name(role)})
+            reply = connection.getresponse()
+            words = [*reply.read().decode(errors="replace").split(), "", ""]
+            return reply.status, words[0], words[1]
+        finally:
+            connection.close()
+
+    def answering(self, role: str, requests: int = 20) -> set[str]:
+        """The containers (by hostname) that answered `requests` requests through the balancer."""
+        answers = [self.through_balancer(role) for _ in range(requests)]
+        assert {status for status, _, _ in answers} == {200}, answers
+        return {container for _, _, container in answers}
+
+    def container_of(self, role: str, server: str) -> str:
+        """The hostname (short ID) of the role's running container on the server."""
+        return (
+            self.hosts[server]
+            .run(
+                f"docker ps --quiet --filter label=quayside.service={self.service} --filter label=quayside.role={role}"
+            )
+            .stdout.split()[0]
+        )
+
+    def state_of(self, server: str) -> str:
+        """The server's containers and its proxy's routes, and the balancer's routes and last log lines."""
+        listing = "docker ps --all --format '{{.Names}} {{.Status}}'; docker exec quayside-proxy kamal-proxy list"
+        return "\n".join([
+            f"{server}:", self.hosts[server].run(listing, check=False).stdout,
+            "balancer:", self.balancer.run(listing + "; docker logs --tail 15 quayside-proxy 2>&1", check=False).stdout,
+        ])  # fmt: skip
+
+    def balanced_load(self, role: str) -> Load:
+        return Load(PROXY_PORT, self.host_name(role), workers=3, address=self.balancer.address)

@@ -180,7 +180,7 @@ MALFORMED: list[tuple[str, Mutation, str]] = [
     ("load balancer on one server", set_in("load_balancer", {"provider": "kamal-proxy", "server": "app-1"}), "load_balancer: goes with servers: (a balancer spreads a role over several servers)"),
     ("load balancer on an unknown server", several(set_in("load_balancer", {"provider": "kamal-proxy", "server": "lb"})), "load_balancer.server: unknown server 'lb'; servers: app-1, app-2, db"),
     ("role on the load balancer's server", several(set_in("load_balancer", {"provider": "kamal-proxy", "server": "app-2"}), set_in("roles.web.servers", ["app-1", "app-2"])), "roles.web.servers: app-2 is load_balancer.server: the balancer's kamal-proxy publishes its ports; place the role on the other servers"),
-    ("load balancer of another kind", several(set_in("load_balancer", {"provider": "haproxy", "server": "db"})), "load_balancer.provider: Input should be 'kamal-proxy' (got 'haproxy')"),
+    ("load balancer of another kind", several(set_in("load_balancer", {"provider": "haproxy", "server": "db"})), "load_balancer.provider: Input should be 'kamal-proxy' or 'hetzner' (got 'haproxy')"),
     ("requests held on several servers", several(set_in("accessories.postgres.hold_requests", "30s")), "accessories.postgres.hold_requests: goes with one server:"),
     ("requests held without end", set_in("accessories.postgres.hold_requests", "2h"), "accessories.postgres.hold_requests: must be a duration"),
     ("accessory server with one server", set_in("accessories.vector.server", "app-1"), "accessories.vector.server: goes with servers: (this stack has one server:)"),

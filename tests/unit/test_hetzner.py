@@ -17,6 +17,8 @@ import pytest
 from pulumi_command import remote as command_remote
 
 from components import config, remote, server, stack
+from components.config import examples
+from components.load_balancer import HetznerLoadBalancer
 from tests.support.commands import is_secret
 from tests.support.mocks import EngineLog, echoed
 
@@ -416,3 +418,28 @@ def test_plan_says_a_volume_cannot_follow_a_server_to_another_location() -> None
         "accessory data included: its volume cannot follow it to another location; Hetzner refuses while "
         "delete_protection is on: turn it off first if you mean it"
     )
+
+
+@pulumi.runtime.test
+def test_a_hetzner_load_balancer_reaches_every_server_privately_ends_tls_with_a_managed_certificate() -> Any:
+    raw = examples.behind_a_hetzner_load_balancer()
+    deployment = stack.deploy(config.parse(raw, secrets_set={"ssh_private_key"}), secret)
+    balancer = deployment.balancer
+    assert isinstance(balancer, HetznerLoadBalancer) and balancer.certificate is not None
+    assert balancer.targets == {"web": ["10.0.1.10:80", "10.0.1.11:80"], "api": ["10.0.1.10:80", "10.0.1.11:80"]}
+    firewalls = [side.server.firewall.rules for side in deployment.servers.values()]  # type: ignore[union-attr]
+
+    def check(values: list[Any]) -> None:
+        protocol, listen, destination, health, http, domains, rules = values
+        assert (protocol, listen, destination) == ("https", 443, 80)
+        assert (health["http"]["domain"], health["http"]["path"], health["interval"]) == ("api.acme.com", "/up", 3)
+        assert http["redirect_http"] is True
+        assert domains == ["acme.com", "api.acme.com"]
+        opened = {rule.get("port") for server_rules in rules for rule in server_rules}
+        assert opened == {"22", None}, "the servers open SSH and ping only: the balancer reaches them privately"
+
+    service = balancer.service
+    return pulumi.Output.all(
+        service.protocol, service.listen_port, service.destination_port, service.health_check, service.http,
+        balancer.certificate.domain_names, pulumi.Output.all(*firewalls),
+    ).apply(check)  # fmt: skip

@@ -11,6 +11,7 @@ import pulumi
 
 from components import config, rollout, server, stack, steps
 from components.config import examples
+from components.load_balancer import LoadBalancer
 from components.role import AppRole
 from tests.support.commands import is_secret
 
@@ -120,7 +121,7 @@ def balanced_stack() -> config.StackConfig:
 def test_behind_a_load_balancer_the_roles_proxies_serve_plain_http_on_private_addresses_and_tls_ends_there() -> Any:
     deployment = stack.deploy(balanced_stack(), secret)
     balancer = deployment.balancer
-    assert balancer is not None
+    assert isinstance(balancer, LoadBalancer)
     proxies = {name: side.proxy for name, side in deployment.servers.items()}
     assert all(proxy is not None for proxy in proxies.values()), "the balancer's server runs the balancer's proxy"
     assert deployment.roles["web"].servers == ["app-1", "app-2"], "no role runs on the balancer's server"
