@@ -7,17 +7,14 @@ as users' requests would, and every failed request counts.
 from __future__ import annotations
 
 import http.client
-import os
-import signal
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.acme import HTTPS_PORT, AcmeBed
-from tests.support.hosts import SETUP_SCRIPT, HostBed, TestHost
+from tests.support.hosts import HostBed
 from tests.support.load import Load, LoadReport
 from tests.support.polling import wait_for
 from tests.support.several import PROXY_PORT, BalancedStack
@@ -60,23 +57,16 @@ def test_each_role_answers_through_the_balancer_from_every_server_of_it_and_a_ne
     print(f"a new image of web on 2 servers, through the balancer: {report.tally()}")
 
 
-def stop_engine(host: TestHost) -> None:
-    """The host's Docker engine stopped as an upgrade of docker.io stops it (SIGTERM): its containers stop with it,
-    and come back by themselves when it starts again."""
-    os.kill(int(host.seen_from_root("/run/docker.pid").read_text()), signal.SIGTERM)
-
-
 def test_a_server_whose_engine_stops_is_routed_around_and_serves_again_once_it_is_back(
-    balanced: BalancedStack,
+    balanced: BalancedStack, host_bed: HostBed
 ) -> None:
     app_2 = balanced.container_of("web", "app-2")
     with balanced.balanced_load("web") as load:
         load.wait_for_requests(200)
         stopped = load.elapsed()
-        stop_engine(balanced.hosts["app-2"])
-        load.wait_for_requests(load.report.total + 1000, timeout=60)
-        details = balanced.quayside("details").stdout
-        subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, check=True, timeout=180)
+        with host_bed.engine_stopped(balanced.hosts["app-2"]):
+            load.wait_for_requests(load.report.total + 1000, timeout=60)
+            details = balanced.quayside("details").stdout
         wait_for(
             "app-2 answering through the balancer again",
             lambda: app_2 in balanced.answering("web", 6),

@@ -8,7 +8,6 @@ counts.
 from __future__ import annotations
 
 import shlex
-import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -181,14 +180,10 @@ def test_a_one_server_stack_moved_to_servers_keeps_its_containers_and_deletes_no
         stack.destroy()
 
 
-def quayside(stack: SeveralStack, *args: str) -> subprocess.CompletedProcess[str]:
-    return stack.quayside(*args)
-
-
 def test_details_and_logs_show_each_role_on_each_of_its_servers(several: SeveralStack) -> None:
-    details = quayside(several, "details")
-    logs = quayside(several, "logs", "web", "--lines", "20")
-    one = quayside(several, "logs", "web", "--host", "app-2", "--lines", "20")
+    details = several.quayside("details")
+    logs = several.quayside("logs", "web", "--lines", "20")
+    one = several.quayside("logs", "web", "--host", "app-2", "--lines", "20")
 
     assert details.returncode == 0, details.stderr
     web_rows = [line for line in details.stdout.splitlines() if line.split()[:1] == ["web"]]
@@ -210,7 +205,7 @@ def test_a_rollback_puts_the_previous_version_back_on_every_server_of_the_role(s
         loads = [running.enter_context(several.load("web", server)) for server in ("app-1", "app-2")]
         for load in loads:
             load.wait_for_requests(50)
-        rolled = quayside(several, "rollback", "web")
+        rolled = several.quayside("rollback", "web")
         for load in loads:
             load.wait_for_requests(load.report.total + 50)
 

@@ -98,6 +98,16 @@ class HostBed:
         return bed
 
     @contextlib.contextmanager
+    def engine_stopped(self, host: TestHost) -> Iterator[None]:
+        """The host's Docker engine stopped as an upgrade of docker.io stops it (SIGTERM), its containers with it,
+        until the block ends; then the set-up step starts it again, and the containers come back by themselves."""
+        os.kill(int(host.seen_from_root("/run/docker.pid").read_text()), signal.SIGTERM)
+        try:
+            yield
+        finally:
+            subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, check=True, timeout=180)
+
+    @contextlib.contextmanager
     def sshd_stopped(self, host: TestHost) -> Iterator[None]:
         """The host's sshd stopped (its Docker engine and containers run on) until the block ends; then the set-up
         step starts it again."""
