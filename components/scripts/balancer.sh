@@ -4,7 +4,8 @@
 # health path with the role's first hostname (so that proxy routes the check to the role, as it routes requests;
 # kamal-proxy passes the Host header on). kamal-proxy sends each request to the next healthy target and leaves a
 # target out while its checks fail. A deploy waits until every target answers, then switches; the old set drains,
-# so a target added, removed or a hostname changed drops no request. TLS, with --tls, ends here.
+# so a target added, removed or a hostname changed drops no request. TLS, with --tls, ends here. The route is
+# claimed as a role's own route is (lib.sh claim_route), so another service on this server cannot take it.
 #
 #   balancer.sh deploy --service S --role R --proxy-name P --target ADDRESS:PORT... [--host H]... [--path-prefix P]
 #     --health-path P --health-interval D --health-timeout D [--tls [--no-tls-redirect]] --deploy-timeout D
@@ -73,6 +74,7 @@ deploy() {
   ((${#hosts[@]} == 0)) || args+=(--health-check-host "${hosts[0]}")
   [[ $tls == no ]] || args+=(--tls)
   [[ $tls_redirect == yes ]] || args+=(--tls-redirect=false)
+  claim_route "$proxy_name" "$service" "$role" balancer
   output=$(docker exec "$proxy_name" kamal-proxy deploy "$(route_name "$service" "$role")" "${args[@]}" 2>&1) ||
     die "$role: the balancer did not switch to ${targets[*]}: ${output##*Error: } (each target must answer" \
       "$health_path for ${hosts[0]:-any host} within $deploy_timeout)"
@@ -80,11 +82,14 @@ deploy() {
 }
 
 remove() {
-  if docker exec "$proxy_name" kamal-proxy remove "$(route_name "$service" "$role")" >/dev/null 2>&1; then
+  # Only a route this role's balancer holds: one another service claimed stays.
+  if (claim_route "$proxy_name" "$service" "$role" balancer) 2>/dev/null &&
+    docker exec "$proxy_name" kamal-proxy remove "$(route_name "$service" "$role")" >/dev/null 2>&1; then
     say "$role: route removed from the balancer"
   else
     say "$role: the balancer has no route for it"
   fi
+  release_route "$service" "$role" balancer
 }
 
 # One GET of the health path at ADDRESS:PORT with the route's first hostname, over bash's /dev/tcp (a server may

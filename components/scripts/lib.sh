@@ -218,14 +218,17 @@ own_volumes() {
 # deploys, so it cannot change under a live route (a new name for the same host is refused until the old one goes).
 route_name() { echo "$1-$2"; }
 
-# Two services on one server can ask for one route name (service a-b's role web, service a's role b-web): the first
-# (service, role) to deploy a route claims it in a file under routes.d (a name no service can have), and another
-# that asks for it is refused rather than taking it over. A claim whose role has no container left is stale.
+# Two services on one server can ask for one route name (service a-b's role web, service a's role b-web), and so
+# can a role and a load balancer's route of another service's role on a server both use: the first to deploy a
+# route claims it in a file under routes.d (a name no service can have), "SERVICE ROLE" for a role's own route,
+# "SERVICE ROLE balancer" for its route on the load balancer, and another that asks for it is refused rather than
+# taking it over. A claim is stale once what made it is gone: the role's containers, or the balancer's route.
 route_claim_file() { echo "$QUAYSIDE_ROOT/routes.d/$(route_name "$1" "$2")"; }
 
-# claim_route PROXY SERVICE ROLE: claims the role's route, or dies naming whose it is.
+# claim_route PROXY SERVICE ROLE [balancer]: claims the role's route (with balancer: its route on the load
+# balancer), or dies naming whose it is.
 claim_route() {
-  local proxy=$1 service=$2 role=$3 file owner target
+  local proxy=$1 service=$2 role=$3 claimant="$2 $3${4:+ $4}" file owner target
   file=$(route_claim_file "$service" "$role")
   if [[ ! -s $file ]]; then
     mkdir -p "${file%/*}"
@@ -233,24 +236,38 @@ claim_route() {
     target=$(proxy_target "$proxy" "$(route_name "$service" "$role")" 2>/dev/null || true)
     [[ -z $target ]] || owner=$(inspect_container "${target%:*}" \
       '{{index .Config.Labels "quayside.service"}} {{index .Config.Labels "quayside.role"}}')
-    [[ ${owner:-} == [a-z]*' '[a-z]* ]] || owner="$service $role"
+    [[ ${owner:-} == [a-z]*' '[a-z]* ]] || owner=$claimant
     (set -o noclobber && echo "$owner" >"$file") 2>/dev/null || true
   fi
   owner=$(<"$file")
-  [[ $owner != "$service $role" ]] || return 0
-  if [[ -z $(role_containers "${owner% *}" "${owner#* }") ]]; then
-    echo "$service $role" >"$file"
+  [[ $owner != "$claimant" ]] || return 0
+  if claim_is_stale "$proxy" "$owner"; then
+    echo "$claimant" >"$file"
     return 0
   fi
-  die "kamal-proxy's route $(route_name "$service" "$role") on $(uname -n) belongs to service '${owner% *}' role" \
-    "'${owner#* }': rename service '$service' or its role '$role' so SERVICE-ROLE differs"
+  local owner_service owner_role owner_kind
+  read -r owner_service owner_role owner_kind <<<"$owner"
+  die "kamal-proxy's route $(route_name "$service" "$role") on $(uname -n) belongs to service '$owner_service'" \
+    "role '$owner_role'${owner_kind:+ (its route on the load balancer)}: rename service '$service' or its role" \
+    "'$role' so SERVICE-ROLE differs"
 }
 
-# release_route SERVICE ROLE: drops the role's claim, if it is the role's.
+# claim_is_stale PROXY "SERVICE ROLE [balancer]": true once the claim's maker is gone from this server.
+claim_is_stale() {
+  local proxy=$1 service role kind
+  read -r service role kind <<<"$2"
+  if [[ $kind == balancer ]]; then
+    [[ -z $(proxy_target "$proxy" "$(route_name "$service" "$role")" 2>/dev/null || true) ]]
+  else
+    [[ -z $(role_containers "$service" "$role") ]]
+  fi
+}
+
+# release_route SERVICE ROLE [balancer]: drops the claim, if it is this one.
 release_route() {
   local file
   file=$(route_claim_file "$1" "$2")
-  [[ ! -f $file || $(<"$file") != "$1 $2" ]] || rm -f "$file"
+  [[ ! -f $file || $(<"$file") != "$1 $2${3:+ $3}" ]] || rm -f "$file"
 }
 
 # The target kamal-proxy routes SERVICE to and the route's state ("3f2a9c1d2e4b:80 running"), or nothing.

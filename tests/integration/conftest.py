@@ -239,6 +239,18 @@ def other_service(test_server: TestServer, daemon_json_left_as_found: None) -> I
         service.remove_everything()
 
 
+@pytest.fixture
+def namesake(test_server: TestServer, service: Service) -> Iterator[Service]:
+    """Service `<service>-b` on the same server and kamal-proxy: its role web asks for the route name
+    `<service>-b-web`, as the service's role b-web does."""
+    guest = new_service(test_server, name=f"{service.name}-b")
+    try:
+        share_proxy(service, guest)
+        yield guest
+    finally:
+        guest.remove_everything()
+
+
 def derived_image(tag: str, dockerfile: str) -> str:
     """A small image built FROM a test image (no network): distinct IDs, or a HEALTHCHECK the base lacks."""
     done = subprocess.run(

@@ -7,17 +7,13 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.integration.conftest import Service, derived_image, new_service, prepare, share_proxy
+from tests.integration.conftest import Service, derived_image, prepare
 from tests.support import images
 from tests.support.docker import docker, unique_name
 from tests.support.polling import wait_for
 from tests.support.remote import REMOTE_ROOT, run_script
-from tests.support.testbed import TestServer
 
 
 def image_exists(reference: str) -> bool:
@@ -475,18 +471,6 @@ def test_a_container_that_only_has_the_name_survives_a_swap_that_cannot_take_it(
     assert docker("inspect", "--format", "{{.State.Status}}", stranger) == "running"
     assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
     docker("rm", "--force", stranger)
-
-
-@pytest.fixture
-def namesake(test_server: TestServer, service: Service) -> Iterator[Service]:
-    """Service `<service>-b` on the same server and kamal-proxy: its role web asks for the route name
-    `<service>-b-web`, as the service's role b-web does."""
-    guest = new_service(test_server, name=f"{service.name}-b")
-    try:
-        share_proxy(service, guest)
-        yield guest
-    finally:
-        guest.remove_everything()
 
 
 def test_a_route_another_services_role_holds_is_refused_and_keeps_serving_it(
