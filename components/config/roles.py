@@ -225,7 +225,13 @@ class Role(Model):
     cmd: list[str] | None = Field(default=None, description="the container command, as an argument list")
     env: Env = Field(default_factory=Env, description="the container's environment: clear values and secret names")
     volumes: list[Volume] = Field(default_factory=list, description="volume or /host/dir:/container/dir[:ro]")
-    memory: Memory | None = Field(default=None, description="memory limit, e.g. 512m")
+    memory: Memory | None = Field(
+        default=None,
+        description=(
+            "memory limit, e.g. 512m: a new version whose limit is more than the server has available is refused "
+            "before it boots"
+        ),
+    )
     cpus: float | None = Field(default=None, gt=0, le=256, description="CPU limit, e.g. 0.5")
     retain_containers: int = Field(
         default=defaults.RETAIN_CONTAINERS, ge=1, le=50,

@@ -43,6 +43,9 @@ check_version() {
 }
 check_number() { [[ $2 =~ ^[0-9]+$ ]] || die "$1 '$2' is not a whole number"; }
 check_duration() { [[ $2 =~ ^[0-9]+(ms|s|m)$ ]] || die "$1 '$2' is not a duration like 500ms, 30s or 2m"; }
+# Memory sizes (components/config/types.py MEMORY_PATTERN, which tests/unit/test_memory.py holds equal).
+readonly MEMORY_PATTERN='^[1-9][0-9]*[kmg]$'
+check_memory() { [[ $2 =~ $MEMORY_PATTERN ]] || die "$1 '$2' is not a memory size like 512m or 1g"; }
 
 # Whole seconds in a duration, rounded up: 500ms → 1, 30s → 30, 2m → 120.
 seconds_of() {
@@ -60,6 +63,42 @@ ms_of() {
     *s) echo $((${1%s} * 1000)) ;;
     *m) echo $((${1%m} * 60000)) ;;
   esac
+}
+
+# Bytes in a memory size, in Docker's units of 1024: 512m → 536870912.
+bytes_of() {
+  case $1 in
+    *k) echo $((${1%k} * 1024)) ;;
+    *m) echo $((${1%m} * 1024 * 1024)) ;;
+    *g) echo $((${1%g} * 1024 * 1024 * 1024)) ;;
+  esac
+}
+
+# Bytes for people: 1.5 GiB, 300 MiB.
+size_words() {
+  awk -v bytes="$1" 'BEGIN { if (bytes >= 2^30) printf "%.1f GiB\n", bytes / 2^30; else printf "%d MiB\n", bytes / 2^20 }'
+}
+
+# Bytes of memory the server has available for new processes (the kernel's MemAvailable).
+memory_available() {
+  local kib
+  kib=$(awk '$1 == "MemAvailable:" { print $2; exit }' /proc/meminfo)
+  [[ -z $kib ]] || echo $((kib * 1024))
+}
+
+# Bytes of memory a running container uses now, read from its cgroup (v1's memory controller, else v2's), or
+# nothing when neither is found: `docker stats` would take a second and more.
+container_memory_use() {
+  local pid line
+  pid=$(inspect_container "$1" '{{.State.Pid}}')
+  [[ -n $pid && $pid != 0 ]] || return 0
+  line=$(grep -m1 -E '^[0-9]+:memory:' "/proc/$pid/cgroup" 2>/dev/null || true)
+  if [[ -n $line ]]; then
+    cat "/sys/fs/cgroup/memory${line#*:memory:}/memory.usage_in_bytes" 2>/dev/null || true
+  else
+    line=$(grep -m1 '^0::' "/proc/$pid/cgroup" 2>/dev/null || true)
+    [[ -z $line ]] || cat "/sys/fs/cgroup${line#0::}/memory.current" 2>/dev/null || true
+  fi
 }
 
 # Milliseconds since the epoch, for timings.

@@ -88,6 +88,7 @@ parse_options() {
   check_part_name --service "$service"; check_part_name --role "$role"; check_version --version "$version"
   check_name --proxy-name "$proxy_name"; check_name --config-hash "$config_hash"
   [[ -z $certificate_id ]] || check_name --tls-certificate-id "$certificate_id"
+  [[ -z $memory ]] || check_memory --memory "$memory"
   [[ -z $certificate_path || $certificate_path == /*.pem ]] ||
     die "--tls-certificate-path '$certificate_path' must be an absolute path to a .pem file"
   if [[ -n $canary_percent ]]; then
@@ -163,8 +164,9 @@ live_target() { proxy_target "$proxy_name" "$(route_name "$service" "$role")" 2>
 read_role() {
   local containers
   containers=$(docker ps --all --filter "label=quayside.service=$service" --filter "label=quayside.role=$role" \
-    --format '{{.Names}} {{.State}} {{.Label "quayside.version"}}')
+    --format '{{.Names}} {{.State}} {{.Label "quayside.version"}} {{.ID}}')
   previous=$(awk '$2 == "running" { print $3 }' <<<"$containers" | sort -u | paste -sd, - | sed 's/,/, /g')
+  running_ids=$(awk -v name="$name" '$2 == "running" && $1 != name { print $4 }' <<<"$containers")
   status=$(awk -v name="$name" '$1 == name { print $2 }' <<<"$containers")
   [[ -n $status ]] || adopt_by_version "$containers"
 }
@@ -193,6 +195,37 @@ read_existing_in_full() {
 set_aside() {
   aside="${name}_replaced_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
   docker rename "$name" "$aside"
+}
+
+# --- memory -------------------------------------------------------------------------------------------------
+
+# A new version boots beside the one serving, and both hold memory until the switch. One that may take more than
+# the server has available is refused before it boots, rather than leaving the kernel's OOM killer to choose what
+# to kill. What it may take: its memory limit, else what the role's running containers use now.
+check_memory_room() {
+  local need source advice available id_running use
+  if [[ -n $memory ]]; then
+    need=$(bytes_of "$memory") source="its memory limit, roles.$role.memory"
+    advice="lower roles.$role.memory or free memory on $(uname -n)"
+  else
+    need=0 source="what $previous uses now"
+    advice="free memory on $(uname -n), or give roles.$role.memory what $version needs"
+    for id_running in $running_ids; do
+      use=$(container_memory_use "$id_running")
+      ((${use:-0} <= need)) || need=$use
+    done
+  fi
+  available=$(memory_available)
+  ((need > 0 && ${available:-0} > 0 && need > available)) || return 0
+  refuse "$version may take $(size_words "$need") ($source)${previous:+ beside $previous}, and $(uname -n) has" \
+    "$(size_words "$available") available: $advice${previous:+; $previous serves on}"
+}
+
+# Times the kernel killed a process of the new container for want of memory since main's $started.
+oom_kills() {
+  [[ -n $id ]] || { echo 0; return 0; }
+  docker events --since "$((started / 1000 - 1))" --until "$(date +%s)" --filter "container=$id" \
+    --filter event=oom --format '{{.Action}}' 2>/dev/null | grep -c . || true
 }
 
 # --- switching traffic ------------------------------------------------------------------------------------
@@ -252,7 +285,12 @@ readiness() {
 # --- failure: one line why, the container's state and logs; then put things back -------------------------
 
 fail() {
-  local reason=$1
+  local reason=$1 kills
+  kills=$(oom_kills)
+  if ((kills > 0)); then
+    reason+="; it ran out of memory: the kernel killed it $kills time(s)"
+    reason+=${memory:+ at its limit of $memory (roles.$role.memory: raise it, or make the app use less)}
+  fi
   {
     echo "swap failed: role $role on $(uname -n): $reason ($(readiness))"
     if [[ -n $(inspect_container "$id" '{{.Id}}') ]]; then
@@ -264,6 +302,13 @@ fail() {
   } >&2
   put_back
   audit "$service" "$role" "$version" failed "$reason"
+  exit 1
+}
+
+# Refuses before anything is made: one line why, in the audit log too.
+refuse() {
+  echo "swap failed: role $role on $(uname -n): $*" >&2
+  audit "$service" "$role" "$version" failed "$*"
   exit 1
 }
 
@@ -454,7 +499,7 @@ main() {
   [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
   status='' old_config='' old_env='' id='' old_image='' image_id_wanted='' aside='' event=deploy previous=''
-  stable_id=''
+  stable_id='' running_ids=''
   [[ $retained_only == yes ]] || hold_images
   read_role
   [[ -z $status ]] || read_existing_in_full
@@ -476,6 +521,7 @@ main() {
       output=$(docker start "$name" 2>&1) || fail "${output%%$'\n'*}"
     fi
   else
+    check_memory_room
     [[ -z $status ]] || set_aside
     boot
   fi

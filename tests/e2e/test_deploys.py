@@ -54,16 +54,6 @@ def up_under_load(demo: DemoStack, role: str, events: Events | None = None) -> t
     return result, load.report
 
 
-def failed_up_under_load(demo: DemoStack, role: str) -> tuple[str, LoadReport]:
-    """A `pulumi up` that must fail, with load on the role's host; returns its message and the load's report."""
-    with demo.load(role) as load:
-        load.wait_for_requests(100)
-        with pytest.raises(auto.errors.CommandError) as failed:
-            demo.up()
-        load.wait_for_requests(load.report.total + 100)
-    return str(failed.value), load.report
-
-
 def swaps(events: Events) -> dict[str, list[str]]:
     """The swap and migration commands the update changed, by role-resource name."""
     return {name: ops for name, ops in events.changed().items() if name.endswith(("-swap", "-migrate"))}
@@ -98,7 +88,7 @@ def test_renaming_the_service_of_a_deployed_stack_is_refused_before_anything_of_
     renamed = unique_service("renamed")
     demo.config["quayside:service"] = renamed
 
-    message, report = failed_up_under_load(demo, "web")
+    message, report = demo.failed_up_under_load("web")
     demo.config["quayside:service"] = demo.service  # as the message says; the fixture's destroy needs it too
 
     assert f"this stack runs service '{demo.service}' on " in message
@@ -128,7 +118,7 @@ def test_a_failed_health_check_fails_up_clearly_and_the_old_version_keeps_servin
     demo.roles["web"]["image"] = NEVER_HEALTHY
     demo.roles["web"]["deploy_timeout"] = "5s"
 
-    message, report = failed_up_under_load(demo, "web")
+    message, report = demo.failed_up_under_load("web")
 
     assert f"swap failed: role web on {server_hostname}:" in message
     assert "Traceback" not in message and "KeyboardInterrupt" not in message, message
@@ -291,7 +281,7 @@ def test_a_failing_migration_stops_its_role_and_the_old_version_keeps_serving(de
     demo.roles["backend"]["image"] = registry_image("v3")
     demo.roles["backend"]["migrate"] = ["sh", "-c", "echo 'relation users already exists' >&2; exit 3"]
 
-    message, report = failed_up_under_load(demo, "backend")
+    message, report = demo.failed_up_under_load("backend")
 
     assert "relation users already exists" in message
     assert "migrate failed: role backend" in message and "exited with 3" in message

@@ -26,7 +26,7 @@ from pulumi import automation as auto
 
 from tests.support import remote
 from tests.support.docker import docker
-from tests.support.load import Load
+from tests.support.load import Load, LoadReport
 from tests.support.pulumi_engine import ROOT, QuaysideProject, secret
 from tests.support.remote import settle
 from tests.support.testbed import TestServer, registry_address
@@ -205,6 +205,20 @@ class DemoStack:
             return self.stack().up(color="never", on_event=on_event)
         finally:
             self.settle()
+
+    def failed_up_under_load(self, role: str) -> tuple[str, LoadReport]:
+        """A `pulumi up` that must fail, with load on the role's host from before it starts until 100 responses after
+        it ends; returns its message and the load's report."""
+        with self.load(role) as load:
+            load.wait_for_requests(100)
+            try:
+                self.up()
+            except auto.errors.CommandError as failed:
+                message = str(failed)
+            else:
+                raise AssertionError(f"pulumi up of {self.service} succeeded; it was to fail")
+            load.wait_for_requests(load.report.total + 100)
+        return message, load.report
 
     def settle(self) -> None:
         settle(TestServer.from_testbed(), self.service)
