@@ -4,8 +4,10 @@
 #   details.sh --service S --proxy-name P   (components/steps.py DETAILS)
 #   stdout, one line each:
 #     container<TAB>ROLE<TAB>ACCESSORY<TAB>VERSION<TAB>STATE<TAB>HEALTH<TAB>ID<TAB>NAME<TAB>STARTED<TAB>FINISHED<TAB>IMAGE
+#       <TAB>MEMORY LIMIT<TAB>MEMORY USED (bytes; the limit 0 when there is none, the use - when not running)
 #     route<TAB>CELL... (a row of `kamal-proxy list` for one of the service's routes)
 #     canary<TAB>ROLE<TAB>VERSION<TAB>PERCENT<TAB>VALUE,VALUE (a role's canary, as swap.sh recorded it)
+#     memory<TAB>AVAILABLE (bytes the server has available for new processes)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -26,14 +28,19 @@ parse_options() {
 }
 
 # .ID, not .Id: a newer docker CLI falls back to the raw JSON (where a missing .State.Health fails) on .Id.
-readonly FORMAT='container	{{index .Config.Labels "quayside.role"}}	{{index .Config.Labels "quayside.accessory"}}	{{index .Config.Labels "quayside.version"}}	{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}}	{{.ID}}	{{.Name}}	{{.State.StartedAt}}	{{.State.FinishedAt}}	{{.Config.Image}}'
+readonly FORMAT='container	{{index .Config.Labels "quayside.role"}}	{{index .Config.Labels "quayside.accessory"}}	{{index .Config.Labels "quayside.version"}}	{{.State.Status}}	{{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}}	{{.ID}}	{{.Name}}	{{.State.StartedAt}}	{{.State.FinishedAt}}	{{.Config.Image}}	{{.HostConfig.Memory}}	{{.State.Pid}}'
 
 containers() {
   local ids
   ids=$(docker ps --all --quiet --filter "label=quayside.service=$service")
   [[ -z $ids ]] && return 0
+  local line pid use
   # shellcheck disable=SC2086 # one argument per ID
-  docker inspect --format "$FORMAT" $ids
+  docker inspect --format "$FORMAT" $ids | while IFS= read -r line; do
+    pid=${line##*$'\t'}
+    use=$(pid_memory_use "$pid")
+    printf '%s\t%s\n' "${line%$'\t'*}" "${use:--}"
+  done
 }
 
 routes() {
@@ -59,6 +66,7 @@ main() {
   containers
   routes
   canaries
+  printf 'memory\t%s\n' "$(memory_available)"
 }
 
 main "$@"

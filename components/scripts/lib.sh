@@ -88,9 +88,11 @@ memory_available() {
 
 # Bytes of memory a running container uses now, read from its cgroup (v1's memory controller, else v2's), or
 # nothing when neither is found: `docker stats` would take a second and more.
-container_memory_use() {
-  local pid line
-  pid=$(inspect_container "$1" '{{.State.Pid}}')
+container_memory_use() { pid_memory_use "$(inspect_container "$1" '{{.State.Pid}}')"; }
+
+# The same by the container's main process (its .State.Pid; 0 or nothing when it is not running).
+pid_memory_use() {
+  local pid=$1 line
   [[ -n $pid && $pid != 0 ]] || return 0
   line=$(grep -m1 -E '^[0-9]+:memory:' "/proc/$pid/cgroup" 2>/dev/null || true)
   if [[ -n $line ]]; then

@@ -35,6 +35,8 @@ class Container:
     started: str
     finished: str
     image: str
+    memory_limit: int = 0  # bytes; 0: no limit
+    memory_used: int | None = None  # bytes, while it runs (a server's scripts from before this was shown: None)
 
 
 @dataclass(frozen=True)
@@ -56,22 +58,29 @@ class Facts:
     canaries: dict[str, str]
     # On a load balancer's server (balancer.sh check): ROLE, TARGET and what its health path answers now.
     targets: list[tuple[str, str, str]] = field(default_factory=list)
+    memory_available: int | None = None  # bytes
 
 
 def parse(text: str) -> Facts:
-    """details.sh's lines: `container<TAB>...` (11 fields), `route<TAB><cells of kamal-proxy list>` and
-    `canary<TAB>ROLE<TAB>VERSION<TAB>PERCENT<TAB>VALUE,VALUE`."""
+    """details.sh's lines: `container<TAB>...` (12 fields; 10 from a server's scripts before memory was shown),
+    `route<TAB><cells of kamal-proxy list>`, `canary<TAB>ROLE<TAB>VERSION<TAB>PERCENT<TAB>VALUE,VALUE` and
+    `memory<TAB>AVAILABLE`."""
     containers: list[Container] = []
     routes: list[Route] = []
     canaries: dict[str, str] = {}
     targets: list[tuple[str, str, str]] = []
+    available: int | None = None
     for line in text.splitlines():
         kind, _, rest = line.partition("\t")
         cells = rest.split("\t")
-        if kind == "container" and len(cells) == 10:
-            role, accessory, version, state, health, full_id, name, started, finished, image = cells
+        if kind == "container" and len(cells) in (10, 12):
+            role, accessory, version, state, health, full_id, name, started, finished, image = cells[:10]
+            limit, used = [*cells[10:], "0", "-"][:2]
             short, bare = full_id[:12], name.lstrip("/")
-            containers.append(Container(role, accessory, version, state, health, short, bare, started, finished, image))
+            containers.append(Container(
+                role, accessory, version, state, health, short, bare, started, finished, image,
+                int(limit) if limit.isdigit() else 0, int(used) if used.isdigit() else None,
+            ))  # fmt: skip
         elif kind == "route":
             route = parse_route(cells)
             if route is not None:
@@ -83,7 +92,22 @@ def parse(text: str) -> Facts:
         elif kind == "target" and len(cells) == 3:
             role, target, status = cells
             targets.append((role, target, target_health(status)))
-    return Facts(containers, routes, canaries, targets)
+        elif kind == "memory" and cells[0].isdigit():
+            available = int(cells[0])
+    return Facts(containers, routes, canaries, targets, available)
+
+
+def size_words(size: int) -> str:
+    """Bytes for people, as lib.sh's size_words says them: 1.5 GiB, 300 MiB."""
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size // 2**20} MiB"
+
+
+def memory(container: Container | None) -> str:
+    """What a container uses of its limit: `12 MiB of 512 MiB`, `12 MiB, no limit`; `-` when not running."""
+    if container is None or container.memory_used is None:
+        return "-"
+    used = size_words(container.memory_used)
+    return f"{used} of {size_words(container.memory_limit)}" if container.memory_limit else f"{used}, no limit"
 
 
 def target_health(status: str) -> str:
@@ -152,7 +176,7 @@ def role_row(service: str, name: str, output: dict[str, Any], facts: Facts) -> l
         version, f"{live.name} ({live.id})" if live else "-", live.state if live else "-",
         health(live, route_of(service, name, routes)),
         ", ".join(rollback_versions(name, containers, live)) or "-",
-        " ".join(output.get("urls") or []) or "-",
+        " ".join(output.get("urls") or []) or "-", memory(live),
     ]  # fmt: skip
 
 
@@ -162,12 +186,18 @@ def role_rows(service: str, roles: dict[str, dict[str, Any]], facts: Facts) -> l
 
 def accessory_row(name: str, containers: list[Container]) -> list[str]:
     found = next((c for c in containers if c.accessory == name), None)
-    return [found.name, found.state, found.health, found.image] if found else ["-", "missing", "-", "-"]
+    if found is None:
+        return ["-", "missing", "-", "-", "-"]
+    return [found.name, found.state, found.health, found.image, memory(found)]
 
 
-ROLE_HEADER: Final = ("ROLE", "VERSION", "CONTAINER", "STATE", "HEALTH", "ROLLBACK TO", "URLS")
+def available_words(where: str, facts: Facts) -> str:
+    return f"{where}: {size_words(facts.memory_available)}" if facts.memory_available is not None else f"{where}: -"
+
+
+ROLE_HEADER: Final = ("ROLE", "VERSION", "CONTAINER", "STATE", "HEALTH", "ROLLBACK TO", "URLS", "MEMORY")
 ROUTE_HEADER: Final = ("ROUTE", "HOST", "PATH", "TARGET", "STATE", "TLS")
-ACCESSORY_HEADER: Final = ("ACCESSORY", "CONTAINER", "STATE", "HEALTH", "IMAGE")
+ACCESSORY_HEADER: Final = ("ACCESSORY", "CONTAINER", "STATE", "HEALTH", "IMAGE", "MEMORY")
 BALANCER_HEADER: Final = ("BALANCED ROLE", "BALANCER", "TARGET", "HEALTH NOW")
 
 
@@ -180,7 +210,7 @@ def render(stack: Stack, facts: Facts) -> list[str]:
     accessories = [[name, *accessory_row(name, facts.containers)] for name in stack.accessories]
     if accessories:
         lines += ["", *table(ACCESSORY_HEADER, accessories)]
-    return lines
+    return [*lines, "", f"memory available on {available_words(ssh.host, facts)}"]
 
 
 def with_server(header: tuple[str, ...]) -> list[str]:
@@ -200,7 +230,7 @@ def render_servers(stack: Stack, facts: dict[str, Facts], silent: dict[str, str]
         for server in stack.role_servers(name)
         if server in facts
     ]
-    lines += table(with_server(ROLE_HEADER), rows or [["-"] * 8])
+    lines += table(with_server(ROLE_HEADER), rows or [["-"] * 9])
     routes = [
         [r.service, server, r.host, r.path, r.target, r.state, r.tls] for server in facts for r in facts[server].routes
     ]
@@ -215,7 +245,7 @@ def render_servers(stack: Stack, facts: dict[str, Facts], silent: dict[str, str]
     targets = [[role, server, target, said] for server in facts for role, target, said in facts[server].targets]
     if targets:
         lines += ["", *table(BALANCER_HEADER, targets)]
-    return lines
+    return [*lines, "", "memory available on " + ", ".join(available_words(name, facts[name]) for name in facts)]
 
 
 def balancer_checks(stack: Stack) -> tuple[str, str] | None:

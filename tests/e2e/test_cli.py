@@ -138,8 +138,11 @@ def test_details_shows_the_live_version_its_rollback_candidate_routes_and_access
     live = f"{container_name(service, 'web', 'v2')} ({web[2].split('(')[1][:-1]})"
     assert web[1:6] == [v2, live, "running", "serving", v1], web
     assert web[6] == f"http://web.{service}.localhost/"
+    assert re.fullmatch(r"\d+ MiB, no limit", web[7]), web
     assert row_of(done.stdout, f"{service}-web")[1:3] == [f"web.{service}.localhost", "/"]
     assert row_of(done.stdout, "postgres")[1:4] == [f"{service}-postgres", "running", "healthy"]
+    assert re.fullmatch(r"\d+ MiB(, no limit| of \d+ MiB)", row_of(done.stdout, "postgres")[5]), done.stdout
+    assert re.fullmatch(r"memory available on 127\.0\.0\.1: \d+\.\d GiB", done.stdout.splitlines()[-1]), done.stdout
     assert row_of(done.stdout, "backup")[1:3] == [f"{service}-backup", "running"]
     assert done.stdout.splitlines()[0] == f"stack {STACK}: service {service} on root@127.0.0.1:2222"
     assert "quayside: reading stack e2e ..." in done.stderr  # progress, as plain text without a terminal

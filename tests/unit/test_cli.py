@@ -122,22 +122,36 @@ def test_restore_with_another_passphrase_sends_it_on_stdin_never_on_the_command_
 # --- details --------------------------------------------------------------------------------------------------
 
 NEVER: Final = "0001-01-01T00:00:00Z"
+MIB: Final = 2**20
 
 
-def fact(role: str, accessory: str, version: str, state: str, health: str, hex_digit: str, stopped: str) -> str:
-    """One `container` line of details.sh: a 64-hex ID, a name as docker prints it (with its slash)."""
+def fact(
+    role: str,
+    accessory: str,
+    version: str,
+    state: str,
+    health: str,
+    hex_digit: str,
+    stopped: str,
+    memory: tuple[int, int | None] = (0, None),
+) -> str:
+    """One `container` line of details.sh: a 64-hex ID, a name as docker prints it (with its slash), and `memory`:
+    the limit (0: none) and the use (None: not running) in bytes."""
     name = f"/acme-{role or accessory}" + (f"-{version}" if version else "")
-    cells = [role, accessory, version, state, health, hex_digit * 64, name, "2026-11-20", stopped, f"{name[6:]}:img"]
+    limit, used = memory
+    cells = [role, accessory, version, state, health, hex_digit * 64, name, "2026-11-20", stopped, f"{name[6:]}:img",
+             str(limit), "-" if used is None else str(used)]  # fmt: skip
     return "\t".join(["container", *cells])
 
 
 DETAILS_OUTPUT = "\n".join([
-    fact("web", "", "v2", "running", "-", "a", NEVER),
-    fact("web", "", "v1", "exited", "-", "b", "2026-11-25T10:00:05Z"),
+    fact("web", "", "v2", "running", "-", "a", NEVER, (512 * MIB, 12 * MIB)),
+    fact("web", "", "v1", "exited", "-", "b", "2026-11-25T10:00:05Z", (512 * MIB, None)),
     fact("web", "", "v0", "exited", "-", "c", "2026-11-24T10:00:05Z"),
-    fact("worker", "", "v2", "running", "-", "d", NEVER),
-    fact("", "postgres", "", "running", "healthy", "e", NEVER),
+    fact("worker", "", "v2", "running", "-", "d", NEVER, (0, 40 * MIB)),
+    fact("", "postgres", "", "running", "healthy", "e", NEVER, (2**30, 768 * MIB)),
     "route\tacme-web\tacme.com\t/\taaaaaaaaaaaa:80\tstopped\tyes",
+    f"memory\t{3 * 2**30 // 2}",
 ])  # fmt: skip
 
 
@@ -146,16 +160,29 @@ def test_details_shows_the_live_version_the_rollback_candidates_newest_first_and
 
     assert lines[0] == "stack prod: service acme on root@203.0.113.7:2222"
     assert lines[2:5] == [
-        "ROLE    VERSION  CONTAINER                      STATE    HEALTH             ROLLBACK TO  URLS",
-        "web     v2       acme-web-v2 (aaaaaaaaaaaa)     running  maintenance (503)  v1, v0       https://acme.com/",
-        "worker  v2       acme-worker-v2 (dddddddddddd)  running  running            -            -",
+        "ROLE    VERSION  CONTAINER                      STATE    HEALTH             ROLLBACK TO  URLS               "
+        "MEMORY",
+        "web     v2       acme-web-v2 (aaaaaaaaaaaa)     running  maintenance (503)  v1, v0       https://acme.com/  "
+        "12 MiB of 512 MiB",
+        "worker  v2       acme-worker-v2 (dddddddddddd)  running  running            -            -                  "
+        "40 MiB, no limit",
     ]
     assert "acme-web  acme.com  /     aaaaaaaaaaaa:80  stopped  yes" in lines
-    assert lines[-3:] == [
-        "ACCESSORY  CONTAINER      STATE    HEALTH   IMAGE",
-        "postgres   acme-postgres  running  healthy  postgres:img",
-        "backup     -              missing  -        -",
+    assert lines[-5:] == [
+        "ACCESSORY  CONTAINER      STATE    HEALTH   IMAGE         MEMORY",
+        "postgres   acme-postgres  running  healthy  postgres:img  768 MiB of 1.0 GiB",
+        "backup     -              missing  -        -             -",
+        "",
+        "memory available on 203.0.113.7: 1.5 GiB",
     ]
+
+
+def test_details_from_a_servers_scripts_of_before_memory_was_shown_shows_no_memory() -> None:
+    old_lines = "\n".join("\t".join(line.split("\t")[:11]) for line in DETAILS_OUTPUT.splitlines()[:5])
+
+    lines = details.render(stack_with(OUTPUTS), details.parse(old_lines))
+
+    assert lines[3].endswith("https://acme.com/  -") and lines[-1] == "memory available on 203.0.113.7: -"
 
 
 def test_details_shows_a_roles_canary_beside_the_version_serving_everyone_else() -> None:

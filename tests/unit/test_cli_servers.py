@@ -226,7 +226,7 @@ def test_details_shows_each_role_on_each_of_its_servers_and_a_silent_server_in_o
 ) -> None:
     servers["app-1"].answer = says("\n".join([
         fact("web", "", "v2", "running", "a"), fact("web", "", "v1", "exited", "b", "2026-11-25T10:00:05Z"),
-        "route\tacme-web\tacme.com\t/\taaaaaaaaaaaa:80\trunning\tyes",
+        "route\tacme-web\tacme.com\t/\taaaaaaaaaaaa:80\trunning\tyes", f"memory\t{2 * 2**30}",
     ]))  # fmt: skip
     servers["app-2"].answer = None
     servers["db"].answer = says(fact("", "postgres", "", "running", "e"))
@@ -239,15 +239,17 @@ def test_details_shows_each_role_on_each_of_its_servers_and_a_silent_server_in_o
         "db (root@10.97.0.13:22)",
         "stack prod: cannot reach app-2 (10.97.0.12) over SSH (timed out)",
         "",
-        "ROLE  SERVER  VERSION  CONTAINER                   STATE    HEALTH   ROLLBACK TO  URLS",
-        "web   app-1   v2       acme-web-v2 (aaaaaaaaaaaa)  running  serving  v1           https://acme.com/",
+        "ROLE  SERVER  VERSION  CONTAINER                   STATE    HEALTH   ROLLBACK TO  URLS               MEMORY",
+        "web   app-1   v2       acme-web-v2 (aaaaaaaaaaaa)  running  serving  v1           https://acme.com/  -",
         "",
         "ROUTE     SERVER  HOST      PATH  TARGET           STATE    TLS",
         "acme-web  app-1   acme.com  /     aaaaaaaaaaaa:80  running  yes",
         "",
-        "ACCESSORY  SERVER  CONTAINER      STATE    HEALTH  IMAGE",
-        "postgres   db      acme-postgres  running  -       postgres:img",
-        "backup     db      -              missing  -       -",
+        "ACCESSORY  SERVER  CONTAINER      STATE    HEALTH  IMAGE         MEMORY",
+        "postgres   db      acme-postgres  running  -       postgres:img  -",
+        "backup     db      -              missing  -       -             -",
+        "",
+        "memory available on app-1: 2.0 GiB, db: -",
     ]
     assert all(len(server.commands) == 1 for server in servers.values()), "details.sh runs once on each server"
 
