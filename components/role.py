@@ -148,6 +148,12 @@ class AppRole(pulumi.ComponentResource):
                 "keeps everyone else until canary is removed (promote) or the image set back (abort)",
                 resource=self,
             )
+        if args.role.memory_short == "stop_first":
+            pulumi.log.info(
+                f"{args.name}: when a server has less memory available than a new version may take, the version "
+                "serving stops before the new one boots (an outage of the role there, its requests held meanwhile)",
+                resource=self,
+            )
         self.register_outputs(
             {"urls": self.urls, "version": self.version, "image": self.image_ref, "servers": self.servers}
         )

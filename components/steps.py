@@ -200,6 +200,9 @@ SWAP: Final = Script(
         # beside the version serving. Outside the config hash: promoted, the canary's container serves everyone.
         Option("canary-percent", words="canary share"),
         Option("canary-allow", Kind.LIST, words="canary allow-list"),
+        # stop-first: when memory is short, the version serving stops before the new one boots. Sent only then, and
+        # outside the config hash: it changes what a swap may do, not what the container runs with.
+        Option("memory-short", words="what a swap does when memory is short"),
         _list("host"),
         _list("path-prefix"),
         Option("health-path", required_with="proxy"),

@@ -44,7 +44,7 @@ def swap_args(
     """swap.sh's arguments: the role's container options, and a hash of them that names its config. `certificate_id`
     names the certificate of the role's own that the proxy serves (ssl_certificate): outside the hash, so a renewed
     one is served by the container that runs. So is the role's canary, which a rollback's fast switch ends: a promoted
-    canary serves on in the container it runs in."""
+    canary serves on in the container it runs in; and what a swap does when memory is short (memory_short)."""
     proxy = proxy or config.Proxy()
     options = container_options(role, proxy=proxy, proxy_name=proxy_name)
     if role.ssl_certificate is not None:
@@ -55,6 +55,7 @@ def swap_args(
         config_hash=config_hash(steps.SWAP.words(options)), **options, retained_only=retained_only,
         tls_certificate_id=certificate_id,
         canary_percent=canary.percent if canary else None, canary_allow=canary.allow if canary else [],
+        memory_short="stop-first" if role.memory_short == "stop_first" and not retained_only else None,
         lock_wait=lock_wait(role),
     )  # fmt: skip
 

@@ -101,6 +101,7 @@ def hetzner_staging() -> dict[str, Any]:
                 "drain_timeout": "10s",
                 "volumes": ["uploads:/app/uploads", "/srv/acme/config:/app/config:ro"],
                 "memory": "512m",
+                "memory_short": "stop_first",
                 "cpus": 0.5,
                 "retain_containers": 3,
                 "stop_timeout": 30,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from typing import Annotated, Any, Final, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -231,6 +231,12 @@ class Role(Model):
             "memory limit, e.g. 512m: a new version whose limit is more than the server has available is refused "
             "before it boots"
         ),
+    )
+    memory_short: Literal["refuse", "stop_first"] = Field(
+        default="refuse",
+        description="when the server has less memory available than a new version may take: refuse it (the version "
+        "serving serves on), or stop_first: stop the version serving before the new one boots, its requests held at "
+        "the proxy meanwhile (they fail if the new one does not come up within deploy_timeout)",
     )
     cpus: float | None = Field(default=None, gt=0, le=256, description="CPU limit, e.g. 0.5")
     retain_containers: int = Field(

@@ -23,7 +23,8 @@
 #     [--canary-percent N [--canary-allow VALUE]...] [--path-prefix P]...
 #     [--health-path P --health-interval D --health-timeout D] (with --proxy)
 #     --deploy-timeout D --drain-timeout D --readiness-delay N --retain N --stop-timeout N --lock-wait SECONDS
-#     [--env K=V]... [--volume SPEC]... [--memory 512m] [--cpus 0.5] --proxy-name P [--retained-only] [--cmd ARG]...
+#     [--env K=V]... [--volume SPEC]... [--memory 512m [--memory-short stop-first]] [--cpus 0.5] --proxy-name P
+#     [--retained-only] [--cmd ARG]...
 #   (components/steps.py SWAP; components/swap_command.py sends each option)
 #   stdin: the role's secret env file (KEY=VALUE lines, may be empty); not read with --retained-only
 set -euo pipefail
@@ -33,7 +34,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 service='' role='' image='' version='' config_hash='' port='' proxy='' tls=no tls_redirect=yes certificate_path='' certificate_id=''
 health_path='' health_interval='' health_timeout='' deploy_timeout='' drain_timeout=''
 readiness_delay='' retain='' stop_timeout='' memory='' cpus='' proxy_name='' retained_only=no lock_wait=''
-canary_percent='' hosts=() prefixes=() envs=() volumes=() cmd=() canary_allow=()
+canary_percent='' memory_short='' hosts=() prefixes=() envs=() volumes=() cmd=() canary_allow=()
 
 parse_options() {
   while (($#)); do
@@ -52,6 +53,7 @@ parse_options() {
       --tls-certificate-id) need_value "$@"; certificate_id=$2; shift ;;
       --canary-percent) need_value "$@"; canary_percent=$2; shift ;;
       --canary-allow) need_value "$@"; canary_allow+=("$2"); shift ;;
+      --memory-short) need_value "$@"; memory_short=$2; shift ;;
       --host) need_value "$@"; hosts+=("$2"); shift ;;
       --path-prefix) need_value "$@"; prefixes+=("$2"); shift ;;
       --health-path) need_value "$@"; health_path=$2; shift ;;
@@ -89,6 +91,7 @@ parse_options() {
   check_name --proxy-name "$proxy_name"; check_name --config-hash "$config_hash"
   [[ -z $certificate_id ]] || check_name --tls-certificate-id "$certificate_id"
   [[ -z $memory ]] || check_memory --memory "$memory"
+  [[ -z $memory_short || $memory_short == stop-first ]] || die "--memory-short must be stop-first, not '$memory_short'"
   [[ -z $certificate_path || $certificate_path == /*.pem ]] ||
     die "--tls-certificate-path '$certificate_path' must be an absolute path to a .pem file"
   if [[ -n $canary_percent ]]; then
@@ -203,7 +206,7 @@ set_aside() {
 # the server has available is refused before it boots, rather than leaving the kernel's OOM killer to choose what
 # to kill. What it may take: its memory limit, else what the role's running containers use now.
 check_memory_room() {
-  local need source advice available id_running use
+  local need source advice available id_running use short
   if [[ -n $memory ]]; then
     need=$(bytes_of "$memory") source="its memory limit, roles.$role.memory"
     advice="lower roles.$role.memory or free memory on $(uname -n)"
@@ -217,8 +220,38 @@ check_memory_room() {
   fi
   available=$(memory_available)
   ((need > 0 && ${available:-0} > 0 && need > available)) || return 0
-  refuse "$version may take $(size_words "$need") ($source)${previous:+ beside $previous}, and $(uname -n) has" \
-    "$(size_words "$available") available: $advice${previous:+; $previous serves on}"
+  short="$version may take $(size_words "$need") ($source)${previous:+ beside $previous}, and $(uname -n) has"
+  short+=" $(size_words "$available") available"
+  # A canary keeps the version serving by design: it is never stopped for one.
+  if [[ $memory_short == stop-first && -n $running_ids && -z $canary_percent ]]; then
+    stop_first "$short"
+  else
+    refuse "$short: $advice${previous:+; $previous serves on}"
+  fi
+}
+
+# roles.ROLE.memory_short: stop_first. The route's requests are held (kamal-proxy pause) and the role's running
+# containers stopped, so the new version has their memory; a failure starts them again (put_back), and an EXIT trap
+# lets the requests on whatever happens. They wait at most as long as a stop and a deploy may take.
+stop_first() {
+  local route hold
+  route=$(route_name "$service" "$role")
+  hold=$(($(seconds_of "$deploy_timeout") + stop_timeout + 30))s
+  if [[ $proxy == yes && $(proxy_route_state "$proxy_name" "$route" 2>/dev/null || true) == running ]]; then
+    trap let_requests_on EXIT
+    docker exec "$proxy_name" kamal-proxy pause "$route" --drain-timeout "$drain_timeout" --max-pause "$hold" >/dev/null
+    held_route=$route
+  fi
+  # shellcheck disable=SC2086 # one argument per ID
+  docker stop $running_ids >/dev/null
+  stopped_first=$running_ids
+  say "$role: $1: $previous stopped first (memory_short: stop_first)${held_route:+, its requests held up to $hold}"
+}
+
+let_requests_on() {
+  [[ -n $held_route ]] || return 0
+  docker exec "$proxy_name" kamal-proxy resume "$held_route" >/dev/null || echo "could not resume $held_route" >&2
+  held_route=''
 }
 
 # Times the kernel killed a process of the new container for want of memory since main's $started.
@@ -313,6 +346,8 @@ refuse() {
 }
 
 put_back() {
+  # shellcheck disable=SC2086 # one argument per ID
+  [[ -z $stopped_first ]] || docker start $stopped_first >/dev/null || true
   if [[ $event == rollback ]]; then
     docker stop "$id" >/dev/null 2>&1 || true
   else
@@ -499,7 +534,7 @@ main() {
   [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
   status='' old_config='' old_env='' id='' old_image='' image_id_wanted='' aside='' event=deploy previous=''
-  stable_id='' running_ids=''
+  stable_id='' running_ids='' stopped_first='' held_route=''
   [[ $retained_only == yes ]] || hold_images
   read_role
   [[ -z $status ]] || read_existing_in_full
@@ -543,6 +578,7 @@ main() {
     [[ -z $canary_percent ]] || say "$role: no version serves yet, so $version goes live for everyone (no canary)"
     wait_listening
     reason=$(proxy_deploy) || fail "${reason##*Error: }"
+    let_requests_on
     end_canary
   else
     reason=$(wait_ready) || fail "$reason"
