@@ -215,8 +215,18 @@ image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 pull_if_missing() {
   docker image inspect "$1" >/dev/null 2>&1 && return 0
   say "pulling $1"
+  local said
   # `--` before every positional argument of docker: an image is never read as an option.
-  docker pull --quiet -- "$1" >/dev/null
+  said=$(docker pull --quiet -- "$1" 2>&1 >/dev/null) && return 0
+  echo "could not pull $1 from the registry $(registry_of "$1"): ${said##*$'\n'}" >&2
+  return 1
+}
+
+# The registry an image reference names: its first part when that holds '.' or ':' or is localhost (Docker's
+# rule), else Docker Hub.
+registry_of() {
+  local first=${1%%/*}
+  if [[ $1 == */* && ($first == *[.:]* || $first == localhost) ]]; then echo "$first"; else echo docker.io; fi
 }
 
 # A Go template over a container, or nothing when there is no such container.

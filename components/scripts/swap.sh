@@ -125,7 +125,11 @@ run_container() {
 }
 
 # The wanted image, pulled when Docker has no image of its digest; a failed pull fails the swap.
-pull_wanted() { pull_if_missing "$image" || fail "could not pull $image"; }
+pull_wanted() {
+  local said
+  said=$(pull_if_missing "$image" 2>&1) || fail "${said##*$'\n'}"
+  echo "$said"
+}
 
 # Boots the new container and sets $id. Most often its image is here already: `docker run` goes first, and a
 # pull (then a second run) happens only when Docker has no image of that digest. A run that fails after making
