@@ -247,15 +247,44 @@ def switch_fast_across(stack: Stack, role: str, target: Deployed) -> str:
     return failure
 
 
-def read_stack(stack: Stack) -> list[dict[str, Any]]:
-    """The stack's update history, read side by side with its outputs and config (cached on `stack`): each
-    `pulumi` command spends most of its time starting."""
-    with ThreadPoolExecutor(max_workers=3) as pool:
+def read_stack(stack: Stack) -> tuple[list[dict[str, Any]], str | None]:
+    """The stack's update history, and who updates it now (None when no one does), read side by side with its
+    outputs and config (cached on `stack`): each `pulumi` command spends most of its time starting."""
+    with ThreadPoolExecutor(max_workers=5) as pool:
         outputs = pool.submit(lambda: stack.outputs)
         history = pool.submit(stack.pulumi, "stack", "history", "--json")
         config_values = pool.submit(lambda: stack.config)
+        listing = pool.submit(stack.pulumi, "stack", "ls", "--json", scoped=False)
+        backend = pool.submit(stack.pulumi, "whoami", "--json", scoped=False)
         outputs.result(), config_values.result()
-        return list(json.loads(history.result()))
+        return list(json.loads(history.result())), updater(stack, listing.result(), backend.result())
+
+
+def updater(stack: Stack, listing: str, whoami: str) -> str | None:
+    """Who updates the stack now, from its backend's lock: Pulumi Cloud says so in `pulumi stack ls`
+    (updateInProgress); a file backend keeps a lock file per update under .pulumi/locks. Other backends (s3://,
+    gs://, azblob://) are not read: None."""
+    for entry in json.loads(listing or "[]"):
+        if entry.get("updateInProgress") and str(entry.get("name", "")).rsplit("/", 1)[-1] == stack.name:
+            return "an update is in progress (Pulumi Cloud says so)"
+    url = str(json.loads(whoami or "{}").get("url", ""))
+    if not url.startswith("file://"):
+        return None
+    root = Path(os.path.expanduser(url.removeprefix("file://") or "~"))
+    project = str((yaml.safe_load((stack.directory / "Pulumi.yaml").read_text()) or {}).get("name", ""))
+    locks = root / ".pulumi" / "locks"
+    for lock in sorted(
+        [*locks.glob(f"organization/{project}/{stack.name}/*.json"), *locks.glob(f"{stack.name}/*.json")]
+    ):
+        try:
+            held = json.loads(lock.read_text())
+        except (OSError, ValueError):
+            return f"its lock {lock} is held"
+        return (
+            f"pulumi {held.get('command') or 'update'} by {held.get('username', '?')}@{held.get('hostname', '?')}, "
+            f"pid {held.get('pid', '?')}, since {held.get('timestamp', '?')}"
+        )
+    return None
 
 
 def record(stack: Stack, stack_file: Path, document: dict[str, Any], message: str) -> int:
@@ -286,7 +315,12 @@ def roll_back(stack: Stack, role: str, wanted: str | None) -> int:
     stack_file = stack.directory / f"Pulumi.{stack.name}.yaml"
     try:
         refuse_local_images(stack_file, role)
-        history = read_stack(stack)
+        history, busy = read_stack(stack)
+        if busy is not None:
+            raise RollbackError(
+                f"stack {stack.name} is being updated now ({busy}): nothing was switched; roll back once that update "
+                "has ended, so the two cannot interleave"
+            )
         current = stack.role(role)["version"]
         read_digest = digest_reader(stack)
         target = choose(earlier_versions(history, role, current, read_digest), role, wanted)

@@ -75,9 +75,10 @@ class Stack:
         env["PATH"] = f"{binary.parent}{os.pathsep}{env.get('PATH', '')}"
         return cls(chosen, where, env)
 
-    def pulumi(self, *args: str, timeout: float = PULUMI_TIMEOUT_SECONDS) -> str:
-        """stdout of `pulumi ARGS --stack NAME` in the project directory; a failure is one line naming the stack."""
-        argv = [str(pulumi_binary()), *args, "--stack", self.name, "--non-interactive"]
+    def pulumi(self, *args: str, timeout: float = PULUMI_TIMEOUT_SECONDS, scoped: bool = True) -> str:
+        """stdout of `pulumi ARGS --stack NAME` in the project directory (without --stack when not `scoped`: a
+        command of the backend, not of a stack); a failure is one line naming the stack."""
+        argv = [str(pulumi_binary()), *args, *(["--stack", self.name] if scoped else []), "--non-interactive"]
         done = subprocess.run(
             argv, cwd=self.directory, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )

@@ -26,6 +26,7 @@ from tests.support.processes import ProcessWatch
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
 from tests.support.stacks import (
     PROXY_PORT,
+    STACK,
     DemoStack,
     Events,
     container_name,
@@ -220,6 +221,26 @@ def test_a_rollback_to_a_version_never_deployed_names_the_ones_that_were(demo: D
     assert rolled.returncode == 1
     assert rolled.stderr.strip() == f"rollback: web was never deployed at v7; earlier versions: {pinned_version('v1')}"
     assert demo.get("web") == (200, "v2")
+
+
+def test_a_rollback_while_another_pulumi_up_updates_the_stack_is_refused_before_switching(demo: DemoStack) -> None:
+    demo.roles["web"]["image"] = registry_image("v2")
+    demo.up()
+    demo.roles["web"]["image"] = SLOW_START  # 5 s before it answers: the other update is still running
+    locks = Path(demo.project.env()["PULUMI_BACKEND_URL"].removeprefix("file://")) / ".pulumi" / "locks"
+    other = threading.Thread(target=demo.up)
+    other.start()
+    try:
+        wait_for("the other pulumi up holding the stack's lock", lambda: any(locks.rglob("*.json")), seconds=60)
+        rolled = run_rollback(demo, "web")
+    finally:
+        other.join(timeout=300)
+
+    assert rolled.returncode == 1, rolled.stdout + rolled.stderr
+    assert rolled.stderr.startswith(f"rollback: stack {STACK} is being updated now (pulumi update by "), rolled.stderr
+    assert "nothing was switched; roll back once that update has ended" in rolled.stderr
+    assert [line for line in demo.audit() if line.split()[3] == "rollback"] == []
+    assert demo.get("web")[1].split()[0] == "slow-start", "the other update went through"
 
 
 def migrations(demo: DemoStack) -> list[str]:

@@ -145,7 +145,7 @@ def test_each_server_has_its_own_key_file_and_the_secret_key_is_read_once(tmp_pa
     stack = Stack("prod", tmp_path, {}, _outputs=OUTPUTS, _config=config)
     asked: list[tuple[str, ...]] = []
 
-    def pulumi(*args: str, timeout: float = 0) -> str:
+    def pulumi(*args: str, timeout: float = 0, scoped: bool = True) -> str:
         asked.append(args)
         return "THE SECRET KEY\n"
 
