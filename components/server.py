@@ -252,7 +252,8 @@ class HetznerServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdout"]),
         )
         halves: pulumi.Output[tuple[str, str]] = key_pair.stdout.apply(split_key_pair)
-        self.host_key = halves.apply(lambda pair: config.public_key(pair[1]))
+        # The public half is no secret: plain in the outputs, so the quayside command can pin it.
+        self.host_key = pulumi.Output.unsecret(halves.apply(lambda pair: config.public_key(pair[1])))
         user_data: pulumi.Output[str] = halves.apply(lambda pair: cloud_init(*pair))
         secret_user_data: pulumi.Output[str] = pulumi.Output.secret(user_data)
         labels = {"quayside-service": args.service}

@@ -34,6 +34,11 @@ DEVICE: Final = "/dev/disk/by-id/scsi-0HC_Volume_815"
 SSH_PUBLIC_KEY: Final = "ssh-ed25519 AAAA deploy"
 
 
+# How a secret value travels from the engine (pulumi.runtime.rpc's signature of one).
+SECRET_SIG_KEY: Final = "4dabf18193072939515e22adb298388d"
+SECRET_SIG: Final = "1b47061264138c4ac30d75fd1eb44270"
+
+
 class Mocks(pulumi.runtime.Mocks):
     """Echoes inputs, answers as Hetzner and the host-key command would; `made_with` plays the digests the
     server was made with (None: the ones of this run, as on a first deploy)."""
@@ -50,7 +55,8 @@ class Mocks(pulumi.runtime.Mocks):
         if args.typ == "hcloud:index/volume:Volume":
             return "815", {**outputs, "linuxDevice": DEVICE}
         if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs.get("create", ""):
-            outputs["stdout"] = f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"
+            # Secret, as the engine makes it (additional_secret_outputs): it holds the private half.
+            outputs["stdout"] = {SECRET_SIG_KEY: SECRET_SIG, "value": f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"}
         if args.name.endswith("-made-with") and self.made_with is not None:
             outputs["triggers"] = self.made_with
         # Numeric ids, as Hetzner's: firewall and server ids are passed on as integers.
@@ -137,6 +143,23 @@ def test_without_a_primary_ipv4_the_server_has_hetzners_address_and_the_key_as_g
         assert (host, key, nets) == (SERVER_ADDRESS, DEPLOY_KEY, None)
 
     return pulumi.Output.all(made.host, made.connection.private_key, made.machine.public_nets).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_host_key_output_is_plain_so_the_quayside_command_reads_it_and_the_private_half_stays_secret() -> (
+    pulumi.Output[None]
+):
+    deployment, made = hetzner(stack_config())
+    ssh = deployment.outputs()["ssh"]
+
+    def check(values: list[Any]) -> None:
+        key, key_is_secret, user_data_is_secret = values
+        assert key == HOST_KEY and not key_is_secret
+        assert user_data_is_secret
+
+    return pulumi.Output.all(ssh["host_key"], is_secret(ssh["host_key"]), is_secret(made.machine.user_data)).apply(
+        check
+    )
 
 
 # --- the data volume -------------------------------------------------------------------------------------------
