@@ -110,8 +110,13 @@ parse_options() {
 
 # --- the container ----------------------------------------------------------------------------------------
 
+# A new version boots as the kernel's first choice when memory runs out, so its boot never costs the version
+# serving; once it serves everyone it is an ordinary process again (as_ordinary_process).
+readonly BOOT_OOM_SCORE_ADJ=500
+
 run_container() {
   local args=(--detach --cidfile "$1" --name "$name" --network "$service" --restart unless-stopped --stop-timeout "$stop_timeout"
+    --oom-score-adj "$BOOT_OOM_SCORE_ADJ"
     --log-opt max-size=10m --log-opt max-file=3
     --label "quayside.service=$service" --label "quayside.role=$role" --label "quayside.version=$version"
     --label "quayside.config=$config_hash" --label "quayside.env-hash=$env_hash"
@@ -441,6 +446,17 @@ canary_words() {
 # reads it (preempt_stopping).
 readonly STOPPING_NOTE="stopping, drained already:"
 
+# The live container's processes back to the kernel's ordinary score, unless it is a canary (the version serving
+# everyone else stays the one kept). Only root may lower a score: as another user the container keeps it until it
+# next starts, and a restart after a crash gets it again.
+as_ordinary_process() {
+  ((EUID == 0)) && [[ -z $stable_id ]] || return 0
+  local pid
+  for pid in $(docker top "$id" -eo pid 2>/dev/null | tail -n +2); do
+    echo 0 >"/proc/$pid/oom_score_adj" 2>/dev/null || true
+  done
+}
+
 stop_others() {
   local other others=()
   for other in $(role_containers "$service" "$role" --filter status=running --filter status=restarting); do
@@ -519,6 +535,7 @@ finish() {
   (
     trap '' HUP
     echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $version: stopping the others, pruning"
+    as_ordinary_process
     stop_others
     prune_stopped
   ) </dev/null >>"$log" 2>&1 8>&- &

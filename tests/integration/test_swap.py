@@ -144,6 +144,29 @@ def test_a_slow_starting_version_is_waited_for_within_the_deploy_timeout(service
     assert report.version_sequence() == ["v1", "slow-start"], report.summary()
 
 
+def oom_score_adj(container: str) -> int:
+    """The kernel's OOM score adjustment of the container's main process (the test server is this machine)."""
+    pid = docker("inspect", "--format", "{{.State.Pid}}", container)
+    return int(Path(f"/proc/{pid}/oom_score_adj").read_text())
+
+
+def test_a_booting_version_is_what_the_kernel_kills_first_and_once_it_serves_it_is_ordinary(service: Service) -> None:
+    service.deploy("web", "v1")
+    live, booting = service.container("web", "v1"), service.container("web", "slow-start")
+    assert oom_score_adj(live) == 0
+
+    swapping = threading.Thread(target=service.swap, args=("web", "slow-start", "--env", "START_DELAY=3"))
+    swapping.start()
+    try:
+        wait_for("the new version booting", lambda: service.containers("web").get(booting) == "running", seconds=30)
+        during = (oom_score_adj(live), oom_score_adj(booting))
+    finally:
+        swapping.join(timeout=120)
+
+    assert during == (0, 500), "while it boots, the new version goes first when memory runs out"
+    assert oom_score_adj(booting) == 0, "serving, it is an ordinary process"
+
+
 def test_the_proxy_first_checks_a_new_version_once_it_listens_so_no_check_fails(service: Service) -> None:
     """kamal-proxy checks health as a deploy starts and then every interval; an app still starting would fail
     the first check and wait a whole interval. swap.sh starts the deploy once the container accepts connections."""
