@@ -23,7 +23,7 @@
 #     [--canary-percent N [--canary-allow VALUE]...] [--path-prefix P]...
 #     [--health-path P --health-interval D --health-timeout D] (with --proxy)
 #     --deploy-timeout D --drain-timeout D --readiness-delay N --retain N --stop-timeout N --lock-wait SECONDS
-#     [--env K=V]... [--volume SPEC]... [--memory 512m [--memory-short stop-first]] [--cpus 0.5] --proxy-name P
+#     [--env K=V]... [--volume SPEC]... [--memory 512m] [--memory-short stop-first] [--cpus 0.5] --proxy-name P
 #     [--retained-only] [--cmd ARG]...
 #   (components/steps.py SWAP; components/swap_command.py sends each option)
 #   stdin: the role's secret env file (KEY=VALUE lines, may be empty); not read with --retained-only
