@@ -190,7 +190,7 @@ hold_requests() {
   for role in "${hold_roles[@]}"; do
     route=$(route_name "$service" "$role")
     [[ $(proxy_route_state "$proxy_name" "$route") == running ]] || continue
-    docker exec "$proxy_name" kamal-proxy pause "$route" --drain-timeout "$hold_for" --max-pause "$hold_for" >/dev/null
+    hold_route "$proxy_name" "$route" "$hold_for" "$hold_for"
     held+=("$route")
   done
   held_since=$(now_ms)
@@ -201,7 +201,7 @@ release_requests() {
   local route
   ((${#held[@]})) || return 0
   for route in "${held[@]}"; do
-    docker exec "$proxy_name" kamal-proxy resume "$route" >/dev/null || echo "could not resume $route" >&2
+    let_route_on "$proxy_name" "$route"
   done
   say "requests of ${held[*]} let on after $(($(now_ms) - held_since)) ms"
   held=()

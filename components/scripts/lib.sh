@@ -86,11 +86,9 @@ memory_available() {
   [[ -z $kib ]] || echo $((kib * 1024))
 }
 
-# Bytes of memory a running container uses now, read from its cgroup (v1's memory controller, else v2's), or
-# nothing when neither is found: `docker stats` would take a second and more.
-container_memory_use() { pid_memory_use "$(inspect_container "$1" '{{.State.Pid}}')"; }
-
-# The same by the container's main process (its .State.Pid; 0 or nothing when it is not running).
+# Bytes of memory a running container uses now, by its main process (its .State.Pid; 0 or nothing when it is not
+# running), read from its cgroup (v1's memory controller, else v2's), or nothing when neither is found: `docker
+# stats` would take a second and more.
 pid_memory_use() {
   local pid=$1 line
   [[ -n $pid && $pid != 0 ]] || return 0
@@ -320,6 +318,11 @@ release_route() {
   file=$(route_claim_file "$1" "$2")
   [[ ! -f $file || $(<"$file") != "$1 $2${3:+ $3}" ]] || rm -f "$file"
 }
+
+# hold_route PROXY ROUTE DRAIN MAX: kamal-proxy holds the route's new requests (up to MAX each) once those in
+# flight are done (up to DRAIN); let_route_on PROXY ROUTE lets them on.
+hold_route() { docker exec "$1" kamal-proxy pause "$2" --drain-timeout "$3" --max-pause "$4" >/dev/null; }
+let_route_on() { docker exec "$1" kamal-proxy resume "$2" >/dev/null || echo "could not resume $2" >&2; }
 
 # The target kamal-proxy routes SERVICE to and the route's state ("3f2a9c1d2e4b:80 running"), or nothing.
 # `kamal-proxy list` prints ANSI-coloured columns: Service Host Path Target State TLS; the target is the first cell

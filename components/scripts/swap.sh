@@ -215,15 +215,16 @@ set_aside() {
 # the server has available is refused before it boots, rather than leaving the kernel's OOM killer to choose what
 # to kill. What it may take: its memory limit, else what the role's running containers use now.
 check_memory_room() {
-  local need source advice available id_running use short
+  local need source advice available pid use short
   if [[ -n $memory ]]; then
     need=$(bytes_of "$memory") source="its memory limit, roles.$role.memory"
     advice="lower roles.$role.memory or free memory on $(uname -n)"
   else
     need=0 source="what $previous uses now"
     advice="free memory on $(uname -n), or give roles.$role.memory what $version needs"
-    for id_running in $running_ids; do
-      use=$(container_memory_use "$id_running")
+    # shellcheck disable=SC2086 # one argument per ID; one `docker inspect` for them all
+    for pid in $([[ -z $running_ids ]] || docker inspect --format '{{.State.Pid}}' $running_ids); do
+      use=$(pid_memory_use "$pid")
       ((${use:-0} <= need)) || need=$use
     done
   fi
@@ -248,7 +249,7 @@ stop_first() {
   hold=$(($(seconds_of "$deploy_timeout") + stop_timeout + 30))s
   if [[ $proxy == yes && $(proxy_route_state "$proxy_name" "$route" 2>/dev/null || true) == running ]]; then
     trap let_requests_on EXIT
-    docker exec "$proxy_name" kamal-proxy pause "$route" --drain-timeout "$drain_timeout" --max-pause "$hold" >/dev/null
+    hold_route "$proxy_name" "$route" "$drain_timeout" "$hold"
     held_route=$route
   fi
   # shellcheck disable=SC2086 # one argument per ID
@@ -259,7 +260,7 @@ stop_first() {
 
 let_requests_on() {
   [[ -n $held_route ]] || return 0
-  docker exec "$proxy_name" kamal-proxy resume "$held_route" >/dev/null || echo "could not resume $held_route" >&2
+  let_route_on "$proxy_name" "$held_route"
   held_route=''
 }
 
