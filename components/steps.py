@@ -331,6 +331,8 @@ BACKUP: Final = Script(
         Option("tag", required_for=("image",)),
         Option("backup", required_for=("restore",)),
         _switch("passphrase-stdin"),
+        _switch("private-key-stdin"),
+        _switch("s3-key-stdin"),
     ),
     actions=("image", "now", "restore", "list", "prune"),
 )

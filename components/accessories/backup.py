@@ -1,7 +1,8 @@
 """Backup: `<service>-backup` runs backup-agent.sh's schedule: pg_dump of the Postgres database, encrypted with
-gpg, uploaded to S3-compatible storage, read back, pruned after keep_days. Its image is built on the server from
-the Postgres image (pg_dump then matches the server) unless the config names one. `quayside backup now`
-and `quayside restore` run backup.sh over SSH."""
+gpg (to backup.public_key, else with the passphrase), uploaded to S3-compatible storage, read back, pruned after
+keep_days (with a write-only key: checked before the upload, and kept by the bucket). Its image is built on the
+server from the Postgres image (pg_dump then matches the server) unless the config names one. `quayside backup
+now` and `quayside restore` run backup.sh over SSH."""
 
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ class BackupArgs:
     backup: config.Backup
     postgres: config.Postgres
     connection: remote.ConnectionArgs
-    # The backup_passphrase, s3_access_key_id, s3_secret_access_key and postgres_password config secrets.
-    passphrase: pulumi.Input[str]
+    # The s3_access_key_id, s3_secret_access_key, postgres_password and backup_passphrase config secrets (None
+    # without the passphrase: backups go to backup.public_key).
     access_key_id: pulumi.Input[str]
     secret_access_key: pulumi.Input[str]
     database_password: pulumi.Input[str]
+    passphrase: pulumi.Input[str] | None
     depends_on: list[pulumi.Resource] = field(default_factory=list)  # Postgres's ready step
 
 
@@ -62,11 +64,14 @@ def spec(service: str, backup: config.Backup, pg: config.Postgres) -> container.
         "BACKUP_S3_REGION": backup.s3.region, "BACKUP_SCHEDULE": backup.schedule,
         "BACKUP_KEEP_DAYS": str(backup.keep_days),
         **({"BACKUP_S3_ENDPOINT": backup.s3.endpoint} if backup.s3.endpoint else {}),
+        **({"BACKUP_S3_WRITE_ONLY": "true"} if backup.s3.write_only else {}),
+        **({"BACKUP_PUBLIC_KEY_FILE": defaults.BACKUP_PUBLIC_KEY_FILE} if backup.public_key else {}),
     }  # fmt: skip
     return container.ContainerSpec(
         name=NAME,
         image=backup.image or image_tag(pg.image_ref()),
         env=env,
+        files={defaults.BACKUP_PUBLIC_KEY_FILE: backup.public_key} if backup.public_key else {},
         volumes=[f"{commands.scripts_dir(service)}:{defaults.BACKUP_SCRIPTS_MOUNT}:ro"],
         readiness_delay=defaults.BACKUP_READINESS_SECONDS,
         stop_timeout=10,
@@ -80,7 +85,7 @@ def secret_env(args: BackupArgs) -> pulumi.Output[str]:
         "PGPASSWORD": args.database_password,
         "AWS_ACCESS_KEY_ID": args.access_key_id,
         "AWS_SECRET_ACCESS_KEY": args.secret_access_key,
-        "BACKUP_PASSPHRASE": args.passphrase,
+        **({"BACKUP_PASSPHRASE": args.passphrase} if args.passphrase is not None else {}),
     })  # fmt: skip
 
 

@@ -30,7 +30,9 @@ S3_REGION: Final = "us-east-1"
 BACKUP_PASSPHRASE_SECRET: Final = "backup_passphrase"
 S3_ACCESS_KEY_SECRET: Final = "s3_access_key_id"
 S3_SECRET_KEY_SECRET: Final = "s3_secret_access_key"
-BACKUP_SECRETS: Final = (BACKUP_PASSPHRASE_SECRET, S3_ACCESS_KEY_SECRET, S3_SECRET_KEY_SECRET)
+S3_SECRETS: Final = (S3_ACCESS_KEY_SECRET, S3_SECRET_KEY_SECRET)
+# Where the backup container reads backup.public_key (mounted read-only).
+BACKUP_PUBLIC_KEY_FILE: Final = "/quayside/backup-public-key.asc"
 
 # Vector: Docker logs of the service's containers to Better Stack over HTTP.
 VECTOR_IMAGE: Final = "timberio/vector:0.57.0-debian"

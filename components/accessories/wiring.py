@@ -92,10 +92,14 @@ def deploy_accessories(stack: config.StackConfig, sites: dict[str, Site], secret
                 backup=accessories.backup,
                 postgres=accessories.postgres,
                 connection=site("backup").connection,
-                passphrase=secret(defaults.BACKUP_PASSPHRASE_SECRET),
                 access_key_id=secret(defaults.S3_ACCESS_KEY_SECRET),
                 secret_access_key=secret(defaults.S3_SECRET_KEY_SECRET),
                 database_password=secret(defaults.POSTGRES_PASSWORD_SECRET),
+                passphrase=(
+                    secret(defaults.BACKUP_PASSPHRASE_SECRET)
+                    if defaults.BACKUP_PASSPHRASE_SECRET in stack.secret_names()
+                    else None
+                ),
                 depends_on=[deployed.postgres.ready],
             ),
         )

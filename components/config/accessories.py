@@ -10,15 +10,15 @@ the server it names (required with two or more), its backups beside it, Vector o
 own server's logs).
 
 Secrets (set with `pulumi config set --secret`), one per accessory need: `postgres_password`;
-`backup_passphrase`, `s3_access_key_id`, `s3_secret_access_key`; `betterstack_token`.
+`backup_passphrase` (not with backup.public_key), `s3_access_key_id`, `s3_secret_access_key`; `betterstack_token`.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from components.accessories import defaults
 from components.config.types import (
@@ -31,6 +31,7 @@ from components.config.types import (
     Memory,
     Model,
     Name,
+    OpenPgpPublicKey,
     Port,
     Region,
     SettingName,
@@ -149,6 +150,12 @@ class S3(Model):
     prefix: KeyPrefix | None = Field(
         default=None, description="key prefix for the backups (default: <service>/postgres)"
     )
+    write_only: bool = Field(
+        default=False,
+        description="the key may only put objects: each dump is checked before it is encrypted and uploaded, never "
+        "read back or pruned (the bucket's lifecycle rule and object lock keep and expire backups; a restore needs "
+        "a key that reads)",
+    )
 
     def prefix_for(self, service: str) -> str:
         return self.prefix or f"{service}/postgres"
@@ -171,7 +178,22 @@ class Backup(Model):
         default=False,
         description="run on the server's network (an S3 endpoint on its loopback); needs postgres.publish",
     )
+    public_key: OpenPgpPublicKey | None = Field(
+        default=None,
+        description="an ASCII-armored OpenPGP public key: backups are encrypted to it, and only its private key, kept "
+        "off the server, restores them (quayside restore --private-key-file); without it the backup_passphrase "
+        "secret encrypts them",
+    )
     server: ServerName | None = Field(default=None, description=f"{PLACED}; default: postgres's server")
+
+    @model_validator(mode="after")
+    def _kept_by_the_bucket(self) -> Self:
+        if self.s3.write_only and "keep_days" in self.model_fields_set:
+            raise ValueError(
+                "keep_days: with s3.write_only quayside deletes no backup (the key cannot): expire them with the "
+                "bucket's lifecycle rule and remove keep_days"
+            )
+        return self
 
     @field_validator("schedule")
     @classmethod
@@ -280,10 +302,18 @@ class Accessories(Model):
         if self.postgres is not None:
             needed.add(defaults.POSTGRES_PASSWORD_SECRET)
         if self.backup is not None:
-            needed |= set(defaults.BACKUP_SECRETS)
+            needed |= set(defaults.S3_SECRETS)
+            if self.backup.public_key is None:
+                needed.add(defaults.BACKUP_PASSPHRASE_SECRET)
         if self.vector is not None:
             needed.add(defaults.BETTERSTACK_TOKEN_SECRET)
         return needed
+
+    def kept_secret_names(self) -> set[str]:
+        """Config secrets these accessories read when set, not needed: the passphrase of the backups made before
+        backup.public_key, which restores them as before."""
+        backup = self.backup
+        return {defaults.BACKUP_PASSPHRASE_SECRET} if backup is not None and backup.public_key is not None else set()
 
 
 # The accessories by name, as `accessories` has them (and StackConfig.accessory_server() takes them).

@@ -10,6 +10,22 @@ from typing import Any, Final
 
 # A host key as ssh-keyscan prints it (made up).
 HOST_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
+# The backups' public key as `gpg --armor --export` writes it (a key made for this example; its private half is gone).
+BACKUP_PUBLIC_KEY: Final = """\
+-----BEGIN PGP PUBLIC KEY BLOCK-----
+
+mDMEaxNhcBYJKwYBBAHaRw8BAQdAsYpYzbikzjPY5b4edugoVBZ3OEW1FxL5VIeZ
+oMtmwUO0H0FjbWUgYmFja3VwcyA8YmFja3Vwc0BhY21lLmNvbT6IkAQTFggAOBYh
+BNf2h5XxlLig8EFfXGmFtk/pYrHbBQJrE2FwAhsBBQsJCAcCBhUKCQgLAgQWAgMB
+Ah4BAheAAAoJEGmFtk/pYrHb07kA/0HduC/q5Ae/rA9CvZZXlEyETOC8m6Nu1jRg
+p/CyQcBHAP4lOALP/6yY1tiwMpGXVtWUZ/jAZzTpzfTWBiW0AEPIB7g4BGsTYXAS
+CisGAQQBl1UBBQEBB0CHFxX3zvLren5DEfweBHHTl7Bb1tGxsRhjEIJNkjb7SgMB
+CAeIeAQYFggAIBYhBNf2h5XxlLig8EFfXGmFtk/pYrHbBQJrE2FwAhsMAAoJEGmF
+tk/pYrHbAfkBAMFNw9QMbOQGvtR6yb8vqMnhaMRJ3LbJyU+D73sFiuKaAQC8r7s0
+ZFSSnAayJGKaLU2bTlL/P41jbcXlmXcTL4D4DQ==
+=4PyW
+-----END PGP PUBLIC KEY BLOCK-----
+"""
 
 
 def saas() -> dict[str, Any]:
@@ -169,8 +185,9 @@ def hetzner_servers() -> dict[str, Any]:
         },
         "accessories": {
             "postgres": {"version": "16", "database": "acme", "server": "db"},
-            "backup": {"server": "db", "s3": {"bucket": "acme-backups", "endpoint": "https://fsn1.your-objectstorage.com",
-                                              "region": "fsn1"}},
+            "backup": {"server": "db", "public_key": BACKUP_PUBLIC_KEY,
+                       "s3": {"bucket": "acme-backups", "endpoint": "https://fsn1.your-objectstorage.com",
+                              "region": "fsn1", "write_only": True}},
             "vector": {"server": "app-1"},
         },
     }  # fmt: skip

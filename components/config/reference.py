@@ -462,7 +462,17 @@ def _entry(entry: Entry, stacks: Sequence[Mapping[str, Any]], heading: str) -> l
         lines += [entry.description, ""]
     lines += [f"- Type: {entry.type}", f"- Default: {entry.default}"]
     value = example_of(entry.path, stacks)
-    if value is not None:
+    if isinstance(value, str) and "\n" in value:
+        # Text of several lines (a public key) as YAML's literal block, as `pulumi config set < FILE` stores it.
+        lines += [
+            "- Example:",
+            "",
+            "```yaml",
+            f"{entry.key}: |",
+            *(f"  {line}".rstrip() for line in value.splitlines()),
+            "```",
+        ]
+    elif value is not None:
         shown = flow(value)
         if entry.container and len(shown) > INLINE_EXAMPLE_MAX:
             lines.append("- Example: the block at the top of this section")

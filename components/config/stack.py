@@ -15,7 +15,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any, Final, Literal, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from components import defaults
 from components.accessories import defaults as accessory_defaults
@@ -139,6 +139,8 @@ class LoadBalancer(Model):
 
 class StackConfig(Model):
     service: Name = Field(description="the service name: container, network and proxy route prefix")
+    # The config secrets the stack has set (parse() records them): a secret read only when set is needed then.
+    _secrets_set: frozenset[str] = PrivateAttr(default=frozenset())
     server: Server | None = Field(
         default=None,
         description="the server: an existing SSH host, or a Hetzner Cloud server; required unless `servers` "
@@ -482,7 +484,7 @@ class StackConfig(Model):
         """Config secrets this stack needs (role env, accessories, SSH, registry): they must be set before `up`."""
         needed = {name for role in self.roles.values() for name in role.secret_names()}
         if self.accessories is not None:
-            needed |= self.accessories.secret_names()
+            needed |= self.accessories.secret_names() | (self.accessories.kept_secret_names() & self._secrets_set)
             if self.accessories.postgres is not None:
                 needed.discard(DATABASE_URL)  # the Postgres accessory provides it
         if any(getattr(server, "private_key_file", None) is None for server in self.servers_by_name().values()):
@@ -536,6 +538,7 @@ def parse(raw: Mapping[str, Any], *, secrets_set: set[str]) -> StackConfig:
         config = StackConfig.model_validate(dict(raw))
     except ValidationError as error:
         raise ConfigError(one_line(error.errors()[0], StackConfig)) from None
+    config._secrets_set = frozenset(secrets_set)
     missing = sorted(config.secret_names() - secrets_set)
     if missing:
         raise ConfigError(f"quayside config: {missing[0]} is not set: {how_to_set_secret(missing[0])}")

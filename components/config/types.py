@@ -6,6 +6,7 @@ docs/configuration.md describes its type in the same words.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -120,6 +121,40 @@ def versioned_image(ref: str) -> str:
     return ref
 
 
+ARMOR_BLOCK: Final = re.compile(
+    r"-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----(.*?)-----END PGP \1 KEY BLOCK-----", re.S
+)
+# OpenPGP's packet tag of a public key (RFC 4880, 4.3): the first packet of an exported public key.
+PUBLIC_KEY_TAG: Final = 6
+
+
+def openpgp_public_key(text: str) -> str:
+    """`text` when it is an ASCII-armored OpenPGP public key, as `gpg --armor --export KEY` writes it."""
+    block = ARMOR_BLOCK.search(text.replace("\r\n", "\n"))
+    if block is not None and block[1] == "PRIVATE":
+        raise ValueError(
+            "this is a private key, which must never be in the stack: give its public half (gpg --armor --export KEY)"
+        )
+    first = _first_packet_tag(block[2]) if block is not None else None
+    if first != PUBLIC_KEY_TAG:
+        raise ValueError("this is not an ASCII-armored OpenPGP public key: give what `gpg --armor --export KEY` writes")
+    return text.strip() + "\n"
+
+
+def _first_packet_tag(armored: str) -> int | None:
+    """The tag of the first packet in an armor block's body (its headers and checksum line left out)."""
+    body = armored.strip().split("\n\n", 1)[-1]
+    lines = [line.strip() for line in body.splitlines() if line.strip() and not line.strip().startswith("=")]
+    try:
+        first = base64.b64decode("".join(lines), validate=True)[:1]
+    except ValueError:
+        return None
+    if not first or not first[0] & 0x80:
+        return None
+    # The new packet format keeps the tag in six bits, the old one in four above two bits of length type.
+    return first[0] & 0x3F if first[0] & 0x40 else (first[0] >> 2) & 0x0F
+
+
 def well_formed(parts: Reference) -> bool:
     """The registry and repository are as Docker parses them: nothing starts with a dash, so no image reference
     reaches docker's command line as an option."""
@@ -227,6 +262,7 @@ HttpsUrl = Annotated[str, Field(pattern=HTTPS_URL_PATTERN)]
 ImageRef = Annotated[str, AfterValidator(pinned_image)]
 ImageName = Annotated[str, AfterValidator(image_name)]
 VersionedImage = Annotated[str, AfterValidator(versioned_image)]
+OpenPgpPublicKey = Annotated[str, AfterValidator(openpgp_public_key)]
 
 
 class Model(BaseModel):

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # backup-agent: runs INSIDE the backup container (<service>-backup), where the service's scripts are mounted
-# read-only at /quayside/bin. It dumps the database with pg_dump (custom format, compressed), encrypts the
-# dump with gpg (AES-256, passphrase on a file descriptor, never in argv), uploads it with rclone to an
-# S3-compatible bucket, reads it back to prove it restores, and prunes old backups. The container's command
-# is `schedule`; backup.sh runs the others through `docker exec`.
+# read-only at /quayside/bin. It dumps the database with pg_dump (custom format, compressed), checks the dump
+# reads back, encrypts it with gpg (to the public key in BACKUP_PUBLIC_KEY_FILE, whose private key never comes
+# here but for a restore; else AES-256 with the passphrase on a file descriptor, never in argv), uploads it with
+# rclone to an S3-compatible bucket, reads it back, and prunes old backups. With a write-only key
+# (BACKUP_S3_WRITE_ONLY) it only uploads: the bucket keeps and expires the backups. The container's command is
+# `schedule`; backup.sh runs the others through `docker exec`.
 #
 #   backup-agent.sh schedule                 every minute matching BACKUP_SCHEDULE (UTC): now
 #   backup-agent.sh now                      back up, verify, prune
-#   backup-agent.sh restore NAME|latest [--passphrase-stdin]
+#   backup-agent.sh restore NAME|latest [--s3-key-stdin] [--private-key-stdin] [--passphrase-stdin]
+#       stdin, in this order: an S3 key that reads (its id's line, then its secret's) instead of the configured
+#       one; the armored private key the backup was encrypted to, then the line of its passphrase if it has one;
+#       or only the passphrase the backup was made with, when it is not the configured one
+#   backup-agent.sh list [--s3-key-stdin]
 #   backup-agent.sh list | prune
 #   backup-agent.sh verify NAME|latest       download, decrypt and list the dump's contents
 #   backup-agent.sh due SPEC "MIN HOUR DAY MONTH WEEKDAY"   exit 0 when SPEC (cron or @hourly/@daily) matches
@@ -15,7 +21,8 @@
 # Environment (the accessory's clear --env and its 0600 secret env file):
 #   PGHOST PGPORT PGUSER PGDATABASE, PGPASSWORD (secret)
 #   BACKUP_S3_BUCKET BACKUP_S3_PREFIX BACKUP_S3_REGION [BACKUP_S3_ENDPOINT], AWS_ACCESS_KEY_ID and
-#   AWS_SECRET_ACCESS_KEY (secret), BACKUP_PASSPHRASE (secret), BACKUP_SCHEDULE, BACKUP_KEEP_DAYS
+#   AWS_SECRET_ACCESS_KEY (secret), BACKUP_PASSPHRASE (secret) or BACKUP_PUBLIC_KEY_FILE, BACKUP_SCHEDULE,
+#   BACKUP_KEEP_DAYS, [BACKUP_S3_WRITE_ONLY]
 # Backups are named <database>-<YYYYMMDDTHHMMSSZ>.dump.gpg under s3://<bucket>/<prefix>/.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -24,7 +31,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly LOCK=/tmp/quayside-backup.lock
 readonly NAME_PATTERN='-[0-9]{8}T[0-9]{6}Z\.dump\.gpg$'
-work=''
+work='' private_key='' reading_key=no
 
 # --- settings ---------------------------------------------------------------------------------------------
 
@@ -91,25 +98,57 @@ resolve() {
   fi
 }
 
-# --- encryption: the passphrase reaches gpg on fd 3, from a pipe -------------------------------------------
+# --- encryption: passphrases reach gpg on fd 3, from a pipe -----------------------------------------------
+
+to_public_key() { [[ -n ${BACKUP_PUBLIC_KEY_FILE:-} ]]; }
+
+# The fingerprint of the public key the backups are encrypted to; dies when it cannot encrypt.
+public_key_fingerprint() {
+  local home listing
+  home=$(mktemp -d /tmp/quayside-key.XXXXXX)
+  listing=$(gpg --batch --homedir "$home" --with-colons --show-keys "$BACKUP_PUBLIC_KEY_FILE" 2>&1) || true
+  rm -rf "$home"
+  # Field 12 of the primary key's line holds the capabilities of the whole key: E when one of its keys encrypts.
+  awk -F: '$1 == "pub" && $12 ~ /E/ { found = 1 } END { exit !found }' <<<"$listing" ||
+    die "backup.public_key holds no OpenPGP key that can encrypt: give one with an encryption subkey ($(tail -n 1 <<<"$listing"))"
+  awk -F: '$1 == "fpr" { print $10; exit }' <<<"$listing"
+}
 
 encrypt() {
+  if to_public_key; then
+    gpg --batch --quiet --homedir "$work/gnupg" --trust-model always --recipient-file "$BACKUP_PUBLIC_KEY_FILE" \
+      --compress-algo none --encrypt --output "$2" "$1"
+    return
+  fi
   gpg --batch --quiet --homedir "$work/gnupg" --pinentry-mode loopback --passphrase-fd 3 --no-symkey-cache \
     --symmetric --cipher-algo AES256 --s2k-digest-algo SHA512 --compress-algo none --output "$2" "$1" \
     3< <(printf '%s\n' "$passphrase")
 }
 
+# With a private key given, its passphrase (if any) is $passphrase too.
 decrypt() {
   gpg --batch --quiet --homedir "$work/gnupg" --pinentry-mode loopback --passphrase-fd 3 --no-symkey-cache \
     --decrypt --output "$2" "$1" 3< <(printf '%s\n' "$passphrase")
+}
+
+# The private key from stdin into this job's own keyring, which cleanup() removes.
+import_private_key() {
+  [[ -n $private_key ]] || return 0
+  printf '%s\n' "$private_key" | gpg --batch --quiet --homedir "$work/gnupg" --import 2>"$work/import.err" ||
+    fail "the private key from stdin does not import: $(last_error "$work/import.err")"
 }
 
 # Downloads and decrypts backup $1 into $work/restore.dump.
 fetch() {
   s3 copyto "$folder/$1" "$work/download.gpg" 2>"$work/fetch.err" ||
     fail "cannot download $1 from $where: $(last_error "$work/fetch.err")"
-  decrypt "$work/download.gpg" "$work/restore.dump" 2>"$work/gpg.err" ||
-    fail "cannot decrypt $1: wrong passphrase, or not a quayside backup ($(last_error "$work/gpg.err"))"
+  decrypt "$work/download.gpg" "$work/restore.dump" 2>"$work/gpg.err" && return 0
+  if grep -q 'No secret key' "$work/gpg.err"; then
+    [[ -z $private_key ]] ||
+      fail "cannot decrypt $1 with the private key given: a wrong passphrase for it (--passphrase-file), or not the key it was encrypted to"
+    fail "cannot decrypt $1: it is encrypted to a public key: give its private key (quayside restore --private-key-file FILE)"
+  fi
+  fail "cannot decrypt $1: wrong passphrase or private key, or not a quayside backup ($(last_error "$work/gpg.err"))"
 }
 
 fail() {
@@ -120,18 +159,49 @@ fail() {
 # --- the subcommands --------------------------------------------------------------------------------------
 
 now() {
-  local name size
-  need_env PGHOST PGUSER BACKUP_PASSPHRASE
+  local name size how checked
+  need_env PGHOST PGUSER
+  if to_public_key; then
+    how="encrypted to public key $(public_key_fingerprint)"
+  else
+    need_env BACKUP_PASSPHRASE
+    how=encrypted
+  fi
   name="$PGDATABASE-$(date -u +%Y%m%dT%H%M%SZ).dump.gpg"
   pg_dump --format=custom --compress=6 --no-owner --file "$work/db.dump" 2>"$work/pg_dump.err" ||
     fail "pg_dump of $PGDATABASE at ${PGHOST}:${PGPORT:-5432}: $(last_error "$work/pg_dump.err")"
+  pg_restore --list "$work/db.dump" >/dev/null 2>"$work/check.err" ||
+    fail "the dump of $PGDATABASE does not read back: $(last_error "$work/check.err")"
   encrypt "$work/db.dump" "$work/$name" 2>"$work/gpg.err" || fail "cannot encrypt the dump: $(last_error "$work/gpg.err")"
   size=$(stat -c %s "$work/$name")
+  if write_only; then
+    # Nothing but the upload: no look for the object before (--no-check-dest) or after it (--s3-no-head).
+    s3 copyto --no-check-dest --s3-no-head "$work/$name" "$folder/$name" 2>"$work/upload.err" ||
+      fail "cannot upload $name to $where: $(last_error "$work/upload.err")"
+    say "backed up $PGDATABASE to $(url "$name")$at ($size bytes, $how; write-only key: checked before the upload, kept by the bucket)"
+    return 0
+  fi
   s3 copyto "$work/$name" "$folder/$name" 2>"$work/upload.err" ||
     fail "cannot upload $name to $where: $(last_error "$work/upload.err")"
-  verify_one "$name"
-  say "backed up $PGDATABASE to $(url "$name")$at ($size bytes, encrypted, verified by reading it back)"
+  if to_public_key; then
+    read_back_unchanged "$name"
+    checked="read back unchanged"
+  else
+    verify_one "$name"
+    checked="verified by reading it back"
+  fi
+  say "backed up $PGDATABASE to $(url "$name")$at ($size bytes, $how, $checked)"
   prune
+}
+
+write_only() { [[ ${BACKUP_S3_WRITE_ONLY:-} == true ]]; }
+
+# Only the private key decrypts a backup made to a public key: the copy in the bucket must be the bytes uploaded.
+read_back_unchanged() {
+  s3 copyto "$folder/$1" "$work/download.gpg" 2>"$work/fetch.err" ||
+    fail "cannot read $1 back from $where: $(last_error "$work/fetch.err")"
+  cmp -s "$work/download.gpg" "$work/$1" || fail "$1 reads back from $where other than it was uploaded"
+  rm -f "$work/download.gpg"
 }
 
 verify_one() {
@@ -145,6 +215,7 @@ restore() {
   local name
   need_env PGHOST PGUSER
   name=$(resolve "$1")
+  import_private_key
   fetch "$name"
   # One transaction: a restore that fails part-way leaves the database as it was.
   pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error --dbname "$PGDATABASE" \
@@ -224,6 +295,7 @@ due() {
 schedule() {
   need_env BACKUP_SCHEDULE
   due "$BACKUP_SCHEDULE" "0 0 1 1 1" || true  # dies now on a malformed schedule, not at the first tick
+  ! to_public_key || public_key_fingerprint >/dev/null  # and on a public key that cannot encrypt
   trap 'say "stopping"; exit 0' TERM INT
   say "backing up $PGDATABASE on '$BACKUP_SCHEDULE' (UTC) to ${BACKUP_S3_BUCKET:-?}, keeping $BACKUP_KEEP_DAYS days"
   while true; do
@@ -234,6 +306,40 @@ schedule() {
       bash "${BASH_SOURCE[0]}" now || say "the scheduled backup failed (see above); the next one runs as scheduled"
     fi
   done
+}
+
+# The secrets a restore brings on stdin: an S3 key that reads; a private key, then its passphrase's line; or a
+# passphrase alone.
+read_stdin() {
+  local flag with_s3_key=no with_key=no with_passphrase=no input
+  for flag; do
+    case $flag in
+      --s3-key-stdin) with_s3_key=yes ;;
+      --private-key-stdin) with_key=yes ;;
+      --passphrase-stdin) with_passphrase=yes ;;
+      *) die "unknown option $flag" ;;
+    esac
+  done
+  if [[ $with_s3_key == yes ]]; then
+    # For this job only: rclone reads the key from its environment.
+    if ! { IFS= read -r AWS_ACCESS_KEY_ID && IFS= read -r AWS_SECRET_ACCESS_KEY; }; then
+      die "--s3-key-stdin: give the key's id and its secret, one a line"
+    fi
+    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+    reading_key=yes
+  fi
+  if [[ $with_key == yes ]]; then
+    input=$(cat)
+    # Through pipes: a here-string may be a temporary file.
+    private_key=$(printf '%s\n' "$input" | sed -n '/^-----BEGIN PGP PRIVATE KEY BLOCK-----/,/^-----END PGP PRIVATE KEY BLOCK-----/p')
+    [[ -n $private_key ]] || die "--private-key-stdin: no ASCII-armored private key on stdin (gpg --armor --export-secret-keys KEY)"
+    # A key without a passphrase decrypts with an empty one.
+    passphrase=''
+    [[ $with_passphrase == no ]] ||
+      passphrase=$(printf '%s\n' "$input" | sed -n '/^-----END PGP PRIVATE KEY BLOCK-----/,$p' | sed '1d;/^\s*$/d' | head -n 1)
+  elif [[ $with_passphrase == yes ]]; then
+    IFS= read -r passphrase || [[ -n $passphrase ]] || die "--passphrase-stdin: no passphrase on stdin"
+  fi
 }
 
 main() {
@@ -247,11 +353,13 @@ main() {
     restore | verify) verb=$command; [[ $# -ge 1 ]] || die "$command needs a backup name or latest" ;;
     *) die "first argument must be schedule, now, restore, verify, list, prune or due, not '$command'" ;;
   esac
+  local wanted=''
+  [[ $command != restore && $command != verify ]] || { wanted=$1; shift; }
   passphrase=${BACKUP_PASSPHRASE:-}
-  if [[ ${2:-} == --passphrase-stdin ]]; then
-    IFS= read -r passphrase || [[ -n $passphrase ]] || die "--passphrase-stdin: no passphrase on stdin"
-  fi
+  read_stdin "$@"
   configure_rclone
+  [[ $command == now || $reading_key == yes ]] || ! write_only ||
+    fail "s3.write_only: the backup key only writes, and $command reads the bucket: bring a key that reads (--s3-key-file FILE)"
   make_work_dir
   # One backup job at a time in this container: the schedule and an operator's `now` do not overlap.
   exec 8>"$LOCK"
@@ -260,8 +368,8 @@ main() {
     now) now ;;
     list) list_names ;;
     prune) prune ;;
-    restore) restore "$1" ;;
-    verify) verify_one "$(resolve "$1")"; say "$1 decrypts and reads back as a dump" ;;
+    restore) restore "$wanted" ;;
+    verify) import_private_key; verify_one "$(resolve "$wanted")"; say "$wanted decrypts and reads back as a dump" ;;
   esac
 }
 

@@ -7,10 +7,12 @@
 #       Builds the backup image on this server: the Postgres image (so pg_dump matches the server's major
 #       version) plus Debian's (or Alpine's) rclone and gpg. A no-op when TAG was built from the same inputs.
 #   backup.sh now --service S                      back up now: dump, encrypt, upload, read back, prune
-#   backup.sh restore --service S --backup NAME|latest [--passphrase-stdin]
-#       Replaces the database's contents with a backup. --passphrase-stdin reads the
-#       passphrase from stdin instead of the configured one (a backup made before a passphrase change).
-#   backup.sh list --service S                     the backups in the bucket, oldest first
+#   backup.sh restore --service S --backup NAME|latest [--s3-key-stdin] [--private-key-stdin] [--passphrase-stdin]
+#       Replaces the database's contents with a backup. --private-key-stdin reads the private key of
+#       backup.public_key from stdin (then its passphrase's line, with --passphrase-stdin); --passphrase-stdin
+#       alone reads the passphrase instead of the configured one (a backup made before a passphrase change).
+#       --s3-key-stdin reads an S3 key that reads first (its id's line, then its secret's), for a write-only one.
+#   backup.sh list --service S [--s3-key-stdin]    the backups in the bucket, oldest first
 #   backup.sh prune --service S                    delete backups older than keep_days (never the newest)
 #   (components/steps.py BACKUP)
 set -euo pipefail
@@ -19,7 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly AGENT=/quayside/bin/backup-agent.sh
 readonly INPUTS_LABEL=quayside.backup-image
-action='' service='' container='' base='' tag='' backup='' passphrase_stdin=no
+action='' service='' container='' base='' tag='' backup='' passphrase_stdin=no private_key_stdin=no s3_key_stdin=no
 
 parse_options() {
   action=${1:-}
@@ -35,6 +37,8 @@ parse_options() {
       --tag) need_value "$@"; tag=$2; shift ;;
       --backup) need_value "$@"; backup=$2; shift ;;
       --passphrase-stdin) passphrase_stdin=yes ;;
+      --private-key-stdin) private_key_stdin=yes ;;
+      --s3-key-stdin) s3_key_stdin=yes ;;
       *) die "unknown option $1" ;;
     esac
     shift
@@ -95,8 +99,12 @@ image() {
 agent() {
   [[ $(inspect_container "$container" '{{.State.Running}}') == true ]] ||
     die "the backup container $container is not running: pulumi up boots it (or docker start $container)"
-  if [[ $passphrase_stdin == yes ]]; then
-    docker exec -i "$container" bash "$AGENT" "$@" --passphrase-stdin
+  local from_stdin=()
+  [[ $s3_key_stdin == no ]] || from_stdin+=(--s3-key-stdin)
+  [[ $private_key_stdin == no ]] || from_stdin+=(--private-key-stdin)
+  [[ $passphrase_stdin == no ]] || from_stdin+=(--passphrase-stdin)
+  if ((${#from_stdin[@]})); then
+    docker exec -i "$container" bash "$AGENT" "$@" "${from_stdin[@]}"
   else
     docker exec "$container" bash "$AGENT" "$@"
   fi

@@ -10,6 +10,8 @@ wanted+=(shellcheck)
 command -v dockerd >/dev/null || wanted+=(docker.io)
 # scripts/setup.d/test-hosts.sh forwards the loopback registry to the test hosts' bridge with it.
 wanted+=(socat)
+# The backup tests make their OpenPGP key pairs with it.
+wanted+=(gpg)
 
 missing=()
 for pkg in "${wanted[@]}"; do

@@ -3,7 +3,8 @@ program through the real engine: the command reads the stack's outputs and confi
 stack's backend in the environment, `--cwd` the project directory) and reaches the server over SSH as deploys do.
 
 One service (web v1, then v2; Postgres with encrypted backups to moto's S3 on loopback) is deployed once for the
-module and destroyed at the end. The rollback test changes what serves, so it runs last. Two tests drive the
+module and destroyed at the end. The rollback test changes what serves, and the public key test how backups are
+made, so they run last. Two tests drive the
 command through tmux as a person types: `logs -f` (then Ctrl-C) and `exec -it`.
 """
 
@@ -26,6 +27,7 @@ import pytest
 from quayside_cli.main import VERBS
 from tests.integration.accessory_fixtures import running_s3_store
 from tests.support.docker import docker, free_loopback_port
+from tests.support.openpgp import key_pair
 from tests.support.polling import wait_for
 from tests.support.processes import ProcessWatch
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
@@ -361,7 +363,7 @@ def test_exec_it_in_a_terminal_is_an_interactive_shell_with_its_exit_code(
     assert "EXITED 3" in screen, screen
 
 
-# --- last: the rollback changes what serves ---------------------------------------------------------------
+# --- last: the rollback changes what serves, the public key how backups are made --------------------------------------
 
 
 def test_rollback_brings_v1_back_and_pulumi_state_agrees(deployed: Deployed) -> None:
@@ -376,3 +378,34 @@ def test_rollback_brings_v1_back_and_pulumi_state_agrees(deployed: Deployed) -> 
     assert (web[1], web[5]) == (pinned_version("v1"), pinned_version("v2")), details.stdout
     deployed.demo.roles["web"]["image"] = registry_image("v1")
     assert set(deployed.demo.preview().change_summary) == {"same"}, "state must say v1 after the rollback"
+
+
+def test_backups_move_to_a_public_key_and_those_made_before_restore_with_the_passphrase_kept(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    key = key_pair(tmp_path / "gpg")
+    older = deployed.quayside("backup", "list").stdout.split()[-1]
+    deployed.demo.config["quayside:accessories"]["backup"]["public_key"] = key.public
+    deployed.demo.up()  # backup_passphrase stays set: the backups made with it restore as before
+    deployed.sql("UPDATE notes SET body = 'in the backup to the key'")
+
+    made = deployed.quayside("backup", "now")
+    deployed.sql("UPDATE notes SET body = 'written after it'")
+    without_key = deployed.quayside("restore", "latest", "--yes")
+    private, passphrase = tmp_path / "backups.asc", tmp_path / "key-passphrase"
+    for path, text in ((private, key.private), (passphrase, key.passphrase)):
+        path.touch(mode=0o600)
+        path.write_text(text)
+    with_key = deployed.quayside(
+        "restore", "latest", "--yes", "--private-key-file", str(private), "--passphrase-file", str(passphrase)
+    )
+    restored_with_key = deployed.sql("SELECT body FROM notes")
+    with_passphrase = deployed.quayside("restore", older, "--yes")
+
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert f"encrypted to public key {key.fingerprint}, read back unchanged" in made.stdout
+    assert without_key.returncode != 0 and "it is encrypted to a public key: give its private key" in without_key.stderr
+    assert with_key.returncode == 0, with_key.stdout + with_key.stderr
+    assert restored_with_key == "in the backup to the key"
+    assert with_passphrase.returncode == 0, with_passphrase.stdout + with_passphrase.stderr
+    assert deployed.sql("SELECT body FROM notes") == "kept by the backup"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
+import os
 import shlex
 import subprocess
 import sys
@@ -14,17 +16,17 @@ import urllib.error
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from components import steps
 from components.accessories import backup, container, postgres, vector
 from components.config import Backup, Postgres, Vector
 from tests.support import images
-from tests.support.docker import docker, free_loopback_port, unique_name
+from tests.support.docker import docker, free_loopback_port, loopback_listens, unique_name
 from tests.support.remote import REMOTE_ROOT, install_scripts, run_script
 from tests.support.testbed import TestServer
 
@@ -101,6 +103,82 @@ def running_s3_store() -> Iterator[S3Store]:
         process.wait(timeout=10)
 
 
+@dataclass(frozen=True)
+class WriteOnlyBucket:
+    """A bucket in a moto_server that checks IAM policies: `writer` may only put objects (s3:PutObject), as a
+    write-only backup key; `reader` (a boto3 client) may do anything, for the test to look."""
+
+    endpoint: str
+    bucket: str
+    writer: tuple[str, str]  # access key id, secret
+    reading_key: tuple[str, str]
+    reader: Any  # a boto3 client with reading_key
+
+
+# The requests running_write_only_bucket() makes before moto starts checking policies: the bucket, then a user, its
+# policy and its key, twice.
+SETUP_REQUESTS: Final = 7
+
+
+@contextlib.contextmanager
+def running_write_only_bucket() -> Iterator[WriteOnlyBucket]:
+    import boto3  # type: ignore[import-untyped]  # moto's own dependency: only this fixture needs it
+
+    port = free_loopback_port()
+    moto = Path(sys.executable).parent / "moto_server"
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(SETUP_REQUESTS)}
+    process = subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while not loopback_listens(port):  # a connection only: every HTTP request counts against SETUP_REQUESTS
+            assert process.poll() is None, "moto_server exited: pip install -r requirements-dev.txt"
+            assert time.monotonic() < deadline, "moto_server did not listen within 30 s"
+            time.sleep(0.2)
+        setup = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": S3_KEY_ID,
+                 "aws_secret_access_key": S3_SECRET}  # fmt: skip
+        bucket = unique_name("qa-write-only")
+        boto3.client("s3", **setup).create_bucket(Bucket=bucket)
+        iam = boto3.client("iam", **setup)
+
+        def user(name: str, actions: str) -> tuple[str, str]:
+            iam.create_user(UserName=name)
+            statement = {
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            }
+            iam.put_user_policy(UserName=name, PolicyName=name, PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [statement]}
+            ))  # fmt: skip
+            key = iam.create_access_key(UserName=name)["AccessKey"]
+            return key["AccessKeyId"], key["SecretAccessKey"]
+
+        writer = user("writer", "s3:PutObject")
+        reader_id, reader_secret = user("reader", "s3:*")
+        reader = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=reader_id,
+                              aws_secret_access_key=reader_secret)  # fmt: skip
+        as_writer = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=writer[0],
+                                 aws_secret_access_key=writer[1])  # fmt: skip
+        assert _denied(lambda: as_writer.list_objects_v2(Bucket=bucket)), "moto checks the writer's policy"
+        yield WriteOnlyBucket(endpoint, bucket, writer, (reader_id, reader_secret), reader)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _denied(request: Callable[[], object]) -> bool:
+    from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+    try:
+        request()
+    except ClientError as error:
+        return bool(error.response["Error"]["Code"] == "AccessDenied")
+    return False
+
+
 # --- a service with accessories ---------------------------------------------------------------------------
 
 
@@ -145,21 +223,27 @@ class AccessoryService:
 
     # --- backup ---
 
-    def backup_config(self, s3: S3Store, bucket: str, **fields: object) -> Backup:
+    def backup_config(self, store: S3Store, bucket: str, **fields: object) -> Backup:
         """The schedule, unless a test names one, fires half a day from now: a scheduled run (the default
         @daily is midnight UTC) would back up and prune beside what the test itself does."""
         now = datetime.now(UTC)
         away = {"schedule": f"{now.minute} {(now.hour + 12) % 24} * * *"}
         return Backup.model_validate(
-            {"s3": {"bucket": bucket, "endpoint": s3.endpoint}, "host_network": True, **away, **fields}
+            {"s3": {"bucket": bucket, "endpoint": store.endpoint}, "host_network": True, **away, **fields}
         )
 
     def boot_backup(
-        self, config: Backup, pg: Postgres, *, passphrase: str = PASSPHRASE
+        self,
+        config: Backup,
+        pg: Postgres,
+        *,
+        passphrase: str | None = PASSPHRASE,
+        s3_key: tuple[str, str] = (S3_KEY_ID, S3_SECRET),
     ) -> subprocess.CompletedProcess[str]:
+        """None for `passphrase`: the config names a public key instead."""
         secrets = {
-            "PGPASSWORD": PASSWORD, "AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
-            "BACKUP_PASSPHRASE": passphrase,
+            "PGPASSWORD": PASSWORD, "AWS_ACCESS_KEY_ID": s3_key[0], "AWS_SECRET_ACCESS_KEY": s3_key[1],
+            **({"BACKUP_PASSPHRASE": passphrase} if passphrase is not None else {}),
         }  # fmt: skip
         return self.boot(backup.spec(self.name, config, pg), secrets)
 

@@ -26,9 +26,11 @@ from tests.integration.accessory_fixtures import (
     build_backup_image,
     new_accessory_service,
     running_s3_store,
+    running_write_only_bucket,
 )
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port, unique_name
+from tests.support.openpgp import KeyPair, dump_of, key_pair
 from tests.support.testbed import TestServer
 
 ROWS = [(1, "alpha"), (2, "beta"), (3, "gamma")]
@@ -212,21 +214,34 @@ def test_removing_with_delete_data_deletes_the_data_directory(accessory_service:
 # --- backups ----------------------------------------------------------------------------------------------------
 
 
+def database_with_rows(service: AccessoryService) -> Postgres:
+    """Postgres published on loopback (the backup container runs on the host's network to reach moto), rows
+    written."""
+    pg = service.postgres_config(publish={"port": free_loopback_port()})
+    service.start_postgres(pg)
+    write_rows(service)
+    return pg
+
+
+def backing_up(
+    service: AccessoryService, s3_store: S3Store, pg: Postgres, *, passphrase: str | None = PASSPHRASE, **fields: object
+) -> Backup:
+    """The backup container running its schedule, to a bucket of its own."""
+    bucket = unique_name("qa-bucket")
+    s3_store.create_bucket(bucket)
+    config = service.backup_config(s3_store, bucket, **fields)
+    booted = service.boot_backup(config, pg, passphrase=passphrase)
+    assert booted.returncode == 0, booted.stdout + booted.stderr
+    return config
+
+
 @pytest.fixture
 def with_backups(
     accessory_service: AccessoryService, s3_store: S3Store, backup_image: str
 ) -> tuple[AccessoryService, Backup, Postgres]:
-    """Postgres published on loopback (the backup container runs on the host's network to reach moto), rows
-    written, and the backup container running its schedule."""
     service = accessory_service
-    pg = service.postgres_config(publish={"port": free_loopback_port()})
-    service.start_postgres(pg)
-    write_rows(service)
-    bucket = unique_name("qa-bucket")
-    s3_store.create_bucket(bucket)
-    config = service.backup_config(s3_store, bucket)
-    done = service.boot_backup(config, pg)
-    assert done.returncode == 0, done.stdout + done.stderr
+    pg = database_with_rows(service)
+    config = backing_up(service, s3_store, pg)
     assert backup.spec(service.name, config, pg).image == backup_image
     return service, config, pg
 
@@ -351,14 +366,8 @@ def test_the_backup_container_backs_up_on_its_schedule(
     accessory_service: AccessoryService, s3_store: S3Store, backup_image: str
 ) -> None:
     service = accessory_service
-    pg = service.postgres_config(publish={"port": free_loopback_port()})
-    service.start_postgres(pg)
-    write_rows(service)
-    bucket = unique_name("qa-bucket")
-    s3_store.create_bucket(bucket)
-    config = service.backup_config(s3_store, bucket, schedule="* * * * *")
-    booted = service.boot_backup(config, pg)
-    assert booted.returncode == 0, booted.stdout + booted.stderr
+    config = backing_up(service, s3_store, database_with_rows(service), schedule="* * * * *")
+    bucket = config.s3.bucket
 
     deadline = time.monotonic() + 100
     while not s3_store.keys(bucket):
@@ -367,6 +376,116 @@ def test_the_backup_container_backs_up_on_its_schedule(
     logs = subprocess.run(["docker", "logs", service.container("backup")], capture_output=True, text=True).stdout
     assert "on '* * * * *' (UTC)" in logs
     assert PASSPHRASE not in logs and S3_SECRET not in logs and S3_KEY_ID not in logs
+
+
+# --- backups to a public key, and with a write-only S3 key -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def backup_key(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
+    return key_pair(tmp_path_factory.mktemp("gpg") / "home")
+
+
+def test_backups_to_a_public_key_restore_only_with_its_private_key_which_leaves_nothing_behind(
+    accessory_service: AccessoryService, s3_store: S3Store, backup_image: str, backup_key: KeyPair
+) -> None:
+    service = accessory_service
+    config = backing_up(service, s3_store, database_with_rows(service), passphrase=None, public_key=backup_key.public)
+    bucket = config.s3.bucket
+
+    made = service.backup_script("now")
+
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert f"encrypted to public key {backup_key.fingerprint}, read back unchanged" in made.stdout
+    [key] = s3_store.keys(bucket, config.s3.prefix_for(service.name))
+    stored = s3_store.get(bucket, key)
+    assert b"gamma" not in stored and stored[0] & 0x80, "an OpenPGP packet"
+    assert dump_of(stored, backup_key).startswith(b"PGDMP"), "the private key's holder reads the dump"
+
+    service.sql("DROP TABLE notes")
+    without = service.backup_script("restore")
+    assert without.returncode != 0
+    assert without.stderr.splitlines()[0] == (
+        f"restore failed: cannot decrypt {key.rsplit('/', 1)[-1]}: it is encrypted to a public key: give its private "
+        "key (quayside restore --private-key-file FILE)"
+    ), without.stderr
+    wrong = service.backup_script(
+        "restore", "--private-key-stdin", "--passphrase-stdin", stdin=f"{backup_key.private}not the passphrase\n"
+    )
+    assert wrong.returncode != 0 and "with the private key given: a wrong passphrase for it" in wrong.stderr, (
+        wrong.stderr
+    )
+    with pytest.raises(RuntimeError):
+        read_rows(service)  # nothing was restored
+
+    restored = service.backup_script(
+        "restore", "--private-key-stdin", "--passphrase-stdin", stdin=f"{backup_key.private}{backup_key.passphrase}\n"
+    )
+
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert read_rows(service) == ROWS
+    # The job's keyring went with its work directory; no keyring of the container's own was made.
+    left = docker("exec", service.container("backup"), "find", "/tmp", "/root", "-name", "quayside-*", "-type", "d",
+                  "-o", "-name", "private-keys-v1.d")  # fmt: skip
+    assert left == "", left
+    logs = subprocess.run(["docker", "logs", service.container("backup")], capture_output=True, text=True)
+    assert "PRIVATE KEY" not in logs.stdout + logs.stderr
+
+
+def test_a_public_key_that_cannot_encrypt_fails_the_backup_boot_naming_the_key(
+    accessory_service: AccessoryService, s3_store: S3Store, backup_image: str, tmp_path: Path
+) -> None:
+    service = accessory_service
+    pg = service.postgres_config(publish={"port": free_loopback_port()})
+    service.start_postgres(pg)
+    signing_only = key_pair(tmp_path / "home", encrypts=False)
+    config = service.backup_config(s3_store, unique_name("qa-bucket"), public_key=signing_only.public)
+
+    booted = service.boot_backup(config, pg, passphrase=None)
+
+    assert booted.returncode != 0
+    assert "backup.public_key holds no OpenPGP key that can encrypt: give one with an encryption subkey" in (
+        booted.stdout + booted.stderr
+    )
+
+
+def test_a_write_only_key_backs_up_without_reading_listing_or_deleting(
+    accessory_service: AccessoryService, backup_image: str, backup_key: KeyPair
+) -> None:
+    service = accessory_service
+    pg = database_with_rows(service)
+    with running_write_only_bucket() as store:
+        config = service.backup_config(
+            S3Store(store.endpoint), store.bucket, public_key=backup_key.public,
+            s3={"bucket": store.bucket, "endpoint": store.endpoint, "write_only": True},
+        )  # fmt: skip
+        booted = service.boot_backup(config, pg, passphrase=None, s3_key=store.writer)
+        assert booted.returncode == 0, booted.stdout + booted.stderr
+        listing = service.backup_script("list")
+        assert listing.returncode != 0
+        assert listing.stderr.startswith("backup failed: s3.write_only: the backup key only writes, and list reads"), (
+            listing.stderr
+        )
+
+        made = service.backup_script("now")
+
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert "write-only key: checked before the upload, kept by the bucket" in made.stdout
+        [stored] = store.reader.list_objects_v2(Bucket=store.bucket)["Contents"]
+        body = store.reader.get_object(Bucket=store.bucket, Key=stored["Key"])["Body"].read()
+        assert dump_of(body, backup_key).startswith(b"PGDMP")
+
+        # A restore brings a key that reads, for itself only.
+        reading_key = "\n".join(store.reading_key) + "\n"
+        listed = service.backup_script("list", "--s3-key-stdin", stdin=reading_key)
+        service.sql("DROP TABLE notes")
+        restored = service.backup_script(
+            "restore", "--s3-key-stdin", "--private-key-stdin", "--passphrase-stdin",
+            stdin=f"{reading_key}{backup_key.private}{backup_key.passphrase}\n",
+        )  # fmt: skip
+    assert listed.returncode == 0 and listed.stdout.split() == [stored["Key"].rsplit("/", 1)[-1]], listed.stderr
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert read_rows(service) == ROWS
 
 
 @pytest.mark.parametrize(

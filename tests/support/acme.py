@@ -19,7 +19,6 @@ import http.client
 import http.server
 import json
 import os
-import socket
 import ssl
 import subprocess
 import threading
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.support.docker import docker, free_loopback_port
+from tests.support.docker import docker, free_loopback_port, loopback_listens
 from tests.support.hosts import HostBed, TestHost
 from tests.support.images import KAMAL_PROXY
 from tests.support.polling import wait_for
@@ -192,7 +191,8 @@ class AcmeBed:
                 # No random sleeps before validating, no random refusals of a nonce: the tests wait for neither.
                 extra_env={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
             ))  # fmt: skip
-            wait_for("pebble-challtestsrv answering", lambda: dns.poll() is None and _listens(dns_management_port),
+            wait_for("pebble-challtestsrv answering",
+                     lambda: dns.poll() is None and loopback_listens(dns_management_port),
                      seconds=20, detail=logs)  # fmt: skip
             wait_for("Pebble's directory", lambda: pebble.poll() is None and _answers(pebble_port, "/dir", to_pebble),
                      seconds=20, detail=logs)  # fmt: skip
@@ -248,14 +248,6 @@ def _fetch(port: int, path: str, context: ssl.SSLContext) -> str:
         return body
     finally:
         connection.close()
-
-
-def _listens(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
 
 
 def _answers(port: int, path: str, context: ssl.SSLContext) -> bool:

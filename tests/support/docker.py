@@ -25,6 +25,15 @@ def free_loopback_port() -> int:
         return port
 
 
+def loopback_listens(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port` (a connection only: no request is sent)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def remove_containers(*names: str) -> None:
     if names:
         docker("rm", "-f", *names, check=False)

@@ -213,6 +213,94 @@ def test_a_host_network_backup_reaches_postgres_on_its_loopback_port() -> None:
     assert not any(env.startswith("BACKUP_S3_ENDPOINT=") for env in option(argv, "--env"))
 
 
+# --- Backups to a public key, with a write-only S3 key --------------------------------------------------------
+
+PRIVATE_KEY_BLOCK = (
+    "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlFgEaxNhcBYJKwYBBAHaRw8BAQdA\n-----END PGP PRIVATE KEY BLOCK-----\n"
+)
+
+
+def to_public_key(**s3: Any) -> config.Accessories:
+    return accessories(backup={
+        "public_key": examples.BACKUP_PUBLIC_KEY, "s3": {"bucket": "acme-backups", **s3},
+    })  # fmt: skip
+
+
+@pulumi.runtime.test
+def test_backups_to_a_public_key_mount_it_read_only_and_send_no_passphrase() -> pulumi.Output[None]:
+    deployed = deploy(to_public_key())
+    assert deployed.backup is not None
+    command = deployed.backup.ready
+
+    def check(values: list[Any]) -> None:
+        create, stdin = values
+        argv = script_argv(create, "accessory.sh")
+        [mounted] = option(argv, "--file")
+        path, _, content = mounted.partition("=")
+        assert path == "/quayside/backup-public-key.asc"
+        assert base64.b64decode(content).decode() == examples.BACKUP_PUBLIC_KEY
+        assert "BACKUP_PUBLIC_KEY_FILE=/quayside/backup-public-key.asc" in option(argv, "--env")
+        assert "BACKUP_PASSPHRASE" not in stdin and "BACKUP_S3_WRITE_ONLY=true" not in option(argv, "--env")
+
+    return pulumi.Output.all(command.create, command.stdin).apply(check)
+
+
+def test_a_write_only_key_is_said_to_the_backup_container() -> None:
+    settings = to_public_key(write_only=True)
+    assert settings.backup is not None and settings.postgres is not None
+    argv = container.boot_args("acme", backup.spec("acme", settings.backup, settings.postgres))
+    assert "BACKUP_S3_WRITE_ONLY=true" in option(argv, "--env")
+
+
+def test_with_a_public_key_the_passphrase_is_not_needed() -> None:
+    stack = {**examples.smallest(), "accessories": to_public_key().model_dump(exclude_none=True)}
+    without = config.parse(stack, secrets_set={"ssh_private_key", *SECRETS} - {"backup_passphrase"})
+    assert "backup_passphrase" not in without.secret_names()
+
+
+@pulumi.runtime.test
+def test_with_a_public_key_a_passphrase_still_set_is_sent_for_the_backups_made_before() -> pulumi.Output[None]:
+    stack = {**examples.smallest(), "accessories": to_public_key().model_dump(exclude_none=True)}
+    with_it = config.parse(stack, secrets_set={"ssh_private_key", *SECRETS})
+    assert "backup_passphrase" in with_it.secret_names()
+    host_ready = remote.Command("acme-host-docker", connection=CONNECTION, create="true")
+    deployed = wiring.deploy_accessories(
+        with_it, {config.ONE_SERVER: wiring.Site(CONNECTION, host_ready, None)}, secret
+    )
+    assert deployed.backup is not None
+
+    def check(stdin: str | None) -> None:
+        assert f"BACKUP_PASSPHRASE={PASSPHRASE}\n" in (stdin or "")
+
+    return deployed.backup.ready.stdin.apply(check)
+
+
+@pytest.mark.parametrize(
+    ("public_key", "message"),
+    [
+        (
+            PRIVATE_KEY_BLOCK,
+            "this is a private key, which must never be in the stack: give its public half (gpg --armor --export KEY)",
+        ),
+        ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9", "this is not an ASCII-armored OpenPGP public key"),
+        (
+            "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nbm90IGEga2V5\n-----END PGP PUBLIC KEY BLOCK-----",
+            "this is not an ASCII-armored OpenPGP public key",
+        ),
+    ],
+)
+def test_a_backup_public_key_that_is_none_is_refused_naming_the_key(public_key: str, message: str) -> None:
+    with pytest.raises(config.ConfigError) as raised:
+        parsed({"postgres": {}, "backup": {"public_key": public_key, "s3": {"bucket": "acme-backups"}}})
+    assert str(raised.value).startswith(f"quayside config: accessories.backup.public_key: {message}"), raised.value
+    assert "PRIVATE KEY BLOCK-----\nlFg" not in str(raised.value)
+
+
+def test_keep_days_with_a_write_only_key_is_refused_the_bucket_keeps_the_backups() -> None:
+    with pytest.raises(config.ConfigError, match=r"keep_days: with s3\.write_only quayside deletes no backup"):
+        parsed({"postgres": {}, "backup": {"keep_days": 7, "s3": {"bucket": "acme-backups", "write_only": True}}})
+
+
 def test_a_named_backup_image_is_not_built() -> None:
     deployed = deploy(accessories(backup={"s3": {"bucket": "acme-backups"}, "image": "ghcr.io/acme/backup:1"}))
     assert deployed.backup is not None and deployed.backup.image is None
@@ -373,7 +461,7 @@ def test_the_design_example_parses_with_defaults() -> None:
         ),
         (
             {"postgres": {}, "backup": {"s3": {"bucket": "ab1", "key": "x"}}},
-            "accessories.backup.s3.key: unknown key; allowed: bucket, endpoint, region, prefix",
+            "accessories.backup.s3.key: unknown key; allowed: bucket, endpoint, region, prefix, write_only",
         ),
         (
             {"postgres": {}, "backup": {"schedule": "hourly", "s3": {"bucket": "ab1"}}},

@@ -119,6 +119,34 @@ def test_restore_with_another_passphrase_sends_it_on_stdin_never_on_the_command_
         backup.restore_request("latest", tmp_path / "missing")
 
 
+def test_restore_with_the_private_key_of_the_backups_sends_key_and_passphrase_on_stdin(tmp_path: Path) -> None:
+    key = tmp_path / "backups.asc"
+    key.write_text("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlFgEaxNh\n-----END PGP PRIVATE KEY BLOCK-----\n")
+    passphrase = tmp_path / "key-passphrase"
+    passphrase.write_text("the key's passphrase\n")
+
+    action, stdin = backup.restore_request("latest", passphrase, key)
+
+    assert action == ["restore", "--backup", "latest", "--passphrase-stdin", "--private-key-stdin"]
+    assert stdin == key.read_text() + "the key's passphrase\n"
+    assert backup.restore_request("latest", None, key)[1] == key.read_text()
+    passphrase.write_text("not a key")
+    with pytest.raises(QuaysideError, match=r"^--private-key-file .*: no ASCII-armored private key in it \(write one"):
+        backup.restore_request("latest", None, passphrase)
+
+
+def test_a_reading_s3_key_for_a_write_only_bucket_goes_first_on_stdin(tmp_path: Path) -> None:
+    reading = tmp_path / "reading-key"
+    reading.write_text("AKIAREADER\nreader/secret\n")
+
+    action, stdin = backup.restore_request("latest", None, None, reading)
+
+    assert action == ["restore", "--backup", "latest", "--s3-key-stdin"] and stdin == "AKIAREADER\nreader/secret\n"
+    reading.write_text("AKIAREADER reader/secret\n")
+    with pytest.raises(QuaysideError, match=r"^--s3-key-file .*: give the key's id on the first line and its secret"):
+        backup.restore_request("latest", None, None, reading)
+
+
 # --- details --------------------------------------------------------------------------------------------------
 
 NEVER: Final = "0001-01-01T00:00:00Z"

@@ -356,7 +356,7 @@ def test_audit_merges_every_servers_log_newest_first_each_line_after_its_server(
 
 
 def test_backups_run_on_the_backup_accessorys_server(servers: dict[str, Server]) -> None:
-    assert backup.run_backup(argparse.Namespace(action="list")) == 0
+    assert backup.run_backup(argparse.Namespace(action="list", s3_key_file=None)) == 0
 
     assert [len(servers[name].commands) for name in ADDRESSES] == [0, 0, 1]
     assert "backup.sh list --service acme" in servers["db"].commands[0]

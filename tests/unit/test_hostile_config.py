@@ -19,6 +19,7 @@ from tests.unit.test_config import SECRETS, Mutation, set_in, several
 ROOT: Final = Path(__file__).resolve().parents[2]
 HARDENING_DOC: Final = ROOT / "docs" / "hardening.md"
 AGENT: Final = ROOT / "components" / "scripts" / "backup-agent.sh"
+PRIVATE_KEY_BLOCK: Final = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlFgEaxNh\n-----END PGP PRIVATE KEY BLOCK-----\n"
 PROMPT_OR_STDIN = '(it prompts; or printf %s "$VALUE" | pulumi config set --secret {0})'
 
 
@@ -64,6 +65,10 @@ CASES: Final = [
          env("web", clear={"DATABASE_URL": "postgres://acme@db/acme"}),
          "roles.web.env.clear: DATABASE_URL is set by quayside from accessories.postgres: remove it from env.clear "
          "(list it in env.secret to get it)"),
+    Case("A", "accessories.backup.public_key: the private key's block (-----BEGIN PGP PRIVATE KEY BLOCK-----...)",
+         set_in("accessories.backup.public_key", PRIVATE_KEY_BLOCK),
+         "accessories.backup.public_key: this is a private key, which must never be in the stack: give its public "
+         "half (gpg --armor --export KEY)"),
     Case("B", "roles.web.image: '--privileged:1'", set_in("roles.web.image", "--privileged:1"),
          "roles.web.image: '--privileged:1' is not an image reference like registry/repo:tag or repo@sha256:<64 hex>"),
     Case("B", "roles.web.image: '-H.evil:1/web:1'", set_in("roles.web.image", "-H.evil:1/web:1"),
@@ -90,6 +95,11 @@ CASES: Final = [
          "November; choose days every month has (1-28), or other months"),
     Case("C", "accessories.backup.schedule: '0 3 * * 5-1'", set_in("accessories.backup.schedule", "0 3 * * 5-1"),
          "accessories.backup.schedule: '0 3 * * 5-1': the day of week range 5-1 runs backwards: write 1-5"),
+    Case("C", "accessories.backup.keep_days: 7 with accessories.backup.s3.write_only: true",
+         lambda stack: [set_in("accessories.backup.keep_days", 7)(stack),
+                        set_in("accessories.backup.s3.write_only", True)(stack)],
+         "accessories.backup: keep_days: with s3.write_only quayside deletes no backup (the key cannot): expire them "
+         "with the bucket's lifecycle rule and remove keep_days"),
     Case("C", "roles.web.deploy_timeout: 2000m", set_in("roles.web.deploy_timeout", "2000m"),
          "roles.web.deploy_timeout: 2000m is longer than 60m, the most a deploy step waits: shorten it"),
     Case("C", "roles.web.drain_timeout: 999999999s", set_in("roles.web.drain_timeout", "999999999s"),
@@ -218,6 +228,21 @@ def test_a_secret_no_key_names_any_more_is_refused_saying_how_to_remove_it() -> 
     assert str(raised.value) == (
         "quayside config: WEB_PEM is a secret no key of the stack names: remove it (pulumi config rm WEB_PEM), or "
         "name it where it is meant to be read"
+    )
+
+
+def test_the_passphrase_of_backups_made_before_a_public_key_may_stay_set() -> None:
+    stack = examples.saas()
+    stack["accessories"]["backup"]["public_key"] = examples.BACKUP_PUBLIC_KEY
+    values = pulumi_values(stack)
+
+    loaded = config.load(values, secret_keys={f"quayside:{name}" for name in SECRETS} | {"quayside:postgres_password"})
+
+    assert "backup_passphrase" in loaded.secret_names()
+    without = {key: value for key, value in values.items() if key != "quayside:backup_passphrase"}
+    assert (
+        "backup_passphrase"
+        not in config.load(without, secret_keys={f"quayside:{name}" for name in SECRETS}).secret_names()
     )
 
 
