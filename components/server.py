@@ -24,7 +24,8 @@ else:
     hcloud = lazy_module("pulumi_hcloud")  # only a Hetzner server needs it
 
 # A host key pair made on the deploying machine for a new server: its private half reaches the server only in
-# cloud-init's user data, so even the first connection verifies whom it talks to.
+# cloud-init's user data, so even the first connection verifies whom it talks to. That connection has the server
+# replace it (host-key.sh): Hetzner keeps the user data.
 HOST_KEYGEN: Final = shlex.join([
     "sh", "-c",
     'd=$(mktemp -d) && trap \'rm -rf "$d"\' EXIT && ssh-keygen -q -t ed25519 -N "" -C quayside-host -f "$d/key"'
@@ -45,6 +46,19 @@ def cloud_init(host_private_key: str, host_public_key: str) -> str:
         "ssh_keys": {"ed25519_private": host_private_key, "ed25519_public": host_public_key},
     }
     return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False)
+
+
+def host_key_args(user_data_key: str) -> list[str]:
+    return steps.HOST_KEY.argv(was=user_data_key)
+
+
+def served_host_key(rotation_stdout: str | None) -> str:
+    """The host key host-key.sh says the server serves (its last line): an empty answer pins nothing, and
+    pulumi-command would then accept any host key, so it fails the run instead."""
+    lines = (rotation_stdout or "").strip().splitlines()
+    if not lines:
+        raise ValueError("host-key.sh printed no host key: the server's host key is unknown, so nothing connects")
+    return config.public_key(lines[-1])
 
 
 def split_key_pair(keygen_output: str) -> tuple[str, str]:
@@ -175,6 +189,7 @@ class HetznerServerArgs:
 
 # The volume's mount step: up to 120 s for the device to appear once Hetzner attaches it, then the mount itself.
 VOLUME_SECONDS: Final = 300
+HOST_KEY_SECONDS: Final = 60
 # How long volume.sh waits for the attached volume's device to appear.
 VOLUME_DEVICE_WAIT_SECONDS: Final = 120
 # Where a mounted volume is remembered across reboots (tests name a file of their own).
@@ -220,10 +235,11 @@ def private_key_naming(private_key: str, server_id: str) -> str:
 
 
 class HetznerServer(pulumi.ComponentResource):
-    """A Hetzner Cloud server with our SSH key for root, a host key of ours, a firewall open on 22 and its proxy's. The
-    bootstrap (as root, `bootstrap_connection`) makes it ready; deploys connect as `user`. User data and SSH keys
-    are ignored after creation: changing them never replaces it, and the preview warns that they were ignored.
-    Optionally a primary IPv4 and a data volume that outlive the server."""
+    """A Hetzner Cloud server with our SSH key for root, a host key of ours replaced by one of its own at the first
+    connection, a firewall open on 22 and its proxy's. The bootstrap (as root, `bootstrap_connection`) makes it
+    ready; deploys connect as `user`. User data and SSH keys are ignored after creation: changing them never
+    replaces it, and the preview warns that they were ignored. Optionally a primary IPv4 and a data volume that
+    outlive the server."""
 
     connection: remote.ConnectionArgs
     bootstrap_connection: remote.ConnectionArgs
@@ -233,6 +249,7 @@ class HetznerServer(pulumi.ComponentResource):
     machine: hcloud.Server
     firewall: hcloud.Firewall
     host_key: pulumi.Output[str]
+    host_key_rotation: remote.Command
     primary_ip: hcloud.PrimaryIp | None = None
     volume: hcloud.Volume | None = None
     # The steps that must run before anything else of the service reaches the server (the volume's mount).
@@ -252,8 +269,7 @@ class HetznerServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdout"]),
         )
         halves: pulumi.Output[tuple[str, str]] = key_pair.stdout.apply(split_key_pair)
-        # The public half is no secret: plain in the outputs, so the quayside command can pin it.
-        self.host_key = pulumi.Output.unsecret(halves.apply(lambda pair: config.public_key(pair[1])))
+        user_data_key = pulumi.Output.unsecret(halves.apply(lambda pair: config.public_key(pair[1])))
         user_data: pulumi.Output[str] = halves.apply(lambda pair: cloud_init(*pair))
         secret_user_data: pulumi.Output[str] = pulumi.Output.secret(user_data)
         labels = {"quayside-service": args.service}
@@ -309,6 +325,9 @@ class HetznerServer(pulumi.ComponentResource):
             private_key = pulumi.Output.all(args.private_key, self.machine.id).apply(
                 lambda values: private_key_naming(values[0], values[1])
             )
+        self.host_key_rotation = self._rotate_host_key(name, private_key, user_data_key)
+        # Plain, as the public key it is, so the quayside command can pin it.
+        self.host_key = pulumi.Output.unsecret(self.host_key_rotation.stdout.apply(served_host_key))
         self.connection = connection(self.host, self.port, self.user, private_key, self.host_key)
         self.bootstrap_connection = connection(
             self.host, self.port, defaults.BOOTSTRAP_USER, private_key, self.host_key
@@ -320,6 +339,24 @@ class HetznerServer(pulumi.ComponentResource):
             self.volume = self._add_volume(name, args.service, own, server.volume)
             self.ready.append(self._mount_volume(name, args.service, self.volume, self.bootstrap_connection))
         self.register_outputs({"host": self.host, "host_key": self.host_key})
+
+    def _rotate_host_key(
+        self, name: str, private_key: pulumi.Input[str], user_data_key: pulumi.Output[str]
+    ) -> remote.Command:
+        """The step whose stdout is the host key every later connection pins: one the server made itself, over the
+        first connection, which verifies the key from the user data (Hetzner keeps user data, and serves it to the
+        server's processes)."""
+        return remote.Command(
+            f"{name}-host-key-rotation",
+            connection=connection(self.host, self.port, defaults.BOOTSTRAP_USER, private_key, user_data_key),
+            create=user_data_key.apply(
+                lambda key: commands.piped_script(host_key_args(key), timeout_seconds=HOST_KEY_SECONDS)
+            ),
+            stdin=commands.script_text(steps.HOST_KEY.name),
+            triggers=[self.machine.id],  # once per server: a new one comes with a new key in its user data
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _record_made_with(self, name: str, user_data: pulumi.Output[str], ssh_public_key: str) -> local.Command:
         """Digests of the user data and SSH key the server was made with, kept in state beside it (ignored

@@ -322,6 +322,7 @@ BOOTSTRAP: Final = Script(
 VOLUME: Final = Script(
     "volume.sh", (_required("device"), _required("mount-point"), _required("wait"), _required("fstab"))
 )
+HOST_KEY: Final = Script("host-key.sh", (_required("was"),))
 IMAGE_RECEIVE: Final = Script("image-receive.sh", (SERVICE, _required("image-id"), _required("tag")))
 BACKUP: Final = Script(
     "backup.sh",
@@ -369,7 +370,7 @@ SCRIPTS: Final = {
     script.name: script
     for script in (
         SWAP, RETIRE, MIGRATE, ACCESSORY, PROXY, TLS_CERTIFICATE, BALANCER, HOST, HOST_REMOVE, REGISTRY_LOGIN,
-        BOOTSTRAP, VOLUME, IMAGE_RECEIVE, BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT, LIVE,
+        BOOTSTRAP, VOLUME, HOST_KEY, IMAGE_RECEIVE, BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT, LIVE,
     )
 }  # fmt: skip
 

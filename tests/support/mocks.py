@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,10 +14,14 @@ from pulumi.runtime.mocks import MockMonitor
 
 
 def echoed(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
-    """A local `echo WORD` command's stdout, as it would run (the stack's identity is one)."""
+    """A local `echo WORD` command's stdout, as it would run (the stack's identity is one); host-key.sh's, as on a
+    server whose host key was replaced already (the key it was given)."""
     create = str(args.inputs.get("create", ""))
     if args.typ == "command:local:Command" and create.startswith("echo "):
         return {"stdout": create.removeprefix("echo ") + "\n"}
+    if args.typ == "command:remote:Command" and args.name.endswith("-host-key-rotation"):
+        words = shlex.split(create)
+        return {"stdout": words[words.index("--was") + 1] + "\n"}
     return {}
 
 

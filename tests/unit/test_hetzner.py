@@ -23,6 +23,8 @@ from tests.support.commands import is_secret
 from tests.support.mocks import EngineLog, echoed
 
 HOST_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
+# The key the server made itself when the first connection asked (host-key.sh).
+SERVED_HOST_KEY: Final = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ7SbN0QxV8Xh3mGtWfXy2pQe5Lr1Kc4dZa9uVb6Ho2s"
 HOST_PRIVATE_KEY: Final = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 )
@@ -57,6 +59,8 @@ class Mocks(pulumi.runtime.Mocks):
         if args.typ == "command:local:Command" and "ssh-keygen" in args.inputs.get("create", ""):
             # Secret, as the engine makes it (additional_secret_outputs): it holds the private half.
             outputs["stdout"] = {SECRET_SIG_KEY: SECRET_SIG, "value": f"{HOST_PRIVATE_KEY}{HOST_KEY} quayside-host\n"}
+        if args.name.endswith("-host-key-rotation"):
+            outputs["stdout"] = f"{SERVED_HOST_KEY}\n"
         if args.name.endswith("-made-with") and self.made_with is not None:
             outputs["triggers"] = self.made_with
         # Numeric ids, as Hetzner's: firewall and server ids are passed on as integers.
@@ -154,12 +158,41 @@ def test_the_host_key_output_is_plain_so_the_quayside_command_reads_it_and_the_p
 
     def check(values: list[Any]) -> None:
         key, key_is_secret, user_data_is_secret = values
-        assert key == HOST_KEY and not key_is_secret
+        assert key == SERVED_HOST_KEY and not key_is_secret
         assert user_data_is_secret
 
     return pulumi.Output.all(ssh["host_key"], is_secret(ssh["host_key"]), is_secret(made.machine.user_data)).apply(
         check
     )
+
+
+@pulumi.runtime.test
+def test_the_first_connection_verifies_the_user_data_key_and_every_later_one_the_key_the_server_made() -> pulumi.Output[
+    None
+]:
+    _, made = hetzner(stack_config(volume={"size_gb": 50}))
+    rotation = made.host_key_rotation
+
+    def check(values: list[Any]) -> None:
+        first, create, stdin, triggers, later, bootstrap, mounted = values
+        assert (first["user"], first["host_key"]) == ("root", HOST_KEY)
+        assert shlex.split(create)[-2:] == ["--was", HOST_KEY] and "bash -s --" in create
+        assert stdin == (remote.SCRIPTS_DIR / "host-key.sh").read_text()
+        assert triggers == [SERVER_ID]
+        assert later == bootstrap == mounted["host_key"] == SERVED_HOST_KEY
+
+    [mount] = made.ready
+    assert isinstance(mount, command_remote.Command)
+    return pulumi.Output.all(
+        rotation.connection, rotation.create, rotation.stdin, rotation.triggers, made.connection.host_key,
+        made.bootstrap_connection.host_key, mount.connection,
+    ).apply(check)  # fmt: skip
+
+
+def test_a_rotation_that_printed_no_key_pins_nothing_and_fails() -> None:
+    with pytest.raises(ValueError, match=r"host-key\.sh printed no host key"):
+        server.served_host_key("\n")
+    assert server.served_host_key(f"{SERVED_HOST_KEY}\n") == SERVED_HOST_KEY
 
 
 # --- the data volume -------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from components.load_balancer import BalancedRole, route_args
 from components.proxy import boot_args, remove_args
 from components.remote import SCRIPTS_DIR
 from components.role import certificate_args, migrate_args, retire_args
-from components.server import volume_mount_args
+from components.server import host_key_args, volume_mount_args
 from components.swap_command import swap_args
 from quayside_cli.commands.exec_ import exec_args
 from quayside_cli.commands.maintenance import maintenance_args
@@ -98,6 +98,7 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
         bootstrap_args("acme", "deploy", config.Bootstrap(unattended_upgrades=False), install_docker=False)
     ],
     "volume.sh": [volume_mount_args("/dev/disk/by-id/scsi-0HC_Volume_1", "acme")],
+    "host-key.sh": [host_key_args("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0")],
     "image-receive.sh": [
         steps.IMAGE_RECEIVE.argv(service="acme", image_id="sha256:" + "b" * 64, tag="web:bbbbbbbbbbbb")
     ],
