@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bootstrap: make a Debian server ready for deploys by a non-root user, as root, before anything else runs on it:
 # cloud-init finished, a swap file, Docker (Debian's docker.io) with log rotation, the deploy user in the docker
-# group with root's SSH keys, password SSH off, unattended security upgrades, and the service's directory owned
-# by the deploy user. Every step checks first and says what it changed; a second run changes nothing and says so.
+# group with root's SSH keys, password SSH off, unattended security upgrades, the containers' firewall
+# (container-firewall.sh), and the service's directory owned by the deploy user. Every step checks first and says what it changed; a second run changes nothing and says so.
 #
 #   bootstrap.sh --service S --deploy-user U --swap-mb N [--no-unattended-upgrades] [--no-install-docker]
 #   (components/steps.py BOOTSTRAP)
@@ -13,6 +13,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 readonly SWAP_FILE=/swapfile
 readonly SSHD_DROP_IN=/etc/ssh/sshd_config.d/10-quayside.conf
 readonly AUTO_UPGRADES=/etc/apt/apt.conf.d/20auto-upgrades
+# Root's own copy: the service's scripts belong to the deploy user, and systemd runs this as root.
+readonly FIREWALL=/usr/local/lib/quayside/container-firewall.sh
+readonly FIREWALL_DROP_IN=/etc/systemd/system/docker.service.d/quayside-container-firewall.conf
 service='' deploy_user='' swap_mb='' upgrades=yes install=yes
 
 parse_options() {
@@ -152,12 +155,39 @@ ensure_service_dir() {
   done
 }
 
+firewall_drop_in() {
+  printf '%s\n' \
+    '# quayside (bootstrap.sh): the containers'"'"' firewall, after every start of the engine.' \
+    '[Service]' \
+    "ExecStartPost=$FIREWALL"
+}
+
+ensure_container_firewall() {
+  local shipped added line
+  shipped="$(dirname "${BASH_SOURCE[0]}")/container-firewall.sh"
+  if ! cmp -s "$shipped" "$FIREWALL"; then
+    install -D -o root -g root -m 0755 "$shipped" "$FIREWALL"
+    changed "installed $FIREWALL"
+  fi
+  if has_systemd && [[ $(cat "$FIREWALL_DROP_IN" 2>/dev/null) != "$(firewall_drop_in)" ]]; then
+    mkdir -p "${FIREWALL_DROP_IN%/*}"
+    firewall_drop_in >"$FIREWALL_DROP_IN"
+    systemctl daemon-reload
+    changed "the engine runs $FIREWALL at every start ($FIREWALL_DROP_IN)"
+  fi
+  added=$("$FIREWALL") || die "$FIREWALL failed (above)"
+  while IFS= read -r line; do
+    [[ -z $line ]] || changed "${line#container-firewall: }"
+  done <<<"$added"
+}
+
 main() {
   parse_options "$@"
   wait_for_cloud_init
   ensure_swap
   ensure_docker "$install"
   ensure_unattended_upgrades
+  ensure_container_firewall
   ensure_deploy_user
   ensure_sshd_keys_only
   ensure_service_dir

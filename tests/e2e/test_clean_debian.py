@@ -5,7 +5,11 @@ again over SSH, as a later `pulumi up` with changed settings would run it, and c
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +18,16 @@ from pulumi import automation as auto
 from components import config
 from components import remote as commands
 from components.bootstrap import bootstrap_args
-from tests.support.clean_debian import CleanDebianServer, clean_debian_server
+from tests.support import images
+from tests.support.clean_debian import CleanDebianServer, clean_debian_server, free_port
+from tests.support.docker import docker, listens
+from tests.support.polling import wait_for
 from tests.support.pulumi_engine import QuaysideProject
 from tests.support.stacks import registry_image, unique_service
 from tests.support.testbed import registry_address
 
 DEPLOY_USER = "deploy"
+METADATA = "169.254.169.254"
 SWAP_MB = 64
 # What a run that changes nothing must leave as it was.
 FINGERPRINT = (
@@ -58,6 +66,47 @@ def command_output(stack: auto.Stack, name: str) -> str:
     return stdout
 
 
+@contextlib.contextmanager
+def metadata_stand_in(server: CleanDebianServer) -> Iterator[int]:
+    """The cloud's metadata address (169.254.169.254) answering on the server's network, outside the server, as on a
+    cloud: on this machine's side of the server's network, for the test's own time. Yields its port."""
+    network_id = docker("network", "inspect", "--format", "{{.Id}}", server.container)
+    bridge = f"br-{network_id[:12]}"
+    subprocess.run(["ip", "address", "add", f"{METADATA}/32", "dev", bridge], check=True)
+    port = free_port(range(8310, 8399))
+    answer = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", METADATA, str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for("the metadata stand-in answering", lambda: listens(port, METADATA), seconds=20)
+        yield port
+    finally:
+        answer.terminate()
+        answer.wait(timeout=10)
+        subprocess.run(["ip", "address", "del", f"{METADATA}/32", "dev", bridge], check=False)
+
+
+def neighbour_reaches(server: CleanDebianServer, service: str, target: str) -> bool:
+    """Whether another host on the server's network, routing the service network's addresses through the server,
+    connects to `target`:80, a container's address there."""
+    subnet = server.run(
+        "root", f"docker network inspect -f '{{{{(index .IPAM.Config 0).Subnet}}}}' {service}"
+    ).stdout.strip()
+    server_ip = docker(
+        "inspect", "-f", f"{{{{(index .NetworkSettings.Networks \"{server.container}\").IPAddress}}}}",
+        server.container,
+    )  # fmt: skip
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--network", server.container, "--cap-add", "NET_ADMIN", "--entrypoint", "bash",
+         images.CLEAN_DEBIAN, "-c",
+         f"ip route add {subnet} via {server_ip} && timeout 5 bash -c 'exec 3<>/dev/tcp/{target}/80'"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "RTNETLINK" not in done.stderr, done.stderr
+    return done.returncode == 0
+
+
 def get(port: int, host: str) -> tuple[int, str]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -82,6 +131,9 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
         for change in (
             f"made /swapfile ({SWAP_MB} MiB)", "wrote /etc/docker/daemon.json", "installed docker.io",
             "installed unattended-upgrades", f"created user {DEPLOY_USER} (group docker, no password)",
+            "installed /usr/local/lib/quayside/container-firewall.sh",
+            "containers reach no metadata service, and no neighbour reaches them but through a published port",
+            "no neighbour reaches a port published on 127.0.0.1",
             "password SSH off", f"/var/lib/quayside belongs to {DEPLOY_USER}",
             f"/var/lib/quayside/{service} belongs to {DEPLOY_USER}",
         ):  # fmt: skip
@@ -134,6 +186,31 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
             "stat -c %s /swapfile; swaplabel /swapfile >/dev/null && echo swap; grep -c '^/swapfile ' /etc/fstab",
         )
         assert swap.stdout.split() == [str(SWAP_MB * 1024 * 1024), "swap", "1"], swap
+
+        # The containers' firewall: no metadata service for them, no way in for a neighbour but a published port.
+        app = registry_image("v1")
+        address = f'{{{{(index .NetworkSettings.Networks "{service}").IPAddress}}}}'
+        target = server.run(
+            "root", f"docker inspect -f '{address}' $(docker run -d -p 127.0.0.1:8999:80 --network {service} {app})"
+        ).stdout.strip()
+        with metadata_stand_in(server) as port:
+
+            def container_reaches_metadata() -> bool:
+                reached = server.run("root", f"docker run --rm --network {service} {app} nc -w 3 {METADATA} {port}")
+                return reached.returncode == 0
+
+            from_the_server = server.run("root", f"exec 3<>/dev/tcp/{METADATA}/{port}", timeout=30)
+            assert from_the_server.returncode == 0, from_the_server.stderr
+            assert not container_reaches_metadata()
+            assert not neighbour_reaches(server, service, target), "a neighbour reached a port on 127.0.0.1 only"
+            # The checks' teeth: without the firewall's chain, both get through.
+            server.run("root", "iptables -D DOCKER-USER -j QUAYSIDE-CONTAINERS")
+            assert container_reaches_metadata() and neighbour_reaches(server, service, target)
+            restored = server.run("root", "/usr/local/lib/quayside/container-firewall.sh")
+            assert restored.stdout.startswith("container-firewall: containers reach no metadata"), restored
+            assert not container_reaches_metadata() and not neighbour_reaches(server, service, target)
+        # A packet for 127.0.0.0/8 from another interface is dropped before Docker's DNAT could take it.
+        assert server.run("root", "iptables -t raw -C PREROUTING ! -i lo -d 127.0.0.0/8 -j DROP").returncode == 0
 
         # Connections verified the host key cloud-init installed from the user data: the server's only one.
         keys = server.run("root", "cat /etc/ssh/ssh_host_*_key.pub")

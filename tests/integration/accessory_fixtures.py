@@ -26,7 +26,7 @@ from components import steps
 from components.accessories import backup, container, postgres, vector
 from components.config import Backup, Postgres, Vector
 from tests.support import images
-from tests.support.docker import docker, free_loopback_port, loopback_listens, unique_name
+from tests.support.docker import docker, free_loopback_port, listens, unique_name
 from tests.support.remote import REMOTE_ROOT, install_scripts, run_script
 from tests.support.testbed import TestServer
 
@@ -133,7 +133,7 @@ def running_write_only_bucket() -> Iterator[WriteOnlyBucket]:
     try:
         endpoint = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
-        while not loopback_listens(port):  # a connection only: every HTTP request counts against SETUP_REQUESTS
+        while not listens(port):  # a connection only: every HTTP request counts against SETUP_REQUESTS
             assert process.poll() is None, "moto_server exited: pip install -r requirements-dev.txt"
             assert time.monotonic() < deadline, "moto_server did not listen within 30 s"
             time.sleep(0.2)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.support.docker import docker, free_loopback_port, loopback_listens
+from tests.support.docker import docker, free_loopback_port, listens
 from tests.support.hosts import HostBed, TestHost
 from tests.support.images import KAMAL_PROXY
 from tests.support.polling import wait_for
@@ -192,7 +192,7 @@ class AcmeBed:
                 extra_env={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
             ))  # fmt: skip
             wait_for("pebble-challtestsrv answering",
-                     lambda: dns.poll() is None and loopback_listens(dns_management_port),
+                     lambda: dns.poll() is None and listens(dns_management_port),
                      seconds=20, detail=logs)  # fmt: skip
             wait_for("Pebble's directory", lambda: pebble.poll() is None and _answers(pebble_port, "/dir", to_pebble),
                      seconds=20, detail=logs)  # fmt: skip

@@ -25,10 +25,10 @@ def free_loopback_port() -> int:
         return port
 
 
-def loopback_listens(port: int) -> bool:
-    """Whether something accepts connections on 127.0.0.1:`port` (a connection only: no request is sent)."""
+def listens(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on `host`:`port` (a connection only: no request is sent)."""
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        socket.create_connection((host, port), timeout=1).close()
     except OSError:
         return False
     return True

@@ -28,6 +28,7 @@ NOT_STEPS: Final = {
     "lib.sh": "helpers every step sources",
     "ops-lib.sh": "helpers the `quayside` command's steps source",
     "backup-agent.sh": "runs inside the backup container, called by backup.sh and the container's command",
+    "container-firewall.sh": "root's copy runs at every start of the engine (systemd), installed by bootstrap.sh",
 }
 
 WEB = config.Role.model_validate({
