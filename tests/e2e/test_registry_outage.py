@@ -1,11 +1,14 @@
 """A registry that stops answering between the plan and the pull, through `pulumi up` of quayside's program with load
 on the role: the new version's image is pinned by digest (so the plan reads nothing from the registry) and lives in
-a registry of the test's own, which is stopped before the `up`. The swap fails in one line naming the registry, the
-old version serves on, and once the registry is back the next `up` deploys the version."""
+a registry of the test's own, which is stopped before the `up`, or frozen (SIGSTOP: it still takes connections and
+answers none). The swap fails in one line naming the registry, the old version serves on, and once the registry is
+back the next `up` deploys the version."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -39,6 +42,14 @@ class Registry:
             self.process.wait(timeout=30)
             self.process = None
 
+    def freeze(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def answers(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=2):
@@ -70,6 +81,8 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     try:
         yield found
     finally:
+        if found.process is not None:
+            found.thaw()
         found.stop()
 
 
@@ -92,5 +105,29 @@ def test_a_registry_gone_before_the_pull_fails_the_swap_naming_it_and_the_next_u
     print(f"web's image from a stopped registry: {report.tally()}")
 
     registry.start()
+    assert demo.up().summary.result == "succeeded"
+    assert demo.get("web")[1].split()[0] == "v2"
+
+
+def test_a_registry_that_stops_answering_fails_the_swap_naming_it_and_the_next_up_converges(
+    demo: DemoStack, registry: Registry, server_hostname: str
+) -> None:
+    image = registry.push(APP)
+    demo.roles["web"]["image"] = image
+    registry.freeze()
+
+    started = time.monotonic()
+    message, report = demo.failed_up_under_load("web")
+    seconds = time.monotonic() - started
+
+    assert (
+        f"swap failed: role web on {server_hostname}: could not pull {image} from the registry {registry.address}: "
+    ) in message, message
+    assert "deadline exceeded" in message or "timeout" in message, message
+    assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
+    assert container_states(demo.service, "web") == {container_name(demo.service, "web", "v1"): "running"}
+    print(f"web's image from a frozen registry: failed after {seconds:.0f} s; {report.tally()}")
+
+    registry.thaw()
     assert demo.up().summary.result == "succeeded"
     assert demo.get("web")[1].split()[0] == "v2"
