@@ -38,6 +38,8 @@ MANIFEST_TYPES: Final = (
     "application/vnd.oci.image.manifest.v1+json",
 )
 LOOKUP_TIMEOUT_SECONDS: Final = 15
+# Registry lookups in flight at once, at most (one per distinct tag).
+LOOKUPS_AT_ONCE: Final = 8
 
 # Reads the digest (`sha256:<64 hex>`) a `repo:tag` reference names now; raises RegistryError.
 DigestReader = Callable[[str], str]
@@ -99,20 +101,34 @@ def pinned(ref: str, read_digest: DigestReader) -> str:
 
 def pin_roles(roles: Mapping[str, config.Role], read_digest: DigestReader) -> dict[str, str]:
     """Each role given an image reference → that reference pinned by digest; roles built from a context are not here.
-    Each tag is looked up once per run, however many roles deploy it."""
-    seen: dict[str, str] = {}
+    Each tag is looked up once per run, however many roles deploy it, and the distinct tags at once: each lookup is
+    a round trip or two to its registry, and on a stack of many images the waits overlap. A failure names the first
+    role, in the stack's order, whose tag failed."""
+    refs = {name: role.image.ref for name, role in roles.items() if role.image.ref is not None}
+    found = _look_up_at_once(list(dict.fromkeys(refs.values())), read_digest)
     pins: dict[str, str] = {}
-    for name, role in roles.items():
-        ref = role.image.ref
-        if ref is None:
-            continue
-        if ref not in seen:
-            try:
-                seen[ref] = pinned(ref, read_digest)
-            except RegistryError as error:
-                raise PinError(f"quayside: roles.{name}.image: {error}") from None
-        pins[name] = seen[ref]
+    for name, ref in refs.items():
+        pin = found[ref]
+        if isinstance(pin, RegistryError):
+            raise PinError(f"quayside: roles.{name}.image: {pin}")
+        pins[name] = pin
     return pins
+
+
+def _look_up_at_once(refs: list[str], read_digest: DigestReader) -> dict[str, str | RegistryError]:
+    def look_up(ref: str) -> str | RegistryError:
+        try:
+            return pinned(ref, read_digest)
+        except RegistryError as error:
+            return error
+
+    if len(refs) <= 1:
+        return {ref: look_up(ref) for ref in refs}
+    # Only a stack of several tags pays for the import and the threads.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(LOOKUPS_AT_ONCE, len(refs))) as pool:
+        return dict(zip(refs, pool.map(look_up, refs), strict=True))
 
 
 @dataclass(frozen=True)

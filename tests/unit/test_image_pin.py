@@ -81,6 +81,25 @@ def test_pinning_looks_each_tag_up_once_and_leaves_digests_and_builds_alone() ->
     assert asked == ["ghcr.io/acme/app:1.4"]
 
 
+def test_distinct_tags_are_looked_up_at_once_and_a_failure_names_the_first_role_in_order() -> None:
+    both_asking = threading.Barrier(2, timeout=10)  # broken unless the two lookups are in flight together
+
+    def read_digest(ref: str) -> str:
+        both_asking.wait()
+        if ref.endswith(":broken"):
+            raise image_pin.RegistryError(f"cannot read the digest of {ref}")
+        return DIGEST
+
+    pins = image_pin.pin_roles({"web": role("ghcr.io/acme/web:1"), "api": role("ghcr.io/acme/api:1")}, read_digest)
+
+    assert pins == {"web": f"ghcr.io/acme/web:1@{DIGEST}", "api": f"ghcr.io/acme/api:1@{DIGEST}"}
+    both_asking.reset()
+    roles = {"web": role("ghcr.io/acme/web:1"), "api": role("ghcr.io/acme/api:broken"),
+             "worker": role("ghcr.io/acme/api:broken")}  # fmt: skip
+    with pytest.raises(image_pin.PinError, match=r"^quayside: roles\.api\.image: cannot read the digest of "):
+        image_pin.pin_roles(roles, read_digest)
+
+
 def test_a_registry_that_fails_names_the_role_the_image_and_the_registry_in_one_line() -> None:
     roles = {"web": role("127.0.0.1:9/acme/web:1.4")}
 
