@@ -13,8 +13,8 @@
 #       stdin, in this order: an S3 key that reads (its id's line, then its secret's) instead of the configured
 #       one; the armored private key the backup was encrypted to, then the line of its passphrase if it has one;
 #       or only the passphrase the backup was made with, when it is not the configured one
-#   backup-agent.sh list [--s3-key-stdin]
-#   backup-agent.sh list | prune
+#   backup-agent.sh list [--s3-key-stdin]      the backups in the bucket, oldest first
+#   backup-agent.sh prune
 #   backup-agent.sh verify NAME|latest       download, decrypt and list the dump's contents
 #   backup-agent.sh due SPEC "MIN HOUR DAY MONTH WEEKDAY"   exit 0 when SPEC (cron or @hourly/@daily) matches
 #
