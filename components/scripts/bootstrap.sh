@@ -2,7 +2,8 @@
 # bootstrap: make a Debian server ready for deploys by a non-root user, as root, before anything else runs on it:
 # cloud-init finished, a swap file, Docker (Debian's docker.io) with log rotation, the deploy user in the docker
 # group with root's SSH keys, password SSH off, unattended security upgrades, the containers' firewall
-# (container-firewall.sh), and the service's directory owned by the deploy user. Every step checks first and says what it changed; a second run changes nothing and says so.
+# (container-firewall.sh), and the service's directory owned by the deploy user. Every step checks first and says
+# what it changed; a second run changes nothing and says so.
 #
 #   bootstrap.sh --service S --deploy-user U --swap-mb N [--no-unattended-upgrades] [--no-install-docker]
 #   (components/steps.py BOOTSTRAP)
