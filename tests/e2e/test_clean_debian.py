@@ -10,6 +10,7 @@ import http.client
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,24 +88,33 @@ def metadata_stand_in(server: CleanDebianServer) -> Iterator[int]:
         subprocess.run(["ip", "address", "del", f"{METADATA}/32", "dev", bridge], check=False)
 
 
-def neighbour_reaches(server: CleanDebianServer, service: str, target: str) -> bool:
-    """Whether another host on the server's network, routing the service network's addresses through the server,
-    connects to `target`:80, a container's address there."""
-    subnet = server.run(
-        "root", f"docker network inspect -f '{{{{(index .IPAM.Config 0).Subnet}}}}' {service}"
-    ).stdout.strip()
-    server_ip = docker(
-        "inspect", "-f", f"{{{{(index .NetworkSettings.Networks \"{server.container}\").IPAddress}}}}",
-        server.container,
-    )  # fmt: skip
-    done = subprocess.run(
-        ["docker", "run", "--rm", "--network", server.container, "--cap-add", "NET_ADMIN", "--entrypoint", "bash",
-         images.CLEAN_DEBIAN, "-c",
-         f"ip route add {subnet} via {server_ip} && timeout 5 bash -c 'exec 3<>/dev/tcp/{target}/80'"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert "RTNETLINK" not in done.stderr, done.stderr
-    return done.returncode == 0
+@dataclass(frozen=True)
+class Neighbour:
+    """Another host on the server's network that routes the service network's addresses through the server."""
+
+    server: CleanDebianServer
+    subnet: str  # the service network's, on the server
+    server_ip: str  # the server's address on its network
+
+    @classmethod
+    def of(cls, server: CleanDebianServer, service: str) -> Neighbour:
+        subnet = server.run("root", f"docker network inspect -f '{{{{(index .IPAM.Config 0).Subnet}}}}' {service}")
+        server_ip = docker(
+            "inspect", "-f", f"{{{{(index .NetworkSettings.Networks \"{server.container}\").IPAddress}}}}",
+            server.container,
+        )  # fmt: skip
+        return cls(server, subnet.stdout.strip(), server_ip)
+
+    def reaches(self, target: str) -> bool:
+        """Whether it connects to `target`:80, a container's address on the service network."""
+        done = subprocess.run(
+            ["docker", "run", "--rm", "--network", self.server.container, "--cap-add", "NET_ADMIN",
+             "--entrypoint", "bash", images.CLEAN_DEBIAN, "-c",
+             f"ip route add {self.subnet} via {self.server_ip} && timeout 5 bash -c 'exec 3<>/dev/tcp/{target}/80'"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert "RTNETLINK" not in done.stderr, done.stderr
+        return done.returncode == 0
 
 
 def get(port: int, host: str) -> tuple[int, str]:
@@ -193,6 +203,7 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
         target = server.run(
             "root", f"docker inspect -f '{address}' $(docker run -d -p 127.0.0.1:8999:80 --network {service} {app})"
         ).stdout.strip()
+        neighbour = Neighbour.of(server, service)
         with metadata_stand_in(server) as port:
 
             def container_reaches_metadata() -> bool:
@@ -202,13 +213,13 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
             from_the_server = server.run("root", f"exec 3<>/dev/tcp/{METADATA}/{port}", timeout=30)
             assert from_the_server.returncode == 0, from_the_server.stderr
             assert not container_reaches_metadata()
-            assert not neighbour_reaches(server, service, target), "a neighbour reached a port on 127.0.0.1 only"
+            assert not neighbour.reaches(target), "a neighbour reached a port on 127.0.0.1 only"
             # The checks' teeth: without the firewall's chain, both get through.
             server.run("root", "iptables -D DOCKER-USER -j QUAYSIDE-CONTAINERS")
-            assert container_reaches_metadata() and neighbour_reaches(server, service, target)
+            assert container_reaches_metadata() and neighbour.reaches(target)
             restored = server.run("root", "/usr/local/lib/quayside/container-firewall.sh")
             assert restored.stdout.startswith("container-firewall: containers reach no metadata"), restored
-            assert not container_reaches_metadata() and not neighbour_reaches(server, service, target)
+            assert not container_reaches_metadata() and not neighbour.reaches(target)
         # A packet for 127.0.0.0/8 from another interface is dropped before Docker's DNAT could take it.
         assert server.run("root", "iptables -t raw -C PREROUTING ! -i lo -d 127.0.0.0/8 -j DROP").returncode == 0
 

@@ -27,7 +27,7 @@ import pytest
 from quayside_cli.main import VERBS
 from tests.integration.accessory_fixtures import running_s3_store
 from tests.support.docker import docker, free_loopback_port
-from tests.support.openpgp import key_pair
+from tests.support.openpgp import key_pair, write_private
 from tests.support.polling import wait_for
 from tests.support.processes import ProcessWatch
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
@@ -392,10 +392,8 @@ def test_backups_move_to_a_public_key_and_those_made_before_restore_with_the_pas
     made = deployed.quayside("backup", "now")
     deployed.sql("UPDATE notes SET body = 'written after it'")
     without_key = deployed.quayside("restore", "latest", "--yes")
-    private, passphrase = tmp_path / "backups.asc", tmp_path / "key-passphrase"
-    for path, text in ((private, key.private), (passphrase, key.passphrase)):
-        path.touch(mode=0o600)
-        path.write_text(text)
+    private = write_private(tmp_path / "backups.asc", key.private)
+    passphrase = write_private(tmp_path / "key-passphrase", key.passphrase)
     with_key = deployed.quayside(
         "restore", "latest", "--yes", "--private-key-file", str(private), "--passphrase-file", str(passphrase)
     )

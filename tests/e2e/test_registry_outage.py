@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.docker import docker, free_loopback_port
+from tests.support.load import LoadReport
 from tests.support.polling import wait_for
 from tests.support.stacks import DemoStack, container_name, container_states
 
@@ -86,6 +87,20 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
         found.stop()
 
 
+def assert_the_swap_named_the_registry_and_v1_served(
+    demo: DemoStack, message: str, report: LoadReport, pulled_from: str, server_hostname: str
+) -> None:
+    """The swap failed in one line naming the image and its registry; v1 served every request and runs alone."""
+    assert f"swap failed: role web on {server_hostname}: could not pull {pulled_from}: " in message, message
+    assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
+    assert container_states(demo.service, "web") == {container_name(demo.service, "web", "v1"): "running"}
+
+
+def assert_the_next_up_deploys_v2(demo: DemoStack) -> None:
+    assert demo.up().summary.result == "succeeded"
+    assert demo.get("web")[1].split()[0] == "v2"
+
+
 def test_a_registry_gone_before_the_pull_fails_the_swap_naming_it_and_the_next_up_converges(
     demo: DemoStack, registry: Registry, server_hostname: str
 ) -> None:
@@ -96,17 +111,14 @@ def test_a_registry_gone_before_the_pull_fails_the_swap_naming_it_and_the_next_u
 
     message, report = demo.failed_up_under_load("web")
 
-    assert (
-        f"swap failed: role web on {server_hostname}: could not pull {image} from the registry {registry.address}: "
-    ) in message, message
+    assert_the_swap_named_the_registry_and_v1_served(
+        demo, message, report, f"{image} from the registry {registry.address}", server_hostname
+    )
     assert "connection refused" in message, message
-    assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
-    assert container_states(demo.service, "web") == {container_name(demo.service, "web", "v1"): "running"}
     print(f"web's image from a stopped registry: {report.tally()}")
 
     registry.start()
-    assert demo.up().summary.result == "succeeded"
-    assert demo.get("web")[1].split()[0] == "v2"
+    assert_the_next_up_deploys_v2(demo)
 
 
 def test_a_registry_that_stops_answering_fails_the_swap_naming_it_and_the_next_up_converges(
@@ -120,14 +132,11 @@ def test_a_registry_that_stops_answering_fails_the_swap_naming_it_and_the_next_u
     message, report = demo.failed_up_under_load("web")
     seconds = time.monotonic() - started
 
-    assert (
-        f"swap failed: role web on {server_hostname}: could not pull {image} from the registry {registry.address}: "
-    ) in message, message
+    assert_the_swap_named_the_registry_and_v1_served(
+        demo, message, report, f"{image} from the registry {registry.address}", server_hostname
+    )
     assert "deadline exceeded" in message or "timeout" in message, message
-    assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
-    assert container_states(demo.service, "web") == {container_name(demo.service, "web", "v1"): "running"}
     print(f"web's image from a frozen registry: failed after {seconds:.0f} s; {report.tally()}")
 
     registry.thaw()
-    assert demo.up().summary.result == "succeeded"
-    assert demo.get("web")[1].split()[0] == "v2"
+    assert_the_next_up_deploys_v2(demo)

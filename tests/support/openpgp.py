@@ -46,11 +46,16 @@ def key_pair(home: Path, *, encrypts: bool = True) -> KeyPair:
     )  # fmt: skip
 
 
+def write_private(path: Path, text: str) -> Path:
+    """`text` in a file only its owner reads, as a user keeps a key or a passphrase."""
+    path.touch(mode=0o600)
+    path.write_text(text)
+    return path
+
+
 def dump_of(stored: bytes, key: KeyPair) -> bytes:
     """The backup as the holder of the private key decrypts it, on the deploying machine."""
-    passphrase = key.home / "passphrase"
-    passphrase.touch(mode=0o600)
-    passphrase.write_text(key.passphrase)
+    passphrase = write_private(key.home / "passphrase", key.passphrase)
     argv = ["gpg", "--homedir", str(key.home), "--batch", "--pinentry-mode", "loopback", "--passphrase-file",
             str(passphrase), "--decrypt"]  # fmt: skip
     done = subprocess.run(argv, input=stored, capture_output=True)
