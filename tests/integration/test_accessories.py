@@ -30,7 +30,7 @@ from tests.integration.accessory_fixtures import (
 )
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port, unique_name
-from tests.support.openpgp import KeyPair, dump_of, key_pair
+from tests.support.openpgp import KeyPair, dump_of, key_pair, public_key_that_cannot_encrypt
 from tests.support.testbed import TestServer
 
 ROWS = [(1, "alpha"), (2, "beta"), (3, "gamma")]
@@ -433,13 +433,12 @@ def test_backups_to_a_public_key_restore_only_with_its_private_key_which_leaves_
 
 
 def test_a_public_key_that_cannot_encrypt_fails_the_backup_boot_naming_the_key(
-    accessory_service: AccessoryService, s3_store: S3Store, backup_image: str, tmp_path: Path
+    accessory_service: AccessoryService, s3_store: S3Store, backup_image: str
 ) -> None:
     service = accessory_service
     pg = service.postgres_config(publish={"port": free_loopback_port()})
     service.start_postgres(pg)
-    signing_only = key_pair(tmp_path / "home", encrypts=False)
-    config = service.backup_config(s3_store, unique_name("qa-bucket"), public_key=signing_only.public)
+    config = service.backup_config(s3_store, unique_name("qa-bucket"), public_key=public_key_that_cannot_encrypt())
 
     booted = service.boot_backup(config, pg, passphrase=None)
 

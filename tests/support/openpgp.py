@@ -1,5 +1,9 @@
-"""OpenPGP key pairs made with the machine's gpg, as a user makes the backups' key: the public half goes in the stack
-(accessories.backup.public_key), the private half stays with the test, which decrypts with it."""
+"""The backups' OpenPGP key pair, as a user keeps one: the public half goes in the stack
+(accessories.backup.public_key), the private half stays with the test, which decrypts with it.
+
+The keys in openpgp-keys/ were made once with gpg (see its README) and are kept rather than made by each run: Debian's
+gpg 2.2.40 now and then fails to make an ed25519 key ("signing failed: Corrupted protection"), which made a test fail
+for a reason that is not quayside's."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -20,7 +25,8 @@ class KeyPair:
     home: Path  # the GNUPGHOME that holds it, for the test to decrypt with
 
 
-KEY_PASSPHRASE = "the backup key's own passphrase"
+KEPT: Final = Path(__file__).with_name("openpgp-keys")
+KEY_PASSPHRASE: Final = "the backup key's own passphrase"
 
 
 def gpg(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -32,18 +38,21 @@ def gpg(home: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
     return done
 
 
-def key_pair(home: Path, *, encrypts: bool = True) -> KeyPair:
+def key_pair(home: Path) -> KeyPair:
+    """The kept key pair (an ed25519 key with a cv25519 encryption subkey), in a keyring of its own at `home`."""
     home.mkdir(mode=0o700)
-    gpg(home, "--quick-gen-key", "Acme backups <backups@acme.test>", "ed25519", "cert", "never")
-    listing = gpg(home, "--with-colons", "--list-keys").stdout
+    gpg(home, "--import", str(KEPT / "backups.key.asc"))
+    listing = gpg(home, "--with-colons", "--list-secret-keys").stdout
     fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
-    if encrypts:
-        gpg(home, "--quick-add-key", fingerprint, "cv25519", "encr", "never")
     return KeyPair(
-        public=gpg(home, "--armor", "--export", fingerprint).stdout,
-        private=gpg(home, "--armor", "--export-secret-keys", fingerprint).stdout,
+        public=(KEPT / "backups.pub.asc").read_text(), private=(KEPT / "backups.key.asc").read_text(),
         passphrase=KEY_PASSPHRASE, fingerprint=fingerprint, home=home,
     )  # fmt: skip
+
+
+def public_key_that_cannot_encrypt() -> str:
+    """An ed25519 key that only certifies: it has no encryption subkey."""
+    return (KEPT / "signing-only.pub.asc").read_text()
 
 
 def write_private(path: Path, text: str) -> Path:
