@@ -212,12 +212,74 @@ image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 # Pinned references (repo:tag@sha256:...) are there only when that very digest is: a re-pushed tag is pulled.
 pull_if_missing() {
   docker image inspect "$1" >/dev/null 2>&1 && return 0
+  ensure_room_for "$1" || return 1
   say "pulling $1"
   local said
   # `--` before every positional argument of docker: an image is never read as an option.
   said=$(docker pull --quiet -- "$1" 2>&1 >/dev/null) && return 0
   echo "could not pull $1 from the registry $(registry_of "$1"): ${said##*$'\n'}" >&2
   return 1
+}
+
+# How many times its download an image takes on disk while it is pulled: the compressed layers, then the layers
+# unpacked beside them (commonly two to three times their compressed size).
+readonly PULL_ROOM_FACTOR=3
+
+# ensure_room_for IMAGE: fails in one line when the disk under Docker's data root has less free than
+# PULL_ROOM_FACTOR times IMAGE's download. Docker finds a full disk only halfway through the layers, and a full disk
+# stops the live containers' writes too (Postgres, the logs). When the registry does not give the size (down, or
+# no manifest API), the pull goes ahead and says what the registry did.
+ensure_room_for() {
+  local download_kb root free_kb need_kb
+  download_kb=$(image_download_kb "$1") || return 0
+  root=$(docker info --format '{{.DockerRootDir}}')
+  free_kb=$(df -Pk -- "$root" | awk 'NR == 2 { print $4 }')
+  need_kb=$((download_kb * PULL_ROOM_FACTOR))
+  ((free_kb >= need_kb)) && return 0
+  echo "the server's disk is too full to pull $1: $(mib "$free_kb") free under $root, and pulling it takes about" \
+    "$(mib "$need_kb") ($PULL_ROOM_FACTOR x its $(mib "$download_kb") download): free space on the server" \
+    "(docker system df shows what Docker holds) and deploy again" >&2
+  return 1
+}
+
+mib() { awk -v kb="$1" 'BEGIN { printf "%.1f MiB", kb / 1024 }'; }
+
+# image_download_kb IMAGE: IMAGE's config and layers, compressed, as its registry lists them for this server's
+# platform, in KiB; fails when the registry does not say. Two manifest reads at most, as a pull makes (Docker Hub
+# counts a pull by them).
+image_download_kb() {
+  local arch manifest repository
+  arch=$(docker version --format '{{.Server.Arch}}') || return 1
+  manifest=$(read_manifest "$1") || return 1
+  if [[ $manifest == *'"manifests"'* ]]; then
+    repository=${1%%@*}
+    [[ ${repository##*/} != *:* ]] || repository=${repository%:*}
+    manifest=$(read_manifest "$repository@$(platform_manifest "$arch" <<<"$manifest")") || return 1
+  fi
+  manifest_download_kb <<<"$manifest"
+}
+
+# read_manifest IMAGE: its manifest (or list of them) as the registry serves it, within 10 s (the CLI takes another
+# 10 s to end after a TERM: it is killed 1 s after). --insecure because only sizes are read (the pull verifies every
+# digest), and a registry the engine reaches over plain HTTP then answers too.
+read_manifest() { timeout --kill-after 1 10 docker manifest inspect --insecure -- "$1" 2>/dev/null; }
+
+# platform_manifest ARCH: of a manifest list on stdin, the digest of ARCH's manifest for Linux.
+platform_manifest() {
+  awk -v want="$1" '
+    /"digest":/ { digest = $0; sub(/.*"digest": *"/, "", digest); sub(/".*/, "", digest) }
+    /"architecture":/ { arch = $0; sub(/.*"architecture": *"/, "", arch); sub(/".*/, "", arch) }
+    /"os":/ && arch == want && /"linux"/ { print digest; found = 1; exit }
+    END { if (!found) exit 1 }
+  '
+}
+
+# manifest_download_kb: of one manifest on stdin, the sizes of its config and layers, in KiB.
+manifest_download_kb() {
+  awk '
+    /"size":/ { size = $0; sub(/.*"size": */, "", size); sub(/[^0-9].*/, "", size); total += size; sized = 1 }
+    END { if (!sized) exit 1; printf "%.0f\n", int((total + 1023) / 1024) }
+  '
 }
 
 # The registry an image reference names: its first part when that holds '.' or ':' or is localhost (Docker's

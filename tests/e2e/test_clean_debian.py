@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pulumi import automation as auto
 
 from components import config
@@ -22,6 +24,7 @@ from components.bootstrap import bootstrap_args
 from tests.support import images
 from tests.support.clean_debian import CleanDebianServer, clean_debian_server, free_port
 from tests.support.docker import docker, listens
+from tests.support.load import Load
 from tests.support.polling import wait_for
 from tests.support.pulumi_engine import QuaysideProject
 from tests.support.stacks import registry_image, unique_service
@@ -30,6 +33,11 @@ from tests.support.testbed import registry_address
 DEPLOY_USER = "deploy"
 METADATA = "169.254.169.254"
 SWAP_MB = 64
+# The disk under Docker's data root in the full-disk test, the download of the image it deploys there, and what it
+# leaves free: less than the 3 x download a pull takes.
+DOCKER_DISK_MB = 512
+BALLAST_MB = 40
+LEFT_FREE_MB = 80
 # What a run that changes nothing must leave as it was.
 FINGERPRINT = (
     "sha256sum /etc/passwd /etc/group /etc/fstab /etc/ssh/sshd_config.d/10-quayside.conf "
@@ -228,4 +236,78 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
         assert keys.stdout.split()[:2] == server.host_key_file.read_text().split()[:2]
         assert len(keys.stdout.strip().splitlines()) == 1
 
+        stack.destroy(color="never")
+
+
+def ballast_image(tag: str, megabytes: int, directory: Path) -> str:
+    """The demo app's `tag` with a layer of `megabytes` of random bytes (which compress to no less), pushed to the
+    loopback registry under a tag of its own, behind a list of manifests (as most published images are)."""
+    ballast = directory / "ballast"
+    ballast.write_bytes(random_bytes(megabytes * 1024 * 1024))
+    container = docker("create", registry_image(tag))
+    image = f"{registry_address()}/quayside-test/app:{tag}-ballast-{container[:8]}"
+    listed = f"{image}-list"
+    try:
+        docker("cp", str(ballast), f"{container}:/ballast")
+        docker("commit", container, image)
+        docker("push", "--quiet", image, timeout=300)
+        docker("manifest", "create", "--insecure", listed, image)
+        docker("manifest", "push", "--insecure", "--purge", listed, timeout=120)
+    finally:
+        docker("rm", container, check=False)
+        docker("image", "rm", image, check=False)
+    return listed
+
+
+def random_bytes(count: int) -> bytes:
+    with open("/dev/urandom", "rb") as source:
+        return source.read(count)
+
+
+def test_a_full_disk_fails_the_deploy_before_the_pull_saying_what_the_image_needs_and_the_old_version_serves(
+    tmp_path: Path,
+) -> None:
+    service = unique_service("e2e-disk")
+    with (
+        clean_debian_server(tmp_path / "server", docker_disk_mb=DOCKER_DISK_MB) as server,
+        server.registry_tunnel(),
+    ):
+        project = QuaysideProject.create(tmp_path)
+        values = stack_config(server, service)
+        project.stack("e2e", values).up(color="never")
+        image = ballast_image("v2", BALLAST_MB, tmp_path)
+        free_kb = int(server.run("root", "df -Pk /var/lib/docker | awk 'NR == 2 { print $4 }'").stdout)
+        filled = server.run("root", f"fallocate -l {free_kb - LEFT_FREE_MB * 1024}K /var/lib/docker/filler")
+        assert filled.returncode == 0, filled.stderr
+        values["quayside:roles"]["web"]["image"] = image
+        stack = project.stack("e2e", values)
+
+        with Load(server.http_port, f"web.{service}.localhost") as load:
+            load.wait_for_requests(100)
+            with pytest.raises(auto.errors.CommandError) as failed:
+                stack.up(color="never")
+            load.wait_for_requests(load.report.total + 100)
+        report = load.report
+
+        message = str(failed.value)
+        print(f"web's image on a full disk: {report.tally()}")
+        said = re.search(
+            rf"swap failed: role web on clean-debian: the server's disk is too full to pull {re.escape(image)}@"
+            r"sha256:[0-9a-f]{64}: ([0-9.]+) MiB free under /var/lib/docker, and pulling it takes about ([0-9.]+) MiB "
+            r"\(3 x its ([0-9.]+) MiB download\): free space on the server \(docker system df shows what Docker "
+            r"holds\) and deploy again",
+            message,
+        )
+        assert said is not None, message
+        print(said.group(0))
+        free, needs, download = (float(figure) for figure in said.groups())
+        # What the server's own writes (logs, state) took since the filling comes off what it left free.
+        assert free <= LEFT_FREE_MB and BALLAST_MB < download < BALLAST_MB + 2, said.group(0)
+        assert free < needs == pytest.approx(3 * download, abs=0.2)
+        assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
+        assert server.run("root", "docker image ls --format '{{.Tag}}' | grep -c ballast").stdout.strip() == "0"
+
+        server.run("root", "rm /var/lib/docker/filler")
+        stack.up(color="never")
+        assert get(server.http_port, f"web.{service}.localhost") == (200, "v2")
         stack.destroy(color="never")

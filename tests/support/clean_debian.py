@@ -5,7 +5,8 @@ It boots as a Hetzner server does: cloud-init reads a NoCloud seed with root's k
 quayside's own cloud_init() renders (the host key), so connections verify a host key that cloud-init installed.
 No Docker at first: the bootstrap installs Debian's docker.io and starts its dockerd inside (no systemd there).
 The container is not --privileged (this machine lacks CAP_SYS_RESOURCE, which --privileged asks for): every other
-capability, no seccomp or AppArmor profile, its own cgroup namespace, /var/lib/docker on a volume.
+capability, no seccomp or AppArmor profile, its own cgroup namespace, /var/lib/docker on a volume (or a tmpfs of
+a set size, for a test to fill).
 
     with clean_debian_server(tmp_path) as server, server.registry_tunnel():
         server.run("root", "cloud-init status")
@@ -42,7 +43,7 @@ CLOUD_INIT_LATE_SECONDS: Final = 40
 RUN_OPTIONS: Final = (
     "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
     "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
-    "--device-cgroup-rule", "a *:* rwm", "--cgroupns", "private", "--volume", "/var/lib/docker",
+    "--device-cgroup-rule", "a *:* rwm", "--cgroupns", "private",
 )  # fmt: skip
 
 
@@ -130,7 +131,9 @@ def wait_for_ssh(server: CleanDebianServer, seconds: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def clean_debian_server(directory: Path) -> Iterator[CleanDebianServer]:
+def clean_debian_server(directory: Path, *, docker_disk_mb: int | None = None) -> Iterator[CleanDebianServer]:
+    """With `docker_disk_mb`, Docker's data root is a disk of its own of that size (a tmpfs), which a test may fill;
+    else a volume."""
     if not docker("image", "inspect", "--format", "{{.Id}}", images.CLEAN_DEBIAN, check=False):
         pytest.fail(f"image {images.CLEAN_DEBIAN} is missing: run {SETUP_STEP}")
     directory.mkdir(parents=True, exist_ok=True)
@@ -150,12 +153,16 @@ def clean_debian_server(directory: Path) -> Iterator[CleanDebianServer]:
     known_hosts.write_text(f"[127.0.0.1]:{ssh_port} {host_public}\n")
     # Its own network: the engine's default bridge is not needed (nor always there on a shared machine).
     docker("network", "create", name)
+    docker_disk = (
+        ["--tmpfs", f"/var/lib/docker:rw,exec,dev,suid,size={docker_disk_mb}m"] if docker_disk_mb
+        else ["--volume", "/var/lib/docker"]
+    )  # fmt: skip
     try:
         docker(
             "run", "--detach", "--name", name, "--hostname", "clean-debian", "--network", name, *RUN_OPTIONS,
             "--env", f"CLOUD_INIT_LATE_SECONDS={CLOUD_INIT_LATE_SECONDS}",
             "--publish", f"127.0.0.1:{ssh_port}:22", "--publish", f"127.0.0.1:{http_port}:80",
-            "--volume", f"{seed_dir}:/var/lib/cloud/seed/nocloud:ro", images.CLEAN_DEBIAN,
+            *docker_disk, "--volume", f"{seed_dir}:/var/lib/cloud/seed/nocloud:ro", images.CLEAN_DEBIAN,
         )  # fmt: skip
         server = CleanDebianServer(name, ssh_port, http_port, client_key, host_key_file, known_hosts)
         wait_for_ssh(server)
