@@ -10,7 +10,8 @@ One SSH session runs image-receive.sh on the server. It answers `present` when t
 (and tags it), else `layers`, the layer diff IDs of each image it has (one image a line) and `send`. This side then
 `docker save`s the image, leaves out the layers whose whole chain the server has (docker load skips a layer whose
 chain it has and never opens its file), names it by --tag, and streams it gzip-compressed into the session, where
-`docker load` reads it. The last line counts what went over the wire:
+`docker load` reads it; a line before it says what the layers sent take unpacked, for the server to check its disk
+has room (it answers `full` when not). The last line counts what went over the wire:
 
     send-image: sent 24301 bytes: 1 of 5 layers of myapp:dev (4f7f0929f5df, 7087184 image bytes) as myapp:4f7f0929f5df
 
@@ -68,16 +69,31 @@ def layers_to_send(diff_ids: Sequence[str], server_images: Iterable[Sequence[str
     return have
 
 
+def saved_manifest(archive: tarfile.TarFile) -> list[dict[str, Any]]:
+    """The manifest.json of a `docker save` archive of one image."""
+    manifest_file = archive.extractfile("manifest.json")
+    if manifest_file is None:
+        raise SendError("docker save wrote no manifest.json")
+    manifest: list[dict[str, Any]] = json.load(manifest_file)
+    if len(manifest) != 1:
+        raise SendError(f"docker save wrote {len(manifest)} images, expected one")
+    return manifest
+
+
+def unpacked_bytes(saved: IO[bytes], *, have: int) -> int:
+    """What the layers after the first `have` take unpacked: their files' sizes in a `docker save` archive."""
+    saved.seek(0)
+    with tarfile.open(fileobj=saved, mode="r:") as archive:
+        layers: list[str] = saved_manifest(archive)[0]["Layers"]
+        return sum(archive.getmember(path).size for path in set(layers[have:]))
+
+
 def strip_archive(saved: IO[bytes], out: IO[bytes], *, have: int, tag: str) -> tuple[int, int]:
     """Copies a `docker save` archive from `saved` (seekable) to `out`, without the files of its first `have` layers
     (unless a later layer needs the same file), with `tag` as its only name. Returns (layers sent, layers)."""
+    saved.seek(0)
     with tarfile.open(fileobj=saved, mode="r:") as archive:
-        manifest_file = archive.extractfile("manifest.json")
-        if manifest_file is None:
-            raise SendError("docker save wrote no manifest.json")
-        manifest: list[dict[str, Any]] = json.load(manifest_file)
-        if len(manifest) != 1:
-            raise SendError(f"docker save wrote {len(manifest)} images, expected one")
+        manifest = saved_manifest(archive)
         layers: list[str] = manifest[0]["Layers"]
         needed = set(layers[have:])
         left_out = {path for path in layers[:have] if path not in needed}
@@ -163,8 +179,10 @@ def transfer(session_argv: list[str], image: str, image_id: str, tag: str, scrat
             done = subprocess.run(["docker", "save", image_id], stdout=file, stderr=subprocess.PIPE, check=False)
         if done.returncode != 0:
             raise SendError(f"docker save {image} failed: {done.stderr.decode().strip()}")
-        with saved.open("rb") as file, gzip.GzipFile(fileobj=counter, mode="wb", compresslevel=GZIP_LEVEL) as packed:
-            sent_layers, all_layers = strip_archive(file, packed, have=have, tag=tag)  # type: ignore[arg-type]
+        with saved.open("rb") as file:
+            counter.write(f"bytes {unpacked_bytes(file, have=have)}\n".encode())  # for the server's room check
+            with gzip.GzipFile(fileobj=counter, mode="wb", compresslevel=GZIP_LEVEL) as packed:
+                sent_layers, all_layers = strip_archive(file, packed, have=have, tag=tag)  # type: ignore[arg-type]
         saved.unlink()
         session.stdin.close()
         rest = session.stdout.read().decode()
@@ -174,6 +192,8 @@ def transfer(session_argv: list[str], image: str, image_id: str, tag: str, scrat
         with contextlib.suppress(BrokenPipeError):  # else a failure here leaves the server's docker load waiting
             session.stdin.close()
         code = session.wait()
+    if "full" in rest.split():
+        raise SendError(f"the server has no room for {image} (see its message above)")
     if code != 0 or "loaded" not in rest.split():
         failure = PartialSendFailed if have else SendError
         raise failure(f"the server could not load {image} (exit status {code}; see its message above)")

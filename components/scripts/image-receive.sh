@@ -6,7 +6,8 @@
 #
 #   image-receive.sh --service S --image-id sha256:<64 hex> --tag REPO:TAG   (components/steps.py IMAGE_RECEIVE)
 #   stdout: `present` (the image is here, now tagged TAG), or `layers`, the layer diff IDs of each image here
-#   (one image a line) and `send`; after the image has arrived on stdin (a docker save archive, gzip), `loaded`.
+#   (one image a line) and `send`. Then stdin brings `bytes N` (what the layers sent take unpacked) on a line and
+#   the image (a docker save archive, gzip); stdout ends `loaded`, or `full` when the disk has no room for it.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -40,6 +41,15 @@ layer_chains() {
   docker image inspect --format '{{range .RootFS.Layers}}{{.}} {{end}}' $ids
 }
 
+# docker load unpacks the archive's layers, then applies each: about twice what they take unpacked.
+ensure_room_to_load() {
+  local line
+  IFS= read -r line || die "the sender sent nothing"
+  [[ $line =~ ^bytes\ ([0-9]+)$ ]] || die "the sender's first line is not 'bytes N'"
+  local unpacked_kb=$(((BASH_REMATCH[1] + 1023) / 1024))
+  ensure_room load "$tag" $((unpacked_kb * 2)) "2 x its $(mib "$unpacked_kb") of layers"
+}
+
 main() {
   parse_options "$@"
   hold_images
@@ -51,6 +61,7 @@ main() {
   echo layers
   layer_chains
   echo send
+  ensure_room_to_load || { echo full; exit 1; }
   docker load >&2
   local loaded
   loaded=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null) || die "docker load did not tag $tag"

@@ -230,15 +230,20 @@ readonly PULL_ROOM_FACTOR=3
 # stops the live containers' writes too (Postgres, the logs). When the registry does not give the size (down, or
 # no manifest API), the pull goes ahead and says what the registry did.
 ensure_room_for() {
-  local download_kb root free_kb need_kb
+  local download_kb
   download_kb=$(image_download_kb "$1") || return 0
+  ensure_room pull "$1" $((download_kb * PULL_ROOM_FACTOR)) "$PULL_ROOM_FACTOR x its $(mib "$download_kb") download"
+}
+
+# ensure_room VERB IMAGE NEED_KB WHY: fails in one line when less than NEED_KB is free under Docker's data root.
+ensure_room() {
+  local verb=$1 image=$2 need_kb=$3 why=$4 root free_kb
   root=$(docker info --format '{{.DockerRootDir}}')
   free_kb=$(df -Pk -- "$root" | awk 'NR == 2 { print $4 }')
-  need_kb=$((download_kb * PULL_ROOM_FACTOR))
   ((free_kb >= need_kb)) && return 0
-  echo "the server's disk is too full to pull $1: $(mib "$free_kb") free under $root, and pulling it takes about" \
-    "$(mib "$need_kb") ($PULL_ROOM_FACTOR x its $(mib "$download_kb") download): free space on the server" \
-    "(docker system df shows what Docker holds) and deploy again" >&2
+  echo "the server's disk is too full to $verb $image: $(mib "$free_kb") free under $root, and ${verb}ing it takes" \
+    "about $(mib "$need_kb") ($why): free space on the server (docker system df shows what Docker holds) and deploy" \
+    "again" >&2
   return 1
 }
 

@@ -24,7 +24,7 @@ from components.bootstrap import bootstrap_args
 from tests.support import images
 from tests.support.clean_debian import CleanDebianServer, clean_debian_server, free_port
 from tests.support.docker import docker, listens
-from tests.support.load import Load
+from tests.support.load import Load, LoadReport
 from tests.support.polling import wait_for
 from tests.support.pulumi_engine import QuaysideProject
 from tests.support.stacks import registry_image, unique_service
@@ -239,23 +239,32 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
         stack.destroy(color="never")
 
 
-def ballast_image(tag: str, megabytes: int, directory: Path) -> str:
-    """The demo app's `tag` with a layer of `megabytes` of random bytes (which compress to no less), pushed to the
-    loopback registry under a tag of its own, behind a list of manifests (as most published images are)."""
-    ballast = directory / "ballast"
+def with_ballast(tag: str, megabytes: int, directory: Path) -> str:
+    """The demo app's `tag` with a layer of `megabytes` of random bytes (which compress to no less), in this
+    machine's engine under a tag of its own."""
+    ballast = directory / f"ballast-{tag}"
     ballast.write_bytes(random_bytes(megabytes * 1024 * 1024))
     container = docker("create", registry_image(tag))
-    image = f"{registry_address()}/quayside-test/app:{tag}-ballast-{container[:8]}"
-    listed = f"{image}-list"
+    image = f"quayside-test/app:{tag}-ballast-{container[:8]}"
     try:
         docker("cp", str(ballast), f"{container}:/ballast")
         docker("commit", container, image)
-        docker("push", "--quiet", image, timeout=300)
-        docker("manifest", "create", "--insecure", listed, image)
-        docker("manifest", "push", "--insecure", "--purge", listed, timeout=120)
     finally:
         docker("rm", container, check=False)
-        docker("image", "rm", image, check=False)
+    return image
+
+
+def pushed_as_list(image: str) -> str:
+    """`image` pushed to the loopback registry behind a list of manifests (as most published images are)."""
+    pushed = f"{registry_address()}/{image}"
+    listed = f"{pushed}-list"
+    docker("tag", image, pushed)
+    try:
+        docker("push", "--quiet", pushed, timeout=300)
+        docker("manifest", "create", "--insecure", listed, pushed)
+        docker("manifest", "push", "--insecure", "--purge", listed, timeout=120)
+    finally:
+        docker("image", "rm", pushed, check=False)
     return listed
 
 
@@ -264,10 +273,56 @@ def random_bytes(count: int) -> bytes:
         return source.read(count)
 
 
-def test_a_full_disk_fails_the_deploy_before_the_pull_saying_what_the_image_needs_and_the_old_version_serves(
+def fill_leaving(server: CleanDebianServer, megabytes: int) -> None:
+    """Fills the disk under the server's Docker data root until `megabytes` MiB are free."""
+    free_kb = int(server.run("root", "df -Pk /var/lib/docker | awk 'NR == 2 { print $4 }'").stdout)
+    filled = server.run("root", f"fallocate -l {free_kb - megabytes * 1024}K /var/lib/docker/filler")
+    assert filled.returncode == 0, filled.stderr
+
+
+def up_on_a_full_disk(
+    project: QuaysideProject, values: dict[str, Any], server: CleanDebianServer, left_free_mb: int
+) -> tuple[auto.Stack, str, LoadReport]:
+    """A `pulumi up` of `values` that must fail, with `left_free_mb` MiB free under the server's Docker data root and
+    load on web from before it starts until 100 responses after it ends: the stack, its message, the load's report."""
+    fill_leaving(server, left_free_mb)
+    stack = project.stack("e2e", values)
+    with Load(server.http_port, f"web.{values['quayside:service']}.localhost") as load:
+        load.wait_for_requests(100)
+        with pytest.raises(auto.errors.CommandError) as failed:
+            stack.up(color="never")
+        load.wait_for_requests(load.report.total + 100)
+    return stack, str(failed.value), load.report
+
+
+def up_once_freed(stack: auto.Stack, server: CleanDebianServer) -> tuple[int, str]:
+    """The next `pulumi up` once the filling is gone; what web answers then."""
+    server.run("root", "rm /var/lib/docker/filler")
+    stack.up(color="never")
+    service = stack.get_config("quayside:service").value
+    return get(server.http_port, f"web.{service}.localhost")
+
+
+def refusal(message: str, verb: str, image: str, why: str) -> tuple[float, float, float]:
+    """(MiB free, MiB the image takes, MiB of its size) as the one line refusing to `verb` `image` says them; `why`
+    is a pattern of the reason's figure (e.g. `3 x its (...) MiB download`)."""
+    said = re.search(
+        rf"the server's disk is too full to {verb} {image}: ([0-9.]+) MiB free under /var/lib/docker, and {verb}ing "
+        rf"it takes about ([0-9.]+) MiB \({why}\): free space on the server \(docker system df shows what Docker "
+        r"holds\) and deploy again",
+        message,
+    )
+    assert said is not None, message
+    print(said.group(0))
+    free, needs, size = (float(figure) for figure in said.groups())
+    return free, needs, size
+
+
+def test_a_full_disk_fails_a_deploy_before_its_image_comes_saying_what_it_needs_and_the_old_version_serves(
     tmp_path: Path,
 ) -> None:
     service = unique_service("e2e-disk")
+    local_images = [with_ballast("v2", BALLAST_MB, tmp_path), with_ballast("v3", BALLAST_MB, tmp_path)]
     with (
         clean_debian_server(tmp_path / "server", docker_disk_mb=DOCKER_DISK_MB) as server,
         server.registry_tunnel(),
@@ -275,39 +330,36 @@ def test_a_full_disk_fails_the_deploy_before_the_pull_saying_what_the_image_need
         project = QuaysideProject.create(tmp_path)
         values = stack_config(server, service)
         project.stack("e2e", values).up(color="never")
-        image = ballast_image("v2", BALLAST_MB, tmp_path)
-        free_kb = int(server.run("root", "df -Pk /var/lib/docker | awk 'NR == 2 { print $4 }'").stdout)
-        filled = server.run("root", f"fallocate -l {free_kb - LEFT_FREE_MB * 1024}K /var/lib/docker/filler")
-        assert filled.returncode == 0, filled.stderr
-        values["quayside:roles"]["web"]["image"] = image
-        stack = project.stack("e2e", values)
 
-        with Load(server.http_port, f"web.{service}.localhost") as load:
-            load.wait_for_requests(100)
-            with pytest.raises(auto.errors.CommandError) as failed:
-                stack.up(color="never")
-            load.wait_for_requests(load.report.total + 100)
-        report = load.report
+        # Pulled from a registry: refused before the pull.
+        pulled = pushed_as_list(local_images[0])
+        values["quayside:roles"]["web"]["image"] = pulled
+        stack, message, report = up_on_a_full_disk(project, values, server, LEFT_FREE_MB)
 
-        message = str(failed.value)
-        print(f"web's image on a full disk: {report.tally()}")
-        said = re.search(
-            rf"swap failed: role web on clean-debian: the server's disk is too full to pull {re.escape(image)}@"
-            r"sha256:[0-9a-f]{64}: ([0-9.]+) MiB free under /var/lib/docker, and pulling it takes about ([0-9.]+) MiB "
-            r"\(3 x its ([0-9.]+) MiB download\): free space on the server \(docker system df shows what Docker "
-            r"holds\) and deploy again",
-            message,
-        )
-        assert said is not None, message
-        print(said.group(0))
-        free, needs, download = (float(figure) for figure in said.groups())
+        print(f"web's pulled image on a full disk: {report.tally()}")
+        assert f"swap failed: role web on clean-debian: the server's disk is too full to pull {pulled}@" in message
+        free, needs, download = refusal(message, "pull", rf"{re.escape(pulled)}@sha256:[0-9a-f]{{64}}",
+                                        r"3 x its ([0-9.]+) MiB download")  # fmt: skip
         # What the server's own writes (logs, state) took since the filling comes off what it left free.
-        assert free <= LEFT_FREE_MB and BALLAST_MB < download < BALLAST_MB + 2, said.group(0)
+        assert free <= LEFT_FREE_MB and BALLAST_MB < download < BALLAST_MB + 2
         assert free < needs == pytest.approx(3 * download, abs=0.2)
         assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
         assert server.run("root", "docker image ls --format '{{.Tag}}' | grep -c ballast").stdout.strip() == "0"
+        assert up_once_freed(stack, server) == (200, "v2")
 
-        server.run("root", "rm /var/lib/docker/filler")
-        stack.up(color="never")
-        assert get(server.http_port, f"web.{service}.localhost") == (200, "v2")
+        # Sent without a registry: refused before docker load, the layers' size told by the sender.
+        values["quayside:registry"] = "none"
+        values["quayside:roles"]["web"]["image"] = local_images[1]
+        stack, message, report = up_on_a_full_disk(project, values, server, LEFT_FREE_MB - BALLAST_MB)
+
+        print(f"web's sent image on a full disk: {report.tally()}")
+        assert f"send-image: the server has no room for {local_images[1]} (see its message above)" in message
+        free, needs, unpacked = refusal(message, "load", r"quayside-test/app:[0-9a-f]{12}",
+                                        r"2 x its ([0-9.]+) MiB of layers")  # fmt: skip
+        assert free <= LEFT_FREE_MB - BALLAST_MB and BALLAST_MB <= unpacked < BALLAST_MB + 2
+        assert free < needs == pytest.approx(2 * unpacked, abs=0.2)
+        assert report.failures == [] and set(report.versions()) == {"v2"}, report.summary()
+        assert up_once_freed(stack, server) == (200, "v3")
         stack.destroy(color="never")
+    for image in local_images:
+        docker("image", "rm", image, check=False)

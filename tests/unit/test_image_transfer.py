@@ -257,10 +257,40 @@ done
 stat -c %a "$key" >"$FAKE/key-mode"; cp "$key" "$FAKE/key"; cp "$known" "$FAKE/known_hosts"
 echo "$key" >"$FAKE/key-path"
 printf 'layers\\n%s\\nsend\\n' "$LAYER_A"
+IFS= read -r size && echo "$size" >"$FAKE/size-$n"
 cat >"$FAKE/session-$n"
 ((n > 1)) || { echo "open .../a/layer.tar: no such file or directory" >&2; exit 1; }
 echo loaded
 """
+
+
+# A server whose disk has no room for the image: it says so, and answers `full`.
+FAKE_SSH_FULL = """#!/usr/bin/env bash
+n=$(find "$FAKE" -name 'session-*' | wc -l); n=$((n + 1))
+printf 'layers\\n%s\\nsend\\n' "$LAYER_A"
+cat >"$FAKE/session-$n"
+echo "the server's disk is too full to load myapp:4f7f0929f5df: ..." >&2
+echo full
+exit 1
+"""
+
+
+def send_to_fake_server(directory: Path, fake_ssh: str) -> subprocess.CompletedProcess[str]:
+    """send_image.py run with `docker` and `ssh` standing in: the image has layers A and B, the server has A."""
+    for name, text in (("docker", FAKE_DOCKER), ("ssh", fake_ssh)):
+        (directory / name).write_text(text)
+        (directory / name).chmod(0o755)
+    (directory / "saved.tar").write_bytes(saved_archive(["a/layer.tar", "b/layer.tar"]).getvalue())
+    env = {**os.environ, "PATH": f"{directory}{os.pathsep}{os.environ['PATH']}", "FAKE": str(directory),
+           "LAYER_A": A, "LAYER_B": B}  # fmt: skip
+    argv = [
+        "--host", "203.0.113.7", "--port", "2200", "--user", "root", "--host-key", HOST_KEY, "--image", "myapp:dev",
+        "--image-id", IMAGE_ID, "--tag", "myapp:4f7f0929f5df", "--remote-command", "image-receive.sh",
+    ]  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "components" / "send_image.py"), *argv], input=PRIVATE_KEY, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
 
 
 def sent_files(session: Path) -> list[str]:
@@ -271,25 +301,13 @@ def sent_files(session: Path) -> list[str]:
 def test_a_partial_send_the_server_cannot_load_is_sent_again_whole_with_the_key_only_in_a_0600_file(
     tmp_path: Path,
 ) -> None:
-    for name, text in (("docker", FAKE_DOCKER), ("ssh", FAKE_SSH)):
-        (tmp_path / name).write_text(text)
-        (tmp_path / name).chmod(0o755)
-    (tmp_path / "saved.tar").write_bytes(saved_archive(["a/layer.tar", "b/layer.tar"]).getvalue())
-    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}", "FAKE": str(tmp_path),
-           "LAYER_A": A, "LAYER_B": B}  # fmt: skip
-    argv = [
-        "--host", "203.0.113.7", "--port", "2200", "--user", "root", "--host-key", HOST_KEY, "--image", "myapp:dev",
-        "--image-id", IMAGE_ID, "--tag", "myapp:4f7f0929f5df", "--remote-command", "image-receive.sh",
-    ]  # fmt: skip
-
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "components" / "send_image.py"), *argv], input=PRIVATE_KEY, env=env,
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = send_to_fake_server(tmp_path, FAKE_SSH)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert sent_files(tmp_path / "session-1") == ["4f7f.json", "b/layer.tar", "manifest.json"]
     assert sent_files(tmp_path / "session-2") == ["4f7f.json", "a/layer.tar", "b/layer.tar", "manifest.json"]
+    # Before each archive, what its layers take unpacked ("contents of b/layer.tar": 23 bytes), for the room check.
+    assert [(tmp_path / f"size-{n}").read_text() for n in (1, 2)] == ["bytes 23\n", "bytes 46\n"]
     said = done.stdout.splitlines()
     assert said[0].startswith("send-image: the server could not load myapp:dev (exit status 1")
     assert said[0].endswith("; sending every layer")
@@ -299,3 +317,12 @@ def test_a_partial_send_the_server_cannot_load_is_sent_again_whole_with_the_key_
     assert not Path((tmp_path / "key-path").read_text().strip()).exists(), "the key file is removed at the end"
     assert (tmp_path / "known_hosts").read_text() == f"[203.0.113.7]:2200 {HOST_KEY}\n"
     assert "PRIVATE KEY" not in done.stdout + done.stderr
+
+
+def test_a_server_without_room_for_the_image_fails_the_send_once_without_sending_every_layer(tmp_path: Path) -> None:
+    done = send_to_fake_server(tmp_path, FAKE_SSH_FULL)
+
+    assert done.returncode == 1
+    assert "the server's disk is too full to load myapp:4f7f0929f5df" in done.stderr
+    assert done.stderr.splitlines()[-1] == "send-image: the server has no room for myapp:dev (see its message above)"
+    assert sorted(path.name for path in tmp_path.glob("session-*")) == ["session-1"]
