@@ -1,7 +1,10 @@
 """A clean Debian server (debootstrap root, sshd, cloud-init, no Docker) made ready by quayside's own program and
 deployed to as a non-root user, through the real engine, real SSH, its own dockerd and kamal-proxy. The user data
 is quayside's cloud_init(): connections verify the host key cloud-init installed from it. The bootstrap then runs
-again over SSH, as a later `pulumi up` with changed settings would run it, and changes nothing."""
+again over SSH, as a later `pulumi up` with changed settings would run it, and changes nothing.
+
+On such a server whose Docker data root is a small disk of its own, a full disk fails a deploy before its image comes
+(pulled from a registry, or sent without one), in one line with the figures, while the old version serves."""
 
 from __future__ import annotations
 
@@ -268,6 +271,16 @@ def pushed_as_list(image: str) -> str:
     return listed
 
 
+@contextlib.contextmanager
+def removed_after(local_images: list[str]) -> Iterator[None]:
+    """This machine's engine keeps none of `local_images` after the test, however it ends."""
+    try:
+        yield
+    finally:
+        for image in local_images:
+            docker("image", "rm", image, check=False)
+
+
 def random_bytes(count: int) -> bytes:
     with open("/dev/urandom", "rb") as source:
         return source.read(count)
@@ -324,6 +337,7 @@ def test_a_full_disk_fails_a_deploy_before_its_image_comes_saying_what_it_needs_
     service = unique_service("e2e-disk")
     local_images = [with_ballast("v2", BALLAST_MB, tmp_path), with_ballast("v3", BALLAST_MB, tmp_path)]
     with (
+        removed_after(local_images),
         clean_debian_server(tmp_path / "server", docker_disk_mb=DOCKER_DISK_MB) as server,
         server.registry_tunnel(),
     ):
@@ -361,5 +375,3 @@ def test_a_full_disk_fails_a_deploy_before_its_image_comes_saying_what_it_needs_
         assert report.failures == [] and set(report.versions()) == {"v2"}, report.summary()
         assert up_once_freed(stack, server) == (200, "v3")
         stack.destroy(color="never")
-    for image in local_images:
-        docker("image", "rm", image, check=False)
