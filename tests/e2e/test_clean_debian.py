@@ -308,11 +308,10 @@ def up_on_a_full_disk(
     return stack, str(failed.value), load.report
 
 
-def up_once_freed(stack: auto.Stack, server: CleanDebianServer) -> tuple[int, str]:
+def up_once_freed(stack: auto.Stack, server: CleanDebianServer, service: str) -> tuple[int, str]:
     """The next `pulumi up` once the filling is gone; what web answers then."""
     server.run("root", "rm /var/lib/docker/filler")
     stack.up(color="never")
-    service = stack.get_config("quayside:service").value
     return get(server.http_port, f"web.{service}.localhost")
 
 
@@ -359,7 +358,7 @@ def test_a_full_disk_fails_a_deploy_before_its_image_comes_saying_what_it_needs_
         assert free < needs == pytest.approx(3 * download, abs=0.2)
         assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
         assert server.run("root", "docker image ls --format '{{.Tag}}' | grep -c ballast").stdout.strip() == "0"
-        assert up_once_freed(stack, server) == (200, "v2")
+        assert up_once_freed(stack, server, service) == (200, "v2")
 
         # Sent without a registry: refused before docker load, the layers' size told by the sender.
         values["quayside:registry"] = "none"
@@ -373,5 +372,5 @@ def test_a_full_disk_fails_a_deploy_before_its_image_comes_saying_what_it_needs_
         assert free <= LEFT_FREE_MB - BALLAST_MB and BALLAST_MB <= unpacked < BALLAST_MB + 2
         assert free < needs == pytest.approx(2 * unpacked, abs=0.2)
         assert report.failures == [] and set(report.versions()) == {"v2"}, report.summary()
-        assert up_once_freed(stack, server) == (200, "v3")
+        assert up_once_freed(stack, server, service) == (200, "v3")
         stack.destroy(color="never")

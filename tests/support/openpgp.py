@@ -29,11 +29,11 @@ KEPT: Final = Path(__file__).with_name("openpgp-keys")
 KEY_PASSPHRASE: Final = "the backup key's own passphrase"
 
 
-def gpg(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def gpg(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("gpg") is None:
         pytest.fail("no gpg on this machine: run scripts/setup.d/packages.sh (installs Debian's gpg)")
     argv = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", *args]
-    done = subprocess.run(argv, input=stdin if stdin is not None else KEY_PASSPHRASE, capture_output=True, text=True)
+    done = subprocess.run(argv, input=KEY_PASSPHRASE, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done
 
