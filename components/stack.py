@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 from pulumi_command import local, remote
 
-from components import config, image_build, image_pin, image_transfer
+from components import config, drift, image_build, image_pin, image_transfer
 from components.accessories.wiring import DeployedAccessories, SecretReader, Site, deploy_accessories
 from components.bootstrap import ServerBootstrap, ServerBootstrapArgs
 from components.host import DockerHost, DockerHostArgs
@@ -93,6 +93,7 @@ class Deployment:
                     "urls": role.urls,
                     "version": role.once_deployed(role.version),
                     "image": role.once_deployed(role.image_ref),
+                    "heals": role.once_deployed(role.heal),
                     **({"servers": role.servers} if self.several else {}),
                     **canary_output(role),
                 }
@@ -146,11 +147,16 @@ def stack_identity() -> pulumi.Output[str]:
 
 
 def deploy(
-    stack: config.StackConfig, secret: SecretReader, read_digest: image_pin.DigestReader | None = None
+    stack: config.StackConfig,
+    secret: SecretReader,
+    read_digest: image_pin.DigestReader | None = None,
+    read_server: drift.ServerReader | None = None,
 ) -> Deployment:
     """`read_digest` pins each role's `repo:tag` to the digest it names now (None: images deploy as written);
     it runs first, so a registry that does not answer fails the run before any resource is declared. With
-    registry: none, the local images' IDs are read first instead, so a missing one fails the run just as early."""
+    registry: none, the local images' IDs are read first instead, so a missing one fails the run just as early.
+    `read_server` reads what serves on a server, for the drift check against the stack's own last outputs (None:
+    no check)."""
     local_images = image_transfer.local_image_ids(stack)
     pulled = {name: role for name, role in stack.roles.items() if name not in local_images}
     pins = image_pin.pin_roles(pulled, read_digest) if read_digest is not None else {}
@@ -167,6 +173,11 @@ def deploy(
             with_proxy=name in proxied, stack_id=stack_id,
         )  # fmt: skip
     sites = {name: Site(side.connection, side.host.ready, side.private_ip) for name, side in sides.items()}
+    drift_check = (
+        drift.DriftCheck.of_this_stack(service, {name: side.connection for name, side in sides.items()}, read_server)
+        if read_server is not None
+        else None
+    )
     accessories = deploy_accessories(stack, sites, secret)
 
     roles: dict[str, AppRole] = {}
@@ -205,6 +216,7 @@ def deploy(
                 if stack.several_servers
                 else {},
                 hosts_at_once=role.boot.hosts_at_once(len(placed)) if role.boot is not None else len(placed),
+                drift=drift_check,
             ),
         )
 

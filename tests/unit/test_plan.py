@@ -343,3 +343,22 @@ def test_an_existing_server_of_several_moved_to_another_address_is_a_warning_nam
         "WARNING: server app-2: moves to 10.97.0.14 (was 10.97.0.12): everything is deployed there afresh, "
         "accessories start empty; the old server keeps its containers and data"
     ]
+
+
+def test_a_drift_healed_puts_the_recorded_version_back_live() -> None:
+    healed = SWAP_ARGV + " --heal 1"
+
+    assert said(rolled("update", rollout("app-1 app-2", 2), rollout("app-1 app-2", 2, healed))) == [
+        "web: found not serving v2 on app-1, app-2, all at once (drift heal 1): v2 goes live again there, its kept "
+        "container started or a fresh one booted, after its health check"
+    ]
+
+
+def test_a_drift_healed_on_one_server_says_the_version_goes_live_again() -> None:
+    swap = f"timeout 787s bash /var/lib/quayside/acme/bin/swap.sh {SWAP_ARGV}"
+    step = child("update", "remote", "acme-web-swap", {"create": swap}, {"create": swap + " --heal 3"}, ("create",))
+
+    assert said(step) == [
+        "web: found not serving v2 (drift heal 3): v2 goes live again there, its kept container started or a fresh "
+        "one booted, after its health check"
+    ]

@@ -63,6 +63,7 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
         swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy(ssl=True)),
         swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy(ssl=True, ssl_redirect=False)),
         swap_args("acme", "worker", WORKER, IMAGE, "1.4@aaaaaaaaaaaa", retained_only=True),
+        swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", heal=2),
         swap_args(
             "acme",
             "web",
@@ -124,6 +125,7 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
     "maintenance.sh": [maintenance_args("on", "acme", "web", "Back at noon")],
     "audit.sh": [steps.AUDIT.argv(service="acme", lines=50)],
     "live.sh": [steps.LIVE.argv(service="acme", role="web", proxy_name=defaults.PROXY_CONTAINER)],
+    "serving.sh": [steps.SERVING.argv(service="acme", proxy_name=defaults.PROXY_CONTAINER)],
 }
 
 

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# serving: which version of each of the service's roles serves on this server, for the drift check of `pulumi
+# preview`/`up` (components/drift.py compares it with the version the stack recorded). Reads only: no lock, so it
+# never waits behind a swap.
+#
+#   serving.sh --service S --proxy-name P   (components/steps.py SERVING)
+#   stdout: `ROLE VERSION` for each role that serves here: a canary's version while its canary runs, else the
+#   version of the role's live container (live.sh's) when that container is running. A role with containers here
+#   and none serving is left out, as is one with no container here.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=ops-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/ops-lib.sh"
+
+service='' proxy_name=''
+
+parse_options() {
+  while (($#)); do
+    case $1 in
+      --service) need_value "$@"; service=$2; shift ;;
+      --proxy-name) need_value "$@"; proxy_name=$2; shift ;;
+      *) die "unknown option $1" ;;
+    esac
+    shift
+  done
+  required --service "$service"; required --proxy-name "$proxy_name"
+  check_part_name --service "$service"; check_name --proxy-name "$proxy_name"
+}
+
+# The version the role's last swap put live here, if its container runs.
+serving_version() {
+  local role=$1 canary id running version
+  canary=$(cat "$(canary_file "$service" "$role")" 2>/dev/null || true)
+  if [[ -n $canary ]]; then
+    id=$(container_name "$service" "$role" "${canary%% *}")
+  else
+    id=$(live_container "$service" "$role" "$proxy_name")
+  fi
+  [[ -n $id ]] || return 0
+  read -r running version <<<"$(inspect_container "$id" '{{.State.Running}} {{index .Config.Labels "quayside.version"}}')"
+  [[ $running != true ]] || echo "$version"
+}
+
+main() {
+  parse_options "$@"
+  local role version
+  for role in $(docker ps --all --filter "label=quayside.service=$service" --filter "label=quayside.role" \
+    --format '{{.Label "quayside.role"}}' | sort -u); do
+    version=$(serving_version "$role")
+    [[ -z $version ]] || echo "$role $version"
+  done
+}
+
+main "$@"
