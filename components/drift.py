@@ -1,17 +1,18 @@
-"""Drift: a role found not serving, on a server of its, the version the stack recorded; `pulumi up` heals it.
+"""Drift: a server found not serving what the stack recorded there; `pulumi up` heals it.
 
 pulumi-command cannot refresh a command: Pulumi knows what the last `up` ran, not what serves now. So at `preview`
 and `up` the program reads the stack's own outputs (a StackReference to itself: the version of each role as the last
-successful `up` recorded it, and its count of heals), and for each role whose recorded version is the one the stack
-deploys now, asks each of its servers which version serves there (serving.sh: one SSH session per server, all at
-once, only when some role there needs it). A role whose servers do not all serve it (a rollback that was not
-recorded, a container stopped or removed by hand) has its count raised by one. The count is an argument of the
-role's swap (swap.sh --heal): the plan shows the swap changed, with a warning saying what serves where, and `up` runs
-it, which puts the recorded version back live as any swap does. The outputs take the new count once the swap has
-succeeded, so the next run passes the same count and changes nothing.
+successful `up` recorded it, and the parts each server runs, kamal-proxy and the accessories, each with its count of
+heals) and asks the servers what serves there (serving.sh: one SSH session per server, all at once, only when a part
+there is to be judged). A role whose servers do not all serve its recorded version (a rollback that was not recorded,
+a container stopped or removed by hand), or a recorded part that does not run, has its count raised by one. The
+count is an argument of its step (swap.sh, accessory.sh, proxy.sh --heal): the plan shows that step changed, with a
+warning saying what was found, and `up` runs it, which puts the part back as that step always does. The outputs take
+the new count once the step has succeeded, so the next run passes the same count and changes nothing.
 
 A server that cannot be read (a pull request's preview with no route to it) is warned about and left unchecked: the
-count stays as recorded, and nothing changes because of it. A new version is not checked: its swap runs anyway.
+counts stay as recorded, and nothing changes because of it. A new version of a role is not checked: its swap runs
+anyway.
 """
 
 from __future__ import annotations
@@ -34,27 +35,37 @@ READ_SECONDS: Final = 20
 CONNECT_SECONDS: Final = 5
 # bash's exit status for a script that is not there: a server deployed by a quayside from before the drift check.
 SCRIPT_MISSING: Final = 127
-# The stack output the recorded versions and counts are read from.
+# The stack outputs the recorded versions and counts are read from: the roles', and each server's other parts'.
 ROLES_OUTPUT: Final = "roles"
+PARTS_OUTPUT: Final = "heals"
+# kamal-proxy's name among a server's parts (the accessories go by theirs).
+PROXY: Final = "proxy"
 
 
 @dataclass(frozen=True)
 class Reading:
-    """What serves on one server: the version of each role that serves there; `error` when it could not be read."""
+    """What serves on one server: the version of each role that serves there, and the other parts running (the
+    accessories by name, kamal-proxy as PROXY); `error` when it could not be read."""
 
     versions: dict[str, str] = field(default_factory=dict)
+    running: frozenset[str] = frozenset()
     error: str | None = None
 
     @classmethod
     def parse(cls, output: str) -> Reading:
-        """serving.sh's `ROLE VERSION` lines."""
-        versions = {}
+        """serving.sh's lines: `role ROLE VERSION`, `accessory NAME`, `proxy`."""
+        versions, running = {}, set()
         for line in output.splitlines():
-            words = line.split()
-            if len(words) != 2:
-                return cls(error=f"serving.sh printed {line.strip()!r}, not ROLE VERSION")
-            versions[words[0]] = words[1]
-        return cls(versions)
+            match line.split():
+                case ["role", role, version]:
+                    versions[role] = version
+                case ["accessory", name]:
+                    running.add(name)
+                case ["proxy"]:
+                    running.add(PROXY)
+                case _:
+                    return cls(error=f"serving.sh printed {line.strip()!r}, not a role, accessory or proxy line")
+        return cls(versions, frozenset(running))
 
 
 @dataclass(frozen=True)
@@ -76,27 +87,10 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The count the role's swap runs with, and what was found on its servers."""
+    """The count a step runs with, and the warning that says what was found, when something drifted."""
 
     heal: int
-    drifted: dict[str, str | None] = field(default_factory=dict)  # server → the version serving there, or none
-    unread: dict[str, str] = field(default_factory=dict)  # server → why it could not be read
-
-    def warnings(self, role: str, recorded: str) -> list[str]:
-        lines = []
-        if self.drifted:
-            found = ", ".join(
-                f"{named(server)} serves {version or 'nothing'}" for server, version in self.drifted.items()
-            )
-            lines.append(
-                f"{role}: {found}, not {recorded} as the stack recorded: this update puts {recorded} back live "
-                f"(heal {self.heal})"
-            )
-        lines += [
-            f"{role}: what serves on {named(server)} was not checked ({why}): a drift there would go unseen this run"
-            for server, why in self.unread.items()
-        ]
-        return lines
+    warning: str | None = None
 
 
 def named(server: str) -> str:
@@ -106,7 +100,8 @@ def named(server: str) -> str:
 
 def judge(role: str, wanted: str, recorded: Recorded, readings: Mapping[str, Reading]) -> Verdict:
     """The role's verdict: its count raised by one when a server it is on does not serve `wanted`, which the stack
-    recorded. A role whose version changes, or that was never deployed, is not judged: its swap runs anyway."""
+    recorded. A role whose version changes, or that was never deployed, is not judged: its swap runs anyway. A server
+    that could not be read is not judged either (the read warned about it)."""
     if recorded.version != wanted:
         return Verdict(recorded.heals)
     drifted = {
@@ -114,8 +109,34 @@ def judge(role: str, wanted: str, recorded: Recorded, readings: Mapping[str, Rea
         for server, reading in readings.items()
         if reading.error is None and reading.versions.get(role) != wanted
     }
-    unread = {server: reading.error for server, reading in readings.items() if reading.error is not None}
-    return Verdict(recorded.heals + (1 if drifted else 0), drifted, unread)
+    if not drifted:
+        return Verdict(recorded.heals)
+    heal = recorded.heals + 1
+    found = ", ".join(f"{named(server)} serves {version or 'nothing'}" for server, version in drifted.items())
+    return Verdict(
+        heal, f"{role}: {found}, not {wanted} as the stack recorded: this update puts {wanted} back live (heal {heal})"
+    )
+
+
+def recorded_part(parts: object, server: str, part: str) -> int | None:
+    """The part's count of heals in the `heals` output, or None when the last `up` did not record it there."""
+    on_server = parts.get(server) if isinstance(parts, dict) else None
+    count = on_server.get(part) if isinstance(on_server, dict) else None
+    return int(count) if isinstance(count, int | float) else None
+
+
+def judge_part(part: str, server: str, recorded: int | None, reading: Reading) -> Verdict:
+    """A server's part (kamal-proxy, an accessory): its count raised by one when the stack recorded it there and it
+    does not run; one not recorded (new, or the stack not yet deployed) is not judged."""
+    if recorded is None or reading.error is not None or part in reading.running:
+        return Verdict(recorded or 0)
+    heal = recorded + 1
+    what = "kamal-proxy" if part == PROXY else part
+    on = "running on the service's network" if part == PROXY else "running"
+    return Verdict(
+        heal,
+        f"{what}: not {on} on {named(server)}, as the stack recorded it: this update starts it again (heal {heal})",
+    )
 
 
 def read_server(endpoint: ssh.Endpoint, private_key: str, service: str) -> Reading:
@@ -150,34 +171,35 @@ ServerReader = Callable[[ssh.Endpoint, str, str], Reading]
 
 
 class DriftCheck:
-    """One per stack: its recorded outputs, and one read per server, made only when a role there is to be judged."""
+    """One per stack: its recorded outputs, and one read per server, made only when a part there is to be judged.
+    Servers are added as the stack makes their connections (`add_server`), before any of their parts is judged."""
 
     def __init__(
         self,
         service: str,
-        connections: Mapping[str, remote.ConnectionArgs],
         recorded_roles: pulumi.Output[Any],
+        recorded_parts: pulumi.Output[Any],
         read: ServerReader = read_server,
     ) -> None:
         self._service = service
-        self._connections = dict(connections)
         self._recorded_roles = recorded_roles
+        self._recorded_parts = recorded_parts
         self._read = read
+        self._connections: dict[str, remote.ConnectionArgs] = {}
         self._readings: dict[str, pulumi.Output[Reading]] = {}
 
     @classmethod
-    def of_this_stack(
-        cls, service: str, connections: Mapping[str, remote.ConnectionArgs], read: ServerReader = read_server
-    ) -> DriftCheck:
+    def of_this_stack(cls, service: str, read: ServerReader = read_server) -> DriftCheck:
         """Against the stack's own last outputs (none before its first `up`)."""
         itself = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-        recorded = pulumi.StackReference(f"{service}-recorded", stack_name=itself).get_output(ROLES_OUTPUT)
-        return cls(service, connections, recorded, read)
+        recorded = pulumi.StackReference(f"{service}-recorded", stack_name=itself)
+        return cls(service, recorded.get_output(ROLES_OUTPUT), recorded.get_output(PARTS_OUTPUT), read)
 
-    def heal(
-        self, role: str, servers: Sequence[str], version: pulumi.Output[str], on: pulumi.Resource
-    ) -> pulumi.Output[int]:
-        """The count the role's swap runs with; warnings on `on` say what drifted and what was not checked."""
+    def add_server(self, server: str, connection: remote.ConnectionArgs) -> None:
+        self._connections[server] = connection
+
+    def role_heal(self, role: str, servers: Sequence[str], version: pulumi.Output[str]) -> pulumi.Output[int]:
+        """The count the role's swap runs with."""
 
         def decide(values: list[Any]) -> pulumi.Output[int] | int:
             wanted, recorded = str(values[0]), Recorded.of(values[1], role)
@@ -185,28 +207,54 @@ class DriftCheck:
                 return recorded.heals
             readings = pulumi.Output.all(*(self._reading(server) for server in servers))
             return readings.apply(
-                lambda found: self._verdict(role, wanted, recorded, dict(zip(servers, found, strict=True)), on)
+                lambda found: said(judge(role, wanted, recorded, dict(zip(servers, found, strict=True))))
             )
 
         # What serves is no secret, though the key that read it is.
         return pulumi.Output.unsecret(pulumi.Output.all(version, self._recorded_roles).apply(decide))
 
-    @staticmethod
-    def _verdict(role: str, wanted: str, recorded: Recorded, readings: dict[str, Reading], on: pulumi.Resource) -> int:
-        verdict = judge(role, wanted, recorded, readings)
-        for line in verdict.warnings(role, wanted):
-            pulumi.log.warn(line, resource=on)
-        return verdict.heal
+    def part_heal(self, server: str, part: str) -> pulumi.Output[int]:
+        """The count the step of a server's part (PROXY, an accessory) runs with."""
+
+        def decide(parts: object) -> pulumi.Output[int] | int:
+            recorded = recorded_part(parts, server, part)
+            if recorded is None:
+                return 0
+            return self._reading(server).apply(lambda found: said(judge_part(part, server, recorded, found)))
+
+        return pulumi.Output.unsecret(self._recorded_parts.apply(decide))
 
     def _reading(self, server: str) -> pulumi.Output[Reading]:
         if server not in self._readings:
             c = self._connections[server]
             where = pulumi.Output.all(c.host, c.port, c.user, c.host_key, c.private_key)
-            self._readings[server] = where.apply(
-                lambda values: asyncio.get_running_loop().run_in_executor(
-                    None, self._read,
-                    ssh.Endpoint(str(values[0]), int(values[1] or 22), str(values[2] or "root"), str(values[3])),
-                    str(values[4]), self._service,
-                )
-            )  # fmt: skip
+
+            async def read(values: list[Any]) -> Reading:
+                endpoint = ssh.Endpoint(str(values[0]), int(values[1] or 22), str(values[2] or "root"), str(values[3]))
+                # In a thread: the program's other steps, and the other servers' reads, go on meanwhile.
+                reading = await asyncio.to_thread(self._read, endpoint, str(values[4]), self._service)
+                return unread_said(server, reading)
+
+            self._readings[server] = where.apply(read)
         return self._readings[server]
+
+
+def unread_said(server: str, reading: Reading) -> Reading:
+    """The reading, a warning shown when the server could not be read."""
+    if reading.error is not None:
+        pulumi.log.warn(
+            f"what serves on {named(server)} was not checked ({reading.error}): a drift there would go unseen this run"
+        )
+    return reading
+
+
+def said(verdict: Verdict) -> int:
+    """The verdict's count, its warning shown."""
+    if verdict.warning is not None:
+        pulumi.log.warn(verdict.warning)
+    return verdict.heal
+
+
+def heal_of(check: DriftCheck | None, server: str, part: str) -> pulumi.Output[int]:
+    """A server part's count of heals; 0 without a drift check."""
+    return check.part_heal(server, part) if check is not None else pulumi.Output.from_input(0)

@@ -134,7 +134,7 @@ class AppRole(pulumi.ComponentResource):
         self.version = self.image_ref.apply(lambda ref: version_of(args.role, ref))
         self.urls = urls(args.role, args.served_by or args.proxy)
         self.heal = (
-            args.drift.heal(args.name, args.servers, self.version, on=self)
+            args.drift.role_heal(args.name, args.servers, self.version)
             if args.drift is not None
             else pulumi.Output.from_input(0)
         )

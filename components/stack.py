@@ -82,6 +82,14 @@ class Deployment:
         assert proxy is not None, "every stack has a proxied role or, with one server, a proxy anyway"
         return proxy
 
+    def heals(self) -> dict[str, dict[str, pulumi.Output[int]]]:
+        """Server → its parts besides the roles (kamal-proxy, the accessories) → the drifts of each healed."""
+        found = self.accessories.heals()
+        for name, side in self.servers.items():
+            if side.proxy is not None:
+                found.setdefault(name, {})[drift.PROXY] = side.proxy.heal
+        return found
+
     def outputs(self) -> dict[str, Any]:
         """The stack outputs: names and shapes are a contract other stacks read (StackReference). A stack on
         several servers adds each server's addresses and where each role and accessory runs."""
@@ -104,6 +112,7 @@ class Deployment:
             "service": self.service,
             "ssh": ssh_output(self.first),
             "accessories": [name for name in config.ACCESSORIES if getattr(self.accessories, name) is not None],
+            drift.PARTS_OUTPUT: self.heals(),
         }
         if self.several:
             outputs["servers"] = {
@@ -166,19 +175,15 @@ def deploy(
     network = private_network(stack)
     stack_id = stack_identity()
     proxied = stack.proxy_servers()
+    drift_check = drift.DriftCheck.of_this_stack(service, read_server) if read_server is not None else None
     sides: dict[str, ServerSide] = {}
     for index, (name, settings) in enumerate(stack.servers_by_name().items()):
         sides[name] = _server_side(
             stack, Placement(name, index, stack.several_servers), settings, secret, registry_password, network,
-            with_proxy=name in proxied, stack_id=stack_id,
+            with_proxy=name in proxied, stack_id=stack_id, drift_check=drift_check,
         )  # fmt: skip
     sites = {name: Site(side.connection, side.host.ready, side.private_ip) for name, side in sides.items()}
-    drift_check = (
-        drift.DriftCheck.of_this_stack(service, {name: side.connection for name, side in sides.items()}, read_server)
-        if read_server is not None
-        else None
-    )
-    accessories = deploy_accessories(stack, sites, secret)
+    accessories = deploy_accessories(stack, sites, secret, drift_check)
 
     roles: dict[str, AppRole] = {}
     for name in deploy_order(stack):
@@ -324,6 +329,7 @@ def _server_side(
     *,
     with_proxy: bool,
     stack_id: pulumi.Output[str],
+    drift_check: drift.DriftCheck | None,
 ) -> ServerSide:
     service = stack.service
     name, opts = placement.resource(service, "server")
@@ -350,6 +356,8 @@ def _server_side(
             ),
             opts,
         )  # fmt: skip
+    if drift_check is not None:
+        drift_check.add_server(placement.name, server.connection)
     bootstrap = _bootstrap(service, placement, settings, server)
     name, opts = placement.resource(service, "host")
     host = DockerHost(
@@ -372,7 +380,7 @@ def _server_side(
             name,
             ProxyArgs(
                 service=service, connection=server.connection, proxy=server_proxy(stack, placement.name, private_ip),
-                host_ready=host.ready,
+                host_ready=host.ready, heal=drift.heal_of(drift_check, placement.name, drift.PROXY),
             ),
             opts,
         )  # fmt: skip

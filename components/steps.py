@@ -263,6 +263,9 @@ ACCESSORY: Final = Script(
         Option("hold-for", words="requests held"),
         Option("hold-role", Kind.LIST, words="roles held"),
         Option("proxy-name", required_with="hold-for", names_step=True),
+        # How many times `pulumi up` found it not running as recorded (components/drift.py): a new count runs the
+        # step again, which starts it. Outside the config hash: the container runs the same.
+        Option("heal", words="heal count"),
         _list("cmd"),
     ),
     actions=("boot", "remove"),
@@ -279,6 +282,9 @@ PROXY: Final = Script(
         _boot("bind"),
         _boot("state-volume"),
         _boot("state-dir"),
+        # How many times `pulumi up` found it not running as recorded (components/drift.py): a new count runs the
+        # step again, which starts it. Outside the config hash: the container runs the same.
+        Option("heal", words="heal count"),
     ),
     actions=("boot", "remove"),
 )

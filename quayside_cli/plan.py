@@ -249,9 +249,14 @@ def version_of(command: dict[str, list[str]] | None) -> str:
 HEAL: Final = "drift heal"
 
 
+def started_again(changes: list[str]) -> bool:
+    """A proxy's or accessory's step that runs again only to heal drift: it starts what runs with the same options."""
+    return len(changes) == 1 and changes[0].startswith(f"{HEAL} ")
+
+
 def healed(label: str, also: list[str], version: str, where: str = "") -> list[str]:
     """The words for a swap or rollout that runs again only to heal drift; none for any other change."""
-    if len(also) != 1 or not also[0].startswith(f"{HEAL} "):
+    if not started_again(also):
         return []
     return [f"{label}: found not serving {version}{where} ({also[0]}): {version} goes live again there, its kept "
             "container started or a fresh one booted, after its health check"]  # fmt: skip
@@ -476,6 +481,8 @@ def describe_accessory(part: Part) -> list[str]:
         )
         if changes == [RECONNECTED]:
             lines.append(reconnected(label))
+        elif started_again(changes):
+            lines.append(f"{label}: found not running ({changes[0]}): started again{keeps}")
         elif changes:
             lines.append(f"{label}: {', '.join(changes)}: restarted{keeps}")
         elif "delete data on" in arming:
@@ -500,6 +507,9 @@ def describe_proxy(part: Part) -> list[str]:
     changes += secret_changes(container, "secrets")
     if changes == [RECONNECTED]:
         return [reconnected(part.label)]
+    if started_again(changes):
+        return [f"{part.label}: kamal-proxy found not running on the service's network ({changes[0]}): started again "
+                "and joined to it, routes kept"]  # fmt: skip
     return [f"{part.label}: {', '.join(changes)}: kamal-proxy reboots, a brief pause for every service on the server; "
             "routes are kept"]  # fmt: skip
 

@@ -4,9 +4,11 @@
 # never waits behind a swap.
 #
 #   serving.sh --service S --proxy-name P   (components/steps.py SERVING)
-#   stdout: `ROLE VERSION` for each role that serves here: a canary's version while its canary runs, else the
-#   version of the role's live container (live.sh's) when that container is running. A role with containers here
-#   and none serving is left out, as is one with no container here.
+#   stdout, a line for each part of the service that serves here (one that does not, or is not here, has none):
+#     role ROLE VERSION   a canary's version while its canary runs, else the version of the role's live container
+#                         (live.sh's) when that container is running
+#     accessory NAME      its container <service>-<name> is running
+#     proxy               the server's kamal-proxy is running and on the service's network
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -42,14 +44,28 @@ serving_version() {
   [[ $running != true ]] || echo "$version"
 }
 
+# The proxy runs, and is on the service's network (whose name is the service's).
+proxy_serves() {
+  local running networks
+  # shellcheck disable=SC2016 # a Go template, not shell
+  read -r running networks <<<"$(inspect_container "$proxy_name" \
+    '{{.State.Running}} {{range $net, $_ := .NetworkSettings.Networks}}{{$net}} {{end}}')"
+  [[ $running == true && " $networks " == *" $service "* ]]
+}
+
 main() {
   parse_options "$@"
-  local role version
+  local role version accessory
   for role in $(docker ps --all --filter "label=quayside.service=$service" --filter "label=quayside.role" \
     --format '{{.Label "quayside.role"}}' | sort -u); do
     version=$(serving_version "$role")
-    [[ -z $version ]] || echo "$role $version"
+    [[ -z $version ]] || echo "role $role $version"
   done
+  for accessory in $(docker ps --filter "label=quayside.service=$service" --filter "label=quayside.accessory" \
+    --format '{{.Label "quayside.accessory"}}' | sort -u); do
+    echo "accessory $accessory"
+  done
+  if proxy_serves; then echo proxy; fi
 }
 
 main "$@"

@@ -37,6 +37,7 @@ from tests.support.stacks import (
     proxy_routes,
     registry_image,
     service_containers,
+    sql,
     unique_service,
 )
 from tests.support.testbed import TestServer
@@ -397,14 +398,6 @@ def test_an_ssh_connection_cut_mid_swap_drops_no_request_and_the_next_up_converg
     assert converged.summary.result == "succeeded"
     assert demo.get("web") == (200, "slow-start")
     assert changes(demo.preview().change_summary) == set()
-
-
-def sql(demo: DemoStack, statement: str) -> str:
-    """psql as the service's user inside its Postgres container."""
-    user = demo.service.replace("-", "_")
-    argv = ["docker", "exec", f"{demo.service}-postgres", "psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-tA",
-            "-U", user, "-d", user, "-c", statement]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
 
 
 def test_an_accessory_config_change_by_up_keeps_its_data_and_destroy_keeps_the_data_dir(

@@ -3,18 +3,29 @@ what the stack recorded, `pulumi preview` says so and shows the role's swap chan
 version back (with load running, every failed request counted), and the run after it changes nothing.
 
 Each test deploys the three demo roles of Pulumi.local.yaml (web v1, backend v2 with a migration, api v3) as a
-service of its own, and destroys it at the end.
+service of its own (the last with Postgres), and destroys it at the end.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Final
 
 from tests.support.docker import docker
 from tests.support.pulumi_engine import pulumi_cli
-from tests.support.stacks import DemoStack, Events, container_name, pinned_version, registry_image
+from tests.support.stacks import (
+    PROXY,
+    DemoStack,
+    Events,
+    container_name,
+    pinned_version,
+    registry_image,
+    sql,
+    unique_service,
+)
+from tests.support.testbed import TestServer
 
 # A `pulumi` ahead of the real one on PATH whose `up` fails: a rollback's fast switch happens, its record does not.
 PULUMI_FAILING_UP: Final = """#!{python}
@@ -91,3 +102,41 @@ def test_containers_stopped_or_removed_by_hand_show_in_the_preview_and_up_brings
     events = Events()
     demo.up(events)
     assert events.changed() == {}, "the run after a heal changes nothing"
+
+
+def test_a_database_stopped_and_the_proxy_cut_off_by_hand_are_put_back_by_up_with_the_data_kept(
+    tmp_path: Path, test_server: TestServer
+) -> None:
+    demo = DemoStack.create(tmp_path, test_server, unique_service("drift-pg"))
+    demo.config["quayside:accessories"] = {"postgres": {"image": "quayside-test/postgres:15", "version": "15"}}
+    demo.secrets["postgres_password"] = "pg-pass-7c1d40"
+    try:
+        demo.up()
+        sql(demo, "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('written before the drift')")
+        docker("stop", f"{demo.service}-postgres")
+        docker("network", "disconnect", demo.service, PROXY)
+        assert demo.get("web")[0] != 200, "the proxy no longer reaches the service"
+
+        preview = demo.preview()
+        for said in (
+            "postgres: not running on the server, as the stack recorded it: this update starts it again (heal 1)",
+            "kamal-proxy: not running on the service's network on the server, as the stack recorded it: this update "
+            "starts it again (heal 1)",
+        ):
+            assert said in preview.stdout, preview.stdout
+        events = Events()
+        demo.up(events)
+
+        assert events.changed() == {
+            f"{demo.service}-postgres-container": ["update"],
+            f"{demo.service}-proxy-container": ["update"],
+        }
+        assert sql(demo, "SELECT body FROM notes") == "written before the drift"
+        assert demo.get("web") == (200, "v1")
+        assert demo.stack().outputs()["heals"].value == {"server": {"proxy": 1, "postgres": 1}}
+        events = Events()
+        demo.up(events)
+        assert events.changed() == {}, "the run after a heal changes nothing"
+    finally:
+        demo.destroy()
+        subprocess.run(["rm", "-rf", str(demo.service_dir)], check=False)

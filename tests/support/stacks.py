@@ -158,6 +158,14 @@ def remove_leftovers(service: str) -> None:
         docker("rm", "--force", *leftovers)
 
 
+def sql(demo: DemoStack, statement: str) -> str:
+    """psql as the service's user inside its Postgres container."""
+    user = demo.service.replace("-", "_")
+    argv = ["docker", "exec", f"{demo.service}-postgres", "psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-tA",
+            "-U", user, "-d", user, "-c", statement]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
 def changes(summary: Mapping[str, int] | Mapping[auto.OpType, int] | None) -> set[str]:
     """The ops of a preview's or update's summary that change something: all but `same`, and `read` (the drift
     check reads the stack's own outputs at every run)."""

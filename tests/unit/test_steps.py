@@ -86,9 +86,10 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
         container.boot_args("acme", postgres.spec("acme", POSTGRES_HOLDING, held_roles=["web", "api"])),
         container.boot_args("acme", backup.spec("acme", BACKUP, POSTGRES)),
         container.boot_args("acme", vector.spec("acme", VECTOR)),
+        container.boot_args("acme", vector.spec("acme", VECTOR), heal=1),
         container.remove_args("acme", postgres.spec("acme", POSTGRES), delete_data=True),
     ],
-    "proxy.sh": [boot_args("acme", config.Proxy()), remove_args("acme")],
+    "proxy.sh": [boot_args("acme", config.Proxy()), boot_args("acme", config.Proxy(), heal=3), remove_args("acme")],
     "balancer.sh": [
         route_args("deploy", "acme", "web", BalancedRole(WEB, ["10.0.0.21:80", "10.0.0.22:80"], None), config.Proxy()),  # type: ignore[arg-type]
         route_args("remove", "acme", "web", None, config.Proxy(ssl=True)),
