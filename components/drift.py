@@ -28,6 +28,7 @@ from pulumi_command import remote
 
 from components import config, defaults, ssh, steps
 from components import remote as commands
+from components.server import WARNING_PREFIX
 
 # serving.sh reads a few containers; a server slower than this to answer is not checked this run.
 READ_SECONDS: Final = 20
@@ -87,7 +88,8 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The count a step runs with, and the warning that says what was found, when something drifted."""
+    """The count a step runs with, and the warning that says what was found, when something drifted (a WARNING line
+    of `quayside plan`: a reviewer sees drift first)."""
 
     heal: int
     warning: str | None = None
@@ -114,7 +116,9 @@ def judge(role: str, wanted: str, recorded: Recorded, readings: Mapping[str, Rea
     heal = recorded.heals + 1
     found = ", ".join(f"{named(server)} serves {version or 'nothing'}" for server, version in drifted.items())
     return Verdict(
-        heal, f"{role}: {found}, not {wanted} as the stack recorded: this update puts {wanted} back live (heal {heal})"
+        heal,
+        f"{WARNING_PREFIX}{role}: {found}, not {wanted} as the stack recorded: this update puts {wanted} back live "
+        f"(heal {heal})",
     )
 
 
@@ -135,7 +139,8 @@ def judge_part(part: str, server: str, recorded: int | None, reading: Reading) -
     on = "running on the service's network" if part == PROXY else "running"
     return Verdict(
         heal,
-        f"{what}: not {on} on {named(server)}, as the stack recorded it: this update starts it again (heal {heal})",
+        f"{WARNING_PREFIX}{what}: not {on} on {named(server)}, as the stack recorded it: this update starts it again "
+        f"(heal {heal})",
     )
 
 
@@ -240,7 +245,8 @@ class DriftCheck:
 
 
 def unread_said(server: str, reading: Reading) -> Reading:
-    """The reading, a warning shown when the server could not be read."""
+    """The reading, a warning shown when the server could not be read (Pulumi's only: a pull request's preview with
+    no route to the servers would otherwise open every plan with it)."""
     if reading.error is not None:
         pulumi.log.warn(
             f"what serves on {named(server)} was not checked ({reading.error}): a drift there would go unseen this run"

@@ -116,7 +116,8 @@ def test_a_server_serving_another_version_or_nothing_raises_the_count_by_one_and
 
     assert drift.judge("web", "1.0", Recorded("1.0", 2), readings) == Verdict(
         3,
-        "web: app-1 serves 0.9, app-2 serves nothing, not 1.0 as the stack recorded: this update puts 1.0 back live "
+        "quayside: web: app-1 serves 0.9, app-2 serves nothing, not 1.0 as the stack recorded: this update puts 1.0 "
+        "back live "
         "(heal 3)",
     )
 
@@ -136,11 +137,12 @@ def test_a_server_that_cannot_be_read_changes_no_count() -> None:
 
 def test_a_recorded_part_not_running_raises_its_count_and_one_not_recorded_is_not_judged() -> None:
     assert drift.judge_part("postgres", "db", 4, Reading(running=frozenset({"proxy"}))) == Verdict(
-        5, "postgres: not running on db, as the stack recorded it: this update starts it again (heal 5)"
+        5, "quayside: postgres: not running on db, as the stack recorded it: this update starts it again (heal 5)"
     )
     assert drift.judge_part("proxy", "server", 0, Reading()) == Verdict(
         1,
-        "kamal-proxy: not running on the service's network on the server, as the stack recorded it: this update "
+        "quayside: kamal-proxy: not running on the service's network on the server, as the stack recorded it: "
+        "this update "
         "starts it again (heal 1)",
     )
     assert drift.judge_part("postgres", "db", 4, Reading(running=frozenset({"postgres"}))) == Verdict(4)
@@ -194,7 +196,8 @@ def test_a_drifted_role_runs_its_swap_with_one_more_heal_and_the_rest_keep_their
         assert healed(commands) == {"web": "3", "postgres": "4"}, "api and the proxy have never been healed"
         assert servers.read == ["app-1.acme.com"], "one read of the server for all its parts"
         assert engine_log.messages == [
-            "web: the server serves nothing, not 1.0 as the stack recorded: this update puts 1.0 back live (heal 3)"
+            "quayside: web: the server serves nothing, not 1.0 as the stack recorded: this update puts 1.0 back live "
+            "(heal 3)"
         ]
 
     return created(deployment).apply(check)
@@ -209,9 +212,11 @@ def test_a_proxy_or_accessory_not_running_as_recorded_runs_its_step_again(engine
     def check(commands: dict[str, str]) -> None:
         assert healed(commands) == {"web": "2", "proxy on server": "1", "postgres": "5"}
         assert sorted(engine_log.messages) == [
-            "kamal-proxy: not running on the service's network on the server, as the stack recorded it: this update "
+            "quayside: kamal-proxy: not running on the service's network on the server, as the stack recorded it: "
+            "this update "
             "starts it again (heal 1)",
-            "postgres: not running on the server, as the stack recorded it: this update starts it again (heal 5)",
+            "quayside: postgres: not running on the server, as the stack recorded it: this update starts it again "
+            "(heal 5)",
         ], "vector was not recorded there: it is new to the stack"
 
     return created(deployment).apply(check)
@@ -286,9 +291,10 @@ def test_on_several_servers_a_drift_on_one_reruns_the_roles_rollout_and_each_ser
         assert healed(commands) == {"web": "3", "proxy on app-1": "1", "proxy on app-2": "1"}
         assert sorted(servers.read) == ["app-1.acme.com", "app-2.acme.com"]
         assert sorted(engine_log.messages) == [
-            "kamal-proxy: not running on the service's network on app-2, as the stack recorded it: this update "
+            "quayside: kamal-proxy: not running on the service's network on app-2, as the stack recorded it: "
+            "this update "
             "starts it again (heal 1)",
-            "web: app-2 serves 0.9, not 1.0 as the stack recorded: this update puts 1.0 back live (heal 3)",
+            "quayside: web: app-2 serves 0.9, not 1.0 as the stack recorded: this update puts 1.0 back live (heal 3)",
         ]
 
     return created(deployment).apply(check)

@@ -365,6 +365,10 @@ def test_a_drift_healed_on_one_server_says_the_version_goes_live_again() -> None
         "web: found not serving v2 (drift heal 3): v2 goes live again there, its kept container started or a fresh "
         "one booted, after its health check"
     ]
+    found = "web: the server serves v1, not v2 as the stack recorded: this update puts v2 back live (heal 3)"
+    warned = {"severity": "warning", "message": f"warning: quayside: {found}\n"}
+    done = plan(preview={"config": {"quayside:service": "acme"}, "steps": [step], "diagnostics": [warned]})
+    assert done.stdout.splitlines()[0] == f"WARNING: {found}", "what drifted comes first"
 
 
 def healed_preview(fixture: str, container: str) -> dict[str, Any]:
