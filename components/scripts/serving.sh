@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# serving: which version of each of the service's roles serves on this server, for the drift check of `pulumi
-# preview`/`up` (components/drift.py compares it with the version the stack recorded). Reads only: no lock, so it
-# never waits behind a swap.
+# serving: what of the service serves on this server (each role's version, the accessories and kamal-proxy that
+# run), for the drift check of `pulumi preview`/`up` (components/drift.py compares it with what the stack recorded).
+# Reads only: no lock, so it never waits behind a swap.
 #
 #   serving.sh --service S --proxy-name P   (components/steps.py SERVING)
 #   stdout, a line for each part of the service that serves here (one that does not, or is not here, has none):
