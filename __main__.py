@@ -6,7 +6,7 @@ import sys
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from components import config, image_pin, stack
+from components import config, drift, image_pin, stack
 
 # Pulumi's language host interrupts the program (SIGINT) when an update ends early, as a failed deploy ends it: the
 # engine has shown that error already, so the program ends quietly rather than add a KeyboardInterrupt traceback.
@@ -21,7 +21,8 @@ try:
     settings = config.load(raw_config, secret_keys=secret_keys)
     # Tags are read from their registries as they stand now, with the stack's login (its password in memory only).
     login = image_pin.login_for(settings.pull_registry, raw_config.get(f"{config.NAMESPACE}:registry_password"))
-    deployment = stack.deploy(settings, secrets.require_secret, image_pin.RegistryDigests(login))
+    # What serves on each server is read, too, against the stack's last outputs: drift shows in the plan.
+    deployment = stack.deploy(settings, secrets.require_secret, image_pin.RegistryDigests(login), drift.read_server)
 except (config.ConfigError, image_pin.PinError) as error:
     # The one line naming the key, without a traceback: nothing has been created yet.
     raise pulumi.RunError(str(error)) from None

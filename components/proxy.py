@@ -17,9 +17,10 @@ class ProxyArgs:
     connection: remote.ConnectionArgs
     proxy: config.Proxy
     host_ready: remote.Command
+    heal: pulumi.Input[int] = 0  # the drifts healed (components/drift.py)
 
 
-def boot_args(service: str, proxy: config.Proxy) -> list[str]:
+def boot_args(service: str, proxy: config.Proxy, heal: int = 0) -> list[str]:
     return steps.PROXY.argv(
         "boot",
         image=proxy.image_ref,
@@ -31,6 +32,7 @@ def boot_args(service: str, proxy: config.Proxy) -> list[str]:
         bind=proxy.bind,
         state_volume=defaults.PROXY_STATE_VOLUME,
         state_dir=proxy.state_dir,
+        heal=heal or None,
     )
 
 
@@ -47,6 +49,7 @@ class Proxy(pulumi.ComponentResource):
 
     ready: remote.Command
     version: str
+    heal: pulumi.Output[int]  # once `ready` has run
 
     def __init__(self, name: str, args: ProxyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:index:Proxy", name, None, opts)
@@ -54,11 +57,15 @@ class Proxy(pulumi.ComponentResource):
         self.ready = remote.Command(
             f"{name}-container",
             connection=args.connection,
-            create=commands.script(
-                args.service, steps.PROXY.name, boot_args(args.service, args.proxy), timeout_seconds=600
+            create=pulumi.Output.from_input(args.heal).apply(
+                lambda count: commands.script(
+                    args.service, steps.PROXY.name, boot_args(args.service, args.proxy, count), timeout_seconds=600
+                )
             ),
             delete=commands.script(args.service, steps.PROXY.name, remove_args(args.service), timeout_seconds=120),
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.host_ready]),
         )
+        # Resolved once the proxy's step has run: an `up` that fails registers no outputs.
+        self.heal = pulumi.Output.all(self.ready.id, args.heal).apply(lambda done: int(done[1]))
         self.register_outputs({"version": self.version, "image": args.proxy.image_ref})

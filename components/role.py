@@ -17,16 +17,19 @@ import hashlib
 import os
 import shlex
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 import pulumi
 from pulumi_command import local, remote
 
 from components import config, defaults, image_build, rollout, steps
 from components import remote as commands
+from components.drift import DriftCheck
 from components.image_transfer import ImageTransfer, ImageTransferArgs
 from components.swap_command import certificate_path, lock_wait, swap_args, swap_timeout, version_of
 
 CERTIFICATE_SECONDS = 120
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,6 +55,8 @@ class AppRoleArgs:
     hosts_at_once: int = 1
     # ssl_certificate's two secrets: the certificate (with any intermediates) and its private key, in PEM.
     certificate: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None
+    # What serves on the role's servers against what the stack recorded (components/drift.py); None: not checked.
+    drift: DriftCheck | None = None
 
 
 def retire_args(service: str, name: str, role: config.Role, version: str) -> list[str]:
@@ -118,6 +123,7 @@ class AppRole(pulumi.ComponentResource):
     transfer: ImageTransfer | None = None
     image_ref: pulumi.Output[str]
     version: pulumi.Output[str]
+    heal: pulumi.Output[int]  # how many drifts of the role `up` has put right (components/drift.py)
     urls: list[str]
     servers: list[str]
 
@@ -127,6 +133,11 @@ class AppRole(pulumi.ComponentResource):
         self.image_ref = self._image(name)
         self.version = self.image_ref.apply(lambda ref: version_of(args.role, ref))
         self.urls = urls(args.role, args.served_by or args.proxy)
+        self.heal = (
+            args.drift.role_heal(args.name, args.servers, self.version)
+            if args.drift is not None
+            else pulumi.Output.from_input(0)
+        )
         # Secret in, secret out: the env file inherits the secrecy of its values.
         stdin: pulumi.Output[str] = (
             pulumi.Output.all(**args.secrets).apply(env_file) if args.secrets else pulumi.Output.from_input("")
@@ -155,17 +166,23 @@ class AppRole(pulumi.ComponentResource):
                 resource=self,
             )
         self.register_outputs(
-            {"urls": self.urls, "version": self.version, "image": self.image_ref, "servers": self.servers}
+            {
+                "urls": self.urls,
+                "version": self.version,
+                "image": self.image_ref,
+                "servers": self.servers,
+                "heals": self.heal,
+            }
         )
 
     @property
     def canary(self) -> config.Canary | None:
         return self._args.role.canary
 
-    def once_deployed(self, value: pulumi.Output[str]) -> pulumi.Output[str]:
+    def once_deployed(self, value: pulumi.Output[T]) -> pulumi.Output[T]:
         """`value` once the role's deploy succeeds. A deploy that fails resolves nothing, so the stack's outputs are
         not registered and keep those of the last `pulumi up` that succeeded: what the servers serve."""
-        return pulumi.Output.all(self.deployed.id, value).apply(lambda settled: str(settled[1]))
+        return pulumi.Output.all(self.deployed.id, value).apply(lambda settled: cast(T, settled[1]))
 
     def _image(self, name: str) -> pulumi.Output[str]:
         spec = self._args.role.image
@@ -222,10 +239,13 @@ class AppRole(pulumi.ComponentResource):
     def _swap(self, name: str, stdin: pulumi.Output[str]) -> remote.Command:
         a = self._args
         timeout = swap_timeout(a.role)
-        create = pulumi.Output.all(self.image_ref, self.version, self._certificate_id).apply(
+        create = pulumi.Output.all(self.image_ref, self.version, self._certificate_id, self.heal).apply(
             lambda values: commands.script(
                 a.service, steps.SWAP.name,
-                swap_args(a.service, a.name, a.role, values[0], values[1], proxy=a.proxy, certificate_id=values[2]),
+                swap_args(
+                    a.service, a.name, a.role, values[0], values[1], proxy=a.proxy, certificate_id=values[2],
+                    heal=values[3],
+                ),
                 timeout_seconds=timeout,
             )
         )  # fmt: skip
@@ -312,7 +332,7 @@ class AppRole(pulumi.ComponentResource):
         a = self._args
         servers = list(a.placements.items())
         addresses = pulumi.Output.all(*(pulumi.Output.all(c.host, c.port, c.user) for _, c in servers))
-        create = pulumi.Output.all(self.image_ref, self.version, addresses, self._certificate_id).apply(
+        create = pulumi.Output.all(self.image_ref, self.version, addresses, self._certificate_id, self.heal).apply(
             lambda values: shlex.join(
                 ["python3", os.path.relpath(rollout.__file__), *rollout.command_line(
                     a.service, a.name, limit=a.hosts_at_once, timeout_seconds=swap_timeout(a.role),
@@ -321,7 +341,8 @@ class AppRole(pulumi.ComponentResource):
                         for (server, _), (host, port, user) in zip(servers, values[2], strict=True)
                     ],
                     swap_argv=swap_args(
-                        a.service, a.name, a.role, values[0], values[1], proxy=a.proxy, certificate_id=values[3]
+                        a.service, a.name, a.role, values[0], values[1], proxy=a.proxy, certificate_id=values[3],
+                        heal=values[4],
                     ),
                 )]
             )

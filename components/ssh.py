@@ -64,6 +64,7 @@ HARDENING: Final = (
 def argv(
     host: str, port: int, user: str, key: Path, known_hosts: Path, command: str, *,
     tty: bool = False, options: Sequence[str] = (), forwards: Sequence[str] = (),
+    connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
 ) -> list[str]:  # fmt: skip
     """`ssh` running `command` as user@host with that key only, the host key checked strictly against `known_hosts`,
     nothing forwarded (HARDENING); `options` (more `-o` settings, `-N`) go before the destination. Without `forwards` (a
@@ -75,7 +76,7 @@ def argv(
         *(forwards or ("-o", "ClearAllForwardings=yes")),
         "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
         "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT_SECONDS}",
+        "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={connect_timeout}",
         *options, "-o", "ControlPath=none", "-t" if tty else "-T", f"{user}@{host}", command,
     ]  # fmt: skip
 

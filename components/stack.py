@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 from pulumi_command import local, remote
 
-from components import config, image_build, image_pin, image_transfer
+from components import config, drift, image_build, image_pin, image_transfer
 from components.accessories.wiring import DeployedAccessories, SecretReader, Site, deploy_accessories
 from components.bootstrap import ServerBootstrap, ServerBootstrapArgs
 from components.host import DockerHost, DockerHostArgs
@@ -82,6 +82,14 @@ class Deployment:
         assert proxy is not None, "every stack has a proxied role or, with one server, a proxy anyway"
         return proxy
 
+    def heals(self) -> dict[str, dict[str, pulumi.Output[int]]]:
+        """Server → its parts besides the roles (kamal-proxy, the accessories) → the drifts of each healed."""
+        found = self.accessories.heals()
+        for name, side in self.servers.items():
+            if side.proxy is not None:
+                found.setdefault(name, {})[drift.PROXY] = side.proxy.heal
+        return found
+
     def outputs(self) -> dict[str, Any]:
         """The stack outputs: names and shapes are a contract other stacks read (StackReference). A stack on
         several servers adds each server's addresses and where each role and accessory runs."""
@@ -93,6 +101,7 @@ class Deployment:
                     "urls": role.urls,
                     "version": role.once_deployed(role.version),
                     "image": role.once_deployed(role.image_ref),
+                    "heals": role.once_deployed(role.heal),
                     **({"servers": role.servers} if self.several else {}),
                     **canary_output(role),
                 }
@@ -103,6 +112,7 @@ class Deployment:
             "service": self.service,
             "ssh": ssh_output(self.first),
             "accessories": [name for name in config.ACCESSORIES if getattr(self.accessories, name) is not None],
+            drift.PARTS_OUTPUT: self.heals(),
         }
         if self.several:
             outputs["servers"] = {
@@ -146,11 +156,16 @@ def stack_identity() -> pulumi.Output[str]:
 
 
 def deploy(
-    stack: config.StackConfig, secret: SecretReader, read_digest: image_pin.DigestReader | None = None
+    stack: config.StackConfig,
+    secret: SecretReader,
+    read_digest: image_pin.DigestReader | None = None,
+    read_server: drift.ServerReader | None = None,
 ) -> Deployment:
     """`read_digest` pins each role's `repo:tag` to the digest it names now (None: images deploy as written);
     it runs first, so a registry that does not answer fails the run before any resource is declared. With
-    registry: none, the local images' IDs are read first instead, so a missing one fails the run just as early."""
+    registry: none, the local images' IDs are read first instead, so a missing one fails the run just as early.
+    `read_server` reads what serves on a server, for the drift check against the stack's own last outputs (None:
+    no check)."""
     local_images = image_transfer.local_image_ids(stack)
     pulled = {name: role for name, role in stack.roles.items() if name not in local_images}
     pins = image_pin.pin_roles(pulled, read_digest) if read_digest is not None else {}
@@ -160,14 +175,15 @@ def deploy(
     network = private_network(stack)
     stack_id = stack_identity()
     proxied = stack.proxy_servers()
+    drift_check = drift.DriftCheck.of_this_stack(service, read_server) if read_server is not None else None
     sides: dict[str, ServerSide] = {}
     for index, (name, settings) in enumerate(stack.servers_by_name().items()):
         sides[name] = _server_side(
             stack, Placement(name, index, stack.several_servers), settings, secret, registry_password, network,
-            with_proxy=name in proxied, stack_id=stack_id,
+            with_proxy=name in proxied, stack_id=stack_id, drift_check=drift_check,
         )  # fmt: skip
     sites = {name: Site(side.connection, side.host.ready, side.private_ip) for name, side in sides.items()}
-    accessories = deploy_accessories(stack, sites, secret)
+    accessories = deploy_accessories(stack, sites, secret, drift_check)
 
     roles: dict[str, AppRole] = {}
     for name in deploy_order(stack):
@@ -205,6 +221,7 @@ def deploy(
                 if stack.several_servers
                 else {},
                 hosts_at_once=role.boot.hosts_at_once(len(placed)) if role.boot is not None else len(placed),
+                drift=drift_check,
             ),
         )
 
@@ -312,6 +329,7 @@ def _server_side(
     *,
     with_proxy: bool,
     stack_id: pulumi.Output[str],
+    drift_check: drift.DriftCheck | None,
 ) -> ServerSide:
     service = stack.service
     name, opts = placement.resource(service, "server")
@@ -338,6 +356,8 @@ def _server_side(
             ),
             opts,
         )  # fmt: skip
+    if drift_check is not None:
+        drift_check.add_server(placement.name, server.connection)
     bootstrap = _bootstrap(service, placement, settings, server)
     name, opts = placement.resource(service, "host")
     host = DockerHost(
@@ -360,7 +380,7 @@ def _server_side(
             name,
             ProxyArgs(
                 service=service, connection=server.connection, proxy=server_proxy(stack, placement.name, private_ip),
-                host_ready=host.ready,
+                host_ready=host.ready, heal=drift.heal_of(drift_check, placement.name, drift.PROXY),
             ),
             opts,
         )  # fmt: skip

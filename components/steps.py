@@ -219,6 +219,9 @@ SWAP: Final = Script(
         Option("cpus"),
         PROXY_NAME,
         _switch("retained-only"),
+        # How many times `pulumi up` found the role not serving what the stack recorded (components/drift.py): a new
+        # count re-runs the swap, which puts that version back. The container runs the same, so outside the hash.
+        Option("heal", words="heal count"),
         LOCK_WAIT,
         _list("cmd"),
     ),
@@ -260,6 +263,9 @@ ACCESSORY: Final = Script(
         Option("hold-for", words="requests held"),
         Option("hold-role", Kind.LIST, words="roles held"),
         Option("proxy-name", required_with="hold-for", names_step=True),
+        # How many times `pulumi up` found it not running as recorded (components/drift.py): a new count runs the
+        # step again, which starts it. Outside the config hash: the container runs the same.
+        Option("heal", words="heal count"),
         _list("cmd"),
     ),
     actions=("boot", "remove"),
@@ -276,6 +282,9 @@ PROXY: Final = Script(
         _boot("bind"),
         _boot("state-volume"),
         _boot("state-dir"),
+        # How many times `pulumi up` found it not running as recorded (components/drift.py): a new count runs the
+        # step again, which starts it. Outside the config hash: the container runs the same.
+        Option("heal", words="heal count"),
     ),
     actions=("boot", "remove"),
 )
@@ -365,12 +374,14 @@ MAINTENANCE: Final = Script(
 AUDIT: Final = Script("audit.sh", (SERVICE, _required("lines")))
 # The rollout's read of each server before it touches any (components/rollout.py).
 LIVE: Final = Script("live.sh", (SERVICE, _naming("role"), PROXY_NAME))
+# The drift check's read of each server at `pulumi preview`/`up` (components/drift.py).
+SERVING: Final = Script("serving.sh", (SERVICE, PROXY_NAME))
 
 SCRIPTS: Final = {
     script.name: script
     for script in (
         SWAP, RETIRE, MIGRATE, ACCESSORY, PROXY, TLS_CERTIFICATE, BALANCER, HOST, HOST_REMOVE, REGISTRY_LOGIN,
-        BOOTSTRAP, VOLUME, HOST_KEY, IMAGE_RECEIVE, BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT, LIVE,
+        BOOTSTRAP, VOLUME, HOST_KEY, IMAGE_RECEIVE, BACKUP, DETAILS, LOGS, EXEC, MAINTENANCE, AUDIT, LIVE, SERVING,
     )
 }  # fmt: skip
 

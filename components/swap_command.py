@@ -40,11 +40,13 @@ def swap_args(
     proxy_name: str = defaults.PROXY_CONTAINER,
     retained_only: bool = False,
     certificate_id: str | None = None,
+    heal: int = 0,
 ) -> list[str]:
     """swap.sh's arguments: the role's container options, and a hash of them that names its config. `certificate_id`
     names the certificate of the role's own that the proxy serves (ssl_certificate): outside the hash, so a renewed
     one is served by the container that runs. So is the role's canary, which a rollback's fast switch ends: a promoted
-    canary serves on in the container it runs in; and what a swap does when memory is short (memory_short)."""
+    canary serves on in the container it runs in; what a swap does when memory is short (memory_short); and `heal`,
+    the count of drifts healed (components/drift.py), sent once there was one."""
     proxy = proxy or config.Proxy()
     options = container_options(role, proxy=proxy, proxy_name=proxy_name)
     if role.ssl_certificate is not None:
@@ -56,7 +58,7 @@ def swap_args(
         tls_certificate_id=certificate_id,
         canary_percent=canary.percent if canary else None, canary_allow=canary.allow if canary else [],
         memory_short="stop-first" if role.memory_short == "stop_first" and not retained_only else None,
-        lock_wait=lock_wait(role),
+        heal=heal or None, lock_wait=lock_wait(role),
     )  # fmt: skip
 
 

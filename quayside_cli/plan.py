@@ -212,6 +212,8 @@ def option_changes(
         said = option.said if option is not None else flag.replace("-", " ")
         if option is not None and option.kind is steps.Kind.TOGGLE:
             words.append(f"now {said}" if option.flag in new else f"no longer {said}")
+        elif flag == "heal" and now:
+            words.append(f"{HEAL} {now[0]}")
         elif flag == "env":
             words.append(f"env changed ({names_changed(pairs(was), pairs(now))})")
         elif flag == "cmd" and names_changed(settings(was), settings(now)):
@@ -241,6 +243,23 @@ def reconnected(label: str) -> str:
 def version_of(command: dict[str, list[str]] | None) -> str:
     version = (command or {}).get("version", [""])[0]
     return version if version and UNKNOWN not in version else "a new build"
+
+
+# How option_changes says a new count of heals (components/drift.py): the program found drift.
+HEAL: Final = "drift heal"
+
+
+def started_again(changes: list[str]) -> bool:
+    """A proxy's or accessory's step that runs again only to heal drift: it starts what runs with the same options."""
+    return len(changes) == 1 and changes[0].startswith(f"{HEAL} ")
+
+
+def healed(label: str, also: list[str], version: str, where: str = "") -> list[str]:
+    """The words for a swap or rollout that runs again only to heal drift; none for any other change."""
+    if not started_again(also):
+        return []
+    return [f"{label}: found not serving {version}{where} ({also[0]}): {version} goes live again there, its kept "
+            "container started or a fresh one booted, after its health check"]  # fmt: skip
 
 
 def describe_role(part: Part) -> list[str]:
@@ -273,6 +292,8 @@ def describe_role(part: Part) -> list[str]:
                 f"keeps {was} for rollback"]  # fmt: skip
     if also == [RECONNECTED]:
         return [reconnected(label)]
+    if healed(label, also, version):
+        return healed(label, also, version)
     if also:
         return [f"{label}: {', '.join(also)}: a fresh container of {version} boots beside the live one and {switch}"]
     return [f"{label}: {', '.join(swap.changed) or 'its steps'} changed: nothing restarts"]
@@ -390,6 +411,8 @@ def describe_rollout(
         changes = "".join(f", {change}" for change in also if not change.startswith("image "))
         return [f"{label}: new version {version} (was {was}){where}{changes}: {first}boots beside {was}, {switch}, "
                 f"keeps {was} for rollback"]  # fmt: skip
+    if healed(label, also, version, where):
+        return healed(label, also, version, where)
     if also == [secrets]:
         return [f"{label}: {secrets}: where the env changed, a fresh container of {version} boots beside the live one "
                 f"and {switch}"]  # fmt: skip
@@ -458,6 +481,8 @@ def describe_accessory(part: Part) -> list[str]:
         )
         if changes == [RECONNECTED]:
             lines.append(reconnected(label))
+        elif started_again(changes):
+            lines.append(f"{label}: found not running ({changes[0]}): started again{keeps}")
         elif changes:
             lines.append(f"{label}: {', '.join(changes)}: restarted{keeps}")
         elif "delete data on" in arming:
@@ -482,6 +507,9 @@ def describe_proxy(part: Part) -> list[str]:
     changes += secret_changes(container, "secrets")
     if changes == [RECONNECTED]:
         return [reconnected(part.label)]
+    if started_again(changes):
+        return [f"{part.label}: kamal-proxy found not running on the service's network ({changes[0]}): started again "
+                "and joined to it, routes kept"]  # fmt: skip
     return [f"{part.label}: {', '.join(changes)}: kamal-proxy reboots, a brief pause for every service on the server; "
             "routes are kept"]  # fmt: skip
 

@@ -33,6 +33,7 @@ class BackupArgs:
     database_password: pulumi.Input[str]
     passphrase: pulumi.Input[str] | None
     depends_on: list[pulumi.Resource] = field(default_factory=list)  # Postgres's ready step
+    heal: pulumi.Input[int] = 0  # the drifts healed (components/drift.py)
 
 
 def image_tag(postgres_image: str) -> str:
@@ -95,6 +96,7 @@ class Backup(pulumi.ComponentResource):
 
     image: remote.Command | None
     ready: remote.Command
+    heal: pulumi.Output[int]  # once `ready` has run
 
     def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:accessories:Backup", name, None, opts)
@@ -108,7 +110,9 @@ class Backup(pulumi.ComponentResource):
             delete_data=False,
             parent=self,
             depends_on=[*args.depends_on, *([self.image] if self.image else [])],
+            heal=args.heal,
         )
+        self.heal = container.once_ready(self.ready, args.heal)
         self.register_outputs({
             "image": args.backup.image or image_tag(args.postgres.image_ref()),
             "schedule": args.backup.schedule,

@@ -49,7 +49,7 @@ class Hold:
     proxy_name: str = core.PROXY_CONTAINER
 
 
-def boot_args(service: str, spec: ContainerSpec) -> list[str]:
+def boot_args(service: str, spec: ContainerSpec, heal: int = 0) -> list[str]:
     options: dict[str, object] = {
         "env": [f"{key}={value}" for key, value in sorted(spec.env.items())],
         "data": spec.data,
@@ -71,7 +71,7 @@ def boot_args(service: str, spec: ContainerSpec) -> list[str]:
     held = {"hold_for": hold.duration, "hold_role": hold.roles, "proxy_name": hold.proxy_name} if hold else {}
     return steps.ACCESSORY.argv(
         "boot", service=service, name=spec.name, image=spec.image, config_hash=config_hash([spec.image, *hashed]),
-        network=spec.network or service, **options, **held,
+        network=spec.network or service, **options, **held, heal=heal or None,
     )  # fmt: skip
 
 
@@ -116,13 +116,19 @@ def container_command(
     delete_data: bool,
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource],
+    heal: pulumi.Input[int] = 0,
 ) -> remote.Command:
-    """create: boot (a no-op when nothing changed); update: the same, reconciling; delete: remove."""
+    """create: boot (a no-op when nothing changed); update: the same, reconciling; delete: remove. `heal` counts
+    the drifts healed (components/drift.py)."""
     timeout = boot_timeout(spec)
     return remote.Command(
         resource_name,
         connection=connection,
-        create=commands.script(service, steps.ACCESSORY.name, boot_args(service, spec), timeout_seconds=timeout),
+        create=pulumi.Output.from_input(heal).apply(
+            lambda count: commands.script(
+                service, steps.ACCESSORY.name, boot_args(service, spec, count), timeout_seconds=timeout
+            )
+        ),
         delete=commands.script(
             service, steps.ACCESSORY.name, remove_args(service, spec, delete_data=delete_data), timeout_seconds=timeout
         ),
@@ -132,6 +138,11 @@ def container_command(
             parent=parent, depends_on=list(depends_on), additional_secret_outputs=commands.SECRET_STREAMS
         ),
     )
+
+
+def once_ready(ready: remote.Command, heal: pulumi.Input[int]) -> pulumi.Output[int]:
+    """The count of heals, resolved once the accessory's step has run: an `up` that fails registers no outputs."""
+    return pulumi.Output.all(ready.id, heal).apply(lambda done: int(done[1]))
 
 
 def _base64(text: str) -> str:

@@ -26,6 +26,7 @@ class PostgresArgs:
     # With several servers: its server's private address, where it listens for the roles on the other servers.
     private_ip: str | None = None
     held_roles: list[str] = field(default_factory=list)  # with hold_requests: the proxied roles on its server
+    heal: pulumi.Input[int] = 0  # the drifts healed (components/drift.py)
 
 
 def host_name(service: str) -> str:
@@ -71,6 +72,7 @@ class Postgres(pulumi.ComponentResource):
     ready: remote.Command
     host: str
     database_url: pulumi.Output[str]
+    heal: pulumi.Output[int]  # once `ready` has run
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:accessories:Postgres", name, None, opts)
@@ -84,7 +86,9 @@ class Postgres(pulumi.ComponentResource):
             delete_data=args.postgres.delete_data,
             parent=self,
             depends_on=[args.host_ready],
+            heal=args.heal,
         )
+        self.heal = container.once_ready(self.ready, args.heal)
         self.database_url = pulumi.Output.secret(
             pulumi.Output.from_input(args.password).apply(
                 lambda p: database_url(args.service, args.postgres, p, args.private_ip)

@@ -26,6 +26,7 @@ class VectorArgs:
     connection: remote.ConnectionArgs
     token: pulumi.Input[str]  # the betterstack_token config secret
     host_ready: pulumi.Resource
+    heal: pulumi.Input[int] = 0  # the drifts healed (components/drift.py)
 
 
 def config(service: str, vector: stack_config.Vector) -> dict[str, Any]:
@@ -75,6 +76,7 @@ def spec(service: str, vector: stack_config.Vector) -> container.ContainerSpec:
 
 class Vector(pulumi.ComponentResource):
     ready: remote.Command
+    heal: pulumi.Output[int]  # once `ready` has run
 
     def __init__(self, name: str, args: VectorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("quayside:accessories:Vector", name, None, opts)
@@ -87,5 +89,7 @@ class Vector(pulumi.ComponentResource):
             delete_data=args.vector.delete_data,
             parent=self,
             depends_on=[args.host_ready],
+            heal=args.heal,
         )
+        self.heal = container.once_ready(self.ready, args.heal)
         self.register_outputs({"image": args.vector.image, "sink": args.vector.ingest_url})

@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 from pulumi_command import remote
 
-from components import config
+from components import config, drift
 from components.accessories import defaults
 from components.accessories.backup import Backup, BackupArgs
 from components.accessories.postgres import Postgres, PostgresArgs
@@ -55,10 +55,27 @@ class DeployedAccessories:
         """Stack outputs (a contract): `database_url` (secret) when there is a Postgres."""
         return {"database_url": self.postgres.database_url} if self.postgres else {}
 
+    def heals(self) -> dict[str, dict[str, pulumi.Output[int]]]:
+        """Server → accessory → its count of heals (drift.PARTS_OUTPUT, with the proxies')."""
+        found: dict[str, dict[str, pulumi.Output[int]]] = {}
+        if self.postgres is not None:
+            found.setdefault(self.servers["postgres"], {})["postgres"] = self.postgres.heal
+        if self.backup is not None:
+            found.setdefault(self.servers["backup"], {})["backup"] = self.backup.heal
+        for server, vector in self.vectors.items():
+            found.setdefault(server, {})["vector"] = vector.heal
+        return found
 
-def deploy_accessories(stack: config.StackConfig, sites: dict[str, Site], secret: SecretReader) -> DeployedAccessories:
+
+def deploy_accessories(
+    stack: config.StackConfig,
+    sites: dict[str, Site],
+    secret: SecretReader,
+    drift_check: drift.DriftCheck | None = None,
+) -> DeployedAccessories:
     """Each accessory on its server (`sites` by server name). With several servers Postgres listens on its
-    server's private address too, for the roles on the others, and its URL names that address."""
+    server's private address too, for the roles on the others, and its URL names that address. `drift_check`
+    says how many times each was found not running as recorded."""
     service, accessories = stack.service, stack.accessories
     deployed = DeployedAccessories()
     if accessories is None:
@@ -81,6 +98,7 @@ def deploy_accessories(stack: config.StackConfig, sites: dict[str, Site], secret
                 host_ready=site("postgres").host_ready,
                 private_ip=site("postgres").private_ip,
                 held_roles=sorted(name for name, role in stack.roles.items() if role.proxy),
+                heal=drift.heal_of(drift_check, deployed.servers["postgres"], "postgres"),
             ),
         )
     if accessories.backup is not None:
@@ -101,6 +119,7 @@ def deploy_accessories(stack: config.StackConfig, sites: dict[str, Site], secret
                     else None
                 ),
                 depends_on=[deployed.postgres.ready],
+                heal=drift.heal_of(drift_check, deployed.servers["backup"], "backup"),
             ),
         )
     if accessories.vector is not None:
@@ -114,6 +133,7 @@ def deploy_accessories(stack: config.StackConfig, sites: dict[str, Site], secret
                     connection=sites[server].connection,
                     token=secret(defaults.BETTERSTACK_TOKEN_SECRET),
                     host_ready=sites[server].host_ready,
+                    heal=drift.heal_of(drift_check, server, "vector"),
                 ),
             )
     return deployed

@@ -7,12 +7,14 @@
 # the old container stops until the new one is ready, or the old one is back: the apps see a slow request, not an
 # error.
 # Data lives in /var/lib/quayside/<service>/<name>/data and is never deleted, except by `remove --delete-data`.
+# --heal N counts the times `pulumi up` found the accessory not running as recorded (components/drift.py): a new
+# count makes Pulumi run the boot again, which starts it.
 #
 #   accessory.sh boot --service S --name N --image IMG --config-hash H --network NET [--env K=V]...
 #     [--data CONTAINER_PATH] [--volume SPEC]... [--file CONTAINER_PATH=BASE64]...
 #     [--publish ADDRESS:PORT:PORT]... [--health-cmd CMD --health-interval D] --ready-timeout N
 #     --readiness-delay N --stop-timeout N [--memory 512m] [--hold-for D --proxy-name P [--hold-role R]...]
-#     [--cmd ARG]...
+#     [--heal N] [--cmd ARG]...
 #       stdin: the accessory's secret env file (KEY=VALUE lines, may be empty), kept 0600 in
 #       /var/lib/quayside/<service>/env/accessory-<name>.env
 #       --file writes a (non-secret) config file under /var/lib/quayside/<service>/<name>/files and mounts it
@@ -26,7 +28,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 action='' service='' name='' image='' config_hash='' network='' data='' health_cmd='' health_interval=''
 ready_timeout='' readiness_delay='' stop_timeout='' memory='' delete_data=no hold_for='' proxy_name=''
-held_since='' envs=() volumes=() files=() publishes=() cmd=() hold_roles=() held=()
+held_since='' heal='' envs=() volumes=() files=() publishes=() cmd=() hold_roles=() held=()
 
 # 127.0.0.1, or an RFC 1918 address that an interface of this server holds.
 private_address() {
@@ -60,6 +62,7 @@ parse_options() {
       --delete-data) delete_data=yes ;;
       --hold-for) need_value "$@"; hold_for=$2; shift ;;
       --hold-role) need_value "$@"; hold_roles+=("$2"); shift ;;
+      --heal) need_value "$@"; heal=$2; shift ;;
       --proxy-name) need_value "$@"; proxy_name=$2; shift ;;
       --cmd) need_value "$@"; cmd+=("$2"); shift ;;
       *) die "unknown option $1" ;;
@@ -74,6 +77,7 @@ parse_options() {
   [[ -z $health_cmd ]] || required --health-interval "$health_interval"
   check_name --config-hash "$config_hash"; check_name --network "$network"
   check_number --ready-timeout "$ready_timeout"; check_number --readiness-delay "$readiness_delay"
+  [[ -z $heal ]] || check_number --heal "$heal"
   [[ -z $health_cmd ]] || check_duration --health-interval "$health_interval"
   if [[ -n $hold_for ]]; then
     check_duration --hold-for "$hold_for"; required --proxy-name "$proxy_name"; check_name --proxy-name "$proxy_name"

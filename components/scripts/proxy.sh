@@ -2,11 +2,13 @@
 # proxy: the kamal-proxy container that every service on this server shares.
 #
 #   proxy.sh boot --image IMG --network S --name NAME --proxy-network NET --http-port N --https-port N
-#     --bind ADDRESS --state-volume VOLUME --state-dir PATH
+#     --bind ADDRESS --state-volume VOLUME --state-dir PATH [--heal N]
 #       Same image and options as the running one: make sure it runs and is on network S. Otherwise (absent,
 #       or an upgrade) replace it; kamal-proxy reloads its routes from the state volume, and the new
 #       container joins every network the old one was on. Waits until `kamal-proxy list` answers.
 #       Options that differ from those another service on the proxy asked for are refused: nothing changes.
+#       --heal N counts the times `pulumi up` found the proxy not running on network S as recorded
+#       (components/drift.py): a new count makes Pulumi run the boot again. Not an option of the proxy's.
 #   proxy.sh remove --network S --name NAME --proxy-network NET
 #       Leave network S; remove the container once it routes no service (the state volume stays).
 #
@@ -20,6 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly READY_SECONDS=30
 action='' image='' network='' name='' proxy_network='' http_port='' https_port='' bind='' state_volume='' state_dir=''
+heal=''
 
 parse_options() {
   action=${1:-}
@@ -36,6 +39,7 @@ parse_options() {
       --bind) need_value "$@"; bind=$2; shift ;;
       --state-volume) need_value "$@"; state_volume=$2; shift ;;
       --state-dir) need_value "$@"; state_dir=$2; shift ;;
+      --heal) need_value "$@"; heal=$2; shift ;;
       *) die "unknown option $1" ;;
     esac
     shift
@@ -50,6 +54,7 @@ parse_options() {
   required --bind "$bind"; required --state-volume "$state_volume"; required --state-dir "$state_dir"
   check_name --state-volume "$state_volume"
   check_number --http-port "$http_port"; check_number --https-port "$https_port"
+  [[ -z $heal ]] || check_number --heal "$heal"
   [[ $state_dir == /* ]] || die "--state-dir '$state_dir' must be an absolute path"
 }
 

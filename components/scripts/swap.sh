@@ -17,6 +17,8 @@
 # kamal-rollout cookie values and for each --canary-allow value, beside the version serving everyone else (which
 # keeps running). Without it, any canary ends: VERSION serves everyone (a canary of VERSION is promoted where it
 # runs), and the canary's container stops with the others.
+# --heal N counts the times `pulumi up` found the role not serving the version the stack recorded (components/drift.py):
+# a new count makes Pulumi run the swap again, which puts that version back live as any swap does.
 #
 #   swap.sh --service S --role R --image IMG --version V --config-hash H --port N (--proxy | --no-proxy)
 #     [--tls [--no-tls-redirect] [--tls-certificate-path FILE [--tls-certificate-id ID]]] [--host H]...
@@ -24,7 +26,7 @@
 #     [--health-path P --health-interval D --health-timeout D] (with --proxy)
 #     --deploy-timeout D --drain-timeout D --readiness-delay N --retain N --stop-timeout N --lock-wait SECONDS
 #     [--env K=V]... [--volume SPEC]... [--memory 512m] [--memory-short stop-first] [--cpus 0.5] --proxy-name P
-#     [--retained-only] [--cmd ARG]...
+#     [--retained-only] [--heal N] [--cmd ARG]...
 #   (components/steps.py SWAP; components/swap_command.py sends each option)
 #   stdin: the role's secret env file (KEY=VALUE lines, may be empty); not read with --retained-only
 set -euo pipefail
@@ -34,7 +36,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 service='' role='' image='' version='' config_hash='' port='' proxy='' tls=no tls_redirect=yes certificate_path='' certificate_id=''
 health_path='' health_interval='' health_timeout='' deploy_timeout='' drain_timeout=''
 readiness_delay='' retain='' stop_timeout='' memory='' cpus='' proxy_name='' retained_only=no lock_wait=''
-canary_percent='' memory_short='' hosts=() prefixes=() envs=() volumes=() cmd=() canary_allow=()
+canary_percent='' memory_short='' heal='' hosts=() prefixes=() envs=() volumes=() cmd=() canary_allow=()
 
 parse_options() {
   while (($#)); do
@@ -70,6 +72,7 @@ parse_options() {
       --cpus) need_value "$@"; cpus=$2; shift ;;
       --proxy-name) need_value "$@"; proxy_name=$2; shift ;;
       --retained-only) retained_only=yes ;;
+      --heal) need_value "$@"; heal=$2; shift ;;
       --lock-wait) need_value "$@"; lock_wait=$2; shift ;;
       --cmd) need_value "$@"; cmd+=("$2"); shift ;;
       *) die "unknown option $1" ;;
@@ -102,6 +105,7 @@ parse_options() {
   local value
   for value in "${canary_allow[@]}"; do check_name --canary-allow "$value"; done
   check_number --port "$port"; check_number --readiness-delay "$readiness_delay"
+  [[ -z $heal ]] || check_number --heal "$heal"
   check_number --retain "$retain"; check_number --stop-timeout "$stop_timeout"; check_number --lock-wait "$lock_wait"
   check_duration --deploy-timeout "$deploy_timeout"; check_duration --drain-timeout "$drain_timeout"
   local env

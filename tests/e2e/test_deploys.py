@@ -23,12 +23,13 @@ from pulumi import automation as auto
 from tests.support.load import LoadReport
 from tests.support.polling import wait_for
 from tests.support.processes import ProcessWatch
-from tests.support.pulumi_engine import PULUMI_HOME, ROOT, pulumi_cli
+from tests.support.pulumi_engine import ROOT, pulumi_cli
 from tests.support.stacks import (
     PROXY_PORT,
     STACK,
     DemoStack,
     Events,
+    changes,
     container_name,
     container_states,
     pinned_version,
@@ -36,6 +37,7 @@ from tests.support.stacks import (
     proxy_routes,
     registry_image,
     service_containers,
+    sql,
     unique_service,
 )
 from tests.support.testbed import TestServer
@@ -131,23 +133,11 @@ def test_a_failed_health_check_fails_up_clearly_and_the_old_version_keeps_servin
     assert container_states(demo.service, "web") == {container_name(demo.service, "web", "v1"): "running"}
 
     demo.config = deployed
-    assert set(demo.preview().change_summary) == {"same"}, "restoring the config must be a no-op"
+    assert changes(demo.preview().change_summary) == set(), "restoring the config must be a no-op"
 
     demo.roles["web"]["image"] = registry_image("v3")
     assert demo.up().summary.result == "succeeded"
     assert demo.get("web") == (200, "v3")
-
-
-def run_rollback(demo: DemoStack, *args: str, path_first: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`quayside -s e2e rollback ARGS` in the stack's project directory, with the stack's backend (and `path_first`
-    ahead of the Pulumi CLI on PATH)."""
-    cli_dir = str(pulumi_cli().parent)
-    env = {**os.environ, **demo.project.env(), "PULUMI_HOME": str(PULUMI_HOME)}
-    env["PATH"] = os.pathsep.join([*([str(path_first)] if path_first else []), cli_dir, env["PATH"]])
-    return subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "quayside"), "-s", "e2e", "rollback", *args],
-        cwd=demo.project.work_dir, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
 
 
 # A `pulumi` ahead of the real one on PATH: before `pulumi up` starts, it asks the role's host which version answers
@@ -186,7 +176,7 @@ def test_a_rollback_under_load_serves_the_previous_version_before_pulumi_up_and_
     with demo.load("web") as load:
         load.wait_for_requests(100)
         started = time.monotonic()
-        rolled = run_rollback(demo, "web", path_first=watching)
+        rolled = demo.rollback("web", path_first=watching)
         took = time.monotonic() - started
         load.wait_for_requests(load.report.total + 100)
 
@@ -204,7 +194,7 @@ def test_a_rollback_under_load_serves_the_previous_version_before_pulumi_up_and_
 
     newer = demo.snapshot()
     demo.config = rolled_back_config
-    assert set(demo.preview().change_summary) == {"same"}, "state must say v1 after the rollback"
+    assert changes(demo.preview().change_summary) == set(), "state must say v1 after the rollback"
     demo.config = newer
     events = Events()
     assert demo.up(events).summary.result == "succeeded"
@@ -216,7 +206,7 @@ def test_a_rollback_to_a_version_never_deployed_names_the_ones_that_were(demo: D
     demo.roles["web"]["image"] = registry_image("v2")
     demo.up()
 
-    rolled = run_rollback(demo, "web", "v7")
+    rolled = demo.rollback("web", "v7")
 
     assert rolled.returncode == 1
     assert rolled.stderr.strip() == f"rollback: web was never deployed at v7; earlier versions: {pinned_version('v1')}"
@@ -232,7 +222,7 @@ def test_a_rollback_while_another_pulumi_up_updates_the_stack_is_refused_before_
     other.start()
     try:
         wait_for("the other pulumi up holding the stack's lock", lambda: any(locks.rglob("*.json")), seconds=60)
-        rolled = run_rollback(demo, "web")
+        rolled = demo.rollback("web")
     finally:
         other.join(timeout=300)
 
@@ -407,15 +397,7 @@ def test_an_ssh_connection_cut_mid_swap_drops_no_request_and_the_next_up_converg
     assert load.report.failures == [], load.report.summary()
     assert converged.summary.result == "succeeded"
     assert demo.get("web") == (200, "slow-start")
-    assert set(demo.preview().change_summary) == {"same"}
-
-
-def sql(demo: DemoStack, statement: str) -> str:
-    """psql as the service's user inside its Postgres container."""
-    user = demo.service.replace("-", "_")
-    argv = ["docker", "exec", f"{demo.service}-postgres", "psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-tA",
-            "-U", user, "-d", user, "-c", statement]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    assert changes(demo.preview().change_summary) == set()
 
 
 def test_an_accessory_config_change_by_up_keeps_its_data_and_destroy_keeps_the_data_dir(

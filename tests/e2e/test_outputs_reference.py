@@ -174,7 +174,7 @@ def test_pulumi_stack_output_prints_database_url_as_secret_beside_the_plain_outp
     # A contract: keys may be added, never taken away.
     assert {"server_host", "proxy_version", "roles", "database_url"} <= set(outputs)
     assert outputs["database_url"] == "[secret]"
-    assert set(outputs["roles"]["web"]) == {"urls", "version", "image"}
+    assert set(outputs["roles"]["web"]) == {"urls", "version", "image", "heals"}
 
 
 def test_the_url_reaches_postgres_from_the_service_network(stacks: Stacks) -> None:

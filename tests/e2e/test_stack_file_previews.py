@@ -54,4 +54,4 @@ def test_a_preview_of_a_shipped_stack_file_succeeds_with_nothing_on_a_server(tmp
     result, events = preview(tmp_path, name)
 
     assert set(result.change_summary) == {auto.OpType.CREATE}, result.change_summary
-    assert all(ops == ["create"] for ops in events.ops.values()), events.ops
+    assert all(ops == ["create"] for ops in events.changed().values()), events.ops

@@ -12,9 +12,12 @@ import copy
 import hashlib
 import http.client
 import json
+import os
 import re
+import subprocess
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +30,7 @@ from pulumi import automation as auto
 from tests.support import remote
 from tests.support.docker import docker
 from tests.support.load import Load, LoadReport
-from tests.support.pulumi_engine import ROOT, QuaysideProject, secret
+from tests.support.pulumi_engine import PULUMI_HOME, ROOT, QuaysideProject, pulumi_cli, secret
 from tests.support.remote import settle
 from tests.support.testbed import TestServer, registry_address
 
@@ -155,6 +158,20 @@ def remove_leftovers(service: str) -> None:
         docker("rm", "--force", *leftovers)
 
 
+def sql(demo: DemoStack, statement: str) -> str:
+    """psql as the service's user inside its Postgres container."""
+    user = demo.service.replace("-", "_")
+    argv = ["docker", "exec", f"{demo.service}-postgres", "psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-tA",
+            "-U", user, "-d", user, "-c", statement]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+def changes(summary: Mapping[str, int] | Mapping[auto.OpType, int] | None) -> set[str]:
+    """The ops of a preview's or update's summary that change something: all but `same`, and `read` (the drift
+    check reads the stack's own outputs at every run)."""
+    return {op.value if isinstance(op, auto.OpType) else op for op in summary or {}} - {"same", "read"}
+
+
 @dataclass
 class Events:
     """What the engine did to each resource in one update: its op (create, update, replace, same, delete, ...)."""
@@ -168,8 +185,9 @@ class Events:
             self.ops.setdefault(name, []).append(str(pre.metadata.op.value))
 
     def changed(self) -> dict[str, list[str]]:
-        """Resource name → ops, for every resource the update did something to."""
-        return {name: ops for name, ops in self.ops.items() if ops != ["same"]}
+        """Resource name → ops, for every resource the update did something to (a read, as of the stack's own
+        outputs for the drift check, changes nothing)."""
+        return {name: ops for name, ops in self.ops.items() if set(ops) - {"same", "read"}}
 
 
 @dataclass
@@ -245,6 +263,17 @@ class DemoStack:
     @property
     def service_dir(self) -> Path:
         return REMOTE_ROOT / self.service
+
+    def rollback(self, *args: str, path_first: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """`quayside -s e2e rollback ARGS` in the stack's project directory, with the stack's backend (and
+        `path_first` ahead of the Pulumi CLI on PATH)."""
+        cli_dir = str(pulumi_cli().parent)
+        env = {**os.environ, **self.project.env(), "PULUMI_HOME": str(PULUMI_HOME)}
+        env["PATH"] = os.pathsep.join([*([str(path_first)] if path_first else []), cli_dir, env["PATH"]])
+        return subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "quayside"), "-s", STACK, "rollback", *args],
+            cwd=self.project.work_dir, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
 
     def audit(self) -> list[str]:
         """The service's audit log: `<time> <role> <version> <event> <detail>` lines."""

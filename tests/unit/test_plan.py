@@ -23,6 +23,9 @@ from typing import Any, Final
 
 import pytest
 
+from components import config
+from components.proxy import boot_args as proxy_boot_args
+
 ROOT: Final = Path(__file__).resolve().parents[2]
 # The words alone, reading a preview's JSON from a file or stdin.
 PLAN: Final = (sys.executable, "-m", "quayside_cli.plan")
@@ -342,4 +345,58 @@ def test_an_existing_server_of_several_moved_to_another_address_is_a_warning_nam
     assert done.stdout.splitlines() == [
         "WARNING: server app-2: moves to 10.97.0.14 (was 10.97.0.12): everything is deployed there afresh, "
         "accessories start empty; the old server keeps its containers and data"
+    ]
+
+
+def test_a_drift_healed_puts_the_recorded_version_back_live() -> None:
+    healed = SWAP_ARGV + " --heal 1"
+
+    assert said(rolled("update", rollout("app-1 app-2", 2), rollout("app-1 app-2", 2, healed))) == [
+        "web: found not serving v2 on app-1, app-2, all at once (drift heal 1): v2 goes live again there, its kept "
+        "container started or a fresh one booted, after its health check"
+    ]
+
+
+def test_a_drift_healed_on_one_server_says_the_version_goes_live_again() -> None:
+    swap = f"timeout 787s bash /var/lib/quayside/acme/bin/swap.sh {SWAP_ARGV}"
+    step = child("update", "remote", "acme-web-swap", {"create": swap}, {"create": swap + " --heal 3"}, ("create",))
+
+    assert said(step) == [
+        "web: found not serving v2 (drift heal 3): v2 goes live again there, its kept container started or a fresh "
+        "one booted, after its health check"
+    ]
+    found = "web: the server serves v1, not v2 as the stack recorded: this update puts v2 back live (heal 3)"
+    warned = {"severity": "warning", "message": f"warning: quayside: {found}\n"}
+    done = plan(preview={"config": {"quayside:service": "acme"}, "steps": [step], "diagnostics": [warned]})
+    assert done.stdout.splitlines()[0] == f"WARNING: {found}", "what drifted comes first"
+
+
+def healed_preview(fixture: str, container: str) -> dict[str, Any]:
+    """A fixture's preview in which the step `container` runs again only with a count of heals."""
+    preview: dict[str, Any] = json.loads((FIXTURES / f"{fixture}.json").read_text())
+    for step in preview["steps"]:
+        if step["urn"].endswith(f"::{container}"):
+            before = step["oldState"]["inputs"]["create"]
+            step["newState"]["inputs"]["create"] = f"{before} --heal 5"
+            step["op"], step["diffReasons"] = "update", ["create"]
+    return preview
+
+
+def test_an_accessory_or_proxy_found_not_running_is_started_again_not_restarted() -> None:
+    postgres = plan(preview=healed_preview("postgres-settings-changed", "plx-explore-postgres-container"))
+    boot = "timeout --kill-after=10s 600s bash /var/lib/quayside/acme/bin/proxy.sh " + shlex.join(
+        proxy_boot_args("acme", config.Proxy())
+    )
+    urn = "urn:pulumi:dev::quayside::quayside:index:Proxy$command:remote:Command::acme-proxy-container"
+    parent = "urn:pulumi:dev::quayside::quayside:index:Proxy::acme-proxy"
+    state = {"urn": urn, "type": "command:remote:Command", "parent": parent}
+    step = {"op": "update", "urn": urn, "diffReasons": ["create"], "oldState": {**state, "inputs": {"create": boot}},
+            "newState": {**state, "inputs": {"create": f"{boot} --heal 5"}}}  # fmt: skip
+
+    assert (
+        "postgres: found not running (drift heal 5): started again with its data kept" in postgres.stdout.splitlines()
+    )
+    assert said(step) == [
+        "proxy: kamal-proxy found not running on the service's network (drift heal 5): started again and joined to "
+        "it, routes kept"
     ]

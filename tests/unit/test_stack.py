@@ -194,6 +194,7 @@ def test_outputs_name_each_roles_urls_version_and_image() -> pulumi.Output[None]
             "urls": ["http://acme.com/"],
             "version": "2026.11.1",
             "image": "ghcr.io/acme/web:2026.11.1",
+            "heals": 0,
         }
         assert roles["backend"]["version"] == BACKEND_DIGEST[:12]
         assert roles["worker"]["urls"] == []

@@ -63,6 +63,7 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
         swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy(ssl=True)),
         swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", proxy=config.Proxy(ssl=True, ssl_redirect=False)),
         swap_args("acme", "worker", WORKER, IMAGE, "1.4@aaaaaaaaaaaa", retained_only=True),
+        swap_args("acme", "web", WEB, IMAGE, "1.4@aaaaaaaaaaaa", heal=2),
         swap_args(
             "acme",
             "web",
@@ -85,9 +86,10 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
         container.boot_args("acme", postgres.spec("acme", POSTGRES_HOLDING, held_roles=["web", "api"])),
         container.boot_args("acme", backup.spec("acme", BACKUP, POSTGRES)),
         container.boot_args("acme", vector.spec("acme", VECTOR)),
+        container.boot_args("acme", vector.spec("acme", VECTOR), heal=1),
         container.remove_args("acme", postgres.spec("acme", POSTGRES), delete_data=True),
     ],
-    "proxy.sh": [boot_args("acme", config.Proxy()), remove_args("acme")],
+    "proxy.sh": [boot_args("acme", config.Proxy()), boot_args("acme", config.Proxy(), heal=3), remove_args("acme")],
     "balancer.sh": [
         route_args("deploy", "acme", "web", BalancedRole(WEB, ["10.0.0.21:80", "10.0.0.22:80"], None), config.Proxy()),  # type: ignore[arg-type]
         route_args("remove", "acme", "web", None, config.Proxy(ssl=True)),
@@ -124,6 +126,7 @@ EXAMPLES: Final[dict[str, list[list[str]]]] = {
     "maintenance.sh": [maintenance_args("on", "acme", "web", "Back at noon")],
     "audit.sh": [steps.AUDIT.argv(service="acme", lines=50)],
     "live.sh": [steps.LIVE.argv(service="acme", role="web", proxy_name=defaults.PROXY_CONTAINER)],
+    "serving.sh": [steps.SERVING.argv(service="acme", proxy_name=defaults.PROXY_CONTAINER)],
 }
 
 

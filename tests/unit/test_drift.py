@@ -1,0 +1,320 @@
+"""Drift, as the program judges it at `preview`/`up`: what serves on each server (serving.sh) against what the
+stack's own last outputs recorded; a role found not serving its recorded version, or a recorded kamal-proxy or
+accessory not running, runs its step again with its count of heals raised (--heal), and nothing else changes.
+Under Pulumi mocks, with the servers' answers made up; tests/e2e/test_drift.py heals real drift through the real
+engine."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import replace
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import config, drift, ssh, stack
+from components.drift import Reading, Recorded, Verdict
+from tests.support.commands import is_secret, option
+from tests.support.mocks import EchoMocks, EngineLog
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
+RECORDED: dict[str, Any] = {
+    "roles": {
+        "web": {"urls": ["http://acme.com/"], "version": "1.0", "image": "ghcr.io/acme/web:1.0", "heals": 2},
+        "api": {"urls": ["http://api.acme.com/"], "version": "1.0", "image": "ghcr.io/acme/api:1.0"},
+    },
+    "heals": {"server": {"proxy": 0, "postgres": 4}, "app-1": {"proxy": 1}, "app-2": {"proxy": 0}},
+}
+# What a server serving all of RECORDED answers.
+ALL_SERVE = Reading({"web": "1.0", "api": "1.0"}, frozenset({"proxy", "postgres"}))
+
+
+class RecordedMocks(EchoMocks):
+    """The stack's own last outputs, as its StackReference to itself reads them."""
+
+    def __init__(self, outputs: dict[str, Any] | None) -> None:
+        self.outputs = outputs
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            outputs = self.outputs or {}
+            return args.name, {"name": args.inputs["name"], "outputs": outputs, "secretOutputNames": []}
+        return super().new_resource(args)
+
+
+@pytest.fixture
+def pulumi_mocks(request: pytest.FixtureRequest) -> pulumi.runtime.Mocks:
+    return RecordedMocks(getattr(request, "param", RECORDED))
+
+
+class Servers:
+    """serving.sh's answers, by server host; each read noted."""
+
+    def __init__(self, **answers: Reading) -> None:
+        self.answers = answers
+        self.read: list[str] = []
+
+    def __call__(self, endpoint: ssh.Endpoint, private_key: str, service: str) -> Reading:
+        assert (private_key, service, endpoint.host_key) == ("deploy-key", "acme", HOST_KEY)
+        self.read.append(endpoint.host)
+        return self.answers[endpoint.host.split(".")[0]]
+
+
+def one_server(web: str = "1.0", api: str = "1.0") -> config.StackConfig:
+    return config.parse(
+        {
+            "service": "acme",
+            "server": {"provider": "existing", "host": "app-1.acme.com", "host_key": HOST_KEY},
+            "roles": {
+                "web": {"image": f"ghcr.io/acme/web:{web}", "hosts": ["acme.com"], "health": {"path": "/up"}},
+                "api": {"image": f"ghcr.io/acme/api:{api}", "hosts": ["api.acme.com"], "health": {"path": "/up"}},
+            },
+            "accessories": {"postgres": {"version": "16"}, "vector": {"ingest_url": "https://in.logs.example"}},
+        },
+        secrets_set={"ssh_private_key", "postgres_password", "betterstack_token"},
+    )
+
+
+def two_servers() -> config.StackConfig:
+    server = {"provider": "existing", "host_key": HOST_KEY}
+    return config.parse(
+        {
+            "service": "acme",
+            "servers": {
+                "app-1": {**server, "host": "app-1.acme.com", "private_ip": "10.0.0.11"},
+                "app-2": {**server, "host": "app-2.acme.com", "private_ip": "10.0.0.12"},
+            },
+            "roles": {
+                "web": {"image": "ghcr.io/acme/web:1.0", "hosts": ["acme.com"], "health": {"path": "/up"}},
+                "api": {"image": "ghcr.io/acme/api:1.0", "hosts": ["api.acme.com"], "health": {"path": "/up"},
+                        "servers": ["app-2"]},
+            },
+        },
+        secrets_set={"ssh_private_key"},
+    )  # fmt: skip
+
+
+def secret(name: str) -> pulumi.Output[str]:
+    return pulumi.Output.secret("deploy-key" if name == "ssh_private_key" else f"{name}-value")
+
+
+def heal_of(command: str) -> list[str]:
+    return option(shlex.split(command), "--heal")
+
+
+# --- the verdict -------------------------------------------------------------------------------------------------
+
+
+def test_a_role_serving_its_recorded_version_everywhere_keeps_its_count() -> None:
+    readings = {"app-1": Reading({"web": "1.0"}), "app-2": Reading({"web": "1.0", "api": "1.0"})}
+    assert drift.judge("web", "1.0", Recorded("1.0", 2), readings) == Verdict(2)
+
+
+def test_a_server_serving_another_version_or_nothing_raises_the_count_by_one_and_is_named() -> None:
+    readings = {"app-1": Reading({"web": "0.9"}), "app-2": Reading({"api": "1.0"}), "app-3": Reading({"web": "1.0"})}
+
+    assert drift.judge("web", "1.0", Recorded("1.0", 2), readings) == Verdict(
+        3,
+        "quayside: web: app-1 serves 0.9, app-2 serves nothing, not 1.0 as the stack recorded: this update puts 1.0 "
+        "back live "
+        "(heal 3)",
+    )
+
+
+def test_a_new_version_or_a_role_never_deployed_is_not_judged_its_swap_runs_anyway() -> None:
+    nothing = {"app-1": Reading()}
+    assert drift.judge("web", "1.1", Recorded("1.0", 2), nothing) == Verdict(2)
+    assert drift.judge("web", "1.0", Recorded(), nothing) == Verdict(0)
+
+
+def test_a_server_that_cannot_be_read_changes_no_count() -> None:
+    unread = Reading(error="ssh: connect to host 203.0.113.9 port 22: Connection timed out")
+
+    assert drift.judge("web", "1.0", Recorded("1.0", 0), {"server": unread}) == Verdict(0)
+    assert drift.judge_part("proxy", "server", 2, unread) == Verdict(2)
+
+
+def test_a_recorded_part_not_running_raises_its_count_and_one_not_recorded_is_not_judged() -> None:
+    assert drift.judge_part("postgres", "db", 4, Reading(running=frozenset({"proxy"}))) == Verdict(
+        5, "quayside: postgres: not running on db, as the stack recorded it: this update starts it again (heal 5)"
+    )
+    assert drift.judge_part("proxy", "server", 0, Reading()) == Verdict(
+        1,
+        "quayside: kamal-proxy: not running on the service's network on the server, as the stack recorded it: "
+        "this update "
+        "starts it again (heal 1)",
+    )
+    assert drift.judge_part("postgres", "db", 4, Reading(running=frozenset({"postgres"}))) == Verdict(4)
+    assert drift.judge_part("vector", "db", None, Reading()) == Verdict(0)
+
+
+def test_serving_sh_answers_a_line_for_each_part_that_serves() -> None:
+    answer = "role web 1.0\nrole api 2.0@3f2a9c1d2e4b\naccessory postgres\nproxy\n"
+
+    assert Reading.parse(answer) == Reading({"web": "1.0", "api": "2.0@3f2a9c1d2e4b"}, frozenset({"postgres", "proxy"}))
+    assert Reading.parse("") == Reading()
+    assert Reading.parse("web 1.0\n").error == "serving.sh printed 'web 1.0', not a role, accessory or proxy line"
+
+
+def test_the_recorded_role_is_read_from_the_roles_output_of_any_age() -> None:
+    assert Recorded.of(RECORDED["roles"], "web") == Recorded("1.0", 2)
+    assert Recorded.of(RECORDED["roles"], "api") == Recorded("1.0", 0), "outputs from before heals were counted"
+    assert Recorded.of(RECORDED["roles"], "worker") == Recorded()
+    assert Recorded.of(None, "web") == Recorded(), "a stack never deployed has no outputs"
+    assert drift.recorded_part(RECORDED["heals"], "server", "postgres") == 4
+    assert drift.recorded_part(RECORDED["heals"], "server", "vector") is None
+    assert drift.recorded_part(None, "server", "proxy") is None
+
+
+# --- through the program -----------------------------------------------------------------------------------------
+
+
+def created(deployment: stack.Deployment) -> pulumi.Output[dict[str, str]]:
+    """The create command of each role's swap or rollout, each server's proxy and each accessory, by name."""
+    steps = {name: role.deployed.create for name, role in deployment.roles.items()}
+    steps |= {f"proxy on {name}": side.proxy.ready.create for name, side in deployment.servers.items() if side.proxy}
+    if deployment.accessories.postgres is not None:
+        steps["postgres"] = deployment.accessories.postgres.ready.create
+    steps |= {f"vector on {name}": vector.ready.create for name, vector in deployment.accessories.vectors.items()}
+    return pulumi.Output.all(**steps)
+
+
+def healed(commands: dict[str, str]) -> dict[str, str]:
+    """The steps sent a count of heals, and the count."""
+    return {name: heal_of(command)[0] for name, command in commands.items() if heal_of(command)}
+
+
+@pulumi.runtime.test
+def test_a_drifted_role_runs_its_swap_with_one_more_heal_and_the_rest_keep_their_counts(
+    engine_log: EngineLog,
+) -> pulumi.Output[None]:
+    servers = Servers(**{"app-1": replace(ALL_SERVE, versions={"api": "1.0"})})
+    deployment = stack.deploy(one_server(), secret, read_server=servers)
+
+    def check(commands: dict[str, str]) -> None:
+        assert healed(commands) == {"web": "3", "postgres": "4"}, "api and the proxy have never been healed"
+        assert servers.read == ["app-1.acme.com"], "one read of the server for all its parts"
+        assert engine_log.messages == [
+            "quayside: web: the server serves nothing, not 1.0 as the stack recorded: this update puts 1.0 back live "
+            "(heal 3)"
+        ]
+
+    return created(deployment).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_proxy_or_accessory_not_running_as_recorded_runs_its_step_again(engine_log: EngineLog) -> pulumi.Output[None]:
+    deployment = stack.deploy(
+        one_server(), secret, read_server=Servers(**{"app-1": replace(ALL_SERVE, running=frozenset())})
+    )
+
+    def check(commands: dict[str, str]) -> None:
+        assert healed(commands) == {"web": "2", "proxy on server": "1", "postgres": "5"}
+        assert sorted(engine_log.messages) == [
+            "quayside: kamal-proxy: not running on the service's network on the server, as the stack recorded it: "
+            "this update "
+            "starts it again (heal 1)",
+            "quayside: postgres: not running on the server, as the stack recorded it: this update starts it again "
+            "(heal 5)",
+        ], "vector was not recorded there: it is new to the stack"
+
+    return created(deployment).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_counts_go_into_the_outputs_once_their_steps_have_run() -> pulumi.Output[None]:
+    deployment = stack.deploy(one_server(), secret, read_server=Servers(**{"app-1": ALL_SERVE}))
+    outputs = deployment.outputs()
+
+    def check(values: list[Any]) -> None:
+        roles, parts = values
+        assert (roles["web"]["heals"], roles["api"]["heals"]) == (2, 0)
+        assert parts == {"server": {"proxy": 0, "postgres": 4, "vector": 0}}
+
+    return pulumi.Output.all(
+        pulumi.Output.from_input(outputs["roles"]), pulumi.Output.from_input(outputs["heals"])
+    ).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_new_version_deploys_without_reading_the_servers_for_it() -> pulumi.Output[None]:
+    servers = Servers(**{"app-1": ALL_SERVE})
+    deployment = stack.deploy(one_server(web="1.1", api="1.1"), secret, read_server=servers)
+
+    def check(commands: dict[str, str]) -> None:
+        assert healed(commands) == {"web": "2", "postgres": "4"}, "the counts stay"
+
+    return created(deployment).apply(check)
+
+
+@pytest.mark.parametrize("pulumi_mocks", [None], indirect=True)
+@pulumi.runtime.test
+def test_a_stack_never_deployed_reads_no_server_and_sends_no_count() -> pulumi.Output[None]:
+    servers = Servers()
+    deployment = stack.deploy(one_server(), secret, read_server=servers)
+
+    def check(commands: dict[str, str]) -> None:
+        assert servers.read == []
+        assert healed(commands) == {}
+
+    return created(deployment).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_server_that_cannot_be_read_is_named_in_one_warning_and_changes_no_count(
+    engine_log: EngineLog,
+) -> pulumi.Output[None]:
+    timed_out = Reading(error="ssh: connect to host app-1.acme.com port 22: Connection timed out")
+    deployment = stack.deploy(one_server(), secret, read_server=Servers(**{"app-1": timed_out}))
+
+    def check(commands: dict[str, str]) -> None:
+        assert healed(commands) == {"web": "2", "postgres": "4"}
+        assert engine_log.messages == [
+            "what serves on the server was not checked (ssh: connect to host app-1.acme.com port 22: Connection "
+            "timed out): a drift there would go unseen this run"
+        ]
+
+    return created(deployment).apply(check)
+
+
+@pulumi.runtime.test
+def test_on_several_servers_a_drift_on_one_reruns_the_roles_rollout_and_each_server_is_read_once(
+    engine_log: EngineLog,
+) -> pulumi.Output[None]:
+    servers = Servers(
+        **{"app-1": Reading({"web": "1.0"}, frozenset({"proxy"})), "app-2": Reading({"web": "0.9", "api": "1.0"})}
+    )
+    deployment = stack.deploy(two_servers(), secret, read_server=servers)
+
+    def check(commands: dict[str, str]) -> None:
+        assert healed(commands) == {"web": "3", "proxy on app-1": "1", "proxy on app-2": "1"}
+        assert sorted(servers.read) == ["app-1.acme.com", "app-2.acme.com"]
+        assert sorted(engine_log.messages) == [
+            "quayside: kamal-proxy: not running on the service's network on app-2, as the stack recorded it: "
+            "this update "
+            "starts it again (heal 1)",
+            "quayside: web: app-2 serves 0.9, not 1.0 as the stack recorded: this update puts 1.0 back live (heal 3)",
+        ]
+
+    return created(deployment).apply(check)
+
+
+@pulumi.runtime.test
+def test_the_steps_stay_public_though_the_key_that_read_the_server_is_secret() -> pulumi.Output[None]:
+    deployment = stack.deploy(one_server(), secret, read_server=Servers(**{"app-1": Reading({"web": "0.9"})}))
+    role, proxy = deployment.roles["web"], deployment.first.proxy
+    assert proxy is not None
+
+    def check(secret_ness: list[bool]) -> None:
+        assert secret_ness == [False, False, False]
+
+    return pulumi.Output.all(
+        is_secret(role.heal), is_secret(role.deployed.create), is_secret(proxy.ready.create)
+    ).apply(check)
+
+
+def test_reading_an_unreachable_server_gives_its_error_within_the_connect_timeout() -> None:
+    endpoint = ssh.Endpoint("127.0.0.1", 1, "deploy", HOST_KEY)  # port 1: nothing listens
+    reading = drift.read_server(endpoint, "not a key", "acme")
+    assert reading.versions == {} and reading.error is not None and "127.0.0.1" in reading.error, reading
