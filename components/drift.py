@@ -1,18 +1,19 @@
-"""Drift: a server found not serving what the stack recorded there; `pulumi up` heals it.
+"""Drift: a server found not serving what the stack's last successful steps put there; `pulumi up` heals it.
 
-pulumi-command cannot refresh a command: Pulumi knows what the last `up` ran, not what serves now. So at `preview`
-and `up` the program reads the stack's own outputs (a StackReference to itself: the version of each role as the last
-successful `up` recorded it, and the parts each server runs, kamal-proxy and the accessories, each with its count of
-heals) and asks the servers what serves there (serving.sh: one SSH session per server, all at once, only when a part
-there is to be judged). A role whose servers do not all serve its recorded version (a rollback that was not recorded,
-a container stopped or removed by hand), or a recorded part that does not run, has its count raised by one. The
-count is an argument of its step (swap.sh, accessory.sh, proxy.sh --heal): the plan shows that step changed, with a
-warning saying what was found, and `up` runs it, which puts the part back as that step always does. The outputs take
-the new count once the step has succeeded, so the next run passes the same count and changes nothing.
+pulumi-command cannot refresh a command: Pulumi knows what the last `up` ran, not what serves now. So each step that
+puts a part on a server records there what it put (lib.sh drift_record: a role's swap its version, and every step its
+count of heals), and at `preview` and `up` the program asks each server what serves beside those records
+(serving.sh: one SSH session per server, all at once). A role that a server does not serve at the version its record
+names (a rollback that was not recorded, a container stopped or removed by hand), or a recorded kamal-proxy or
+accessory that does not run, has its count raised by one. The count is an argument of its step (swap.sh,
+accessory.sh, proxy.sh --heal): the plan shows that step changed, with a warning saying what was found, and `up` runs
+it, which puts the part back as that step always does, and records the new count. The next run reads that count and
+passes it again: nothing changes.
 
-A server that cannot be read (a pull request's preview with no route to it) is warned about and left unchecked: the
-counts stay as recorded, and nothing changes because of it. A new version of a role is not checked: its swap runs
-anyway.
+A server that cannot be read (a pull request's preview with no route to it, a server down) is warned about and not
+judged; its parts' counts then come from the stack's own last outputs (a StackReference to itself, made only then),
+so nothing changes because of it. The stack is not read otherwise: with a file backend, a read of the stack's own
+checkpoint can meet the engine writing it ("failed to load checkpoint: EOF"), which fails the run.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from components.server import WARNING_PREFIX
 READ_SECONDS: Final = 20
 # How long a preview waits for a server that does not answer at all (ssh's ConnectTimeout).
 CONNECT_SECONDS: Final = 5
-# bash's exit status for a script that is not there: a server deployed by a quayside from before the drift check.
+# bash's exit status for a script that is not there: a service not deployed there yet, or by a quayside from before
+# the drift check.
 SCRIPT_MISSING: Final = 127
-# The stack outputs the recorded versions and counts are read from: the roles', and each server's other parts'.
+# The stack outputs a server's counts are read from when it cannot be read itself: the roles', the other parts'.
 ROLES_OUTPUT: Final = "roles"
 PARTS_OUTPUT: Final = "heals"
 # kamal-proxy's name among a server's parts (the accessories go by theirs).
@@ -44,46 +46,50 @@ PROXY: Final = "proxy"
 
 
 @dataclass(frozen=True)
-class Reading:
-    """What serves on one server: the version of each role that serves there, and the other parts running (the
-    accessories by name, kamal-proxy as PROXY); `error` when it could not be read."""
+class RoleHere:
+    """A role on one server: the version serving (None: nothing), and its record (None: no step recorded one)."""
 
-    versions: dict[str, str] = field(default_factory=dict)
-    running: frozenset[str] = frozenset()
+    live: str | None
+    deployed: str | None
+    heals: int
+
+
+@dataclass(frozen=True)
+class PartHere:
+    """kamal-proxy or an accessory on one server: whether it runs, and its record's count (None: no record)."""
+
+    running: bool
+    heals: int | None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What serves on one server and what its steps recorded there; `error` when it could not be read."""
+
+    roles: dict[str, RoleHere] = field(default_factory=dict)
+    parts: dict[str, PartHere] = field(default_factory=dict)
     error: str | None = None
 
     @classmethod
     def parse(cls, output: str) -> Reading:
-        """serving.sh's lines: `role ROLE VERSION`, `accessory NAME`, `proxy`."""
-        versions, running = {}, set()
+        """serving.sh's lines: `role ROLE LIVE DEPLOYED HEALS`, `accessory NAME RUNNING HEALS`, `proxy RUNNING HEALS`
+        (`-` for none)."""
+        roles, parts = {}, {}
         for line in output.splitlines():
             match line.split():
-                case ["role", role, version]:
-                    versions[role] = version
-                case ["accessory", name]:
-                    running.add(name)
-                case ["proxy"]:
-                    running.add(PROXY)
+                case ["role", role, live, deployed, heals] if heals == "-" or heals.isdigit():
+                    roles[role] = RoleHere(none_for_dash(live), none_for_dash(deployed), int(heals.replace("-", "0")))
+                case ["accessory", name, "yes" | "no" as running, heals] if heals == "-" or heals.isdigit():
+                    parts[name] = PartHere(running == "yes", None if heals == "-" else int(heals))
+                case ["proxy", "yes" | "no" as running, heals] if heals == "-" or heals.isdigit():
+                    parts[PROXY] = PartHere(running == "yes", None if heals == "-" else int(heals))
                 case _:
                     return cls(error=f"serving.sh printed {line.strip()!r}, not a role, accessory or proxy line")
-        return cls(versions, frozenset(running))
+        return cls(roles, parts)
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """A role as the stack's outputs recorded it: the version its last successful `up` deployed, and its heals."""
-
-    version: str | None = None
-    heals: int = 0
-
-    @classmethod
-    def of(cls, roles: object, role: str) -> Recorded:
-        """The role's entry of the `roles` output; a stack not deployed yet, or a role new to it, has none."""
-        entry = roles.get(role) if isinstance(roles, dict) else None
-        if not isinstance(entry, dict):
-            return cls()
-        version, heals = entry.get("version"), entry.get("heals")
-        return cls(version if isinstance(version, str) else None, int(heals) if isinstance(heals, int | float) else 0)
+def none_for_dash(word: str) -> str | None:
+    return None if word == "-" else word
 
 
 @dataclass(frozen=True)
@@ -100,21 +106,18 @@ def named(server: str) -> str:
     return "the server" if server == config.ONE_SERVER else server
 
 
-def judge(role: str, wanted: str, recorded: Recorded, readings: Mapping[str, Reading]) -> Verdict:
-    """The role's verdict: its count raised by one when a server it is on does not serve `wanted`, which the stack
-    recorded. A role whose version changes, or that was never deployed, is not judged: its swap runs anyway. A server
-    that could not be read is not judged either (the read warned about it)."""
-    if recorded.version != wanted:
-        return Verdict(recorded.heals)
-    drifted = {
-        server: reading.versions.get(role)
-        for server, reading in readings.items()
-        if reading.error is None and reading.versions.get(role) != wanted
-    }
+def judge(role: str, wanted: str, readings: Mapping[str, Reading]) -> Verdict:
+    """The role's verdict from the servers that could be read: the highest count their records hold (a rollout
+    records the same on each), raised by one when a server whose record says it deployed `wanted` does not serve it.
+    A server without such a record (a new version, a server new to the role, a role never deployed there) is not
+    judged: the swap runs there anyway, or ran before the records were kept."""
+    here = {server: reading.roles[role] for server, reading in readings.items() if role in reading.roles}
+    heals = max((found.heals for found in here.values()), default=0)
+    drifted = {server: found.live for server, found in here.items() if found.deployed == wanted != found.live}
     if not drifted:
-        return Verdict(recorded.heals)
-    heal = recorded.heals + 1
-    found = ", ".join(f"{named(server)} serves {version or 'nothing'}" for server, version in drifted.items())
+        return Verdict(heals)
+    heal = heals + 1
+    found = ", ".join(f"{named(server)} serves {live or 'nothing'}" for server, live in drifted.items())
     return Verdict(
         heal,
         f"{WARNING_PREFIX}{role}: {found}, not {wanted} as the stack recorded: this update puts {wanted} back live "
@@ -122,19 +125,15 @@ def judge(role: str, wanted: str, recorded: Recorded, readings: Mapping[str, Rea
     )
 
 
-def recorded_part(parts: object, server: str, part: str) -> int | None:
-    """The part's count of heals in the `heals` output, or None when the last `up` did not record it there."""
-    on_server = parts.get(server) if isinstance(parts, dict) else None
-    count = on_server.get(part) if isinstance(on_server, dict) else None
-    return int(count) if isinstance(count, int | float) else None
-
-
-def judge_part(part: str, server: str, recorded: int | None, reading: Reading) -> Verdict:
-    """A server's part (kamal-proxy, an accessory): its count raised by one when the stack recorded it there and it
-    does not run; one not recorded (new, or the stack not yet deployed) is not judged."""
-    if recorded is None or reading.error is not None or part in reading.running:
-        return Verdict(recorded or 0)
-    heal = recorded + 1
+def judge_part(part: str, server: str, reading: Reading) -> Verdict:
+    """A server's part (kamal-proxy, an accessory): its count raised by one when its record is there and it does not
+    run; one without a record (new to the server, or deployed before the records were kept) is not judged."""
+    found = reading.parts.get(part)
+    if found is None or found.heals is None:
+        return Verdict(0)
+    if found.running:
+        return Verdict(found.heals)
+    heal = found.heals + 1
     what = "kamal-proxy" if part == PROXY else part
     on = "running on the service's network" if part == PROXY else "running"
     return Verdict(
@@ -142,6 +141,20 @@ def judge_part(part: str, server: str, recorded: int | None, reading: Reading) -
         f"{WARNING_PREFIX}{what}: not {on} on {named(server)}, as the stack recorded it: this update starts it again "
         f"(heal {heal})",
     )
+
+
+def recorded_role(roles: object, role: str) -> int:
+    """The role's count of heals in the stack's `roles` output (0 when it has none)."""
+    entry = roles.get(role) if isinstance(roles, dict) else None
+    heals = entry.get("heals") if isinstance(entry, dict) else None
+    return int(heals) if isinstance(heals, int | float) else 0
+
+
+def recorded_part(parts: object, server: str, part: str) -> int:
+    """The part's count of heals in the stack's `heals` output (0 when it has none)."""
+    on_server = parts.get(server) if isinstance(parts, dict) else None
+    count = on_server.get(part) if isinstance(on_server, dict) else None
+    return int(count) if isinstance(count, int | float) else 0
 
 
 def read_server(endpoint: ssh.Endpoint, private_key: str, service: str) -> Reading:
@@ -165,7 +178,8 @@ def read_server(endpoint: ssh.Endpoint, private_key: str, service: str) -> Readi
     except OSError as error:
         return Reading(error=f"ssh could not run: {error.strerror}")
     if done.returncode == SCRIPT_MISSING:
-        return Reading(error="the server has no serving.sh yet: this `up` installs it")
+        # The service's scripts are not there (its first deploy), or predate the records: none to judge by.
+        return Reading()
     if done.returncode != 0:
         said = next((line.strip() for line in done.stderr.splitlines() if line.strip()), "")
         return Reading(error=said or f"serving.sh exited {done.returncode}")
@@ -173,61 +187,62 @@ def read_server(endpoint: ssh.Endpoint, private_key: str, service: str) -> Readi
 
 
 ServerReader = Callable[[ssh.Endpoint, str, str], Reading]
+# The stack's own last outputs, `roles` and `heals`: read only for a server that cannot be read itself.
+RecordedReader = Callable[[], pulumi.Output[tuple[Any, Any]]]
+
+
+def this_stacks_outputs(service: str) -> pulumi.Output[tuple[Any, Any]]:
+    """A StackReference to the stack itself: its `roles` and `heals` as the last successful `up` left them."""
+    itself = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    reference = pulumi.StackReference(f"{service}-recorded", stack_name=itself)
+    return pulumi.Output.all(reference.get_output(ROLES_OUTPUT), reference.get_output(PARTS_OUTPUT)).apply(
+        lambda outputs: (outputs[0], outputs[1])
+    )
 
 
 class DriftCheck:
-    """One per stack: its recorded outputs, and one read per server, made only when a part there is to be judged.
-    Servers are added as the stack makes their connections (`add_server`), before any of their parts is judged."""
+    """One per stack: one read per server, made when its first part is judged. Servers are added as the stack makes
+    their connections (`add_server`), before any of their parts is judged."""
 
-    def __init__(
-        self,
-        service: str,
-        recorded_roles: pulumi.Output[Any],
-        recorded_parts: pulumi.Output[Any],
-        read: ServerReader = read_server,
-    ) -> None:
+    def __init__(self, service: str, read: ServerReader = read_server, recorded: RecordedReader | None = None) -> None:
         self._service = service
-        self._recorded_roles = recorded_roles
-        self._recorded_parts = recorded_parts
         self._read = read
+        self._recorded_reader = recorded or (lambda: this_stacks_outputs(service))
+        self._recorded: pulumi.Output[tuple[Any, Any]] | None = None
         self._connections: dict[str, remote.ConnectionArgs] = {}
         self._readings: dict[str, pulumi.Output[Reading]] = {}
-
-    @classmethod
-    def of_this_stack(cls, service: str, read: ServerReader = read_server) -> DriftCheck:
-        """Against the stack's own last outputs (none before its first `up`)."""
-        itself = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-        recorded = pulumi.StackReference(f"{service}-recorded", stack_name=itself)
-        return cls(service, recorded.get_output(ROLES_OUTPUT), recorded.get_output(PARTS_OUTPUT), read)
 
     def add_server(self, server: str, connection: remote.ConnectionArgs) -> None:
         self._connections[server] = connection
 
     def role_heal(self, role: str, servers: Sequence[str], version: pulumi.Output[str]) -> pulumi.Output[int]:
         """The count the role's swap runs with."""
+        readings = pulumi.Output.all(*(self._reading(server) for server in servers))
 
         def decide(values: list[Any]) -> pulumi.Output[int] | int:
-            wanted, recorded = str(values[0]), Recorded.of(values[1], role)
-            if recorded.version != wanted:
-                return recorded.heals
-            readings = pulumi.Output.all(*(self._reading(server) for server in servers))
-            return readings.apply(
-                lambda found: said(judge(role, wanted, recorded, dict(zip(servers, found, strict=True))))
-            )
+            wanted, found = str(values[0]), dict(zip(servers, values[1], strict=True))
+            readable = {server: reading for server, reading in found.items() if reading.error is None}
+            if readable:
+                return said(judge(role, wanted, readable))
+            return self._recorded_outputs().apply(lambda outputs: recorded_role(outputs[0], role))
 
         # What serves is no secret, though the key that read it is.
-        return pulumi.Output.unsecret(pulumi.Output.all(version, self._recorded_roles).apply(decide))
+        return pulumi.Output.unsecret(pulumi.Output.all(version, readings).apply(decide))
 
     def part_heal(self, server: str, part: str) -> pulumi.Output[int]:
         """The count the step of a server's part (PROXY, an accessory) runs with."""
 
-        def decide(parts: object) -> pulumi.Output[int] | int:
-            recorded = recorded_part(parts, server, part)
-            if recorded is None:
-                return 0
-            return self._reading(server).apply(lambda found: said(judge_part(part, server, recorded, found)))
+        def decide(reading: Reading) -> pulumi.Output[int] | int:
+            if reading.error is None:
+                return said(judge_part(part, server, reading))
+            return self._recorded_outputs().apply(lambda outputs: recorded_part(outputs[1], server, part))
 
-        return pulumi.Output.unsecret(self._recorded_parts.apply(decide))
+        return pulumi.Output.unsecret(self._reading(server).apply(decide))
+
+    def _recorded_outputs(self) -> pulumi.Output[tuple[Any, Any]]:
+        if self._recorded is None:
+            self._recorded = self._recorded_reader()
+        return self._recorded
 
     def _reading(self, server: str) -> pulumi.Output[Reading]:
         if server not in self._readings:

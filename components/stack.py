@@ -175,7 +175,7 @@ def deploy(
     network = private_network(stack)
     stack_id = stack_identity()
     proxied = stack.proxy_servers()
-    drift_check = drift.DriftCheck.of_this_stack(service, read_server) if read_server is not None else None
+    drift_check = drift.DriftCheck(service, read_server) if read_server is not None else None
     sides: dict[str, ServerSide] = {}
     for index, (name, settings) in enumerate(stack.servers_by_name().items()):
         sides[name] = _server_side(

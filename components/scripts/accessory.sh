@@ -235,6 +235,7 @@ boot() {
   if [[ $current == "$config_hash $env_hash $image_id" ]]; then
     [[ $(inspect_container "$container" '{{.State.Running}}') == true ]] || docker start "$container" >/dev/null
     reason=$(wait_ready) || { report_failure "$reason"; exit 1; }
+    record_drift "$service" "accessory-$name" "${heal:-0}"
     say "$container is up to date ($image)"
     return 0
   fi
@@ -249,6 +250,7 @@ boot() {
   reason=$(wait_ready) || { report_failure "$reason"; put_back; exit 1; }
   release_requests
   [[ -z $aside ]] || docker rm "$aside" >/dev/null
+  record_drift "$service" "accessory-$name" "${heal:-0}"
   say "$container ${current:+re}booted ($image)${data:+, data in $(data_dir)}"
 }
 
@@ -262,7 +264,7 @@ remove() {
   else
     say "$container is not here"
   fi
-  rm -f "$(env_file "$service" "$(secrets_name)")"
+  rm -f "$(env_file "$service" "$(secrets_name)")" "$(drift_record "$service" "accessory-$name")"
   if [[ $delete_data == yes ]]; then
     rm -rf --one-file-system "$(accessory_dir)"
     say "deleted $(accessory_dir) (--delete-data)"

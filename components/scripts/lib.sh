@@ -113,6 +113,22 @@ service_dir() { echo "$QUAYSIDE_ROOT/$1"; }
 env_file() { echo "$QUAYSIDE_ROOT/$1/env/$2.env"; }
 canary_file() { echo "$QUAYSIDE_ROOT/$1/$2.canary"; }
 
+# What the last successful step of a part put on this server, for the drift check (serving.sh reads it): PART is
+# role-<role> (its file holds `VERSION HEALS`), accessory-<name> or proxy (`HEALS`). HEALS is the step's --heal
+# count, 0 without one. A rollback's fast switch writes none: what it puts live is not what the stack recorded.
+drift_record() { echo "$QUAYSIDE_ROOT/$1/drift/$2"; }
+
+# record_drift SERVICE PART WORDS...: the record, replaced atomically (a reader never sees half of it).
+record_drift() {
+  local file tmp
+  file=$(drift_record "$1" "$2")
+  shift 2
+  mkdir -p "${file%/*}"
+  tmp=$(mktemp "$file.XXXXXX")
+  echo "$*" >"$tmp"
+  mv -f "$tmp" "$file"
+}
+
 # lock SERVICE PART [SECONDS]: holds the lock of one part of the service (a role, an accessory, the host) on fd 9
 # until the script exits, and whatever it hands fd 9 to. Two steps of the same part never interleave; steps of
 # different parts do not wait for each other. A wait (SECONDS, a role's --lock-wait, else LOCK_WAIT_SECONDS) says

@@ -151,6 +151,7 @@ boot() {
     join_network "$proxy_network"
     join_network "$network"
     wait_until_answering
+    record_drift "$network" proxy "${heal:-0}"
     say "$name up ($image), on network $network"
     return 0
   fi
@@ -161,12 +162,13 @@ boot() {
   run_proxy
   for joined in "${others[@]}" "$network"; do docker network connect "$joined" "$name"; done
   wait_until_answering
+  record_drift "$network" proxy "${heal:-0}"
   say "$name booted ($image) on $bind:$http_port and $bind:$https_port, on network $network"
 }
 
 remove() {
   lock_proxy
-  rm -f "$(asked_file "$network")"
+  rm -f "$(asked_file "$network")" "$(drift_record "$network" proxy)"
   if [[ -z $(inspect_container "$name" '{{.Id}}') ]]; then
     say "$name is not here; nothing to do"
     return 0

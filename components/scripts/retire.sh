@@ -45,7 +45,7 @@ main() {
   containers=$(role_containers "$service" "$role")
   # shellcheck disable=SC2086 # one argument per ID
   [[ -z $containers ]] || docker rm --force $containers >/dev/null
-  rm -f "$(env_file "$service" "$role")" "$(canary_file "$service" "$role")"
+  rm -f "$(env_file "$service" "$role")" "$(canary_file "$service" "$role")" "$(drift_record "$service" "role-$role")"
   count=$(wc -w <<<"$containers")
   audit "$service" "$role" "$version" retire "role removed: route removed: $route, containers removed: $count"
   say "role $role removed (route removed: $route, containers removed: $count)"

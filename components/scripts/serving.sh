@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # serving: what of the service serves on this server (each role's version, the accessories and kamal-proxy that
-# run), for the drift check of `pulumi preview`/`up` (components/drift.py compares it with what the stack recorded).
-# Reads only: no lock, so it never waits behind a swap.
+# run) beside what the last successful step of each put here, for the drift check of `pulumi preview`/`up`
+# (components/drift.py compares the two). Reads only: no lock, so it never waits behind a swap.
 #
 #   serving.sh --service S --proxy-name P   (components/steps.py SERVING)
-#   stdout, a line for each part of the service that serves here (one that does not, or is not here, has none):
-#     role ROLE VERSION   a canary's version while its canary runs, else the version of the role's live container
-#                         (live.sh's) when that container is running
-#     accessory NAME      its container <service>-<name> is running
-#     proxy               the server's kamal-proxy is running and on the service's network
+#   stdout, a line for each part of the service that has a drift record here (lib.sh drift_record: what its last
+#   successful step put here) or runs here:
+#     role ROLE LIVE DEPLOYED HEALS   LIVE: a canary's version while its canary runs, else the version of the role's
+#                                     live container (live.sh's) when it is running, else -; DEPLOYED and HEALS:
+#                                     the record's version and count (- - without a record)
+#     accessory NAME RUNNING HEALS    RUNNING: yes when its container <service>-<name> runs, else no; HEALS: the
+#                                     record's count (- without a record)
+#     proxy RUNNING HEALS             RUNNING: yes when the server's kamal-proxy runs on the service's network
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -53,19 +56,47 @@ proxy_serves() {
   [[ $running == true && " $networks " == *" $service "* ]]
 }
 
+# The record's words of PART, or the default given when it has none.
+record_of() {
+  cat "$(drift_record "$service" "$1")" 2>/dev/null || echo "$2"
+}
+
+yes_or_no() { if "$@"; then echo yes; else echo no; fi; }
+
+accessory_runs() {
+  [[ $(inspect_container "$service-$1" '{{.State.Running}}') == true ]]
+}
+
+# The parts with a record here, by the record file's name (role-web, accessory-postgres, proxy).
+recorded() {
+  local file
+  for file in "$(service_dir "$service")"/drift/*; do
+    [[ -f $file && $file != *.* ]] && echo "${file##*/}"
+  done
+  return 0
+}
+
 main() {
   parse_options "$@"
-  local role version accessory
-  for role in $(docker ps --all --filter "label=quayside.service=$service" --filter "label=quayside.role" \
-    --format '{{.Label "quayside.role"}}' | sort -u); do
-    version=$(serving_version "$role")
-    [[ -z $version ]] || echo "role $role $version"
+  local role accessory live
+  for role in $({
+    docker ps --all --filter "label=quayside.service=$service" --filter "label=quayside.role" \
+      --format '{{.Label "quayside.role"}}'
+    recorded | sed -n 's/^role-//p'
+  } | sort -u); do
+    live=$(serving_version "$role")
+    echo "role $role ${live:--} $(record_of "role-$role" "- -")"
   done
-  for accessory in $(docker ps --filter "label=quayside.service=$service" --filter "label=quayside.accessory" \
-    --format '{{.Label "quayside.accessory"}}' | sort -u); do
-    echo "accessory $accessory"
+  for accessory in $({
+    docker ps --filter "label=quayside.service=$service" --filter "label=quayside.accessory" \
+      --format '{{.Label "quayside.accessory"}}'
+    recorded | sed -n 's/^accessory-//p'
+  } | sort -u); do
+    echo "accessory $accessory $(yes_or_no accessory_runs "$accessory") $(record_of "accessory-$accessory" -)"
   done
-  if proxy_serves; then echo proxy; fi
+  if proxy_serves || [[ -f $(drift_record "$service" proxy) ]]; then
+    echo "proxy $(yes_or_no proxy_serves) $(record_of proxy -)"
+  fi
 }
 
 main "$@"

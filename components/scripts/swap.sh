@@ -447,6 +447,11 @@ canary_words() {
 
 # --- after the switch -------------------------------------------------------------------------------------
 
+# The drift check's record: this version is what the stack deployed here. Not for a rollback's fast switch.
+record_deployed() {
+  [[ $retained_only == yes ]] || record_drift "$service" "role-$role" "$version" "${heal:-0}"
+}
+
 # What the lock file says while the containers the switch drained are stopping, before their IDs: a rollback
 # reads it (preempt_stopping).
 readonly STOPPING_NOTE="stopping, drained already:"
@@ -569,6 +574,7 @@ main() {
     [[ -z $canary_percent ]] || say "$role: $version serves everyone already: no canary of it"
     end_canary
     finish
+    record_deployed
     say "$role already live at $version"
     return 0
   fi
@@ -597,6 +603,7 @@ main() {
     reason=$(canary_deploy) || fail "${reason##*Error: }"
     trap - TERM INT
     finish
+    record_deployed
     audit "$service" "$role" "$version" canary "$name ${id:0:12} for $(canary_words)"
     say "$role $version: a canary for $(canary_words); ${stable_id} serves the rest"
     return 0
@@ -616,6 +623,7 @@ main() {
 
   mark_certificate
   finish
+  record_deployed
   audit "$service" "$role" "$version" "$event" "$name ${id:0:12}${previous:+ replaced $previous}"
   say "$role now $version"
 }

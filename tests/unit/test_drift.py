@@ -14,7 +14,7 @@ import pulumi
 import pytest
 
 from components import config, drift, ssh, stack
-from components.drift import Reading, Recorded, Verdict
+from components.drift import PartHere, Reading, RoleHere, Verdict
 from tests.support.commands import is_secret, option
 from tests.support.mocks import EchoMocks, EngineLog
 
@@ -26,8 +26,11 @@ RECORDED: dict[str, Any] = {
     },
     "heals": {"server": {"proxy": 0, "postgres": 4}, "app-1": {"proxy": 1}, "app-2": {"proxy": 0}},
 }
-# What a server serving all of RECORDED answers.
-ALL_SERVE = Reading({"web": "1.0", "api": "1.0"}, frozenset({"proxy", "postgres"}))
+# A server serving all that its steps recorded: web healed twice, Postgres four times.
+ALL_SERVE = Reading(
+    {"web": RoleHere("1.0", "1.0", 2), "api": RoleHere("1.0", "1.0", 0)},
+    {"proxy": PartHere(True, 0), "postgres": PartHere(True, 4)},
+)
 
 
 class RecordedMocks(EchoMocks):
@@ -35,16 +38,18 @@ class RecordedMocks(EchoMocks):
 
     def __init__(self, outputs: dict[str, Any] | None) -> None:
         self.outputs = outputs
+        self.reads = 0  # how many times the program read them
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
+            self.reads += 1
             outputs = self.outputs or {}
             return args.name, {"name": args.inputs["name"], "outputs": outputs, "secretOutputNames": []}
         return super().new_resource(args)
 
 
 @pytest.fixture
-def pulumi_mocks(request: pytest.FixtureRequest) -> pulumi.runtime.Mocks:
+def pulumi_mocks(request: pytest.FixtureRequest) -> RecordedMocks:
     return RecordedMocks(getattr(request, "param", RECORDED))
 
 
@@ -106,65 +111,74 @@ def heal_of(command: str) -> list[str]:
 # --- the verdict -------------------------------------------------------------------------------------------------
 
 
-def test_a_role_serving_its_recorded_version_everywhere_keeps_its_count() -> None:
-    readings = {"app-1": Reading({"web": "1.0"}), "app-2": Reading({"web": "1.0", "api": "1.0"})}
-    assert drift.judge("web", "1.0", Recorded("1.0", 2), readings) == Verdict(2)
+def here(live: str | None, deployed: str | None = "1.0", heals: int = 2) -> Reading:
+    return Reading({"web": RoleHere(live, deployed, heals)})
 
 
-def test_a_server_serving_another_version_or_nothing_raises_the_count_by_one_and_is_named() -> None:
-    readings = {"app-1": Reading({"web": "0.9"}), "app-2": Reading({"api": "1.0"}), "app-3": Reading({"web": "1.0"})}
+def test_a_role_serving_what_its_records_name_keeps_their_count() -> None:
+    assert drift.judge("web", "1.0", {"app-1": here("1.0"), "app-2": here("1.0")}) == Verdict(2)
 
-    assert drift.judge("web", "1.0", Recorded("1.0", 2), readings) == Verdict(
+
+def test_a_server_serving_another_version_or_nothing_than_its_record_raises_the_count_by_one_and_is_named() -> None:
+    readings = {"app-1": here("0.9"), "app-2": here(None), "app-3": here("1.0")}
+
+    assert drift.judge("web", "1.0", readings) == Verdict(
         3,
         "quayside: web: app-1 serves 0.9, app-2 serves nothing, not 1.0 as the stack recorded: this update puts 1.0 "
-        "back live "
-        "(heal 3)",
+        "back live (heal 3)",
     )
 
 
-def test_a_new_version_or_a_role_never_deployed_is_not_judged_its_swap_runs_anyway() -> None:
-    nothing = {"app-1": Reading()}
-    assert drift.judge("web", "1.1", Recorded("1.0", 2), nothing) == Verdict(2)
-    assert drift.judge("web", "1.0", Recorded(), nothing) == Verdict(0)
+def test_a_new_version_or_a_server_without_a_record_of_it_is_not_judged_and_the_count_stays() -> None:
+    assert drift.judge("web", "1.1", {"app-1": here("1.0")}) == Verdict(2), "a new version: its swap runs anyway"
+    assert drift.judge("web", "1.0", {"app-1": here(None, None, 0), "app-2": here("1.0", "1.0", 2)}) == Verdict(2)
+    assert drift.judge("web", "1.0", {"app-1": Reading()}) == Verdict(0), "never deployed there"
 
 
-def test_a_server_that_cannot_be_read_changes_no_count() -> None:
-    unread = Reading(error="ssh: connect to host 203.0.113.9 port 22: Connection timed out")
+def test_a_recorded_part_not_running_raises_its_count_and_one_without_a_record_is_not_judged() -> None:
+    stopped = Reading(
+        parts={"postgres": PartHere(False, 4), "proxy": PartHere(False, 0), "vector": PartHere(False, None)}
+    )
 
-    assert drift.judge("web", "1.0", Recorded("1.0", 0), {"server": unread}) == Verdict(0)
-    assert drift.judge_part("proxy", "server", 2, unread) == Verdict(2)
-
-
-def test_a_recorded_part_not_running_raises_its_count_and_one_not_recorded_is_not_judged() -> None:
-    assert drift.judge_part("postgres", "db", 4, Reading(running=frozenset({"proxy"}))) == Verdict(
+    assert drift.judge_part("postgres", "db", stopped) == Verdict(
         5, "quayside: postgres: not running on db, as the stack recorded it: this update starts it again (heal 5)"
     )
-    assert drift.judge_part("proxy", "server", 0, Reading()) == Verdict(
+    assert drift.judge_part("proxy", "server", stopped) == Verdict(
         1,
         "quayside: kamal-proxy: not running on the service's network on the server, as the stack recorded it: "
-        "this update "
-        "starts it again (heal 1)",
+        "this update starts it again (heal 1)",
     )
-    assert drift.judge_part("postgres", "db", 4, Reading(running=frozenset({"postgres"}))) == Verdict(4)
-    assert drift.judge_part("vector", "db", None, Reading()) == Verdict(0)
+    assert drift.judge_part("vector", "db", stopped) == Verdict(0), "no record: deployed before records were kept"
+    assert drift.judge_part("backup", "db", stopped) == Verdict(0), "not there at all: new to the stack"
+    assert drift.judge_part("postgres", "db", Reading(parts={"postgres": PartHere(True, 4)})) == Verdict(4)
 
 
-def test_serving_sh_answers_a_line_for_each_part_that_serves() -> None:
-    answer = "role web 1.0\nrole api 2.0@3f2a9c1d2e4b\naccessory postgres\nproxy\n"
+def test_serving_sh_answers_a_line_for_each_part_running_or_recorded() -> None:
+    answer = (
+        "role web 1.0 1.0 2\nrole api - 2.0@3f2a9c1d2e4b 0\nrole old 0.9 - -\naccessory postgres no 4\nproxy yes -\n"
+    )
 
-    assert Reading.parse(answer) == Reading({"web": "1.0", "api": "2.0@3f2a9c1d2e4b"}, frozenset({"postgres", "proxy"}))
+    assert Reading.parse(answer) == Reading(
+        {
+            "web": RoleHere("1.0", "1.0", 2),
+            "api": RoleHere(None, "2.0@3f2a9c1d2e4b", 0),
+            "old": RoleHere("0.9", None, 0),
+        },
+        {"postgres": PartHere(False, 4), "proxy": PartHere(True, None)},
+    )
     assert Reading.parse("") == Reading()
-    assert Reading.parse("web 1.0\n").error == "serving.sh printed 'web 1.0', not a role, accessory or proxy line"
+    assert Reading.parse("role web 1.0\n").error == (
+        "serving.sh printed 'role web 1.0', not a role, accessory or proxy line"
+    )
 
 
-def test_the_recorded_role_is_read_from_the_roles_output_of_any_age() -> None:
-    assert Recorded.of(RECORDED["roles"], "web") == Recorded("1.0", 2)
-    assert Recorded.of(RECORDED["roles"], "api") == Recorded("1.0", 0), "outputs from before heals were counted"
-    assert Recorded.of(RECORDED["roles"], "worker") == Recorded()
-    assert Recorded.of(None, "web") == Recorded(), "a stack never deployed has no outputs"
+def test_the_counts_of_a_server_that_cannot_be_read_come_from_the_outputs_of_any_age() -> None:
+    assert drift.recorded_role(RECORDED["roles"], "web") == 2
+    assert drift.recorded_role(RECORDED["roles"], "api") == 0, "outputs from before heals were counted"
+    assert drift.recorded_role(None, "web") == 0, "a stack never deployed has no outputs"
     assert drift.recorded_part(RECORDED["heals"], "server", "postgres") == 4
-    assert drift.recorded_part(RECORDED["heals"], "server", "vector") is None
-    assert drift.recorded_part(None, "server", "proxy") is None
+    assert drift.recorded_part(RECORDED["heals"], "server", "vector") == 0
+    assert drift.recorded_part(None, "server", "proxy") == 0
 
 
 # --- through the program -----------------------------------------------------------------------------------------
@@ -187,9 +201,10 @@ def healed(commands: dict[str, str]) -> dict[str, str]:
 
 @pulumi.runtime.test
 def test_a_drifted_role_runs_its_swap_with_one_more_heal_and_the_rest_keep_their_counts(
-    engine_log: EngineLog,
+    engine_log: EngineLog, pulumi_mocks: RecordedMocks
 ) -> pulumi.Output[None]:
-    servers = Servers(**{"app-1": replace(ALL_SERVE, versions={"api": "1.0"})})
+    web_gone = replace(ALL_SERVE, roles={**ALL_SERVE.roles, "web": RoleHere(None, "1.0", 2)})
+    servers = Servers(**{"app-1": web_gone})
     deployment = stack.deploy(one_server(), secret, read_server=servers)
 
     def check(commands: dict[str, str]) -> None:
@@ -199,25 +214,24 @@ def test_a_drifted_role_runs_its_swap_with_one_more_heal_and_the_rest_keep_their
             "quayside: web: the server serves nothing, not 1.0 as the stack recorded: this update puts 1.0 back live "
             "(heal 3)"
         ]
+        assert pulumi_mocks.reads == 0, "the stack's own outputs are not read"
 
     return created(deployment).apply(check)
 
 
 @pulumi.runtime.test
 def test_a_proxy_or_accessory_not_running_as_recorded_runs_its_step_again(engine_log: EngineLog) -> pulumi.Output[None]:
-    deployment = stack.deploy(
-        one_server(), secret, read_server=Servers(**{"app-1": replace(ALL_SERVE, running=frozenset())})
-    )
+    stopped = {name: PartHere(False, part.heals) for name, part in ALL_SERVE.parts.items()}
+    deployment = stack.deploy(one_server(), secret, read_server=Servers(**{"app-1": replace(ALL_SERVE, parts=stopped)}))
 
     def check(commands: dict[str, str]) -> None:
         assert healed(commands) == {"web": "2", "proxy on server": "1", "postgres": "5"}
         assert sorted(engine_log.messages) == [
             "quayside: kamal-proxy: not running on the service's network on the server, as the stack recorded it: "
-            "this update "
-            "starts it again (heal 1)",
+            "this update starts it again (heal 1)",
             "quayside: postgres: not running on the server, as the stack recorded it: this update starts it again "
             "(heal 5)",
-        ], "vector was not recorded there: it is new to the stack"
+        ], "vector has no record there: it is new to the stack"
 
     return created(deployment).apply(check)
 
@@ -238,42 +252,43 @@ def test_the_counts_go_into_the_outputs_once_their_steps_have_run() -> pulumi.Ou
 
 
 @pulumi.runtime.test
-def test_a_new_version_deploys_without_reading_the_servers_for_it() -> pulumi.Output[None]:
-    servers = Servers(**{"app-1": ALL_SERVE})
-    deployment = stack.deploy(one_server(web="1.1", api="1.1"), secret, read_server=servers)
+def test_a_new_version_keeps_the_count_its_servers_recorded() -> pulumi.Output[None]:
+    deployment = stack.deploy(one_server(web="1.1", api="1.1"), secret, read_server=Servers(**{"app-1": ALL_SERVE}))
 
     def check(commands: dict[str, str]) -> None:
-        assert healed(commands) == {"web": "2", "postgres": "4"}, "the counts stay"
-
-    return created(deployment).apply(check)
-
-
-@pytest.mark.parametrize("pulumi_mocks", [None], indirect=True)
-@pulumi.runtime.test
-def test_a_stack_never_deployed_reads_no_server_and_sends_no_count() -> pulumi.Output[None]:
-    servers = Servers()
-    deployment = stack.deploy(one_server(), secret, read_server=servers)
-
-    def check(commands: dict[str, str]) -> None:
-        assert servers.read == []
-        assert healed(commands) == {}
+        assert healed(commands) == {"web": "2", "postgres": "4"}
 
     return created(deployment).apply(check)
 
 
 @pulumi.runtime.test
-def test_a_server_that_cannot_be_read_is_named_in_one_warning_and_changes_no_count(
-    engine_log: EngineLog,
+def test_a_server_deployed_before_the_records_were_kept_sends_no_count() -> pulumi.Output[None]:
+    unrecorded = Reading(
+        {"web": RoleHere("1.0", None, 0), "api": RoleHere(None, None, 0)},
+        {"proxy": PartHere(False, None), "postgres": PartHere(True, None)},
+    )
+    deployment = stack.deploy(one_server(), secret, read_server=Servers(**{"app-1": unrecorded}))
+
+    def check(commands: dict[str, str]) -> None:
+        assert healed(commands) == {}, "nothing is judged without a record: no step changes"
+
+    return created(deployment).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_server_that_cannot_be_read_is_named_in_one_warning_and_keeps_the_counts_the_stack_recorded(
+    engine_log: EngineLog, pulumi_mocks: RecordedMocks
 ) -> pulumi.Output[None]:
     timed_out = Reading(error="ssh: connect to host app-1.acme.com port 22: Connection timed out")
     deployment = stack.deploy(one_server(), secret, read_server=Servers(**{"app-1": timed_out}))
 
     def check(commands: dict[str, str]) -> None:
-        assert healed(commands) == {"web": "2", "postgres": "4"}
+        assert healed(commands) == {"web": "2", "postgres": "4"}, "as the last up recorded them: no change"
         assert engine_log.messages == [
             "what serves on the server was not checked (ssh: connect to host app-1.acme.com port 22: Connection "
             "timed out): a drift there would go unseen this run"
         ]
+        assert pulumi_mocks.reads == 1, "the stack's own outputs, read once for all its parts there"
 
     return created(deployment).apply(check)
 
@@ -282,9 +297,9 @@ def test_a_server_that_cannot_be_read_is_named_in_one_warning_and_changes_no_cou
 def test_on_several_servers_a_drift_on_one_reruns_the_roles_rollout_and_each_server_is_read_once(
     engine_log: EngineLog,
 ) -> pulumi.Output[None]:
-    servers = Servers(
-        **{"app-1": Reading({"web": "1.0"}, frozenset({"proxy"})), "app-2": Reading({"web": "0.9", "api": "1.0"})}
-    )
+    app_1 = Reading({"web": RoleHere("1.0", "1.0", 2)}, {"proxy": PartHere(True, 1)})
+    app_2 = Reading({"web": RoleHere("0.9", "1.0", 2), "api": RoleHere("1.0", "1.0", 0)}, {"proxy": PartHere(False, 0)})
+    servers = Servers(**{"app-1": app_1, "app-2": app_2})
     deployment = stack.deploy(two_servers(), secret, read_server=servers)
 
     def check(commands: dict[str, str]) -> None:
@@ -292,8 +307,7 @@ def test_on_several_servers_a_drift_on_one_reruns_the_roles_rollout_and_each_ser
         assert sorted(servers.read) == ["app-1.acme.com", "app-2.acme.com"]
         assert sorted(engine_log.messages) == [
             "quayside: kamal-proxy: not running on the service's network on app-2, as the stack recorded it: "
-            "this update "
-            "starts it again (heal 1)",
+            "this update starts it again (heal 1)",
             "quayside: web: app-2 serves 0.9, not 1.0 as the stack recorded: this update puts 1.0 back live (heal 3)",
         ]
 
@@ -302,7 +316,8 @@ def test_on_several_servers_a_drift_on_one_reruns_the_roles_rollout_and_each_ser
 
 @pulumi.runtime.test
 def test_the_steps_stay_public_though_the_key_that_read_the_server_is_secret() -> pulumi.Output[None]:
-    deployment = stack.deploy(one_server(), secret, read_server=Servers(**{"app-1": Reading({"web": "0.9"})}))
+    web_moved = replace(ALL_SERVE, roles={**ALL_SERVE.roles, "web": RoleHere("0.9", "1.0", 2)})
+    deployment = stack.deploy(one_server(), secret, read_server=Servers(**{"app-1": web_moved}))
     role, proxy = deployment.roles["web"], deployment.first.proxy
     assert proxy is not None
 
@@ -317,4 +332,4 @@ def test_the_steps_stay_public_though_the_key_that_read_the_server_is_secret() -
 def test_reading_an_unreachable_server_gives_its_error_within_the_connect_timeout() -> None:
     endpoint = ssh.Endpoint("127.0.0.1", 1, "deploy", HOST_KEY)  # port 1: nothing listens
     reading = drift.read_server(endpoint, "not a key", "acme")
-    assert reading.versions == {} and reading.error is not None and "127.0.0.1" in reading.error, reading
+    assert reading.roles == {} and reading.error is not None and "127.0.0.1" in reading.error, reading
