@@ -21,7 +21,7 @@ try:
     settings = config.load(raw_config, secret_keys=secret_keys)
     # Tags are read from their registries as they stand now, with the stack's login (its password in memory only).
     login = image_pin.login_for(settings.pull_registry, raw_config.get(f"{config.NAMESPACE}:registry_password"))
-    # What serves on each server is read, too, against the stack's last outputs: drift shows in the plan.
+    # What serves on each server is read, too, against what the stack's steps recorded there: drift shows in the plan.
     deployment = stack.deploy(settings, secrets.require_secret, image_pin.RegistryDigests(login), drift.read_server)
 except (config.ConfigError, image_pin.PinError) as error:
     # The one line naming the key, without a traceback: nothing has been created yet.

@@ -164,8 +164,8 @@ def deploy(
     """`read_digest` pins each role's `repo:tag` to the digest it names now (None: images deploy as written);
     it runs first, so a registry that does not answer fails the run before any resource is declared. With
     registry: none, the local images' IDs are read first instead, so a missing one fails the run just as early.
-    `read_server` reads what serves on a server, for the drift check against the stack's own last outputs (None:
-    no check)."""
+    `read_server` reads what serves on a server beside what the stack's steps recorded there, for the drift check
+    (None: no check)."""
     local_images = image_transfer.local_image_ids(stack)
     pulled = {name: role for name, role in stack.roles.items() if name not in local_images}
     pins = image_pin.pin_roles(pulled, read_digest) if read_digest is not None else {}

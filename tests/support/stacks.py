@@ -168,7 +168,7 @@ def sql(demo: DemoStack, statement: str) -> str:
 
 def changes(summary: Mapping[str, int] | Mapping[auto.OpType, int] | None) -> set[str]:
     """The ops of a preview's or update's summary that change something: all but `same`, and `read` (the drift
-    check reads the stack's own outputs at every run)."""
+    check reads the stack's own outputs when a server cannot be read)."""
     return {op.value if isinstance(op, auto.OpType) else op for op in summary or {}} - {"same", "read"}
 
 

@@ -1,5 +1,5 @@
 """Drift, as the program judges it at `preview`/`up`: what serves on each server (serving.sh) against what the
-stack's own last outputs recorded; a role found not serving its recorded version, or a recorded kamal-proxy or
+stack's steps recorded there; a role found not serving its recorded version, or a recorded kamal-proxy or
 accessory not running, runs its step again with its count of heals raised (--heal), and nothing else changes.
 Under Pulumi mocks, with the servers' answers made up; tests/e2e/test_drift.py heals real drift through the real
 engine."""
