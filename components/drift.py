@@ -248,15 +248,19 @@ class DriftCheck:
         if server not in self._readings:
             c = self._connections[server]
             where = pulumi.Output.all(c.host, c.port, c.user, c.host_key, c.private_key)
-
-            async def read(values: list[Any]) -> Reading:
-                endpoint = ssh.Endpoint(str(values[0]), int(values[1] or 22), str(values[2] or "root"), str(values[3]))
-                # In a thread: the program's other steps, and the other servers' reads, go on meanwhile.
-                reading = await asyncio.to_thread(self._read, endpoint, str(values[4]), self._service)
-                return unread_said(server, reading)
-
-            self._readings[server] = where.apply(read)
+            self._readings[server] = pulumi.Output.from_input(asyncio.ensure_future(self._read_where(server, where)))
         return self._readings[server]
+
+    async def _read_where(self, server: str, where: pulumi.Output[list[Any]]) -> Reading:
+        # A server not made yet (a preview before its first deploy) has an address no one knows: nothing of the
+        # service is there to judge, and its steps are new anyway.
+        if not await where.is_known():
+            return Reading()
+        values = await where.future() or []
+        endpoint = ssh.Endpoint(str(values[0]), int(values[1] or 22), str(values[2] or "root"), str(values[3]))
+        # In a thread: the program's other steps, and the other servers' reads, go on meanwhile.
+        reading = await asyncio.to_thread(self._read, endpoint, str(values[4]), self._service)
+        return unread_said(server, reading)
 
 
 def unread_said(server: str, reading: Reading) -> Reading:

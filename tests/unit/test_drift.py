@@ -6,12 +6,14 @@ engine."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from dataclasses import replace
 from typing import Any
 
 import pulumi
 import pytest
+from pulumi_command import remote as remote_command
 
 from components import config, drift, ssh, stack
 from components.drift import PartHere, Reading, RoleHere, Verdict
@@ -333,3 +335,27 @@ def test_reading_an_unreachable_server_gives_its_error_within_the_connect_timeou
     endpoint = ssh.Endpoint("127.0.0.1", 1, "deploy", HOST_KEY)  # port 1: nothing listens
     reading = drift.read_server(endpoint, "not a key", "acme")
     assert reading.roles == {} and reading.error is not None and "127.0.0.1" in reading.error, reading
+
+
+def unknown() -> pulumi.Output[str]:
+    """A value a preview does not know yet, as a new Hetzner server's address."""
+    loop = asyncio.get_event_loop()
+    value: asyncio.Future[str | None] = loop.create_future()
+    value.set_result(None)
+    known: asyncio.Future[bool] = loop.create_future()
+    known.set_result(False)
+    return pulumi.Output(set(), value, known)  # type: ignore[arg-type]
+
+
+@pulumi.runtime.test
+def test_a_server_not_made_yet_is_not_read_and_its_parts_send_no_count() -> pulumi.Output[None]:
+    servers = Servers()
+    check = drift.DriftCheck("acme", servers)
+    check.add_server("app-1", remote_command.ConnectionArgs(host=unknown(), private_key="deploy-key"))
+
+    def check_counts(counts: list[int]) -> None:
+        assert counts == [0, 0] and servers.read == []
+
+    return pulumi.Output.all(
+        check.part_heal("app-1", "proxy"), check.role_heal("web", ["app-1"], pulumi.Output.from_input("1.0"))
+    ).apply(check_counts)
