@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # host-remove: the service is being destroyed, after its roles, its proxy route and its accessories: remove
-# its network, env files, locks and logs. Accessory data and the audit log stay; so does a network that still
+# its network, env files, drift records, locks and logs. Accessory data and the audit log stay; so does a network that still
 # holds containers quayside did not make.
 #
 #   host-remove.sh --service S   (components/steps.py HOST_REMOVE)
@@ -39,7 +39,7 @@ main() {
   parse_options "$@"
   lock "$service" host
   remove_network
-  rm -rf "$(service_dir "$service")/env" "$(service_dir "$service")/stack-id"
+  rm -rf "$(service_dir "$service")/env" "$(service_dir "$service")/stack-id" "$(drift_dir "$service")"
   # Ours is held until this script exits; nothing else of the service is left to deploy.
   rm -rf "$(service_dir "$service")/locks" "$(service_dir "$service")/logs"
   audit "$service" - - destroy "service removed; data and this log kept"

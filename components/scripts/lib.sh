@@ -116,7 +116,8 @@ canary_file() { echo "$QUAYSIDE_ROOT/$1/$2.canary"; }
 # What the last successful step of a part put on this server, for the drift check (serving.sh reads it): PART is
 # role-<role> (its file holds `VERSION HEALS`), accessory-<name> or proxy (`HEALS`). HEALS is the step's --heal
 # count, 0 without one. A rollback's fast switch writes none: what it puts live is not what the stack recorded.
-drift_record() { echo "$QUAYSIDE_ROOT/$1/drift/$2"; }
+drift_dir() { echo "$QUAYSIDE_ROOT/$1/drift"; }
+drift_record() { echo "$(drift_dir "$1")/$2"; }
 
 # record_drift SERVICE PART WORDS...: the record, replaced atomically (a reader never sees half of it).
 record_drift() {

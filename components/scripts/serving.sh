@@ -70,7 +70,7 @@ accessory_runs() {
 # The parts with a record here, by the record file's name (role-web, accessory-postgres, proxy).
 recorded() {
   local file
-  for file in "$(service_dir "$service")"/drift/*; do
+  for file in "$(drift_dir "$service")"/*; do
     [[ -f $file && $file != *.* ]] && echo "${file##*/}"
   done
   return 0
