@@ -119,15 +119,17 @@ canary_file() { echo "$QUAYSIDE_ROOT/$1/$2.canary"; }
 drift_dir() { echo "$QUAYSIDE_ROOT/$1/drift"; }
 drift_record() { echo "$(drift_dir "$1")/$2"; }
 
-# record_drift SERVICE PART WORDS...: the record, replaced atomically (a reader never sees half of it).
+# record_drift SERVICE PART WORDS...: the record, replaced atomically (a reader never sees half of it). Written once
+# the step has done its work, so a record that cannot be written (a full disk) is said, and fails nothing.
 record_drift() {
-  local file tmp
+  local file tmp=''
   file=$(drift_record "$1" "$2")
   shift 2
-  mkdir -p "${file%/*}"
-  tmp=$(mktemp "$file.XXXXXX")
-  echo "$*" >"$tmp"
-  mv -f "$tmp" "$file"
+  if mkdir -p "${file%/*}" && tmp=$(mktemp "$file.XXXXXX") && echo "$*" >"$tmp" && mv -f "$tmp" "$file"; then
+    return 0
+  fi
+  [[ -z $tmp ]] || rm -f "$tmp"
+  echo "$STEP: the drift record ${file##*/} was not written: the next preview cannot judge it" >&2
 }
 
 # lock SERVICE PART [SECONDS]: holds the lock of one part of the service (a role, an accessory, the host) on fd 9
