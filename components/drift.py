@@ -77,12 +77,12 @@ class Reading:
         roles, parts = {}, {}
         for line in output.splitlines():
             match line.split():
-                case ["role", role, live, deployed, heals] if heals == "-" or heals.isdigit():
-                    roles[role] = RoleHere(none_for_dash(live), none_for_dash(deployed), int(heals.replace("-", "0")))
-                case ["accessory", name, "yes" | "no" as running, heals] if heals == "-" or heals.isdigit():
-                    parts[name] = PartHere(running == "yes", None if heals == "-" else int(heals))
-                case ["proxy", "yes" | "no" as running, heals] if heals == "-" or heals.isdigit():
-                    parts[PROXY] = PartHere(running == "yes", None if heals == "-" else int(heals))
+                case ["role", role, live, deployed, heals] if is_count(heals):
+                    roles[role] = RoleHere(none_for_dash(live), none_for_dash(deployed), count_of(heals) or 0)
+                case ["accessory", name, "yes" | "no" as running, heals] if is_count(heals):
+                    parts[name] = PartHere(running == "yes", count_of(heals))
+                case ["proxy", "yes" | "no" as running, heals] if is_count(heals):
+                    parts[PROXY] = PartHere(running == "yes", count_of(heals))
                 case _:
                     return cls(error=f"serving.sh printed {line.strip()!r}, not a role, accessory or proxy line")
         return cls(roles, parts)
@@ -90,6 +90,15 @@ class Reading:
 
 def none_for_dash(word: str) -> str | None:
     return None if word == "-" else word
+
+
+def is_count(word: str) -> bool:
+    """A record's count of heals as serving.sh prints it: digits, or `-` for no record."""
+    return word == "-" or word.isdigit()
+
+
+def count_of(word: str) -> int | None:
+    return None if word == "-" else int(word)
 
 
 @dataclass(frozen=True)
