@@ -1,10 +1,12 @@
-"""Pins each role's `repo:tag` to the digest the tag names in its registry at `preview`/`up` time.
+"""Pins each image a server pulls (each role's, kamal-proxy's, each accessory's) from `repo:tag` to the digest the
+tag names in its registry at `preview`/`up` time.
 
-A tag moves (`latest` re-pushed); a digest does not. Deploying `repo:tag@sha256:<digest>` makes a re-pushed tag a
-new version of the role (its preview shows the swap replaced) and makes the server run exactly that content. The
-lookup is the registry's HTTP API (`HEAD /v2/<repo>/manifests/<tag>`, `Docker-Content-Digest`), from the deploying
-machine, before any resource is declared: a registry that does not answer fails the run with one line naming the
-role, the image and the registry, and nothing on the server changes.
+A tag moves (`latest` re-pushed, `postgres:16` rebuilt for a minor release); a digest does not. Deploying
+`repo:tag@sha256:<digest>` makes the server run exactly the content the plan named, and a re-pushed tag a change the
+plan shows: a new version of a role (its swap), a restart of an accessory with its data kept, a reboot of
+kamal-proxy. The lookup is the registry's HTTP API (`HEAD /v2/<repo>/manifests/<tag>`, `Docker-Content-Digest`),
+from the deploying machine, before any resource is declared: a registry that does not answer fails the run with one
+line naming the config key, the image and the registry, and nothing on the server changes.
 
 Plain HTTP only for loopback registries (127.0.0.0/8, ::1, localhost), as Docker itself allows them; https else.
 """
@@ -99,20 +101,59 @@ def pinned(ref: str, read_digest: DigestReader) -> str:
     return ref if is_pinned(ref) else f"{ref}@{read_digest(ref)}"
 
 
-def pin_roles(roles: Mapping[str, config.Role], read_digest: DigestReader) -> dict[str, str]:
-    """Each role given an image reference → that reference pinned by digest; roles built from a context are not here.
-    Each tag is looked up once per run, however many roles deploy it, and the distinct tags at once: each lookup is
-    a round trip or two to its registry, and on a stack of many images the waits overlap. A failure names the first
-    role, in the stack's order, whose tag failed."""
-    refs = {name: role.image.ref for name, role in roles.items() if role.image.ref is not None}
+def role_key(name: str) -> str:
+    """The config key a role's image is given at, as pin_images' keys and its errors name it."""
+    return f"roles.{name}.image"
+
+
+def pulled_images(stack: config.StackConfig, roles: Mapping[str, config.Role]) -> dict[str, str]:
+    """Config key → the image reference a server pulls from a registry for it: each of `roles` given an image (roles
+    built from a context, or sent over SSH, are not here), kamal-proxy's when the stack runs one, each accessory's
+    (the backup's when the config names one: else it is built on the server from the Postgres image)."""
+    refs = {role_key(name): role.image.ref for name, role in roles.items() if role.image.ref is not None}
+    if stack.proxy_servers():
+        refs["proxy.image"] = stack.proxy.image_ref
+    accessories = stack.accessories
+    if accessories is not None and accessories.postgres is not None:
+        refs["accessories.postgres.image"] = accessories.postgres.image_ref()
+    if accessories is not None and accessories.backup is not None and accessories.backup.image is not None:
+        refs["accessories.backup.image"] = accessories.backup.image
+    if accessories is not None and accessories.vector is not None:
+        refs["accessories.vector.image"] = accessories.vector.image
+    return refs
+
+
+def pin_images(refs: Mapping[str, str], read_digest: DigestReader) -> dict[str, str]:
+    """Config key → its image reference pinned by digest (one already pinned stays as it is). Each tag is looked up
+    once per run, however many keys name it, and the distinct tags at once: each lookup is a round trip or two to
+    its registry, and on a stack of many images the waits overlap. A failure names the first key, in `refs`' order,
+    whose tag failed."""
     found = _look_up_at_once(list(dict.fromkeys(refs.values())), read_digest)
     pins: dict[str, str] = {}
-    for name, ref in refs.items():
+    for key, ref in refs.items():
         pin = found[ref]
         if isinstance(pin, RegistryError):
-            raise PinError(f"quayside: roles.{name}.image: {pin}")
-        pins[name] = pin
+            raise PinError(f"quayside: {key}: {pin}")
+        pins[key] = pin
     return pins
+
+
+def with_pins(stack: config.StackConfig, pins: Mapping[str, str]) -> config.StackConfig:
+    """The stack with kamal-proxy's and the accessories' images as `pins` names them (the roles' pins go to each
+    role apart: their version names come from them). What the stack declares is unchanged otherwise."""
+    changed: dict[str, object] = {}
+    if "proxy.image" in pins:
+        changed["proxy"] = stack.proxy.model_copy(update={"digest": Reference.parse(pins["proxy.image"]).digest})
+    accessories = stack.accessories
+    if accessories is not None:
+        pinned = {
+            name: getattr(accessories, name).model_copy(update={"image": pins[f"accessories.{name}.image"]})
+            for name in config.ACCESSORIES
+            if f"accessories.{name}.image" in pins
+        }
+        if pinned:
+            changed["accessories"] = accessories.model_copy(update=pinned)
+    return stack.model_copy(update=changed)
 
 
 def _look_up_at_once(refs: list[str], read_digest: DigestReader) -> dict[str, str | RegistryError]:

@@ -41,3 +41,9 @@ class Reference:
 
     def __str__(self) -> str:
         return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+
+
+def unpinned(text: str) -> str:
+    """The reference as its config word names it, without a digest: what a tag names may move, and a hash of a
+    part's options keeps to what the config says (the script compares the content by image ID)."""
+    return text.partition("@")[0]

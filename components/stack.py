@@ -161,14 +161,16 @@ def deploy(
     read_digest: image_pin.DigestReader | None = None,
     read_server: drift.ServerReader | None = None,
 ) -> Deployment:
-    """`read_digest` pins each role's `repo:tag` to the digest it names now (None: images deploy as written);
-    it runs first, so a registry that does not answer fails the run before any resource is declared. With
-    registry: none, the local images' IDs are read first instead, so a missing one fails the run just as early.
+    """`read_digest` pins each image the servers pull (the roles', kamal-proxy's, the accessories') from `repo:tag`
+    to the digest it names now (None: images deploy as written); it runs first, so a registry that does not answer
+    fails the run before any resource is declared. With registry: none, the local images' IDs are read first
+    instead, so a missing one fails the run just as early.
     `read_server` reads what serves on a server beside what the stack's steps recorded there, for the drift check
     (None: no check)."""
     local_images = image_transfer.local_image_ids(stack)
     pulled = {name: role for name, role in stack.roles.items() if name not in local_images}
-    pins = image_pin.pin_roles(pulled, read_digest) if read_digest is not None else {}
+    pins = image_pin.pin_images(image_pin.pulled_images(stack, pulled), read_digest) if read_digest is not None else {}
+    stack = image_pin.with_pins(stack, pins)
     service = stack.service
     image_build.check_build_inputs(stack, image_build.project_dir())
     registry_password = secret("registry_password") if "registry_password" in stack.secret_names() else None
@@ -207,7 +209,7 @@ def deploy(
                 ),
                 registry=stack.pull_registry,
                 registry_password=registry_password,
-                pinned_image=pins.get(name),
+                pinned_image=pins.get(image_pin.role_key(name)),
                 # Every role boots after the database answers: any of them may run queries at start.
                 depends_on=[
                     *(step for side in placed.values() for step in side.ready),

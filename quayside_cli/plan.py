@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from components import steps
-from components.image_ref import Reference
+from components.image_ref import Reference, unpinned
 
 # How a preview shows a value that is known only once `up` has run (a build's digest, a new server's address).
 UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -218,6 +218,8 @@ def option_changes(
             words.append(f"env changed ({names_changed(pairs(was), pairs(now))})")
         elif flag == "cmd" and names_changed(settings(was), settings(now)):
             words.append(f"settings changed ({names_changed(settings(was), settings(now))})")
+        elif flag == "image" and len(was) == 1 and len(now) == 1:
+            words.append(f"{said} {image_change(was[0], now[0])}")
         elif option is not None and option.kind is steps.Kind.SWITCH:
             words.append(f"{said} {'on' if now else 'off'}")
         elif len(was) == 1 and len(now) == 1 and flag not in ("cmd", "file"):
@@ -225,6 +227,33 @@ def option_changes(
         else:
             words.append(f"{said} changed")
     return list(dict.fromkeys(words))
+
+
+def short_image(ref: str) -> str:
+    """An image reference with its digest cut to 12 hex digits, as a role's version names it."""
+    parts = Reference.parse(ref)
+    digest = (parts.digest or "").removeprefix("sha256:")[:12]
+    return unpinned(ref) + (f"@{digest}" if digest else "")
+
+
+# How image_change says that an image now runs pinned to a digest its tag names (image_pin): nothing else changed.
+PINNED: Final = "pinned to the digest"
+
+
+def image_change(was: str, now: str) -> str:
+    """What changed of an image: its name or tag, or only the content its tag names."""
+    if unpinned(was) != unpinned(now):
+        return f"{short_image(was)} → {short_image(now)}"
+    digest = short_image(now).rpartition("@")[2]
+    if Reference.parse(was).digest is None:
+        return f"{unpinned(now)} {PINNED} {digest} its tag names"
+    return f"{unpinned(now)} pushed again: {short_image(was).rpartition('@')[2]} → {digest}"
+
+
+def pinned_only(changes: list[str]) -> bool:
+    """An accessory's or the proxy's only change is its image pinned to a digest: what runs restarts only if its
+    content is other than the digest names."""
+    return len(changes) == 1 and f" {PINNED} " in changes[0]
 
 
 def secret_changes(step: Step, secrets: str) -> list[str]:
@@ -469,7 +498,7 @@ def describe_accessory(part: Part) -> list[str]:
     if part.created or (container is not None and container.op == "create"):
         where = f", its data in {data_dir(new, label)}" if keeps else ""
         on = f" on {part.server}" if part.server else ""
-        return [f"{label}: new accessory{on}: boots {(new or {}).get('image', ['its image'])[0]}{where}"]
+        return [f"{label}: new accessory{on}: boots {short_image((new or {}).get('image', ['its image'])[0])}{where}"]
     lines: list[str] = []
     if image is not None:
         lines.append(f"{label}: its image is built again")
@@ -483,6 +512,8 @@ def describe_accessory(part: Part) -> list[str]:
             lines.append(reconnected(label))
         elif started_again(changes):
             lines.append(f"{label}: found not running ({changes[0]}): started again{keeps}")
+        elif pinned_only(changes):
+            lines.append(f"{label}: {changes[0]}: restarted{keeps} only if it runs other content")
         elif changes:
             lines.append(f"{label}: {', '.join(changes)}: restarted{keeps}")
         elif "delete data on" in arming:
@@ -507,6 +538,8 @@ def describe_proxy(part: Part) -> list[str]:
     changes += secret_changes(container, "secrets")
     if changes == [RECONNECTED]:
         return [reconnected(part.label)]
+    if pinned_only(changes):
+        return [f"{part.label}: {changes[0]}: kamal-proxy reboots only if it runs other content"]
     if started_again(changes):
         return [f"{part.label}: kamal-proxy found not running on the service's network ({changes[0]}): started again "
                 "and joined to it, routes kept"]  # fmt: skip

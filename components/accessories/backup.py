@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_command import remote
 
-from components import config, steps
+from components import config, image_ref, steps
 from components import remote as commands
 from components.accessories import container, defaults, postgres
 
@@ -39,8 +39,10 @@ class BackupArgs:
 def image_tag(postgres_image: str) -> str:
     """The local tag of the image built from a Postgres image, e.g. quayside/backup:postgres-16-3f2a9c1d. The
     suffix hashes backup.sh (which holds the image's recipe): a new recipe is a new tag, so `up` builds it and
-    reboots the backup container on it."""
-    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", postgres_image).strip("-.")[:110]
+    reboots the backup container on it. The Postgres image is named as its config says, without the digest it is
+    pinned to: new content under the same tag is built again under the same tag (backup.sh keeps the base's image
+    ID in a label), and the backup container then reboots on it."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", image_ref.unpinned(postgres_image)).strip("-.")[:110]
     recipe = hashlib.sha256((commands.SCRIPTS_DIR / steps.BACKUP.name).read_bytes()).hexdigest()[:8]
     return f"{defaults.BACKUP_IMAGE_REPO}:{base}-{recipe}"
 

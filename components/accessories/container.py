@@ -13,8 +13,8 @@ import pulumi
 from pulumi_command import remote
 
 from components import defaults as core
+from components import image_ref, steps
 from components import remote as commands
-from components import steps
 from components.accessories import defaults
 
 
@@ -65,12 +65,15 @@ def boot_args(service: str, spec: ContainerSpec, heal: int = 0) -> list[str]:
         "cmd": spec.cmd,
     }
     # The hash names the service's own network by no word at all: a new hash reboots the accessory, and the
-    # containers booted before the network was always sent must not reboot for it.
+    # containers booted before the network was always sent must not reboot for it. Nor does it name the image's
+    # digest: accessory.sh compares the content itself by image ID, so pinning a tag to the content that already
+    # runs restarts nothing.
     hashed = steps.ACCESSORY.words({"network": spec.network, **options})
     hold = spec.hold
     held = {"hold_for": hold.duration, "hold_role": hold.roles, "proxy_name": hold.proxy_name} if hold else {}
     return steps.ACCESSORY.argv(
-        "boot", service=service, name=spec.name, image=spec.image, config_hash=config_hash([spec.image, *hashed]),
+        "boot", service=service, name=spec.name, image=spec.image,
+        config_hash=config_hash([image_ref.unpinned(spec.image), *hashed]),
         network=spec.network or service, **options, **held, heal=heal or None,
     )  # fmt: skip
 

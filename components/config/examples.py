@@ -95,6 +95,7 @@ def hetzner_staging() -> dict[str, Any]:
         "proxy": {
             "image": "registry.acme.com:5000/kamal-proxy",
             "version": "v0.9.2",
+            "digest": "sha256:5f1a0c2e9b7d4c3a8e6f0b1d2c3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e",
             "ssl": True,
             "ssl_redirect": False,
             "http_port": 8080,

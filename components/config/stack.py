@@ -31,7 +31,18 @@ from components.config.servers import (
     Server,
     check_servers,
 )
-from components.config.types import IPV4, Directory, ImageName, Ipv4Address, Model, Name, Port, RegistryHost, Version
+from components.config.types import (
+    IPV4,
+    Digest,
+    Directory,
+    ImageName,
+    Ipv4Address,
+    Model,
+    Name,
+    Port,
+    RegistryHost,
+    Version,
+)
 
 NAMESPACE: Final = "quayside"
 # The name servers_by_name() gives the one server of a stack with `server:`.
@@ -83,6 +94,11 @@ class Registry(Model):
 class Proxy(Model):
     image: ImageName = Field(default=defaults.PROXY_IMAGE, description="kamal-proxy image repository")
     version: Version = Field(default=defaults.PROXY_VERSION, description="kamal-proxy tag")
+    digest: Digest | None = Field(
+        default=None,
+        description="the digest image:version must name (default: what it names in its registry at each preview and "
+        "up)",
+    )
     ssl: bool = Field(default=False, description="TLS by Let's Encrypt for every role host")
     ssl_redirect: bool = Field(
         default=True,
@@ -103,7 +119,7 @@ class Proxy(Model):
 
     @property
     def image_ref(self) -> str:
-        return f"{self.image}:{self.version}"
+        return f"{self.image}:{self.version}" + (f"@{self.digest}" if self.digest else "")
 
 
 class LoadBalancer(Model):

@@ -62,6 +62,8 @@ HTTPS_URL_PATTERN: Final = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/\S*)?$"
 USER_PATTERN: Final = r"^[a-z_][a-z0-9_-]*$"
 # The key types Hetzner Cloud takes for a server's root.
 SSH_PUBLIC_KEY_PATTERN: Final = r"^ssh-(ed25519|rsa) \S+"
+# An image's content digest as registries name it (image_ref.DIGEST).
+DIGEST_PATTERN: Final = rf"^{DIGEST.pattern}$"
 
 # A URL with a password in it (scheme://user:password@host, the user may be empty as in redis://:pw@host).
 CREDENTIAL_URL: Final = r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:[^/?#@\s]+@"
@@ -97,6 +99,7 @@ PATTERN_HELP: Final[Mapping[str, str]] = {
     HTTPS_URL_PATTERN: "an https URL like https://in.logs.betterstack.com",
     USER_PATTERN: "a user name: lowercase letters, digits, _ and -, starting with a letter or _ (deploy)",
     SSH_PUBLIC_KEY_PATTERN: "an OpenSSH public key line, ed25519 or rsa (ssh-ed25519 AAAA... deploy@acme)",
+    DIGEST_PATTERN: "an image digest: sha256: and 64 lowercase hex digits (as `docker images --digests` shows it)",
 }
 
 
@@ -249,6 +252,7 @@ Ipv4Cidr = Annotated[str, Field(pattern=IPV4_CIDR_PATTERN)]
 Platform = Annotated[str, Field(pattern=PLATFORM_PATTERN)]
 Repository = Annotated[str, Field(pattern=REPOSITORY_PATTERN, max_length=200)]
 HostKey = Annotated[str, Field(pattern=HOST_KEY_PATTERN)]
+Digest = Annotated[str, Field(pattern=DIGEST_PATTERN)]
 UserName = Annotated[str, Field(pattern=USER_PATTERN)]
 SshPublicKey = Annotated[str, Field(pattern=SSH_PUBLIC_KEY_PATTERN)]
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]

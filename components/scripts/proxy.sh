@@ -4,7 +4,7 @@
 #   proxy.sh boot --image IMG --network S --name NAME --proxy-network NET --http-port N --https-port N
 #     --bind ADDRESS --state-volume VOLUME --state-dir PATH [--heal N]
 #       Same image and options as the running one: make sure it runs and is on network S. Otherwise (absent,
-#       or an upgrade) replace it; kamal-proxy reloads its routes from the state volume, and the new
+#       an upgrade, or new content under its tag when IMG is pinned by a digest) replace it; kamal-proxy reloads its routes from the state volume, and the new
 #       container joins every network the old one was on. Waits until `kamal-proxy list` answers.
 #       Options that differ from those another service on the proxy asked for are refused: nothing changes.
 #       --heal N counts the times `pulumi up` found the proxy not running on network S as recorded
@@ -58,9 +58,17 @@ parse_options() {
   [[ $state_dir == /* ]] || die "--state-dir '$state_dir' must be an absolute path"
 }
 
-# Everything that shapes the container; stored in a label, so a change is seen and means a reboot.
+# Everything that shapes the container; stored in a label, so a change is seen and means a reboot. The image is
+# named as the config words it, without the digest it is pinned to: the services sharing the proxy agree on the
+# words, and the content is compared apart (runs_image).
 options_label() {
-  echo "image=$image http=$bind:$http_port https=$bind:$https_port state=$state_volume:$state_dir"
+  echo "image=${image%@*} http=$bind:$http_port https=$bind:$https_port state=$state_volume:$state_dir"
+}
+
+# True unless --image is pinned by a digest and the proxy runs other content: its tag was pushed again since.
+runs_image() {
+  [[ $image == *@* ]] || return 0
+  [[ $(inspect_container "$name" '{{.Image}}') == "$(docker image inspect --format '{{.Id}}' "$image")" ]]
 }
 
 # shellcheck disable=SC2016 # a Go template, not a shell expansion
@@ -146,7 +154,8 @@ boot() {
   echo "$wanted" >"$(asked_file "$network")"
   [[ -z $current || $current == "$wanted" ]] || refuse_unless_all_ask "$current"
   ensure_proxy_network
-  if [[ $current == "$wanted" ]]; then
+  pull_if_missing "$image"
+  if [[ $current == "$wanted" ]] && runs_image; then
     [[ $(inspect_container "$name" '{{.State.Running}}') == true ]] || docker start "$name" >/dev/null
     join_network "$proxy_network"
     join_network "$network"
@@ -155,7 +164,6 @@ boot() {
     say "$name up ($image), on network $network"
     return 0
   fi
-  pull_if_missing "$image"
   local others joined
   mapfile -t others < <(other_services)
   [[ -z $(inspect_container "$name" '{{.Id}}') ]] || docker rm --force "$name" >/dev/null

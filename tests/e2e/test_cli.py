@@ -38,6 +38,7 @@ from tests.support.stacks import (
     container_name,
     pinned_version,
     registry_image,
+    registry_postgres,
     unique_service,
 )
 from tests.support.testbed import TestServer
@@ -86,7 +87,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, test_server: TestServer) 
             del demo.roles[role]
         demo.roles["web"]["env"] = {"secret": ["API_TOKEN"]}
         demo.config["quayside:accessories"] = {
-            "postgres": {"image": "quayside-test/postgres:15", "version": "15",
+            "postgres": {"image": registry_postgres(), "version": "15",
                          "publish": {"port": free_loopback_port()}},
             "backup": {"s3": {"bucket": BUCKET, "endpoint": s3.endpoint}, "host_network": True},
         }  # fmt: skip

@@ -36,6 +36,7 @@ from tests.support.stacks import (
     proxy_deploys,
     proxy_routes,
     registry_image,
+    registry_postgres,
     service_containers,
     sql,
     unique_service,
@@ -404,7 +405,7 @@ def test_an_accessory_config_change_by_up_keeps_its_data_and_destroy_keeps_the_d
     tmp_path: Path, test_server: TestServer
 ) -> None:
     demo = DemoStack.create(tmp_path, test_server, unique_service("e2e-pg"))
-    demo.config["quayside:accessories"] = {"postgres": {"image": "quayside-test/postgres:15", "version": "15"}}
+    demo.config["quayside:accessories"] = {"postgres": {"image": registry_postgres(), "version": "15"}}
     demo.roles["backend"]["env"]["secret"] = ["DATABASE_URL"]
     demo.secrets["postgres_password"] = "pg-pass-2e9c51"
     data_dir = demo.service_dir / "postgres" / "data"

@@ -22,6 +22,7 @@ from tests.support.stacks import (
     container_name,
     pinned_version,
     registry_image,
+    registry_postgres,
     sql,
     unique_service,
 )
@@ -108,7 +109,7 @@ def test_a_database_stopped_and_the_proxy_cut_off_by_hand_are_put_back_by_up_wit
     tmp_path: Path, test_server: TestServer
 ) -> None:
     demo = DemoStack.create(tmp_path, test_server, unique_service("drift-pg"))
-    demo.config["quayside:accessories"] = {"postgres": {"image": "quayside-test/postgres:15", "version": "15"}}
+    demo.config["quayside:accessories"] = {"postgres": {"image": registry_postgres(), "version": "15"}}
     demo.secrets["postgres_password"] = "pg-pass-7c1d40"
     try:
         demo.up()

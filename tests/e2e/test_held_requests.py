@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.load import Load, LoadReport
-from tests.support.stacks import PROXY_PORT, DemoStack, Events, unique_service
+from tests.support.stacks import PROXY_PORT, DemoStack, Events, registry_postgres, unique_service
 from tests.support.testbed import TestServer, registry_address
 
 DB_PATH = "/cgi-bin/db"
@@ -24,7 +24,7 @@ def database_demo(tmp_path: Path, test_server: TestServer) -> Iterator[DemoStack
     """The demo stack with Postgres, its backend role the db-app, which holds requests for 30 s at most."""
     demo = DemoStack.create(tmp_path, test_server, unique_service("held"))
     demo.config["quayside:accessories"] = {
-        "postgres": {"image": "quayside-test/postgres:15", "version": "15", "hold_requests": "30s"}
+        "postgres": {"image": registry_postgres(), "version": "15", "hold_requests": "30s"}
     }
     backend = demo.roles["backend"]
     backend["image"] = f"{registry_address()}/quayside-test/db-app:v1"

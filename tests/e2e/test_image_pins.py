@@ -1,7 +1,8 @@
 """Tags pinned to digests, through the real engine, real Docker and the loopback registry: a re-pushed tag is a
 redeploy of its role only, served under load without a failed request, and the server runs exactly the new digest;
-ten deploys in a row keep the role's images on the server to `retain_containers` + 1; a registry that does not
-answer stops the run before anything is touched.
+ten deploys in a row keep the role's images on the server to `retain_containers` + 1; a re-pushed tag of an
+accessory restarts it on the new content with its data kept; a registry that does not answer stops the run before
+anything is touched.
 
 Each test pushes images of its own to `quayside-test/pin-<random>` in the loopback registry (other tests use
 `quayside-test/app`), built from the demo app with another VERSION, and removes the local tag after the push, so
@@ -21,7 +22,7 @@ from pulumi import automation as auto
 
 from tests.support import remote
 from tests.support.docker import docker
-from tests.support.images import app
+from tests.support.images import POSTGRES, app
 from tests.support.stacks import (
     DemoStack,
     Events,
@@ -29,6 +30,7 @@ from tests.support.stacks import (
     container_states,
     proxy_routes,
     service_containers,
+    sql,
     unique_service,
 )
 from tests.support.testbed import TestServer, registry_address
@@ -44,10 +46,11 @@ class PinRepository:
     name: str
     pushed: list[str] = field(default_factory=list)
 
-    def push(self, tag: str, version: str) -> str:
-        """Builds the demo app answering `version`, pushes it as `tag`, drops the local tag; returns the digest."""
+    def push(self, tag: str, version: str, base: str = app("v1")) -> str:
+        """Builds `base` (the demo app) with VERSION set to `version`, pushes it as `tag`, drops the local tag;
+        returns the digest."""
         ref = f"{self.name}:{tag}"
-        dockerfile = f"FROM {app('v1')}\nENV VERSION={version}\n"
+        dockerfile = f"FROM {base}\nENV VERSION={version}\n"
         subprocess.run(["docker", "build", "--quiet", "--tag", ref, "-"], input=dockerfile, text=True,
                        capture_output=True, check=True, timeout=120)  # fmt: skip
         docker("push", "--quiet", ref)
@@ -178,6 +181,34 @@ def test_ten_deploys_in_a_row_keep_the_images_of_retained_versions_only(
         assert held == kept, f"deploy {number}: server holds {sorted(held)}, expected {sorted(kept)}"
     print(f"images of the role on the server after each of 10 deploys: {counts}")
     assert len(container_states(demo.service, "web")) == retain + 1
+
+
+def test_a_re_pushed_tag_of_postgres_restarts_it_on_the_new_content_with_its_data_kept(
+    tmp_path: Path, test_server: TestServer, repository: PinRepository
+) -> None:
+    first = repository.push("15", "first", base=POSTGRES)
+    demo = DemoStack.create(tmp_path, test_server, unique_service("e2e-pin-pg"))
+    demo.config["quayside:accessories"] = {"postgres": {"image": f"{repository.name}:15", "version": "15"}}
+    demo.secrets["postgres_password"] = "pin-pg-2b9e51"
+    container = f"{demo.service}-postgres"
+    try:
+        demo.up()
+        sql(demo, "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('written on the first push')")
+        assert docker("inspect", "--format", "{{.Config.Image}}", container) == f"{repository.name}:15@{first}"
+        assert changes(demo.preview().change_summary) == set(), "an unchanged tag must be no change"
+
+        second = repository.push("15", "second", base=POSTGRES)
+        events = Events()
+        demo.up(events)
+
+        assert events.changed() == {f"{demo.service}-postgres-container": ["update"]}, events.changed()
+        assert docker("inspect", "--format", "{{.Config.Image}}", container) == f"{repository.name}:15@{second}"
+        assert "VERSION=second" in docker("inspect", "--format", "{{json .Config.Env}}", container)
+        assert sql(demo, "SELECT body FROM notes") == "written on the first push"
+        assert changes(demo.preview().change_summary) == set(), "the run after it changes nothing"
+    finally:
+        demo.destroy()
+        subprocess.run(["rm", "-rf", str(demo.service_dir)], check=False)
 
 
 def test_an_unreachable_registry_fails_the_run_in_one_line_naming_the_role_and_touches_nothing(

@@ -24,8 +24,9 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
+from tests.support import images
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, LocalBackend, QuaysideProject, pulumi_cli, secret
-from tests.support.stacks import pinned_version, registry_digest
+from tests.support.stacks import pinned_version, registry_digest, registry_postgres
 from tests.support.testbed import TestServer
 
 SERVICE: Final = f"ref-{secrets.token_hex(4)}"
@@ -34,7 +35,6 @@ READER: Final = "reader"
 # Characters a URL must escape: the URL holds it quoted, and neither form may be stored in plain text.
 PASSWORD: Final = f"pw/{secrets.token_hex(10)}@{secrets.token_hex(4)}"
 DATABASE: Final = SERVICE.replace("-", "_")  # user and database default to the service name, - as _
-POSTGRES_IMAGE: Final = "quayside-test/postgres:15"
 
 
 def quayside_config(test_server: TestServer, registry: str) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def quayside_config(test_server: TestServer, registry: str) -> dict[str, Any]:
                 "env": {"secret": ["DATABASE_URL"]},
             },
         },
-        "quayside:accessories": {"postgres": {"image": POSTGRES_IMAGE, "delete_data": True}},
+        "quayside:accessories": {"postgres": {"image": registry_postgres(), "delete_data": True}},
     }
 
 
@@ -191,7 +191,7 @@ def test_the_url_reaches_postgres_from_the_service_network(stacks: Stacks) -> No
     names = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
     psql = ["psql", "--no-psqlrc", "--tuples-only", "--no-align", "--command", "select current_user"]
     argv = ["docker", "run", "--rm", "--network", SERVICE, *(arg for name in names for arg in ("-e", name)),
-            POSTGRES_IMAGE, *psql]  # fmt: skip
+            images.POSTGRES, *psql]  # fmt: skip
 
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
 

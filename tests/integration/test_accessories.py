@@ -31,7 +31,8 @@ from tests.integration.accessory_fixtures import (
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port, unique_name
 from tests.support.openpgp import KeyPair, dump_of, key_pair, public_key_that_cannot_encrypt
-from tests.support.testbed import TestServer
+from tests.support.stacks import registry_pinned
+from tests.support.testbed import TestServer, registry_address
 
 ROWS = [(1, "alpha"), (2, "beta"), (3, "gamma")]
 
@@ -177,6 +178,19 @@ def test_rows_survive_a_config_change_a_restart_and_a_remove_and_boot(accessory_
 
     service.start_postgres(changed)
     assert read_rows(service) == ROWS
+
+
+def test_pinning_postgres_tag_to_the_content_it_runs_restarts_nothing(accessory_service: AccessoryService) -> None:
+    """A Postgres booted before its image was pinned: the config hash names the image as the config words it, and
+    the content is compared by image ID."""
+    service = accessory_service
+    service.start_postgres(service.postgres_config(image=f"{registry_address()}/{images.POSTGRES}"))
+    first = container_id(service, "postgres")
+
+    pinned = service.start_postgres(service.postgres_config(image=registry_pinned(images.POSTGRES)))
+
+    assert "is up to date" in pinned
+    assert container_id(service, "postgres") == first
 
 
 def test_a_change_that_never_becomes_healthy_puts_the_old_container_back(accessory_service: AccessoryService) -> None:

@@ -9,8 +9,10 @@ import pytest
 
 from components import steps
 from tests.integration.conftest import Service, new_service, share_proxy
+from tests.support import images
 from tests.support.docker import docker, free_loopback_port
-from tests.support.testbed import TestServer
+from tests.support.stacks import registry_pinned
+from tests.support.testbed import TestServer, registry_address
 
 
 def started(service: Service) -> list[str]:
@@ -47,6 +49,47 @@ def test_booting_the_proxy_again_with_the_same_options_changes_nothing(service: 
     assert again.returncode == 0, again.stderr
     assert f"{service.proxy} up" in again.stdout
     assert started(service) == before
+
+
+def test_pinning_the_proxys_tag_to_the_content_it_runs_reboots_nothing(service: Service) -> None:
+    """A proxy booted before its image was pinned (or by a service that does not pin) is asked for the same."""
+    unpinned = f"{registry_address()}/{images.KAMAL_PROXY}"
+    assert service.boot_proxy("--image", unpinned).returncode == 0
+    before = started(service)
+
+    pinned = service.boot_proxy("--image", registry_pinned(images.KAMAL_PROXY))
+
+    assert pinned.returncode == 0, pinned.stderr
+    assert f"{service.proxy} up" in pinned.stdout
+    assert started(service) == before
+
+
+def test_new_content_under_the_proxys_pinned_tag_reboots_it_and_its_routes_come_back(service: Service) -> None:
+    repository = f"{registry_address()}/quayside-test/proxy-pin-{service.name}"
+    digests = []
+    for build in ("first", "second"):
+        ref = f"{repository}:v0.9.2"
+        subprocess.run(["docker", "build", "--quiet", "--tag", ref, "-"], text=True, capture_output=True, check=True,
+                       input=f"FROM {images.KAMAL_PROXY}\nLABEL build={build}\n", timeout=120)  # fmt: skip
+        docker("push", "--quiet", ref)
+        pushed = docker("image", "inspect", "--format", "{{index .RepoDigests 0}}", ref)
+        digests.append(f"{ref}@{pushed.split('@')[1]}")
+    try:
+        assert service.boot_proxy("--image", digests[0]).returncode == 0
+        service.deploy("web", "v1")
+        before = started(service)
+
+        rebooted = service.boot_proxy("--image", digests[1])
+
+        assert rebooted.returncode == 0, rebooted.stderr
+        assert "booted" in rebooted.stdout
+        assert started(service)[0] != before[0]
+        assert docker("inspect", "--format", "{{.Config.Image}}", service.proxy) == digests[1]
+        assert service.get("web")[1].split()[0] == "v1"  # from the state volume
+        assert f"{service.proxy} up" in service.boot_proxy("--image", digests[1]).stdout
+    finally:
+        service.boot_proxy()  # back on the local image, so this test's images can go
+        docker("image", "rm", f"{repository}:v0.9.2", *(pin.replace(":v0.9.2@", "@") for pin in digests), check=False)
 
 
 def test_booting_a_stopped_proxy_starts_it_again(service: Service) -> None:

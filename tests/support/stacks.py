@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 import yaml
 from pulumi import automation as auto
 
-from tests.support import remote
+from components import config, image_pin
+from tests.support import images, remote
 from tests.support.docker import docker
 from tests.support.load import Load, LoadReport
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, QuaysideProject, pulumi_cli, secret
@@ -49,11 +50,12 @@ def registry_image(tag: str) -> str:
     return f"{registry_address()}/quayside-test/app:{tag}"
 
 
-def registry_digest(tag: str) -> str:
-    """The digest the loopback registry's demo app `tag` names now, read from its manifest (as quayside pins it)."""
+def registry_digest(tag: str, repository: str = images.APP) -> str:
+    """The digest the loopback registry's `repository:tag` (the demo app's) names now, read from its manifest (as
+    quayside pins it)."""
     accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
     request = urllib.request.Request(
-        f"http://{registry_address()}/v2/quayside-test/app/manifests/{tag}", method="HEAD", headers={"Accept": accept}
+        f"http://{registry_address()}/v2/{repository}/manifests/{tag}", method="HEAD", headers={"Accept": accept}
     )
     with urllib.request.urlopen(request, timeout=10) as reply:
         return str(reply.headers["Docker-Content-Digest"])
@@ -75,11 +77,34 @@ def made_up_digest(image: str) -> str:
 
 
 def pin_unreachable_images(values: dict[str, Any]) -> None:
-    """A user's preview reads each tag's digest from its registry (ghcr.io in the shipped stack files), which the
-    tests cannot reach: each role's image is pinned by a made-up digest instead, as a reachable registry would."""
-    for role in values["quayside:roles"].values():
-        if "@sha256:" not in role["image"]:
-            role["image"] += "@sha256:" + made_up_digest(role["image"])
+    """A user's preview reads each tag's digest from its registry (ghcr.io and Docker Hub in the shipped stack
+    files), which the tests cannot reach: each image a server would pull from elsewhere than loopback is pinned by a
+    made-up digest in the config instead, as a reachable registry would pin it."""
+    top_level = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("quayside:")}
+    settings = config.StackConfig.model_validate(top_level)
+    for key, ref in image_pin.pulled_images(settings, settings.roles).items():
+        if image_pin.is_pinned(ref) or image_pin.is_loopback(image_pin.ImageName.parse(ref).registry):
+            continue
+        section, *path, last = key.split(".")
+        node = values.setdefault(f"quayside:{section}", {})
+        for name in path:
+            node = node[name]
+        digest = "sha256:" + made_up_digest(ref)
+        if key == "proxy.image":
+            node["digest"] = digest  # the proxy's image and tag are keys of their own
+        else:
+            node[last] = f"{ref}@{digest}"
+
+
+def registry_postgres() -> str:
+    """The Postgres test image on the loopback registry, which quayside pins by digest as it would postgres:16."""
+    return f"{registry_address()}/{images.POSTGRES}"
+
+
+def registry_pinned(image: str) -> str:
+    """A test image (`repository:tag`) on the loopback registry, pinned by the digest its tag names there."""
+    repository, tag = image.rsplit(":", 1)
+    return f"{registry_address()}/{image}@{registry_digest(tag, repository)}"
 
 
 def local_stack_config(test_server: TestServer, service: str) -> dict[str, Any]:

@@ -59,29 +59,60 @@ def test_a_pinned_version_key_still_names_the_version() -> None:
     )
 
 
-def test_pinning_looks_each_tag_up_once_and_leaves_digests_and_builds_alone() -> None:
+def test_pinning_looks_each_tag_up_once_and_leaves_digests_alone() -> None:
     asked: list[str] = []
 
     def read_digest(ref: str) -> str:
         asked.append(ref)
         return DIGEST
 
-    roles = {
-        "web": role("ghcr.io/acme/app:1.4"),
-        "worker": role("ghcr.io/acme/app:1.4"),
-        "api": role(f"ghcr.io/acme/api@{OTHER_DIGEST}"),
-        "built": config.Role.model_validate({"image": {"context": "."}, "proxy": False}),
+    refs = {
+        "roles.web.image": "ghcr.io/acme/app:1.4",
+        "roles.worker.image": "ghcr.io/acme/app:1.4",
+        "roles.api.image": f"ghcr.io/acme/api@{OTHER_DIGEST}",
+        "accessories.postgres.image": f"postgres:16.6@{OTHER_DIGEST}",
     }
 
-    assert image_pin.pin_roles(roles, read_digest) == {
-        "web": f"ghcr.io/acme/app:1.4@{DIGEST}",
-        "worker": f"ghcr.io/acme/app:1.4@{DIGEST}",
-        "api": f"ghcr.io/acme/api@{OTHER_DIGEST}",
+    assert image_pin.pin_images(refs, read_digest) == {
+        "roles.web.image": f"ghcr.io/acme/app:1.4@{DIGEST}",
+        "roles.worker.image": f"ghcr.io/acme/app:1.4@{DIGEST}",
+        "roles.api.image": f"ghcr.io/acme/api@{OTHER_DIGEST}",
+        "accessories.postgres.image": f"postgres:16.6@{OTHER_DIGEST}",
     }
     assert asked == ["ghcr.io/acme/app:1.4"]
 
 
-def test_distinct_tags_are_looked_up_at_once_and_a_failure_names_the_first_role_in_order() -> None:
+def test_each_image_a_server_pulls_is_pinned_the_proxys_and_the_accessories_too() -> None:
+    settings = one_role_stack("ghcr.io/acme/web:1.4", accessories={
+        "postgres": {"version": "16"}, "vector": {"sink": "betterstack"},
+        "backup": {"s3": {"bucket": "acme-backups"}, "image": "ghcr.io/acme/backup:2"},
+    })  # fmt: skip
+    built = config.Role.model_validate({"image": {"context": "."}, "proxy": False})
+
+    assert image_pin.pulled_images(settings, {**settings.roles, "built": built}) == {
+        "roles.web.image": "ghcr.io/acme/web:1.4",
+        "proxy.image": "basecamp/kamal-proxy:v0.9.2",
+        "accessories.postgres.image": "postgres:16",
+        "accessories.backup.image": "ghcr.io/acme/backup:2",
+        "accessories.vector.image": "timberio/vector:0.57.0-debian",
+    }
+
+
+def test_a_stack_with_its_pins_names_each_pulled_image_by_digest_and_nothing_else_changes() -> None:
+    settings = one_role_stack("ghcr.io/acme/web:1.4", accessories={"postgres": {"version": "16"}})
+    pins = image_pin.pin_images(image_pin.pulled_images(settings, settings.roles), lambda ref: DIGEST)
+
+    pinned = image_pin.with_pins(settings, pins)
+
+    assert pinned.proxy.image_ref == f"basecamp/kamal-proxy:v0.9.2@{DIGEST}"
+    assert pinned.accessories is not None and pinned.accessories.postgres is not None
+    assert pinned.accessories.postgres.image_ref() == f"postgres:16@{DIGEST}"
+    assert pinned.roles == settings.roles
+    assert pinned.model_dump(exclude={"proxy", "accessories"}) == settings.model_dump(exclude={"proxy", "accessories"})
+    assert image_pin.with_pins(settings, {}) == settings
+
+
+def test_distinct_tags_are_looked_up_at_once_and_a_failure_names_the_first_key_in_order() -> None:
     both_asking = threading.Barrier(2, timeout=10)  # broken unless the two lookups are in flight together
 
     def read_digest(ref: str) -> str:
@@ -90,21 +121,23 @@ def test_distinct_tags_are_looked_up_at_once_and_a_failure_names_the_first_role_
             raise image_pin.RegistryError(f"cannot read the digest of {ref}")
         return DIGEST
 
-    pins = image_pin.pin_roles({"web": role("ghcr.io/acme/web:1"), "api": role("ghcr.io/acme/api:1")}, read_digest)
+    pins = image_pin.pin_images({"roles.web.image": "ghcr.io/acme/web:1", "roles.api.image": "ghcr.io/acme/api:1"},
+                                read_digest)  # fmt: skip
 
-    assert pins == {"web": f"ghcr.io/acme/web:1@{DIGEST}", "api": f"ghcr.io/acme/api:1@{DIGEST}"}
+    assert pins == {
+        "roles.web.image": f"ghcr.io/acme/web:1@{DIGEST}",
+        "roles.api.image": f"ghcr.io/acme/api:1@{DIGEST}",
+    }
     both_asking.reset()
-    roles = {"web": role("ghcr.io/acme/web:1"), "api": role("ghcr.io/acme/api:broken"),
-             "worker": role("ghcr.io/acme/api:broken")}  # fmt: skip
-    with pytest.raises(image_pin.PinError, match=r"^quayside: roles\.api\.image: cannot read the digest of "):
-        image_pin.pin_roles(roles, read_digest)
+    refs = {"roles.web.image": "ghcr.io/acme/web:1", "accessories.postgres.image": "ghcr.io/acme/api:broken",
+            "roles.worker.image": "ghcr.io/acme/api:broken"}  # fmt: skip
+    with pytest.raises(image_pin.PinError, match=r"^quayside: accessories\.postgres\.image: cannot read the digest "):
+        image_pin.pin_images(refs, read_digest)
 
 
-def test_a_registry_that_fails_names_the_role_the_image_and_the_registry_in_one_line() -> None:
-    roles = {"web": role("127.0.0.1:9/acme/web:1.4")}
-
+def test_a_registry_that_fails_names_the_key_the_image_and_the_registry_in_one_line() -> None:
     with pytest.raises(image_pin.PinError) as failed:
-        image_pin.pin_roles(roles, image_pin.RegistryDigests(timeout=5))
+        image_pin.pin_images({"roles.web.image": "127.0.0.1:9/acme/web:1.4"}, image_pin.RegistryDigests(timeout=5))
 
     message = str(failed.value)
     assert message.startswith(
@@ -246,14 +279,20 @@ def test_a_missing_tag_says_so_and_the_password_never_shows(registry: str) -> No
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
 
 
-def one_role_stack(image: str) -> config.StackConfig:
+# Every secret a stack of this file may need.
+SECRETS_SET = {"ssh_private_key", "postgres_password", "backup_passphrase", "s3_access_key_id", "s3_secret_access_key",
+               "betterstack_token"}  # fmt: skip
+
+
+def one_role_stack(image: str, **extra: Any) -> config.StackConfig:
     return config.parse(
         {
             "service": "acme",
             "server": {"provider": "existing", "host": "203.0.113.7", "host_key": HOST_KEY},
             "roles": {"web": {"image": image, "hosts": ["acme.com"], "health": {"path": "/up"}}},
+            **extra,
         },
-        secrets_set={"ssh_private_key"},
+        secrets_set=SECRETS_SET,
     )
 
 

@@ -18,6 +18,7 @@ import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -371,15 +372,74 @@ def test_a_drift_healed_on_one_server_says_the_version_goes_live_again() -> None
     assert done.stdout.splitlines()[0] == f"WARNING: {found}", "what drifted comes first"
 
 
-def healed_preview(fixture: str, container: str) -> dict[str, Any]:
-    """A fixture's preview in which the step `container` runs again only with a count of heals."""
+def rerun_preview(
+    fixture: str, container: str, create: Callable[[str], str], was: Callable[[str], str] = lambda before: before
+) -> dict[str, Any]:
+    """A fixture's preview in which the step `container` runs again, from `was` of its command to `create` of it."""
     preview: dict[str, Any] = json.loads((FIXTURES / f"{fixture}.json").read_text())
     for step in preview["steps"]:
         if step["urn"].endswith(f"::{container}"):
             before = step["oldState"]["inputs"]["create"]
-            step["newState"]["inputs"]["create"] = f"{before} --heal 5"
+            step["oldState"]["inputs"]["create"] = was(before)
+            step["newState"]["inputs"]["create"] = create(before)
             step["op"], step["diffReasons"] = "update", ["create"]
     return preview
+
+
+def healed_preview(fixture: str, container: str) -> dict[str, Any]:
+    """A fixture's preview in which the step `container` runs again only with a count of heals."""
+    return rerun_preview(fixture, container, lambda before: f"{before} --heal 5")
+
+
+def proxy_step(before: str, after: str) -> dict[str, Any]:
+    """The proxy's boot step, run again with `after` instead of `before` as its image."""
+    boot = "timeout --kill-after=10s 600s bash /var/lib/quayside/acme/bin/proxy.sh " + shlex.join(
+        proxy_boot_args("acme", config.Proxy())
+    )
+    urn = "urn:pulumi:dev::quayside::quayside:index:Proxy$command:remote:Command::acme-proxy-container"
+    parent = "urn:pulumi:dev::quayside::quayside:index:Proxy::acme-proxy"
+    state = {"urn": urn, "type": "command:remote:Command", "parent": parent}
+    return {"op": "update", "urn": urn, "diffReasons": ["create"],
+            "oldState": {**state, "inputs": {"create": boot.replace(PROXY_IMAGE, before)}},
+            "newState": {**state, "inputs": {"create": boot.replace(PROXY_IMAGE, after)}}}  # fmt: skip
+
+
+PROXY_IMAGE: Final = "basecamp/kamal-proxy:v0.9.2"
+OLD: Final = "sha256:" + "0a1b2c3d4e5f" * 5 + "0a1b"
+NEW: Final = "sha256:" + "9f8e7d6c5b4a" * 5 + "9f8e"
+
+
+def test_an_image_pinned_to_the_digest_of_its_tag_restarts_only_what_runs_other_content() -> None:
+    postgres = plan(preview=rerun_preview("postgres-settings-changed", "plx-explore-postgres-container",
+                                          lambda before: before.replace(":15 ", f":15@{NEW} ")))  # fmt: skip
+
+    assert (
+        "postgres: image quayside-test/postgres:15 pinned to the digest 9f8e7d6c5b4a its tag names: restarted "
+        "with its data kept only if it runs other content" in postgres.stdout.splitlines()
+    ), postgres.stdout
+    assert said(proxy_step(PROXY_IMAGE, f"{PROXY_IMAGE}@{NEW}")) == [
+        "proxy: image basecamp/kamal-proxy:v0.9.2 pinned to the digest 9f8e7d6c5b4a its tag names: kamal-proxy "
+        "reboots only if it runs other content"
+    ]
+
+
+def test_a_tag_pushed_again_restarts_what_runs_it_and_names_both_digests() -> None:
+    postgres = plan(preview=rerun_preview("postgres-settings-changed", "plx-explore-postgres-container",
+                                          lambda before: before.replace(":15 ", f":15@{NEW} "),
+                                          was=lambda before: before.replace(":15 ", f":15@{OLD} ")))  # fmt: skip
+
+    assert (
+        "postgres: image quayside-test/postgres:15 pushed again: 0a1b2c3d4e5f → 9f8e7d6c5b4a: restarted with its "
+        "data kept" in postgres.stdout.splitlines()
+    ), postgres.stdout
+    assert said(proxy_step(f"{PROXY_IMAGE}@{OLD}", f"{PROXY_IMAGE}@{NEW}")) == [
+        "proxy: image basecamp/kamal-proxy:v0.9.2 pushed again: 0a1b2c3d4e5f → 9f8e7d6c5b4a: kamal-proxy reboots, a "
+        "brief pause for every service on the server; routes are kept"
+    ]
+    assert said(proxy_step(PROXY_IMAGE, f"basecamp/kamal-proxy:v0.9.3@{NEW}")) == [
+        "proxy: image basecamp/kamal-proxy:v0.9.2 → basecamp/kamal-proxy:v0.9.3@9f8e7d6c5b4a: kamal-proxy reboots, a "
+        "brief pause for every service on the server; routes are kept"
+    ]
 
 
 def test_an_accessory_or_proxy_found_not_running_is_started_again_not_restarted() -> None:
