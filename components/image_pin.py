@@ -133,9 +133,16 @@ def pin_images(refs: Mapping[str, str], read_digest: DigestReader) -> dict[str, 
     for key, ref in refs.items():
         pin = found[ref]
         if isinstance(pin, RegistryError):
-            raise PinError(f"quayside: {key}: {pin}")
+            raise PinError(f"quayside: {key}: {pin}; {pin_by_hand(key)}")
         pins[key] = pin
     return pins
+
+
+def pin_by_hand(key: str) -> str:
+    """How the config names the digest itself, for a registry the deploying machine cannot read."""
+    if key == "proxy.image":
+        return "or pin it by hand: proxy.digest: sha256:<64 hex>"
+    return f"or pin it by hand: {key}: repo:tag@sha256:<64 hex>"
 
 
 def with_pins(stack: config.StackConfig, pins: Mapping[str, str]) -> config.StackConfig:

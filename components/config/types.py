@@ -99,7 +99,7 @@ PATTERN_HELP: Final[Mapping[str, str]] = {
     HTTPS_URL_PATTERN: "an https URL like https://in.logs.betterstack.com",
     USER_PATTERN: "a user name: lowercase letters, digits, _ and -, starting with a letter or _ (deploy)",
     SSH_PUBLIC_KEY_PATTERN: "an OpenSSH public key line, ed25519 or rsa (ssh-ed25519 AAAA... deploy@acme)",
-    DIGEST_PATTERN: "an image digest: sha256: and 64 lowercase hex digits (as `docker images --digests` shows it)",
+    DIGEST_PATTERN: "an image digest: sha256: and 64 lowercase hex digits, as docker images --digests shows it",
 }
 
 

@@ -24,7 +24,7 @@ PROMPT_OR_STDIN = '(it prompts; or printf %s "$VALUE" | pulumi config set --secr
 
 
 class Case(NamedTuple):
-    item: str  # the part of issue 23: A secrets, B options, C late failures, E names
+    item: str  # the part of issue 23: A secrets, B options, C late failures, E names, F images
     given: str  # the input, as docs/hardening.md shows it
     mutation: Mutation
     said: str  # the whole line quayside says
@@ -157,6 +157,9 @@ CASES: Final = [
     Case("E", "roles: {accessory-postgres: ...}", renamed_role("web", "accessory-postgres"),
          "roles.accessory-postgres: quayside names its own parts on the server 'host' and 'accessory-...': name the "
          "role otherwise (web, worker, ...)"),
+    Case("F", "proxy.digest: sha256:abc", set_in("proxy.digest", "sha256:abc"),
+         "proxy.digest: must be an image digest: sha256: and 64 lowercase hex digits, as docker images --digests "
+         "shows it (got 'sha256:abc')"),
 ]  # fmt: skip
 
 

@@ -144,6 +144,19 @@ def test_a_registry_that_fails_names_the_key_the_image_and_the_registry_in_one_l
         "quayside: roles.web.image: cannot read the digest of 127.0.0.1:9/acme/web:1.4 from registry 127.0.0.1:9: "
     ), message
     assert "refused" in message and "\n" not in message
+    assert message.endswith("; or pin it by hand: roles.web.image: repo:tag@sha256:<64 hex>"), message
+
+
+def test_a_proxy_whose_registry_cannot_be_read_is_told_how_to_pin_it_by_hand() -> None:
+    settings = one_role_stack("ghcr.io/acme/web:1", proxy={"image": "127.0.0.1:9/kamal-proxy"})
+
+    with pytest.raises(image_pin.PinError) as failed:
+        image_pin.pin_images({"proxy.image": settings.proxy.image_ref}, image_pin.RegistryDigests(timeout=5))
+
+    message = str(failed.value)
+    assert message.startswith("quayside: proxy.image: cannot read the digest of 127.0.0.1:9/kamal-proxy:v0.9.2 from "
+                              "registry 127.0.0.1:9: "), message  # fmt: skip
+    assert message.endswith("; or pin it by hand: proxy.digest: sha256:<64 hex>"), message
 
 
 def test_the_stack_login_is_used_only_with_a_username_and_its_password() -> None:
