@@ -229,11 +229,15 @@ def option_changes(
     return list(dict.fromkeys(words))
 
 
+def short_digest(digest: str) -> str:
+    """A digest's first 12 hex digits, as a role's version names it."""
+    return digest.removeprefix("sha256:")[:12]
+
+
 def short_image(ref: str) -> str:
-    """An image reference with its digest cut to 12 hex digits, as a role's version names it."""
-    parts = Reference.parse(ref)
-    digest = (parts.digest or "").removeprefix("sha256:")[:12]
-    return unpinned(ref) + (f"@{digest}" if digest else "")
+    """An image reference with its digest cut to 12 hex digits."""
+    digest = Reference.parse(ref).digest
+    return unpinned(ref) + (f"@{short_digest(digest)}" if digest else "")
 
 
 # How image_change says that an image now runs pinned to a digest its tag names (image_pin): nothing else changed.
@@ -242,12 +246,12 @@ PINNED: Final = "pinned to the digest"
 
 def image_change(was: str, now: str) -> str:
     """What changed of an image: its name or tag, or only the content its tag names."""
-    if unpinned(was) != unpinned(now):
+    before, after = Reference.parse(was).digest, Reference.parse(now).digest
+    if unpinned(was) != unpinned(now) or after is None:
         return f"{short_image(was)} → {short_image(now)}"
-    digest = short_image(now).rpartition("@")[2]
-    if Reference.parse(was).digest is None:
-        return f"{unpinned(now)} {PINNED} {digest} its tag names"
-    return f"{unpinned(now)} pushed again: {short_image(was).rpartition('@')[2]} → {digest}"
+    if before is None:
+        return f"{unpinned(now)} {PINNED} {short_digest(after)} its tag names"
+    return f"{unpinned(now)} pushed again: {short_digest(before)} → {short_digest(after)}"
 
 
 def pinned_only(changes: list[str]) -> bool:
@@ -470,7 +474,7 @@ def describe_image(part: Part) -> list[str]:
     role = part.label.removesuffix("-image")
     command, triggers = send.after("create"), send.after("triggers") or [""]
     sent = dict(itertools.pairwise(shlex.split(command))) if isinstance(command, str) and UNKNOWN not in command else {}
-    what = f"{sent.get('--image', 'its image')} ({str(triggers[0]).removeprefix('sha256:')[:12]})"
+    what = f"{sent.get('--image', 'its image')} ({short_digest(str(triggers[0]))})"
     if send.op == "update":
         return [f"{role}: its image step runs again ({', '.join(send.changed)}): it sends nothing the server has"]
     return [f"{role}: image {what} goes to the server over SSH, only the layers it lacks"]

@@ -4,8 +4,9 @@
 #   proxy.sh boot --image IMG --network S --name NAME --proxy-network NET --http-port N --https-port N
 #     --bind ADDRESS --state-volume VOLUME --state-dir PATH [--heal N]
 #       Same image and options as the running one: make sure it runs and is on network S. Otherwise (absent,
-#       an upgrade, or new content under its tag when IMG is pinned by a digest) replace it; kamal-proxy reloads its routes from the state volume, and the new
-#       container joins every network the old one was on. Waits until `kamal-proxy list` answers.
+#       an upgrade, or new content under its tag when IMG is pinned by a digest) replace it; kamal-proxy reloads
+#       its routes from the state volume, and the new container joins every network the old one was on. Waits
+#       until `kamal-proxy list` answers.
 #       Options that differ from those another service on the proxy asked for are refused: nothing changes.
 #       --heal N counts the times `pulumi up` found the proxy not running on network S as recorded
 #       (components/drift.py): a new count makes Pulumi run the boot again. Not an option of the proxy's.
