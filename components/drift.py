@@ -152,18 +152,12 @@ def judge_part(part: str, server: str, reading: Reading) -> Verdict:
     )
 
 
-def recorded_role(roles: object, role: str) -> int:
-    """The role's count of heals in the stack's `roles` output (0 when it has none)."""
-    entry = roles.get(role) if isinstance(roles, dict) else None
-    heals = entry.get("heals") if isinstance(entry, dict) else None
-    return int(heals) if isinstance(heals, int | float) else 0
-
-
-def recorded_part(parts: object, server: str, part: str) -> int:
-    """The part's count of heals in the stack's `heals` output (0 when it has none)."""
-    on_server = parts.get(server) if isinstance(parts, dict) else None
-    count = on_server.get(part) if isinstance(on_server, dict) else None
-    return int(count) if isinstance(count, int | float) else 0
+def count_at(output: object, *keys: str) -> int:
+    """The count of heals at `keys` in one of the stack's outputs: `roles` (role, "heals") or `heals` (server,
+    part); 0 when it has none."""
+    for key in keys:
+        output = output.get(key) if isinstance(output, dict) else None
+    return int(output) if isinstance(output, int | float) else 0
 
 
 def read_server(endpoint: ssh.Endpoint, private_key: str, service: str) -> Reading:
@@ -233,7 +227,7 @@ class DriftCheck:
             readable = {server: reading for server, reading in found.items() if reading.error is None}
             if readable:
                 return said(judge(role, wanted, readable))
-            return self._recorded_outputs().apply(lambda outputs: recorded_role(outputs[0], role))
+            return self._recorded_outputs().apply(lambda outputs: count_at(outputs[0], role, "heals"))
 
         # What serves is no secret, though the key that read it is.
         return pulumi.Output.unsecret(pulumi.Output.all(version, readings).apply(decide))
@@ -244,7 +238,7 @@ class DriftCheck:
         def decide(reading: Reading) -> pulumi.Output[int] | int:
             if reading.error is None:
                 return said(judge_part(part, server, reading))
-            return self._recorded_outputs().apply(lambda outputs: recorded_part(outputs[1], server, part))
+            return self._recorded_outputs().apply(lambda outputs: count_at(outputs[1], server, part))
 
         return pulumi.Output.unsecret(self._reading(server).apply(decide))
 

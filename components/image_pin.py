@@ -114,11 +114,13 @@ def pulled_images(stack: config.StackConfig, roles: Mapping[str, config.Role]) -
     if stack.proxy_servers():
         refs["proxy.image"] = stack.proxy.image_ref
     accessories = stack.accessories
-    if accessories is not None and accessories.postgres is not None:
+    if accessories is None:
+        return refs
+    if accessories.postgres is not None:
         refs["accessories.postgres.image"] = accessories.postgres.image_ref()
-    if accessories is not None and accessories.backup is not None and accessories.backup.image is not None:
+    if accessories.backup is not None and accessories.backup.image is not None:
         refs["accessories.backup.image"] = accessories.backup.image
-    if accessories is not None and accessories.vector is not None:
+    if accessories.vector is not None:
         refs["accessories.vector.image"] = accessories.vector.image
     return refs
 

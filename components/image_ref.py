@@ -47,3 +47,8 @@ def unpinned(text: str) -> str:
     """The reference as its config word names it, without a digest: what a tag names may move, and a hash of a
     part's options keeps to what the config says (the script compares the content by image ID)."""
     return text.partition("@")[0]
+
+
+def short_digest(digest: str) -> str:
+    """A digest's (or image ID's) first 12 hex digits, as version names and messages show it."""
+    return digest.removeprefix("sha256:")[:12]

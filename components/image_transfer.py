@@ -21,7 +21,7 @@ from pulumi_command import local, remote
 
 from components import config, steps
 from components import remote as commands
-from components.image_ref import Reference
+from components.image_ref import Reference, short_digest
 
 SEND_SCRIPT: Final = Path(__file__).with_name("send_image.py")
 # A large image over a slow link: the server's side ends after this long.
@@ -65,7 +65,7 @@ def local_image_ids(stack: config.StackConfig) -> dict[str, str]:
 
 def server_tag(ref: str, image_id: str) -> str:
     """`<repository>:<first 12 hex of the image ID>`: the name the image has on the server."""
-    return f"{Reference.parse(ref).name}:{image_id.removeprefix('sha256:')[:12]}"
+    return f"{Reference.parse(ref).name}:{short_digest(image_id)}"
 
 
 def send_command(service: str, ref: str, image_id: str, *, host: str, port: int, user: str, host_key: str) -> str:

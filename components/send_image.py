@@ -37,6 +37,7 @@ from typing import IO, Any, Final
 if not __package__:  # run as `python3 components/send_image.py`: the project's directory on the path, for components
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components import ssh
+from components.image_ref import short_digest
 
 PROGRAM: Final = "send-image"
 # Fast compression: the link is the bottleneck on a deploy, the deploying machine's CPU rarely is.
@@ -170,7 +171,7 @@ def transfer(session_argv: list[str], image: str, image_id: str, tag: str, scrat
         present, server_images = read_answer(session.stdout)
         if present:
             session.stdin.close()
-            say(f"the server has {image} ({image_id[7:19]}) already, now tagged {tag}; sent 0 bytes")
+            say(f"the server has {image} ({short_digest(image_id)}) already, now tagged {tag}; sent 0 bytes")
             return 0
         diff_ids, size = image_facts(image_id)
         have = layers_to_send(diff_ids, server_images) if trust_server else 0
@@ -197,8 +198,8 @@ def transfer(session_argv: list[str], image: str, image_id: str, tag: str, scrat
     if code != 0 or "loaded" not in rest.split():
         failure = PartialSendFailed if have else SendError
         raise failure(f"the server could not load {image} (exit status {code}; see its message above)")
-    say(f"sent {counter.count} bytes: {sent_layers} of {all_layers} layers of {image} ({image_id[7:19]}, {size} image "
-        f"bytes) as {tag}")  # fmt: skip
+    say(f"sent {counter.count} bytes: {sent_layers} of {all_layers} layers of {image} ({short_digest(image_id)}, "
+        f"{size} image bytes) as {tag}")  # fmt: skip
     return counter.count
 
 

@@ -12,7 +12,7 @@ from typing import Final
 
 from components import config, defaults, steps
 from components import remote as commands
-from components.image_ref import Reference
+from components.image_ref import Reference, short_digest
 
 PULL_SECONDS: Final = 300
 
@@ -23,9 +23,9 @@ def version_of(role: config.Role, image_ref: str) -> str:
     if role.version is not None:
         return role.version
     parts = Reference.parse(image_ref)
-    tag, digest = parts.tag or "", (parts.digest or "").removeprefix("sha256:")
-    if digest:
-        return f"{tag}@{digest[:12]}" if tag else digest[:12]
+    tag = parts.tag or ""
+    if parts.digest:
+        return f"{tag}@{short_digest(parts.digest)}" if tag else short_digest(parts.digest)
     return tag
 
 

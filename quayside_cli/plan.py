@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from components import steps
-from components.image_ref import Reference, unpinned
+from components.image_ref import Reference, short_digest, unpinned
 
 # How a preview shows a value that is known only once `up` has run (a build's digest, a new server's address).
 UNKNOWN: Final = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -227,11 +227,6 @@ def option_changes(
         else:
             words.append(f"{said} changed")
     return list(dict.fromkeys(words))
-
-
-def short_digest(digest: str) -> str:
-    """A digest's first 12 hex digits, as a role's version names it."""
-    return digest.removeprefix("sha256:")[:12]
 
 
 def short_image(ref: str) -> str:

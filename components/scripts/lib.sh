@@ -412,13 +412,21 @@ release_route() {
 hold_route() { docker exec "$1" kamal-proxy pause "$2" --drain-timeout "$3" --max-pause "$4" >/dev/null; }
 let_route_on() { docker exec "$1" kamal-proxy resume "$2" >/dev/null || echo "could not resume $2" >&2; }
 
-# The target kamal-proxy routes SERVICE to and the route's state ("3f2a9c1d2e4b:80 running"), or nothing.
-# `kamal-proxy list` prints ANSI-coloured columns: Service Host Path Target State TLS; the target is the first cell
-# ending in :PORT (a route without a host has no Host cell).
+# proxy_routes PROXY: kamal-proxy's routes, `kamal-proxy list` without its ANSI colours; fails when it does not answer.
+proxy_routes() { docker exec "$1" kamal-proxy list | sed 's/\x1b\[[0-9;]*m//g'; }
+
+# route_in SERVICE: in proxy_routes' listing on stdin, the target kamal-proxy routes SERVICE to and the route's state
+# ("3f2a9c1d2e4b:80 running"), or nothing. The columns are Service Host Path Target State TLS; the target is the
+# first cell ending in :PORT (a route without a host has no Host cell).
+route_in() {
+  awk -v service="$1" '$1 == service { for (i = 2; i <= NF; i++) if ($i ~ /:[0-9]+$/) { print $i, $(i + 1); exit } }'
+}
+
+# proxy_route PROXY SERVICE: route_in of the proxy's listing now.
 proxy_route() {
-  local proxy=$1 service=$2
-  docker exec "$proxy" kamal-proxy list | sed 's/\x1b\[[0-9;]*m//g' |
-    awk -v service="$service" '$1 == service { for (i = 2; i <= NF; i++) if ($i ~ /:[0-9]+$/) { print $i, $(i + 1); exit } }'
+  local routes
+  routes=$(proxy_routes "$1") || return 1
+  route_in "$2" <<<"$routes"
 }
 
 # The target alone (e.g. "3f2a9c1d2e4b:80"), or nothing.

@@ -33,14 +33,15 @@ parse_options() {
   check_part_name --service "$service"; check_name --proxy-name "$proxy_name"
 }
 
-# The version the role's last swap put live here, if its container runs.
+# serving_version ROLE ROUTES: the version the role's last swap put live here, if its container runs (ROUTES: the
+# proxy's, as proxy_routes listed them).
 serving_version() {
-  local role=$1 canary id running version
+  local role=$1 routes=$2 canary id running version
   canary=$(cat "$(canary_file "$service" "$role")" 2>/dev/null || true)
   if [[ -n $canary ]]; then
     id=$(container_name "$service" "$role" "${canary%% *}")
   else
-    id=$(live_container "$service" "$role" "$proxy_name")
+    id=$(live_container_in "$routes" "$service" "$role")
   fi
   [[ -n $id ]] || return 0
   read -r running version <<<"$(inspect_container "$id" '{{.State.Running}} {{index .Config.Labels "quayside.version"}}')"
@@ -78,13 +79,15 @@ recorded() {
 
 main() {
   parse_options "$@"
-  local role accessory live
+  local role accessory live routes proxy_here
+  # One listing for every role: each `kamal-proxy list` is a docker exec, on the way of every preview and up.
+  routes=$(proxy_routes "$proxy_name" 2>/dev/null || true)
   for role in $({
     docker ps --all --filter "label=quayside.service=$service" --filter "label=quayside.role" \
       --format '{{.Label "quayside.role"}}'
     recorded | sed -n 's/^role-//p'
   } | sort -u); do
-    live=$(serving_version "$role")
+    live=$(serving_version "$role" "$routes")
     echo "role $role ${live:--} $(record_of "role-$role" "- -")"
   done
   for accessory in $({
@@ -94,8 +97,9 @@ main() {
   } | sort -u); do
     echo "accessory $accessory $(yes_or_no accessory_runs "$accessory") $(record_of "accessory-$accessory" -)"
   done
-  if proxy_serves || [[ -f $(drift_record "$service" proxy) ]]; then
-    echo "proxy $(yes_or_no proxy_serves) $(record_of proxy -)"
+  proxy_here=$(yes_or_no proxy_serves)
+  if [[ $proxy_here == yes || -f $(drift_record "$service" proxy) ]]; then
+    echo "proxy $proxy_here $(record_of proxy -)"
   fi
 }
 

@@ -23,9 +23,9 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from components import config, server
+from components import server
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, QuaysideProject, pulumi_cli, secret
-from tests.support.stacks import Events, made_up_digest, pin_unreachable_images, unique_service
+from tests.support.stacks import Events, made_up_digest, pin_unreachable_images, stack_config, unique_service
 
 HCLOUD_TOKEN: Final = "0" * 64  # as long as a real token; no call is made with it
 PLACEHOLDER: Final = "placeholder-never-used-5d2a"
@@ -56,9 +56,8 @@ def prod_on_hetzner() -> dict[str, Any]:
 def configured(project: QuaysideProject, name: str, values: dict[str, Any]) -> auto.Stack:
     """The stack with every secret it needs set to a placeholder, and the placeholder Hetzner token."""
     pin_unreachable_images(values)
-    top_level = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("quayside:")}
     stack = project.stack(name, values)
-    for key in config.StackConfig.model_validate(top_level).secret_names():
+    for key in stack_config(values).secret_names():
         stack.set_config(f"quayside:{key}", secret(PLACEHOLDER))
     stack.set_config("hcloud:token", secret(HCLOUD_TOKEN))
     return stack

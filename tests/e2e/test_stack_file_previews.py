@@ -12,9 +12,8 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from components import config
 from tests.support.pulumi_engine import ROOT, QuaysideProject, secret
-from tests.support.stacks import Events, pin_unreachable_images
+from tests.support.stacks import Events, pin_unreachable_images, stack_config
 
 HCLOUD_TOKEN: Final = "0" * 64  # as long as a real token; no call is made with it
 PLACEHOLDER: Final = "placeholder-never-used-9c1e"
@@ -29,8 +28,7 @@ def preview(tmp_path: Path, name: str) -> tuple[auto.PreviewResult, Events]:
     """Preview of the shipped stack file with every secret it needs set to a placeholder."""
     values = stack_file_config(name)
     pin_unreachable_images(values)
-    top_level = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("quayside:")}
-    needed = config.StackConfig.model_validate(top_level).secret_names()
+    needed = stack_config(values).secret_names()
     stack = QuaysideProject.create(tmp_path).stack(name, values)
     for key in needed:
         stack.set_config(f"quayside:{key}", secret(PLACEHOLDER))

@@ -76,12 +76,17 @@ def made_up_digest(image: str) -> str:
     return hashlib.sha256(image.encode()).hexdigest()
 
 
+def stack_config(values: Mapping[str, Any]) -> config.StackConfig:
+    """A stack file's `quayside:` keys as the program validates them (its secrets not asked for)."""
+    top_level = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("quayside:")}
+    return config.StackConfig.model_validate(top_level)
+
+
 def pin_unreachable_images(values: dict[str, Any]) -> None:
     """A user's preview reads each tag's digest from its registry (ghcr.io and Docker Hub in the shipped stack
     files), which the tests cannot reach: each image a server would pull from elsewhere than loopback is pinned by a
     made-up digest in the config instead, as a reachable registry would pin it."""
-    top_level = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("quayside:")}
-    settings = config.StackConfig.model_validate(top_level)
+    settings = stack_config(values)
     for key, ref in image_pin.pulled_images(settings, settings.roles).items():
         if image_pin.is_pinned(ref) or image_pin.is_loopback(image_pin.ImageName.parse(ref).registry):
             continue

@@ -175,12 +175,12 @@ def test_serving_sh_answers_a_line_for_each_part_running_or_recorded() -> None:
 
 
 def test_the_counts_of_a_server_that_cannot_be_read_come_from_the_outputs_of_any_age() -> None:
-    assert drift.recorded_role(RECORDED["roles"], "web") == 2
-    assert drift.recorded_role(RECORDED["roles"], "api") == 0, "outputs from before heals were counted"
-    assert drift.recorded_role(None, "web") == 0, "a stack never deployed has no outputs"
-    assert drift.recorded_part(RECORDED["heals"], "server", "postgres") == 4
-    assert drift.recorded_part(RECORDED["heals"], "server", "vector") == 0
-    assert drift.recorded_part(None, "server", "proxy") == 0
+    assert drift.count_at(RECORDED["roles"], "web", "heals") == 2
+    assert drift.count_at(RECORDED["roles"], "api", "heals") == 0, "outputs from before heals were counted"
+    assert drift.count_at(None, "web", "heals") == 0, "a stack never deployed has no outputs"
+    assert drift.count_at(RECORDED["heals"], "server", "postgres") == 4
+    assert drift.count_at(RECORDED["heals"], "server", "vector") == 0
+    assert drift.count_at(None, "server", "proxy") == 0
 
 
 # --- through the program -----------------------------------------------------------------------------------------
