@@ -5,15 +5,8 @@
 # live_container SERVICE ROLE PROXY: the ID of the container serving the role (the one kamal-proxy routes to, else
 # the newest running one of a role without the proxy), or nothing.
 live_container() {
-  live_container_in "$(proxy_routes "$3" 2>/dev/null || true)" "$1" "$2"
-}
-
-# live_container_in ROUTES SERVICE ROLE: live_container, with the proxy's routes as proxy_routes listed them (one
-# listing serves every role a step asks about).
-live_container_in() {
-  local routes=$1 service=$2 role=$3 target
-  target=$(route_in "$(route_name "$service" "$role")" <<<"$routes")
-  target=${target%% *}
+  local service=$1 role=$2 proxy=$3 target
+  target=$(proxy_target "$proxy" "$(route_name "$service" "$role")" 2>/dev/null || true)
   if [[ -n $target ]]; then
     inspect_container "${target%:*}" '{{.Id}}' | cut -c1-12
   else

@@ -15,8 +15,6 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source-path=SCRIPTDIR source=ops-lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/ops-lib.sh"
 
 service='' proxy_name=''
 
@@ -33,19 +31,27 @@ parse_options() {
   check_part_name --service "$service"; check_name --proxy-name "$proxy_name"
 }
 
-# serving_version ROLE ROUTES: the version the role's last swap put live here, if its container runs (ROUTES: the
-# proxy's, as proxy_routes listed them).
+# The service's containers, newest first, a line each: ID STATE ROLE VERSION ACCESSORY NAME (- for a label it has
+# not). One listing for every part: each docker call is on the way of every preview and up.
+service_containers() {
+  docker ps --all --no-trunc --filter "label=quayside.service=$service" --format \
+    '{{.ID}} {{.State}} {{or (.Label "quayside.role") "-"}} {{or (.Label "quayside.version") "-"}} {{or (.Label "quayside.accessory") "-"}} {{.Names}}'
+}
+
+# serving_version ROLE ROUTES CONTAINERS: the version the role's last swap put live here, if its container runs: a
+# canary's by its name, else the container the proxy's route targets (ROUTES: as proxy_routes listed them), else the
+# role's newest running one (live.sh's choice). CONTAINERS: service_containers' lines.
 serving_version() {
-  local role=$1 routes=$2 canary id running version
+  local role=$1 routes=$2 containers=$3 canary target
   canary=$(cat "$(canary_file "$service" "$role")" 2>/dev/null || true)
-  if [[ -n $canary ]]; then
-    id=$(container_name "$service" "$role" "${canary%% *}")
-  else
-    id=$(live_container_in "$routes" "$service" "$role")
-  fi
-  [[ -n $id ]] || return 0
-  read -r running version <<<"$(inspect_container "$id" '{{.State.Running}} {{index .Config.Labels "quayside.version"}}')"
-  [[ $running != true ]] || echo "$version"
+  target=$(route_in "$(route_name "$service" "$role")" <<<"$routes")
+  target=${target%% *}
+  awk -v name="${canary:+$(container_name "$service" "$role" "${canary%% *}")}" -v id="${target%:*}" -v role="$role" '
+    $2 != "running" { next }
+    name != "" { if ($6 == name) { print $4; exit } next }
+    id != "" { if (index($1, id) == 1) { print $4; exit } next }
+    $3 == role { print $4; exit }
+  ' <<<"$containers"
 }
 
 # The proxy runs, and is on the service's network (whose name is the service's).
@@ -64,8 +70,9 @@ record_of() {
 
 yes_or_no() { if "$@"; then echo yes; else echo no; fi; }
 
+# accessory_runs NAME CONTAINERS: its container <service>-NAME runs.
 accessory_runs() {
-  [[ $(inspect_container "$service-$1" '{{.State.Running}}') == true ]]
+  awk -v name="$service-$1" '$6 == name && $2 == "running" { found = 1 } END { exit !found }' <<<"$2"
 }
 
 # The parts with a record here, by the record file's name (role-web, accessory-postgres, proxy).
@@ -79,23 +86,21 @@ recorded() {
 
 main() {
   parse_options "$@"
-  local role accessory live routes proxy_here
-  # One listing for every role: each `kamal-proxy list` is a docker exec, on the way of every preview and up.
+  local role accessory live routes containers proxy_here
   routes=$(proxy_routes "$proxy_name" 2>/dev/null || true)
+  containers=$(service_containers)
   for role in $({
-    docker ps --all --filter "label=quayside.service=$service" --filter "label=quayside.role" \
-      --format '{{.Label "quayside.role"}}'
+    awk '$3 != "-" { print $3 }' <<<"$containers"
     recorded | sed -n 's/^role-//p'
   } | sort -u); do
-    live=$(serving_version "$role" "$routes")
+    live=$(serving_version "$role" "$routes" "$containers")
     echo "role $role ${live:--} $(record_of "role-$role" "- -")"
   done
   for accessory in $({
-    docker ps --filter "label=quayside.service=$service" --filter "label=quayside.accessory" \
-      --format '{{.Label "quayside.accessory"}}'
+    awk '$5 != "-" && $2 == "running" { print $5 }' <<<"$containers"
     recorded | sed -n 's/^accessory-//p'
   } | sort -u); do
-    echo "accessory $accessory $(yes_or_no accessory_runs "$accessory") $(record_of "accessory-$accessory" -)"
+    echo "accessory $accessory $(yes_or_no accessory_runs "$accessory" "$containers") $(record_of "accessory-$accessory" -)"
   done
   proxy_here=$(yes_or_no proxy_serves)
   if [[ $proxy_here == yes || -f $(drift_record "$service" proxy) ]]; then
