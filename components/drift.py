@@ -19,6 +19,7 @@ checkpoint can meet the engine writing it ("failed to load checkpoint: EOF"), wh
 from __future__ import annotations
 
 import asyncio
+import copy
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -180,6 +181,8 @@ def read_server(endpoint: ssh.Endpoint, private_key: str, service: str) -> Readi
         return Reading(error=f"no answer from {endpoint.host} within {CONNECT_SECONDS + READ_SECONDS} s")
     except OSError as error:
         return Reading(error=f"ssh could not run: {error.strerror}")
+    if done.returncode == ssh.EXIT_FAILED and (presented := ssh.refused_host_key(done.stderr)) is not None:
+        raise HostKeyRefused(endpoint, presented)
     if done.returncode == SCRIPT_MISSING:
         # The service's scripts are not there (its first deploy), or predate the records: none to judge by.
         return Reading()
@@ -187,6 +190,34 @@ def read_server(endpoint: ssh.Endpoint, private_key: str, service: str) -> Readi
         said = next((line.strip() for line in done.stderr.splitlines() if line.strip()), "")
         return Reading(error=said or f"serving.sh exited {done.returncode}")
     return Reading.parse(done.stdout)
+
+
+class HostKeyRefused(Exception):
+    """ssh refused the server: it shows another host key than the pinned one. No retry changes that, and nothing may
+    be sent to it, so the run ends here rather than after pulumi-command's dials give up (minutes later)."""
+
+    def __init__(self, endpoint: ssh.Endpoint, presented: str) -> None:
+        super().__init__(f"{endpoint.host}:{endpoint.port} presents {presented}")
+        self.endpoint = endpoint
+        self.presented = presented
+
+
+@dataclass(frozen=True)
+class HostKeyPin:
+    """Where a server's pinned host key comes from, as a refusal names it: the config key (`server.host_key`) and
+    how to pin a new one there."""
+
+    key: str
+    repin: str
+
+    def refusal(self, refused: HostKeyRefused) -> str:
+        where = refused.endpoint
+        return (
+            f"quayside: {self.key}: {where.host}:{where.port} presents the host key {refused.presented}, not the "
+            f"pinned {where.fingerprint}, so nothing was sent to it. If the server was rebuilt or its key changed, "
+            f"check the new key on the server itself (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and "
+            f"{self.repin}; if not, something else answers at its address"
+        )
 
 
 ServerReader = Callable[[ssh.Endpoint, str, str], Reading]
@@ -213,10 +244,19 @@ class DriftCheck:
         self._recorded_reader = recorded or (lambda: this_stacks_outputs(service))
         self._recorded: pulumi.Output[tuple[Any, Any]] | None = None
         self._connections: dict[str, remote.ConnectionArgs] = {}
+        self._pins: dict[str, HostKeyPin] = {}
         self._readings: dict[str, pulumi.Output[Reading]] = {}
 
-    def add_server(self, server: str, connection: remote.ConnectionArgs) -> None:
+    def add_server(self, server: str, connection: remote.ConnectionArgs, pin: HostKeyPin) -> None:
         self._connections[server] = connection
+        self._pins[server] = pin
+
+    def checked(self, server: str, connection: remote.ConnectionArgs) -> remote.ConnectionArgs:
+        """`connection` (the server's, or root's to it), its host key given once the server's read is done: a server
+        showing another key ends the run then, and no step has dialled it (each would retry for minutes)."""
+        gated = copy.copy(connection)
+        gated.host_key = pulumi.Output.all(connection.host_key, self._reading(server)).apply(lambda values: values[0])
+        return gated
 
     def role_heal(self, role: str, servers: Sequence[str], version: pulumi.Output[str]) -> pulumi.Output[int]:
         """The count the role's swap runs with."""
@@ -262,7 +302,10 @@ class DriftCheck:
         values = await where.future() or []
         endpoint = ssh.Endpoint(str(values[0]), int(values[1] or 22), str(values[2] or "root"), str(values[3]))
         # In a thread: the program's other steps, and the other servers' reads, go on meanwhile.
-        reading = await asyncio.to_thread(self._read, endpoint, str(values[4]), self._service)
+        try:
+            reading = await asyncio.to_thread(self._read, endpoint, str(values[4]), self._service)
+        except HostKeyRefused as refused:
+            raise pulumi.RunError(self._pins[server].refusal(refused)) from None
         return unread_said(server, reading)
 
 

@@ -197,6 +197,11 @@ FSTAB: Final = "/etc/fstab"
 WARNING_PREFIX: Final = "quayside: "  # `quayside plan` shows warnings that start so as WARNING lines
 
 
+def host_key_rotation_name(server_resource: str) -> str:
+    """The step that has a Hetzner server make its own host key, pinned by every later connection."""
+    return f"{server_resource}-host-key-rotation"
+
+
 def fingerprint(text: str) -> str:
     """A one-way digest of what the server was made with: state keeps this, never the text (it holds a key)."""
     return hashlib.sha256(text.encode()).hexdigest()
@@ -347,7 +352,7 @@ class HetznerServer(pulumi.ComponentResource):
         first connection, which verifies the key from the user data (Hetzner keeps user data, and serves it to the
         server's processes)."""
         return remote.Command(
-            f"{name}-host-key-rotation",
+            host_key_rotation_name(name),
             connection=connection(self.host, self.port, defaults.BOOTSTRAP_USER, private_key, user_data_key),
             create=user_data_key.apply(
                 lambda key: commands.piped_script(host_key_args(key), timeout_seconds=HOST_KEY_SECONDS)

@@ -7,8 +7,11 @@ its 0700 directory). The standard library only: the image sender runs under any 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -22,6 +25,10 @@ from typing import Final
 # other failure of its own (the remote command's status otherwise).
 CONNECT_TIMEOUT_SECONDS: Final = 20
 EXIT_FAILED: Final = 255
+# ssh's last line when the server shows another host key than the one pinned (StrictHostKeyChecking=yes), and its
+# words for the key the server sent.
+HOST_KEY_REFUSED: Final = "Host key verification failed."
+KEY_SENT: Final = re.compile(r"fingerprint for the (\S+) key sent by the remote host is\s+(SHA256:[A-Za-z0-9+/]+)")
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,29 @@ class Endpoint:
     def known_hosts_line(self) -> str:
         """`[host]:port type base64` (the bare host on port 22), as ssh looks the server up."""
         name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        return f"{name} {' '.join(self.key_type_and_blob)}\n"
+
+    @property
+    def key_type_and_blob(self) -> tuple[str, str]:
         fields = self.host_key.split()
         start = 0 if fields[0].startswith(("ssh-", "ecdsa-")) else 1  # ssh-keyscan puts the host name first
-        return f"{name} {fields[start]} {fields[start + 1]}\n"
+        return fields[start], fields[start + 1]
+
+    @property
+    def fingerprint(self) -> str:
+        """The pinned key as ssh names one: `SHA256:` and the unpadded base64 of its blob's SHA-256."""
+        digest = hashlib.sha256(base64.b64decode(self.key_type_and_blob[1])).digest()
+        return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def refused_host_key(stderr: str) -> str | None:
+    """When ssh refused the server for its host key: the key the server sent as ssh named it (`ED25519 SHA256:...`,
+    or `a key of another type` when it named none). None when ssh refused nothing: any other failure may pass (a
+    server still booting), this one no retry changes."""
+    if HOST_KEY_REFUSED not in stderr:
+        return None
+    sent = KEY_SENT.search(stderr)
+    return f"{sent[1]} {sent[2]}" if sent else "a key of another type"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ from components.load_balancer import (
 from components.network import PrivateNetwork, PrivateNetworkArgs
 from components.proxy import Proxy, ProxyArgs
 from components.role import AppRole, AppRoleArgs
-from components.server import ExistingServer, ExistingServerArgs, HetznerServer, HetznerServerArgs, web_ports
+from components.server import (
+    ExistingServer,
+    ExistingServerArgs,
+    HetznerServer,
+    HetznerServerArgs,
+    host_key_rotation_name,
+    web_ports,
+)
 
 
 @dataclass
@@ -36,14 +43,11 @@ class ServerSide:
 
     name: str
     server: ExistingServer | HetznerServer
+    connection: remote.ConnectionArgs  # every step's on the server: the server's, checked by the drift check's read
     bootstrap: ServerBootstrap | None
     host: DockerHost
     proxy: Proxy | None  # on a server that runs a role behind the proxy
     private_ip: str | None  # the server's address on the service's private network (several servers only)
-
-    @property
-    def connection(self) -> remote.ConnectionArgs:
-        return self.server.connection
 
     @property
     def ready(self) -> list[pulumi.Resource]:
@@ -316,9 +320,14 @@ class Placement:
         first = pulumi.ResourceOptions(aliases=[pulumi.Alias(name=f"{service}-{kind}")]) if self.index == 0 else None
         return named, first
 
+    @property
+    def config_key(self) -> str:
+        """The server's own config key, as errors name it."""
+        return f"servers.{self.name}" if self.several else config.ONE_SERVER
+
     def key(self, field: str) -> str:
-        """The config key of one of the server's settings, as errors name it."""
-        return f"servers.{self.name}.{field}" if self.several else f"server.{field}"
+        """The config key of one of the server's settings."""
+        return f"{self.config_key}.{field}"
 
 
 def _server_side(
@@ -358,15 +367,19 @@ def _server_side(
             ),
             opts,
         )  # fmt: skip
+    connection, bootstrap_connection = server.connection, server.bootstrap_connection
     if drift_check is not None:
-        drift_check.add_server(placement.name, server.connection)
-    bootstrap = _bootstrap(service, placement, settings, server)
+        drift_check.add_server(placement.name, server.connection, host_key_pin(placement, settings, name))
+        connection = drift_check.checked(placement.name, connection)
+        if bootstrap_connection is not None:
+            bootstrap_connection = drift_check.checked(placement.name, bootstrap_connection)
+    bootstrap = _bootstrap(service, placement, settings, server, bootstrap_connection)
     name, opts = placement.resource(service, "host")
     host = DockerHost(
         name,
         DockerHostArgs(
             service=service,
-            connection=server.connection,
+            connection=connection,
             stack_id=stack_id,
             install_docker=getattr(settings, "install_docker", True),
             registry=stack.pull_registry,
@@ -381,12 +394,12 @@ def _server_side(
         proxy = Proxy(
             name,
             ProxyArgs(
-                service=service, connection=server.connection, proxy=server_proxy(stack, placement.name, private_ip),
+                service=service, connection=connection, proxy=server_proxy(stack, placement.name, private_ip),
                 host_ready=host.ready, heal=drift.heal_of(drift_check, placement.name, drift.PROXY),
             ),
             opts,
         )  # fmt: skip
-    return ServerSide(placement.name, server, bootstrap, host, proxy, private_ip)
+    return ServerSide(placement.name, server, connection, bootstrap, host, proxy, private_ip)
 
 
 def private_network(stack: config.StackConfig) -> PrivateNetwork | None:
@@ -402,16 +415,18 @@ def _bootstrap(
     placement: Placement,
     settings: config.ExistingServer | config.HetznerServer,
     server: ExistingServer | HetznerServer,
+    connection: remote.ConnectionArgs | None,
 ) -> ServerBootstrap | None:
-    """Root's steps first, when the server has them (always for Hetzner, on request for an existing server)."""
-    if settings.bootstrap is None or server.bootstrap_connection is None:
+    """Root's steps first, when the server has them (always for Hetzner, on request for an existing server), over
+    root's `connection` to it."""
+    if settings.bootstrap is None or connection is None:
         return None
     name, opts = placement.resource(service, "bootstrap")
     return ServerBootstrap(
         name,
         ServerBootstrapArgs(
             service=service,
-            connection=server.bootstrap_connection,
+            connection=connection,
             deploy_user=settings.user,
             bootstrap=settings.bootstrap,
             install_docker=getattr(settings, "install_docker", True),
@@ -441,6 +456,26 @@ def _host_key(placement: Placement, server: config.ExistingServer) -> str | None
             )
         return config.public_key(text)
     return config.public_key(server.host_key) if server.host_key is not None else None
+
+
+def host_key_pin(
+    placement: Placement, settings: config.ExistingServer | config.HetznerServer, server_resource: str
+) -> drift.HostKeyPin:
+    """Where the server's pinned host key comes from, for the one line that refuses a server showing another."""
+    if isinstance(settings, config.HetznerServer):
+        rotation = host_key_rotation_name(server_resource)
+        return drift.HostKeyPin(
+            placement.config_key,
+            f"have it make and pin a new one: `pulumi up --replace URN`, URN that of {rotation} (pulumi stack "
+            "--show-urns)",
+        )
+    given = "host_key_file" if settings.host_key_file is not None else "host_key"
+    if settings.trust_first_use:
+        return drift.HostKeyPin(
+            placement.key("trust_first_use"),
+            f"pin it in {placement.key('host_key')}, in place of trust_first_use (which pinned the first key seen)",
+        )
+    return drift.HostKeyPin(placement.key(given), f"pin it in {placement.key(given)}")
 
 
 def _read_named_file(key: str, named: str, instead: str) -> str:

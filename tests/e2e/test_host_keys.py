@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from components import stack
+from components import ssh, stack
 from tests.support.stacks import DemoStack, changes, service_containers, unique_service
 from tests.support.testbed import TestServer
 
@@ -30,15 +30,29 @@ def stack_with_host_key(tmp_path: Path, test_server: TestServer, **host_key: str
     return demo
 
 
-def test_a_server_presenting_another_host_key_is_refused_before_any_command_runs(
+def test_a_server_presenting_another_host_key_is_refused_in_one_line_before_any_step_dials_it(
     tmp_path: Path, test_server: TestServer
 ) -> None:
-    demo = stack_with_host_key(tmp_path, test_server, host_key=other_host_key(tmp_path))
+    pinned = other_host_key(tmp_path)
+    demo = stack_with_host_key(tmp_path, test_server, host_key=pinned)
+    where = f"{test_server.host}:{test_server.port}"
+    presented, impostor = (
+        ssh.Endpoint(test_server.host, test_server.port, test_server.user, key).fingerprint
+        for key in (test_server.host_key_file.read_text(), pinned)
+    )
+    refusal = (
+        f"quayside: server.host_key: {where} presents the host key ED25519 {presented}, not the pinned {impostor}, so "
+        "nothing was sent to it"
+    )
 
+    with pytest.raises(auto.errors.CommandError) as previewed:
+        demo.preview()
     with pytest.raises(auto.errors.CommandError) as refused:
         demo.up()
 
-    assert "host key mismatch" in str(refused.value)
+    assert refusal in str(previewed.value) and refusal in str(refused.value)
+    assert "Traceback" not in str(refused.value)
+    assert "host key mismatch" not in str(refused.value), "pulumi-command dialled it: the run should end first"
     assert not demo.service_dir.exists(), "a command ran on a server that presented another host key"
     assert service_containers(demo.service) == []
     assert demo.destroy().summary.result == "succeeded"

@@ -351,7 +351,9 @@ def unknown() -> pulumi.Output[str]:
 def test_a_server_not_made_yet_is_not_read_and_its_parts_send_no_count() -> pulumi.Output[None]:
     servers = Servers()
     check = drift.DriftCheck("acme", servers)
-    check.add_server("app-1", remote_command.ConnectionArgs(host=unknown(), private_key="deploy-key"))
+    check.add_server(
+        "app-1", remote_command.ConnectionArgs(host=unknown(), private_key="deploy-key"), drift.HostKeyPin("server", "")
+    )
 
     def check_counts(counts: list[int]) -> None:
         assert counts == [0, 0] and servers.read == []
@@ -359,3 +361,55 @@ def test_a_server_not_made_yet_is_not_read_and_its_parts_send_no_count() -> pulu
     return pulumi.Output.all(
         check.part_heal("app-1", "proxy"), check.role_heal("web", ["app-1"], pulumi.Output.from_input("1.0"))
     ).apply(check_counts)
+
+
+def refusing(endpoint: ssh.Endpoint, private_key: str, service: str) -> Reading:
+    """A server that shows another host key than the pinned one, as ssh names such a key."""
+    raise drift.HostKeyRefused(endpoint, "ED25519 SHA256:S6Jmn5bl7Cp9heY+nf1Gh6NR5Ik4GtixKj1Z30anwJo")
+
+
+def refusal(stack_config: config.StackConfig) -> str:
+    """The one line a run ends with when the program reads a server that shows another host key."""
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[dict[str, str]]:
+        return created(stack.deploy(stack_config, secret, read_server=refusing))
+
+    with pytest.raises(pulumi.RunError) as refused:
+        program()
+    return str(refused.value)
+
+
+def pinned(host: str) -> str:
+    return ssh.Endpoint(host, 22, "root", HOST_KEY).fingerprint
+
+
+def test_a_server_showing_another_host_key_ends_the_run_in_one_line_naming_the_key_that_pins_it() -> None:
+    assert refusal(one_server()) == (
+        "quayside: server.host_key: app-1.acme.com:22 presents the host key ED25519 "
+        f"SHA256:S6Jmn5bl7Cp9heY+nf1Gh6NR5Ik4GtixKj1Z30anwJo, not the pinned {pinned('app-1.acme.com')}, so nothing "
+        "was sent to it. If the server was rebuilt or its key changed, check the new key on the server itself "
+        "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and pin it in server.host_key; if not, something else "
+        "answers at its address"
+    )
+
+
+def test_the_refusal_names_the_key_each_way_of_pinning_reads() -> None:
+    several = stack.Placement("app-2", 1, several=True)
+    existing = {"provider": "existing", "host": "app-2.acme.com"}
+    file = config.ExistingServer.model_validate({**existing, "host_key_file": "~/.ssh/app-2.pub"})
+    first_use = config.ExistingServer.model_validate({**existing, "trust_first_use": True})
+    hetzner = config.HetznerServer(provider="hetzner", type="cx32", location="nbg1", ssh_public_key="ssh-ed25519 AAAA")
+
+    assert stack.host_key_pin(several, file, "acme-server-app-2") == drift.HostKeyPin(
+        "servers.app-2.host_key_file", "pin it in servers.app-2.host_key_file"
+    )
+    assert stack.host_key_pin(several, first_use, "acme-server-app-2") == drift.HostKeyPin(
+        "servers.app-2.trust_first_use",
+        "pin it in servers.app-2.host_key, in place of trust_first_use (which pinned the first key seen)",
+    )
+    assert stack.host_key_pin(stack.Placement("server", 0, several=False), hetzner, "acme-server") == drift.HostKeyPin(
+        "server",
+        "have it make and pin a new one: `pulumi up --replace URN`, URN that of acme-server-host-key-rotation "
+        "(pulumi stack --show-urns)",
+    )

@@ -32,6 +32,38 @@ def test_a_host_key_as_ssh_keyscan_prints_it_is_pinned_without_its_host_name() -
     assert scanned.known_hosts_line == f"[203.0.113.7]:2200 {HOST_KEY}\n"
 
 
+def test_the_pinned_key_is_named_by_the_fingerprint_ssh_keygen_gives_it(tmp_path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "key")], check=True)
+    public = (tmp_path / "key.pub").read_text()
+    listed = subprocess.run(["ssh-keygen", "-lf", str(tmp_path / "key.pub")], capture_output=True, text=True)
+    fingerprint = listed.stdout.split()[1]
+
+    assert ssh.Endpoint("203.0.113.7", 22, "root", public).fingerprint == fingerprint
+    assert ssh.Endpoint("203.0.113.7", 22, "root", f"203.0.113.7 {public}").fingerprint == fingerprint
+
+
+# What ssh (OpenSSH 9.2) prints, with LogLevel=ERROR, when the server shows another key than the pinned one.
+KEY_CHANGED: Final = """\
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!
+The fingerprint for the ED25519 key sent by the remote host is
+SHA256:S6Jmn5bl7Cp9heY+nf1Gh6NR5Ik4GtixKj1Z30anwJo.
+Please contact your system administrator.
+Host key for [127.0.0.1]:2399 has changed and you have requested strict checking.
+Host key verification failed.
+"""
+
+
+def test_a_refused_host_key_is_told_from_every_other_failure_with_the_key_the_server_sent() -> None:
+    assert ssh.refused_host_key(KEY_CHANGED) == "ED25519 SHA256:S6Jmn5bl7Cp9heY+nf1Gh6NR5Ik4GtixKj1Z30anwJo"
+    no_key_of_that_type = "No ED25519 host key is known for [127.0.0.1]:2399 and you have requested strict checking.\n"
+    assert ssh.refused_host_key(no_key_of_that_type + "Host key verification failed.\n") == "a key of another type"
+    assert ssh.refused_host_key("ssh: connect to host 127.0.0.1 port 2399: Connection refused\n") is None
+    assert ssh.refused_host_key("Permission denied (publickey).\n") is None
+
+
 def test_ssh_checks_the_host_key_strictly_against_that_file_only_and_uses_that_key_only() -> None:
     argv = ssh.argv("203.0.113.7", 2222, "deploy", Path("/tmp/k/key"), Path("/tmp/k/known_hosts"), "uptime")
 
