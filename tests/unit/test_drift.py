@@ -18,7 +18,7 @@ from pulumi_command import remote as remote_command
 from components import config, drift, ssh, stack
 from components.drift import PartHere, Reading, RoleHere, Verdict
 from tests.support.commands import is_secret, option
-from tests.support.mocks import EchoMocks, EngineLog
+from tests.support.mocks import EchoMocks, EngineLog, RecordingMonitor
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq9u5mVwK0p2Zr7xqQb3cJYtLk8dWn1sFv6gHe4aRz0"
 RECORDED: dict[str, Any] = {
@@ -384,8 +384,15 @@ def pinned(host: str) -> str:
     return ssh.Endpoint(host, 22, "root", HOST_KEY).fingerprint
 
 
-def test_a_server_showing_another_host_key_ends_the_run_in_one_line_naming_the_key_that_pins_it() -> None:
-    assert refusal(one_server()) == (
+def test_a_server_showing_another_host_key_ends_the_run_in_one_line_before_any_step_connects_to_it(
+    mock_monitor: RecordingMonitor,
+) -> None:
+    said = refusal(one_server())
+
+    registered = set(mock_monitor.types.values())
+    assert "command:remote:Command" not in registered, "a step connected: each waits for the server's read"
+    assert "quayside:index:DockerHost" in registered, "the program ran up to the steps"
+    assert said == (
         "quayside: server.host_key: app-1.acme.com:22 presents the host key ED25519 "
         f"SHA256:S6Jmn5bl7Cp9heY+nf1Gh6NR5Ik4GtixKj1Z30anwJo, not the pinned {pinned('app-1.acme.com')}, so nothing "
         "was sent to it. If the server was rebuilt or its key changed, check the new key on the server itself "
