@@ -55,7 +55,9 @@ class Endpoint:
     @property
     def fingerprint(self) -> str:
         """The pinned key as ssh names one: `SHA256:` and the unpadded base64 of its blob's SHA-256."""
-        digest = hashlib.sha256(base64.b64decode(self.key_type_and_blob[1])).digest()
+        blob = self.key_type_and_blob[1]
+        # Padded here, so that a key cut short in a config names some fingerprint rather than end in a traceback.
+        digest = hashlib.sha256(base64.b64decode(blob + "=" * (-len(blob) % 4))).digest()
         return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 

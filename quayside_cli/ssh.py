@@ -106,9 +106,11 @@ class Connection:
         reason = stderr.strip().splitlines()[-1] if stderr.strip() else "see ssh's message above"
         where = f"{self.endpoint.user}@{self.endpoint.host}:{self.endpoint.port}"
         where = f"{self.name} ({where})" if self.name else where
+        presented = ssh.refused_host_key(stderr)
         hint = (
-            "the server shows another host key than the stack's `ssh.host_key` output: check the server, then pulumi up"
-            if "HOST IDENTIFICATION" in stderr or "Host key verification failed" in stderr
+            f"the server shows another host key ({presented}) than the stack's `ssh.host_key` output "
+            f"({self.endpoint.fingerprint}): check the server, then pulumi up"
+            if presented is not None
             else "check the server is up and the stack's SSH key is authorized there"
         )
         raise QuaysideError(f"stack {self.stack}: cannot reach {where} over SSH ({reason}): {hint}")

@@ -299,13 +299,17 @@ def test_a_stack_on_no_backend_says_to_log_in() -> None:
 
 def test_a_host_key_the_stack_does_not_pin_is_named_and_no_command_runs_past_it() -> None:
     connection = Connection(SSH, "key", "prod")
-    refused = "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\nHost key verification failed."
+    refused = (
+        "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\nThe fingerprint for the ED25519 key sent by the "
+        "remote host is\nSHA256:S6Jmn5bl7Cp9heY+nf1Gh6NR5Ik4GtixKj1Z30anwJo.\nHost key verification failed."
+    )
 
     with pytest.raises(QuaysideError) as failed:
         connection._check_connection(255, refused)
 
     assert str(failed.value) == (
         "stack prod: cannot reach root@203.0.113.7:2222 over SSH (Host key verification failed.): the server shows "
-        "another host key than the stack's `ssh.host_key` output: check the server, then pulumi up"
+        "another host key (ED25519 SHA256:S6Jmn5bl7Cp9heY+nf1Gh6NR5Ik4GtixKj1Z30anwJo) than the stack's "
+        f"`ssh.host_key` output ({connection.endpoint.fingerprint}): check the server, then pulumi up"
     )
     connection._check_connection(3, "")  # the command's own failure is its exit code, not an error here
