@@ -14,6 +14,10 @@ A server that cannot be read (a pull request's preview with no route to it, a se
 judged; its parts' counts then come from the stack's own last outputs (a StackReference to itself, made only then),
 so nothing changes because of it. The stack is not read otherwise: with a file backend, a read of the stack's own
 checkpoint can meet the engine writing it ("failed to load checkpoint: EOF"), which fails the run.
+
+Two answers end an `up` instead: another host key than the pinned one, and a connection still refused after
+REFUSED_SECONDS. No step could reach the server then, and every step's connection waits for the read (`checked`),
+so none dials it (pulumi-command would, 30 times each).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -36,6 +41,12 @@ from components.server import WARNING_PREFIX
 READ_SECONDS: Final = 20
 # How long a preview waits for a server that does not answer at all (ssh's ConnectTimeout).
 CONNECT_SECONDS: Final = 5
+# How long an `up` keeps asking a server that refuses SSH connections (an sshd restarting) before it ends the run,
+# and how often: every step would otherwise dial it 30 times, for about two minutes, before failing.
+REFUSED_SECONDS: Final = 10
+REFUSED_POLL_SECONDS: Final = 1
+# ssh's words when nothing listens at the server's SSH port.
+CONNECTION_REFUSED: Final = "Connection refused"
 # bash's exit status for a script that is not there: a service not deployed there yet, or by a quayside from before
 # the drift check.
 SCRIPT_MISSING: Final = 127
@@ -70,6 +81,7 @@ class Reading:
     roles: dict[str, RoleHere] = field(default_factory=dict)
     parts: dict[str, PartHere] = field(default_factory=dict)
     error: str | None = None
+    refused: bool = False  # the server refused the connection: its sshd is not listening
 
     @classmethod
     def parse(cls, output: str) -> Reading:
@@ -188,7 +200,8 @@ def read_server(endpoint: ssh.Endpoint, private_key: str, service: str) -> Readi
         return Reading()
     if done.returncode != 0:
         said = next((line.strip() for line in done.stderr.splitlines() if line.strip()), "")
-        return Reading(error=said or f"serving.sh exited {done.returncode}")
+        refused = done.returncode == ssh.EXIT_FAILED and CONNECTION_REFUSED in done.stderr
+        return Reading(error=said or f"serving.sh exited {done.returncode}", refused=refused)
     return Reading.parse(done.stdout)
 
 
@@ -204,9 +217,10 @@ class HostKeyRefused(Exception):
 
 @dataclass(frozen=True)
 class HostKeyPin:
-    """Where a server's pinned host key comes from, as a refusal names it: the config key (`server.host_key`) and
-    how to pin a new one there."""
+    """The config keys a run that ends at a server names: the server's own, and the key its pinned host key comes
+    from (`server.host_key`) with how to pin a new one there."""
 
+    server: str  # the server's own key: `server`, `servers.<name>`
     key: str
     repin: str
 
@@ -301,9 +315,24 @@ class DriftCheck:
             return Reading()
         values = await where.future() or []
         endpoint = ssh.Endpoint(str(values[0]), int(values[1] or 22), str(values[2] or "root"), str(values[3]))
+
         # In a thread: the program's other steps, and the other servers' reads, go on meanwhile.
+        async def read() -> Reading:
+            return await asyncio.to_thread(self._read, endpoint, str(values[4]), self._service)
+
         try:
-            reading = await asyncio.to_thread(self._read, endpoint, str(values[4]), self._service)
+            reading = await read()
+            # A preview warns (a pull request's runner may have no route); an `up` would send the server steps.
+            deadline = time.monotonic() + REFUSED_SECONDS
+            while reading.refused and not pulumi.runtime.is_dry_run():
+                if time.monotonic() >= deadline:
+                    raise pulumi.RunError(
+                        f"quayside: {self._pins[server].server}: {endpoint.host}:{endpoint.port} refuses SSH "
+                        f"connections ({reading.error}), still after {REFUSED_SECONDS} s, so no step was sent to it: "
+                        "start its sshd, then pulumi up again"
+                    )
+                await asyncio.sleep(REFUSED_POLL_SECONDS)
+                reading = await read()
         except HostKeyRefused as refused:
             raise pulumi.RunError(self._pins[server].refusal(refused)) from None
         return unread_said(server, reading)

@@ -466,16 +466,18 @@ def host_key_pin(
         rotation = host_key_rotation_name(server_resource)
         return drift.HostKeyPin(
             placement.config_key,
+            placement.config_key,
             f"have it make and pin a new one: `pulumi up --replace URN`, URN that of {rotation} (pulumi stack "
             "--show-urns)",
         )
     given = "host_key_file" if settings.host_key_file is not None else "host_key"
     if settings.trust_first_use:
         return drift.HostKeyPin(
+            placement.config_key,
             placement.key("trust_first_use"),
             f"pin it in {placement.key('host_key')}, in place of trust_first_use (which pinned the first key seen)",
         )
-    return drift.HostKeyPin(placement.key(given), f"pin it in {placement.key(given)}")
+    return drift.HostKeyPin(placement.config_key, placement.key(given), f"pin it in {placement.key(given)}")
 
 
 def _read_named_file(key: str, named: str, instead: str) -> str:

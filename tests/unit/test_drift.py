@@ -335,6 +335,7 @@ def test_reading_an_unreachable_server_gives_its_error_within_the_connect_timeou
     endpoint = ssh.Endpoint("127.0.0.1", 1, "deploy", HOST_KEY)  # port 1: nothing listens
     reading = drift.read_server(endpoint, "not a key", "acme")
     assert reading.roles == {} and reading.error is not None and "127.0.0.1" in reading.error, reading
+    assert reading.refused, "nothing listens there: the connection is refused"
 
 
 def unknown() -> pulumi.Output[str]:
@@ -352,7 +353,9 @@ def test_a_server_not_made_yet_is_not_read_and_its_parts_send_no_count() -> pulu
     servers = Servers()
     check = drift.DriftCheck("acme", servers)
     check.add_server(
-        "app-1", remote_command.ConnectionArgs(host=unknown(), private_key="deploy-key"), drift.HostKeyPin("server", "")
+        "app-1",
+        remote_command.ConnectionArgs(host=unknown(), private_key="deploy-key"),
+        drift.HostKeyPin("server", "server", ""),
     )
 
     def check_counts(counts: list[int]) -> None:
@@ -409,14 +412,73 @@ def test_the_refusal_names_the_key_each_way_of_pinning_reads() -> None:
     hetzner = config.HetznerServer(provider="hetzner", type="cx32", location="nbg1", ssh_public_key="ssh-ed25519 AAAA")
 
     assert stack.host_key_pin(several, file, "acme-server-app-2") == drift.HostKeyPin(
-        "servers.app-2.host_key_file", "pin it in servers.app-2.host_key_file"
+        "servers.app-2", "servers.app-2.host_key_file", "pin it in servers.app-2.host_key_file"
     )
     assert stack.host_key_pin(several, first_use, "acme-server-app-2") == drift.HostKeyPin(
+        "servers.app-2",
         "servers.app-2.trust_first_use",
         "pin it in servers.app-2.host_key, in place of trust_first_use (which pinned the first key seen)",
     )
     assert stack.host_key_pin(stack.Placement("server", 0, several=False), hetzner, "acme-server") == drift.HostKeyPin(
         "server",
+        "server",
         "have it make and pin a new one: `pulumi up --replace URN`, URN that of acme-server-host-key-rotation "
         "(pulumi stack --show-urns)",
     )
+
+
+class RefusingFor:
+    """A server whose sshd refuses connections for its first `times` reads, then answers ALL_SERVE."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.reads = 0
+
+    def __call__(self, endpoint: ssh.Endpoint, private_key: str, service: str) -> Reading:
+        self.reads += 1
+        if self.reads <= self.times:
+            return Reading(error=f"ssh: connect to host {endpoint.host} port 22: Connection refused", refused=True)
+        return ALL_SERVE
+
+
+@pytest.fixture
+def short_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drift, "REFUSED_SECONDS", 0.3)
+    monkeypatch.setattr(drift, "REFUSED_POLL_SECONDS", 0.05)
+
+
+@pytest.mark.usefixtures("short_refusals")
+def test_an_up_ends_at_a_server_that_still_refuses_ssh_connections_before_any_step_dials_it(
+    mock_monitor: RecordingMonitor,
+) -> None:
+    refusing = RefusingFor(times=1000)
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[dict[str, str]]:
+        return created(stack.deploy(one_server(), secret, read_server=refusing))
+
+    with pytest.raises(pulumi.RunError) as ended:
+        program()
+
+    assert str(ended.value) == (
+        "quayside: server: app-1.acme.com:22 refuses SSH connections (ssh: connect to host app-1.acme.com port 22: "
+        "Connection refused), still after 0.3 s, so no step was sent to it: start its sshd, then pulumi up again"
+    )
+    assert refusing.reads > 2, "asked again until the deadline"
+    assert "command:remote:Command" not in set(mock_monitor.types.values())
+
+
+@pytest.mark.usefixtures("short_refusals")
+@pulumi.runtime.test
+def test_a_server_refusing_ssh_for_a_moment_an_sshd_restarting_is_asked_again_and_judged(
+    engine_log: EngineLog,
+) -> pulumi.Output[None]:
+    refusing = RefusingFor(times=2)
+    deployment = stack.deploy(one_server(), secret, read_server=refusing)
+
+    def check(commands: dict[str, str]) -> None:
+        assert refusing.reads == 3
+        assert healed(commands) == {"web": "2", "postgres": "4"}, "the counts the server's records hold"
+        assert engine_log.messages == []
+
+    return created(deployment).apply(check)
