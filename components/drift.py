@@ -315,27 +315,28 @@ class DriftCheck:
             return Reading()
         values = await where.future() or []
         endpoint = ssh.Endpoint(str(values[0]), int(values[1] or 22), str(values[2] or "root"), str(values[3]))
-
-        # In a thread: the program's other steps, and the other servers' reads, go on meanwhile.
-        async def read() -> Reading:
-            return await asyncio.to_thread(self._read, endpoint, str(values[4]), self._service)
-
         try:
-            reading = await read()
-            # A preview warns (a pull request's runner may have no route); an `up` would send the server steps.
-            deadline = time.monotonic() + REFUSED_SECONDS
-            while reading.refused and not pulumi.runtime.is_dry_run():
-                if time.monotonic() >= deadline:
-                    raise pulumi.RunError(
-                        f"quayside: {self._pins[server].server}: {endpoint.host}:{endpoint.port} refuses SSH "
-                        f"connections ({reading.error}), still after {REFUSED_SECONDS} s, so no step was sent to it: "
-                        "start its sshd, then pulumi up again"
-                    )
-                await asyncio.sleep(REFUSED_POLL_SECONDS)
-                reading = await read()
+            reading = await self._read_answered(server, endpoint, str(values[4]))
         except HostKeyRefused as refused:
             raise pulumi.RunError(self._pins[server].refusal(refused)) from None
         return unread_said(server, reading)
+
+    async def _read_answered(self, server: str, endpoint: ssh.Endpoint, private_key: str) -> Reading:
+        """The server's reading, asked again each REFUSED_POLL_SECONDS while it refuses connections in an `up`; the run
+        ends when it still does after REFUSED_SECONDS. A preview warns (a pull request's runner may have no route)."""
+        deadline = time.monotonic() + REFUSED_SECONDS
+        while True:
+            # In a thread: the program's other steps, and the other servers' reads, go on meanwhile.
+            reading = await asyncio.to_thread(self._read, endpoint, private_key, self._service)
+            if not reading.refused or pulumi.runtime.is_dry_run():
+                return reading
+            if time.monotonic() >= deadline:
+                raise pulumi.RunError(
+                    f"quayside: {self._pins[server].server}: {endpoint.host}:{endpoint.port} refuses SSH connections "
+                    f"({reading.error}), still after {REFUSED_SECONDS} s, so no step was sent to it: start its sshd, "
+                    "then pulumi up again"
+                )
+            await asyncio.sleep(REFUSED_POLL_SECONDS)
 
 
 def unread_said(server: str, reading: Reading) -> Reading:
