@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
+from tests.support import images
+from tests.support.docker import docker
+from tests.support.testbed import registry_address
+
 ROOT: Final = Path(__file__).resolve().parents[1]
 OUT: Final = ROOT / "bench" / "out"
 LOGS: Final = OUT / "logs"
 ROLES: Final = ("web", "backend", "api")
+# The tags of the Python app that ignores SIGTERM (tests/images/pyapp), apart from the busybox test app's.
+PYTHON_APP_TAGS: Final = ("py-v1", "py-v2", "py-v3")
 # The app both tools deploy: three roles of the test image, each behind its proxy on a host of its own.
 ROLE_PORTS: Final = {"web": 80, "backend": 3001, "api": 3002}
 HEALTH_PATH: Final = "/up"
@@ -29,6 +35,23 @@ DEFAULT_MACHINE_LOCK: Final = "/tmp/quayside-machine.lock"
 
 # Seconds each chunk waited for the machine lock (test runs hold it), so the bench can say what it took itself.
 LOCK_WAITS: list[float] = []
+
+
+def local_image(tag: str) -> str:
+    """The image scripts/setup built for a tag the bench deploys: the Python app's, else the busybox test app's."""
+    return images.pyapp(tag) if tag in PYTHON_APP_TAGS else images.app(tag)
+
+
+def registry_ref(tag: str) -> str:
+    """That image in the loopback registry, where deploys pull it from."""
+    return f"{registry_address()}/{local_image(tag)}"
+
+
+def push_to_registry(tags: Sequence[str]) -> None:
+    """Those tags' images into the loopback registry (scripts/setup.d/registry-images.sh pushes the test app's)."""
+    for tag in tags:
+        docker("tag", local_image(tag), registry_ref(tag))
+        docker("push", "--quiet", registry_ref(tag), timeout=300)
 
 
 class BenchError(RuntimeError):

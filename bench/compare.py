@@ -13,10 +13,10 @@ A run is one round per tool, tools in turn (the first alternates), each round on
     image change, 3 roles                   all roles -> v3 (web from v2, backend and api from v1)
     same version again (no-op)              all roles v3 again
     rollback, 1 role                        web back to v2: quayside rollback / kamal rollback
-    (untimed: all roles to noterm-v1, the app that ignores SIGTERM)
-    image change, 3 roles, TERM ignored     all roles noterm-v1 -> noterm-v2: every old container waits its
-                                            10 s stop grace before Docker kills it
-    same version again, TERM ignored        all roles noterm-v2 again (the no-op of the issue's first report)
+    (untimed: all roles to py-v1, the Python app that ignores SIGTERM: quayside-test/pyapp)
+    image change, 3 roles, TERM ignored     all roles py-v1 -> py-v2: every old container waits its 10 s
+                                            stop grace before Docker kills it
+    same version again, TERM ignored        all roles py-v2 again (the no-op of the issue's first report)
 
 quayside's rounds also time, after the no-op, its `pulumi preview` and (under the same load) `pulumi up` of a
 program that declares nothing: Pulumi's own share of every `pulumi up`, which no quayside change can go below.
@@ -194,12 +194,10 @@ def round_of(tool: Tool, run: int, samples: list[Sample]) -> None:
             if scenario == NO_OP and isinstance(tool, quayside.Quayside):
                 samples.append(Sample(tool.name, PREVIEW, run, tool.preview()))
                 samples.append(measure(tool, EMPTY_PROGRAM, run, tool.empty_program, {}))
-        tool.deploy(everywhere("noterm-v1"))
+        tool.deploy(everywhere("py-v1"))
         tool.settle()
-        samples.append(
-            measure(tool, TERM_IGNORED, run, lambda: tool.deploy(everywhere("noterm-v2")), everywhere("noterm-v2"))
-        )
-        samples.append(measure(tool, TERM_IGNORED_NO_OP, run, lambda: tool.deploy(everywhere("noterm-v2")), {}))
+        samples.append(measure(tool, TERM_IGNORED, run, lambda: tool.deploy(everywhere("py-v2")), everywhere("py-v2")))
+        samples.append(measure(tool, TERM_IGNORED_NO_OP, run, lambda: tool.deploy(everywhere("py-v2")), {}))
     finally:
         tool.stop()
 

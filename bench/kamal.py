@@ -41,6 +41,7 @@ from bench.common import (
     ROLES,
     BenchError,
     Outcome,
+    local_image,
     run_logged,
 )
 from quayside_cli.local_stack import CACHE
@@ -58,7 +59,7 @@ HTTPS_PORT: Final = 8443
 PROXY_IMAGE: Final = "basecamp/kamal-proxy:v0.9.2"
 PROXY_CONTAINER: Final = "kamal-proxy"
 # Every app tag the bench deploys, as Kamal images.
-APP_TAGS: Final = ("v1", "v2", "v3", "noterm-v1", "noterm-v2")
+APP_TAGS: Final = ("v1", "v2", "v3", "py-v1", "py-v2")
 REGISTRY_USER: Final = "bench"
 NOT_AVAILABLE: Final = "is not available as a container"
 # Kamal names a version in every lock it takes; without --version it asks git, and the project is no repository.
@@ -89,7 +90,7 @@ def image(tag: str) -> str:
 def push_images() -> None:
     """The test images with Kamal's service label, one per tag, into the loopback registry."""
     for tag in APP_TAGS:
-        recipe = f"FROM {images.app(tag)}\nLABEL service={SERVICE}\n"
+        recipe = f"FROM {local_image(tag)}\nLABEL service={SERVICE}\n"
         built = subprocess.run(
             ["docker", "build", "--quiet", "--tag", image(tag), "-"], input=recipe, capture_output=True, text=True,
             timeout=300, check=False,

@@ -27,16 +27,16 @@ from bench.common import (
     ROOT,
     BenchError,
     Outcome,
+    push_to_registry,
+    registry_ref,
     run_logged,
 )
-from tests.support import images
-from tests.support.docker import docker
 from tests.support.pulumi_engine import PULUMI_HOME, program_runtime, pulumi_cli
-from tests.support.stacks import PROXY, PROXY_PORT, STACK, DemoStack, registry_image, unique_service
+from tests.support.stacks import PROXY, PROXY_PORT, STACK, DemoStack, unique_service
 from tests.support.testbed import TestServer
 
 # The tags the bench deploys that scripts/setup does not push to the loopback registry.
-EXTRA_TAGS: Final = ("noterm-v1", "noterm-v2")
+EXTRA_TAGS: Final = ("py-v1", "py-v2")
 # The deploy a user types, without the preview (quayside rollback's `pulumi up` skips it too).
 UP: Final = ("pulumi", "up", "--yes", "--skip-preview", "--stack", STACK, "--color", "never")
 # Pulumi's own share of every `pulumi up`: a Python program that declares nothing, run by the same CLI, language
@@ -48,11 +48,8 @@ SWITCHED: Final = re.compile(r"swap: (?P<role>[a-z0-9-]+) \S+: switched (?P<ms>\
 
 
 def push_images() -> None:
-    """The TERM-ignoring app into the loopback registry, as scripts/setup.d/registry-images.sh pushes the rest."""
-    for tag in EXTRA_TAGS:
-        target = registry_image(tag)
-        docker("tag", images.app(tag), target)
-        docker("push", "--quiet", target, timeout=300)
+    """The Python app that ignores SIGTERM into the loopback registry."""
+    push_to_registry(EXTRA_TAGS)
 
 
 class Quayside:
@@ -104,7 +101,7 @@ class Quayside:
 
     def deploy(self, versions: Mapping[str, str]) -> Outcome:
         for role, version in versions.items():
-            self.stack.roles[role]["image"] = registry_image(version)
+            self.stack.roles[role]["image"] = registry_ref(version)
         self.stack.stack()  # writes Pulumi.e2e.yaml (and creates the stack the first time); not timed
         took, output = self._run("up", [*UP])
         return Outcome(took, switch_times(output))

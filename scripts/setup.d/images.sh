@@ -5,8 +5,10 @@
 #   quayside-test/kamal-proxy:$KAMAL_PROXY_VERSION          the Go-built kamal-proxy FROM scratch
 #   quayside-test/postgres:15                               Debian's postgresql-15, official-image contract
 #   quayside-test/db-app:v1                                 the app on the Postgres image, asking it per request
+#   quayside-test/pyapp:{py-v1,py-v2,py-v3}                 a Python http.server app, PID 1 ignoring SIGTERM
 # Each image carries the label quayside.inputs = the hash of its build inputs; an image whose label
-# matches is not rebuilt, so a second run takes seconds. Needs a running dockerd and root (debootstrap).
+# matches is not rebuilt, so a second run takes seconds. Needs a running dockerd and root (debootstrap). Postgres and
+# pyapp are built FROM Debian bookworm rootfs images debootstrapped here (debian-{postgres,python}-rootfs:bookworm).
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/images.sh"
@@ -17,6 +19,8 @@ KAMAL_PROXY_VERSION=v0.9.2
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${QUAYSIDE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 POSTGRES_PACKAGES=postgresql-15
+# The full python3: http.server is not in python3-minimal.
+PYTHON_PACKAGES=python3
 BUSYBOX=${QUAYSIDE_BUSYBOX:-/bin/busybox}
 
 sources=$QUAYSIDE_ROOT/tests/images
@@ -118,16 +122,22 @@ build_kamal_proxy_image() {
   build_image "$image" "$context" "$hash"
 }
 
-# --- quayside-test/postgres ---------------------------------------------------------------------
+# --- Debian rootfs images ----------------------------------------------------------------------
 
-# build_postgres_rootfs: a tarball of a minbase Debian with POSTGRES_PACKAGES, once per suite+packages.
-build_postgres_rootfs() {
-  local key dir target started=$EPOCHREALTIME log
-  key=$(inputs_hash "$DEBIAN_SUITE" minbase "$POSTGRES_PACKAGES" prune-v1 | cut -c1-16)
+# build_debian_rootfs NAME PACKAGES [PRUNE...]: a tarball of a minbase Debian $DEBIAN_SUITE with PACKAGES (a comma-
+# separated list, as debootstrap --include takes it), once per suite+packages, in
+# $QUAYSIDE_CACHE/rootfs/debian-<suite>-NAME-<key>.tar. Package caches and lists, docs and translations are pruned,
+# and the PRUNE paths (inside the rootfs, globs allowed) too. Sets rootfs_key (the hash that names the tarball,
+# which the images built on it take as an input) and rootfs_tar.
+build_debian_rootfs() {
+  local name=$1 packages=$2 key dir target started=$EPOCHREALTIME log path
+  shift 2
+  # The key's inputs are those the Postgres rootfs always had, so its tarball keeps its name.
+  key=$(inputs_hash "$DEBIAN_SUITE" minbase "$packages" prune-v1 | cut -c1-16)
   rootfs_key=$key
-  rootfs_tar=$QUAYSIDE_CACHE/rootfs/debian-$DEBIAN_SUITE-postgres-$key.tar
+  rootfs_tar=$QUAYSIDE_CACHE/rootfs/debian-$DEBIAN_SUITE-$name-$key.tar
   if [[ -f $rootfs_tar ]]; then
-    say "images: Debian $DEBIAN_SUITE rootfs with $POSTGRES_PACKAGES is cached ($rootfs_tar)"
+    say "images: Debian $DEBIAN_SUITE rootfs with $packages is cached ($rootfs_tar)"
     return
   fi
   ((EUID == 0)) || die "debootstrap needs root: run this step as root (sudo bash scripts/setup.d/images.sh)"
@@ -137,34 +147,43 @@ build_postgres_rootfs() {
   log=$dir/debootstrap.log
   mkdir -p "$dir"
   trap 'unmount_under "$dir"; rm -rf --one-file-system "$dir"' EXIT
-  say "images: debootstrap $DEBIAN_SUITE with $POSTGRES_PACKAGES from $DEBIAN_MIRROR (about a minute)"
-  if ! debootstrap --variant=minbase --include="$POSTGRES_PACKAGES" "$DEBIAN_SUITE" "$target" "$DEBIAN_MIRROR" \
+  say "images: debootstrap $DEBIAN_SUITE with $packages from $DEBIAN_MIRROR (about a minute)"
+  if ! debootstrap --variant=minbase --include="$packages" "$DEBIAN_SUITE" "$target" "$DEBIAN_MIRROR" \
     >"$log" 2>&1; then
     tail -n 15 "$log" >&2
     cp "$log" "$QUAYSIDE_CACHE/rootfs/debootstrap-failed.log"
-    die "debootstrap from $DEBIAN_MIRROR failed (log: $QUAYSIDE_CACHE/rootfs/debootstrap-failed.log); check the mirror, or try by hand: debootstrap --variant=minbase --include=$POSTGRES_PACKAGES $DEBIAN_SUITE /tmp/rootfs $DEBIAN_MIRROR (another mirror: QUAYSIDE_DEBIAN_MIRROR=...)"
+    die "debootstrap from $DEBIAN_MIRROR failed (log: $QUAYSIDE_CACHE/rootfs/debootstrap-failed.log); check the mirror, or try by hand: debootstrap --variant=minbase --include=$packages $DEBIAN_SUITE /tmp/rootfs $DEBIAN_MIRROR (another mirror: QUAYSIDE_DEBIAN_MIRROR=...)"
   fi
   unmount_under "$target"
-  # What an image does not need: package caches and lists, docs, translations, and the cluster that
-  # postgresql-common creates on install (the entrypoint runs initdb itself).
-  rm -rf "$target"/var/cache/apt/* "$target"/var/lib/apt/lists/* "$target"/usr/share/{doc,man,info,locale}/* \
-    "$target"/var/lib/postgresql/* "$target"/etc/postgresql/*
+  # What an image does not need: package caches and lists, docs, translations, and the caller's PRUNE paths.
+  rm -rf "$target"/var/cache/apt/* "$target"/var/lib/apt/lists/* "$target"/usr/share/{doc,man,info,locale}/*
+  for path; do
+    # shellcheck disable=SC2086 # the path is a glob, expanded inside the rootfs
+    rm -rf "${target:?}"/${path:?}
+  done
   save_rootfs "$target" "$rootfs_tar" "$dir"
-  say "images: built the Debian $DEBIAN_SUITE rootfs in $(since "$started") ($rootfs_tar)"
+  say "images: built the Debian $DEBIAN_SUITE rootfs with $packages in $(since "$started") ($rootfs_tar)"
 }
 
-build_postgres_image() {
-  local rootfs_image=quayside-test/debian-postgres-rootfs:$DEBIAN_SUITE image=quayside-test/postgres:15
-  local started hash
-  build_postgres_rootfs
-  if image_is_current "$rootfs_image" "$rootfs_key"; then
-    say "images: $rootfs_image is up to date"
-  else
-    started=$EPOCHREALTIME
-    docker import --change "LABEL $INPUTS_LABEL=$rootfs_key" "$rootfs_tar" "$rootfs_image" >/dev/null \
-      || die "docker import of $rootfs_tar failed: remove the file and rerun this step to build it again"
-    say "images: imported $rootfs_image in $(since "$started")"
+# import_rootfs IMAGE: the tarball build_debian_rootfs made last, imported as IMAGE labelled with its key.
+import_rootfs() {
+  local image=$1 started=$EPOCHREALTIME
+  if image_is_current "$image" "$rootfs_key"; then
+    say "images: $image is up to date"
+    return
   fi
+  docker import --change "LABEL $INPUTS_LABEL=$rootfs_key" "$rootfs_tar" "$image" >/dev/null \
+    || die "docker import of $rootfs_tar failed: remove the file and rerun this step to build it again"
+  say "images: imported $image in $(since "$started")"
+}
+
+# --- quayside-test/postgres ---------------------------------------------------------------------
+
+build_postgres_image() {
+  local image=quayside-test/postgres:15 hash
+  # The cluster postgresql-common creates on install goes: the entrypoint runs initdb itself.
+  build_debian_rootfs postgres "$POSTGRES_PACKAGES" 'var/lib/postgresql/*' 'etc/postgresql/*'
+  import_rootfs "quayside-test/debian-postgres-rootfs:$DEBIAN_SUITE"
   hash=$(inputs_hash "$sources/postgres/Dockerfile" "$sources/postgres/docker-entrypoint.sh" "$rootfs_key")
   if image_is_current "$image" "$hash"; then
     say "images: $image is up to date"
@@ -190,6 +209,22 @@ build_db_app_image() {
   fi
 }
 
+# --- quayside-test/pyapp ------------------------------------------------------------------------
+
+build_pyapp_images() {
+  local src=$sources/pyapp tag hash
+  build_debian_rootfs python "$PYTHON_PACKAGES"
+  import_rootfs "quayside-test/debian-python-rootfs:$DEBIAN_SUITE"
+  for tag in py-v1 py-v2 py-v3; do
+    hash=$(inputs_hash "$src/Dockerfile" "$src/app.py" "$rootfs_key" "--build-arg VERSION=$tag")
+    if image_is_current "quayside-test/pyapp:$tag" "$hash"; then
+      say "images: quayside-test/pyapp:$tag is up to date"
+    else
+      build_image "quayside-test/pyapp:$tag" "$src" "$hash" --build-arg "VERSION=$tag"
+    fi
+  done
+}
+
 check_docker
 mkdir -p "$contexts" "$QUAYSIDE_CACHE/rootfs"
 # One run at a time: concurrent runs would share the build contexts and the rootfs build.
@@ -199,4 +234,5 @@ build_app_images
 build_kamal_proxy_image
 build_postgres_image
 build_db_app_image
+build_pyapp_images
 say "images: done in $(since "$step_started")"

@@ -7,12 +7,18 @@ from typing import Final
 APP: Final = "quayside-test/app"  # tags: v1 v2 v3 never-healthy slow-start
 KAMAL_PROXY: Final = "quayside-test/kamal-proxy:v0.9.2"
 POSTGRES: Final = "quayside-test/postgres:15"
+# A Python http.server app that ignores SIGTERM, as Python apps without an init do (issue 27's bench app).
+PYAPP: Final = "quayside-test/pyapp"  # tags: py-v1 py-v2 py-v3
 # A clean Debian server with cloud-init and sshd, no Docker (scripts/setup.d/clean-debian.sh).
 CLEAN_DEBIAN: Final = "quayside-clean-debian/server:bookworm"
 
 
 def app(tag: str) -> str:
     return f"{APP}:{tag}"
+
+
+def pyapp(tag: str) -> str:
+    return f"{PYAPP}:{tag}"
 
 
 VECTOR_SETUP_STEP: Final = "bash scripts/setup.d/vector.sh (or scripts/test)"
