@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.common import PYTHON_APP_TAGS, ROOT, BenchError, machine_lock, push_to_registry, registry_ref, run_logged
+from bench.quayside import cli_env
 from tests.support.load import Load
-from tests.support.pulumi_engine import PULUMI_HOME, pulumi_cli
 from tests.support.stacks import PROXY_PORT, STACK, DemoStack, unique_service
 from tests.support.testbed import TestServer
 
@@ -179,8 +179,7 @@ class PhasedStack:
         self._commands = 0
 
     def _env(self) -> dict[str, str]:
-        env = {**os.environ, **self.demo.project.env(), "PULUMI_HOME": str(PULUMI_HOME)}
-        env["PATH"] = f"{pulumi_cli().parent}{os.pathsep}{env['PATH']}"
+        env = cli_env(self.demo.project)
         env["PYTHONPATH"] = str(TRACE_DIR)
         env["QUAYSIDE_BENCH_TRACE"] = str(self.trace)
         return env

@@ -31,7 +31,7 @@ from bench.common import (
     registry_ref,
     run_logged,
 )
-from tests.support.pulumi_engine import PULUMI_HOME, program_runtime, pulumi_cli
+from tests.support.pulumi_engine import PULUMI_HOME, QuaysideProject, program_runtime, pulumi_cli
 from tests.support.stacks import PROXY, PROXY_PORT, STACK, DemoStack, unique_service
 from tests.support.testbed import TestServer
 
@@ -45,6 +45,14 @@ EMPTY_PROGRAM: Final = "import pulumi  # noqa: F401  (declares nothing)\n"
 EMPTY_STACK: Final = "empty"
 # swap.sh's line, as the CLI shows the remote command's output: "... swap: web v2: switched 648 ms after start".
 SWITCHED: Final = re.compile(r"swap: (?P<role>[a-z0-9-]+) \S+: switched (?P<ms>\d+) ms after start")
+
+
+def cli_env(project: QuaysideProject) -> dict[str, str]:
+    """The environment a user's `pulumi` runs in for the project: its backend and passphrase, the Pulumi CLI the
+    set-up built first on PATH, its plugins."""
+    env = {**os.environ, **project.env(), "PULUMI_HOME": str(PULUMI_HOME)}
+    env["PATH"] = f"{pulumi_cli().parent}{os.pathsep}{env['PATH']}"
+    return env
 
 
 def push_images() -> None:
@@ -90,9 +98,7 @@ class Quayside:
         self._stack = stack
 
     def _env(self) -> dict[str, str]:
-        env = {**os.environ, **self.stack.project.env(), "PULUMI_HOME": str(PULUMI_HOME)}
-        env["PATH"] = f"{pulumi_cli().parent}{os.pathsep}{env['PATH']}"
-        return env
+        return cli_env(self.stack.project)
 
     def _run(self, what: str, argv: list[str]) -> tuple[float, str]:
         self._commands += 1

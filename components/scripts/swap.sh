@@ -291,19 +291,33 @@ proxy_deploy() {
 }
 
 # kamal-proxy checks health as the deploy starts and then every --health-interval, so a first check that comes
-# before the app listens costs a whole interval. The deploy starts once the new container accepts connections on
-# --port, or after one interval without: never later than kamal-proxy's own second check would have come.
+# before the app listens costs a whole interval. The deploy starts once the new container listens on --port, or
+# after one interval without: never later than kamal-proxy's own second check would have come. Each look is the
+# shell's own (the clock, the kernel's socket tables): ten swaps at once look many times, and a process started for
+# each look would take the CPU the new containers boot on.
 wait_listening() {
-  local address deadline
-  address=$(inspect_container "$id" "{{with index .NetworkSettings.Networks \"$service\"}}{{.IPAddress}}{{end}}")
-  [[ -n $address ]] || return 0
-  deadline=$(($(now_ms) + $(ms_of "$health_interval")))
-  # `timeout`: a connect to an address this host cannot route to would hang.
-  # shellcheck disable=SC2016 # $0 and $1 are the inner shell's
-  until timeout 0.5 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$address" "$port" 2>/dev/null; do
-    (($(now_ms) < deadline)) || return 0
+  local pid network deadline_us
+  read -r pid network <<<"$(inspect_container "$id" "{{.State.Pid}} {{with index .NetworkSettings.Networks \"$service\"}}yes{{end}}")"
+  [[ $network == yes && ${pid:-0} != 0 ]] || return 0
+  deadline_us=$((${EPOCHREALTIME//[!0-9]/} + $(ms_of "$health_interval") * 1000))
+  until listening_in "$pid" "$port"; do
+    ((${EPOCHREALTIME//[!0-9]/} < deadline_us)) || return 0
     sleep 0.02
   done
+}
+
+# listening_in PID PORT: a socket of PID's network namespace listens on PORT, by the kernel's tables
+# (/proc/PID/net/tcp and tcp6: field 2 is the local address, hex port last; field 4 the state, 0A for LISTEN).
+# Tables that cannot be read (the process has ended) listen on nothing.
+listening_in() {
+  local port_hex table local_address state
+  printf -v port_hex '%04X' "$2"
+  for table in "/proc/$1/net/tcp" "/proc/$1/net/tcp6"; do
+    while read -r _ local_address _ state _; do
+      [[ $state == 0A && ${local_address##*:} == "$port_hex" ]] && return 0
+    done 2>/dev/null <"$table"
+  done
+  return 1
 }
 
 # Without the proxy: healthy by its Docker healthcheck within --deploy-timeout, else still running
