@@ -22,8 +22,6 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 OUT: Final = ROOT / "bench" / "out"
 LOGS: Final = OUT / "logs"
 ROLES: Final = ("web", "backend", "api")
-# The tags of the Python app that ignores SIGTERM (tests/images/pyapp), apart from the busybox test app's.
-PYTHON_APP_TAGS: Final = ("py-v1", "py-v2", "py-v3")
 # The app both tools deploy: three roles of the test image, each behind its proxy on a host of its own.
 ROLE_PORTS: Final = {"web": 80, "backend": 3001, "api": 3002}
 HEALTH_PATH: Final = "/up"
@@ -39,7 +37,7 @@ LOCK_WAITS: list[float] = []
 
 def local_image(tag: str) -> str:
     """The image scripts/setup built for a tag the bench deploys: the Python app's, else the busybox test app's."""
-    return images.pyapp(tag) if tag in PYTHON_APP_TAGS else images.app(tag)
+    return images.pyapp(tag) if tag in images.PYAPP_TAGS else images.app(tag)
 
 
 def registry_ref(tag: str) -> str:

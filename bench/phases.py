@@ -42,8 +42,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
-from bench.common import PYTHON_APP_TAGS, ROOT, BenchError, machine_lock, push_to_registry, registry_ref, run_logged
+from bench.common import ROOT, BenchError, machine_lock, push_to_registry, registry_ref, run_logged
 from bench.quayside import cli_env
+from tests.support import images
 from tests.support.load import Load
 from tests.support.stacks import PROXY_PORT, STACK, DemoStack, unique_service
 from tests.support.testbed import TestServer
@@ -169,7 +170,7 @@ class PhasedStack:
         self.demo.config.pop("quayside:accessories", None)
         self.demo.config["quayside:roles"] = {
             role: {
-                "image": registry_ref(PYTHON_APP_TAGS[0]),
+                "image": registry_ref(images.PYAPP_TAGS[0]),
                 "hosts": [self.demo.host(role)],
                 "health": {"path": "/up", "interval": "1s", "timeout": "5s"},
             }
@@ -251,7 +252,7 @@ def run_scenarios(stack: PhasedStack, run: int, loaded: bool, scenarios: dict[st
     """web to the next tag, every role to the tag after, and the same again: each change a real one, as the
     previous round left every role on the tag after its own."""
     round_index = 2 * run + int(loaded)
-    tag = PYTHON_APP_TAGS[(2 * round_index + 1) % 3], PYTHON_APP_TAGS[(2 * round_index + 2) % 3]
+    tag = images.PYAPP_TAGS[(2 * round_index + 1) % 3], images.PYAPP_TAGS[(2 * round_index + 2) % 3]
     every = {role: tag[1] for role in stack.demo.roles}
     for change, tags in (("1 role changed", {"web": tag[0]}), ("every role changed", every), ("no-op", every)):
         scenario = scenarios.setdefault(f"{stack.label} {change} {loaded}", Scenario(stack.label, change, loaded))
@@ -324,7 +325,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="quayside-phases-") as directory:
         stacks = [PhasedStack(Path(directory) / str(n), server, n) for n in (3, 10)]
         with machine_lock("preparing the phases' stacks"):
-            push_to_registry(PYTHON_APP_TAGS)
+            push_to_registry(images.PYAPP_TAGS)
             for stack in stacks:
                 stack.first_up()
         try:

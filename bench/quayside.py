@@ -31,12 +31,11 @@ from bench.common import (
     registry_ref,
     run_logged,
 )
+from tests.support import images
 from tests.support.pulumi_engine import PULUMI_HOME, QuaysideProject, program_runtime, pulumi_cli
 from tests.support.stacks import PROXY, PROXY_PORT, STACK, DemoStack, unique_service
 from tests.support.testbed import TestServer
 
-# The tags the bench deploys that scripts/setup does not push to the loopback registry.
-EXTRA_TAGS: Final = ("py-v1", "py-v2")
 # The deploy a user types, without the preview (quayside rollback's `pulumi up` skips it too).
 UP: Final = ("pulumi", "up", "--yes", "--skip-preview", "--stack", STACK, "--color", "never")
 # Pulumi's own share of every `pulumi up`: a Python program that declares nothing, run by the same CLI, language
@@ -57,7 +56,7 @@ def cli_env(project: QuaysideProject) -> dict[str, str]:
 
 def push_images() -> None:
     """The Python app that ignores SIGTERM into the loopback registry."""
-    push_to_registry(EXTRA_TAGS)
+    push_to_registry(images.PYAPP_TAGS)
 
 
 class Quayside:

@@ -21,6 +21,19 @@ image_is_current() {
   [[ $(docker image inspect --format "{{index .Config.Labels \"$INPUTS_LABEL\"}}" "$1" 2>/dev/null) == "$2" ]]
 }
 
+# import_rootfs IMAGE TAR KEY: the rootfs tarball TAR imported as IMAGE, labelled with KEY (the hash naming the
+# tarball, which images built on it take as an input); nothing to do when IMAGE carries that label already.
+import_rootfs() {
+  local image=$1 tar=$2 key=$3
+  if image_is_current "$image" "$key"; then
+    say "$image is up to date"
+    return
+  fi
+  docker import --change "LABEL $INPUTS_LABEL=$key" "$tar" "$image" >/dev/null \
+    || die "docker import of $tar failed: remove the file and rerun this step to build it again"
+  say "imported $image from $tar"
+}
+
 # unmount_under DIR: what a failed debootstrap left mounted (proc, sys) inside DIR, deepest first.
 unmount_under() {
   local mount

@@ -53,13 +53,7 @@ build_rootfs() {
 
 build_images() {
   local hash log
-  if image_is_current "$ROOTFS_IMAGE" "$rootfs_key"; then
-    say "clean debian: $ROOTFS_IMAGE is up to date"
-  else
-    docker import --change "LABEL $INPUTS_LABEL=$rootfs_key" "$rootfs_tar" "$ROOTFS_IMAGE" >/dev/null \
-      || die "docker import of $rootfs_tar failed: remove the file and rerun this step to build it again"
-    say "clean debian: imported $ROOTFS_IMAGE"
-  fi
+  import_rootfs "$ROOTFS_IMAGE" "$rootfs_tar" "$rootfs_key"
   hash=$(inputs_hash "$sources/Dockerfile" "$sources/entrypoint.sh" "$sources/cloud.cfg" "$rootfs_key")
   if image_is_current "$SERVER_IMAGE" "$hash"; then
     say "clean debian: $SERVER_IMAGE is up to date"

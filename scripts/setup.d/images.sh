@@ -46,6 +46,15 @@ build_image() {
   say "images: built $image in $(since "$started")"
 }
 
+# build_unless_current IMAGE CONTEXT HASH [DOCKER-BUILD-ARG...]: build_image, unless IMAGE was built from HASH.
+build_unless_current() {
+  if image_is_current "$1" "$3"; then
+    say "images: $1 is up to date"
+  else
+    build_image "$@"
+  fi
+}
+
 check_docker() {
   command -v docker >/dev/null || die "docker is missing: apt-get install docker.io"
   docker info >/dev/null 2>&1 \
@@ -77,12 +86,8 @@ build_app_images() {
   for tag in v1 v2 v3 never-healthy slow-start noterm-v1 noterm-v2; do
     args=$(app_tag_args "$tag")
     hash=$(inputs_hash "$context/Dockerfile" "$context/entrypoint.sh" "$context/busybox" "$args")
-    if image_is_current "quayside-test/app:$tag" "$hash"; then
-      say "images: quayside-test/app:$tag is up to date"
-    else
-      # shellcheck disable=SC2086 # args holds separate words
-      build_image "quayside-test/app:$tag" "$context" "$hash" $args
-    fi
+    # shellcheck disable=SC2086 # args holds separate words
+    build_unless_current "quayside-test/app:$tag" "$context" "$hash" $args
   done
 }
 
@@ -165,31 +170,15 @@ build_debian_rootfs() {
   say "images: built the Debian $DEBIAN_SUITE rootfs with $packages in $(since "$started") ($rootfs_tar)"
 }
 
-# import_rootfs IMAGE: the tarball build_debian_rootfs made last, imported as IMAGE labelled with its key.
-import_rootfs() {
-  local image=$1 started=$EPOCHREALTIME
-  if image_is_current "$image" "$rootfs_key"; then
-    say "images: $image is up to date"
-    return
-  fi
-  docker import --change "LABEL $INPUTS_LABEL=$rootfs_key" "$rootfs_tar" "$image" >/dev/null \
-    || die "docker import of $rootfs_tar failed: remove the file and rerun this step to build it again"
-  say "images: imported $image in $(since "$started")"
-}
-
 # --- quayside-test/postgres ---------------------------------------------------------------------
 
 build_postgres_image() {
   local image=quayside-test/postgres:15 hash
   # The cluster postgresql-common creates on install goes: the entrypoint runs initdb itself.
   build_debian_rootfs postgres "$POSTGRES_PACKAGES" 'var/lib/postgresql/*' 'etc/postgresql/*'
-  import_rootfs "quayside-test/debian-postgres-rootfs:$DEBIAN_SUITE"
+  import_rootfs "quayside-test/debian-postgres-rootfs:$DEBIAN_SUITE" "$rootfs_tar" "$rootfs_key"
   hash=$(inputs_hash "$sources/postgres/Dockerfile" "$sources/postgres/docker-entrypoint.sh" "$rootfs_key")
-  if image_is_current "$image" "$hash"; then
-    say "images: $image is up to date"
-  else
-    build_image "$image" "$sources/postgres" "$hash"
-  fi
+  build_unless_current "$image" "$sources/postgres" "$hash"
 }
 
 # --- quayside-test/db-app -----------------------------------------------------------------------
@@ -202,11 +191,7 @@ build_db_app_image() {
   cp "$BUSYBOX" "$context/busybox"
   hash=$(inputs_hash "$context/Dockerfile" "$context/db.cgi" "$context/entrypoint.sh" "$context/busybox" \
     "$(docker image inspect --format '{{.Id}}' quayside-test/postgres:15)")
-  if image_is_current "$image" "$hash"; then
-    say "images: $image is up to date"
-  else
-    build_image "$image" "$context" "$hash"
-  fi
+  build_unless_current "$image" "$context" "$hash"
 }
 
 # --- quayside-test/pyapp ------------------------------------------------------------------------
@@ -214,14 +199,10 @@ build_db_app_image() {
 build_pyapp_images() {
   local src=$sources/pyapp tag hash
   build_debian_rootfs python "$PYTHON_PACKAGES"
-  import_rootfs "quayside-test/debian-python-rootfs:$DEBIAN_SUITE"
+  import_rootfs "quayside-test/debian-python-rootfs:$DEBIAN_SUITE" "$rootfs_tar" "$rootfs_key"
   for tag in py-v1 py-v2 py-v3; do
     hash=$(inputs_hash "$src/Dockerfile" "$src/app.py" "$rootfs_key" "--build-arg VERSION=$tag")
-    if image_is_current "quayside-test/pyapp:$tag" "$hash"; then
-      say "images: quayside-test/pyapp:$tag is up to date"
-    else
-      build_image "quayside-test/pyapp:$tag" "$src" "$hash" --build-arg "VERSION=$tag"
-    fi
+    build_unless_current "quayside-test/pyapp:$tag" "$src" "$hash" --build-arg "VERSION=$tag"
   done
 }
 

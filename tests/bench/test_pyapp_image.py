@@ -53,7 +53,7 @@ def start() -> Iterator[Start]:
         remove_containers(*started)
 
 
-@pytest.mark.parametrize("tag", ["py-v1", "py-v2", "py-v3"])
+@pytest.mark.parametrize("tag", images.PYAPP_TAGS)
 def test_pyapp_answers_its_version_and_hostname_on_root_and_ok_on_up(start: Start, tag: str) -> None:
     container, port = start(tag)
     hostname = docker("inspect", "--format", "{{.Config.Hostname}}", container)

@@ -8,7 +8,9 @@ APP: Final = "quayside-test/app"  # tags: v1 v2 v3 never-healthy slow-start
 KAMAL_PROXY: Final = "quayside-test/kamal-proxy:v0.9.2"
 POSTGRES: Final = "quayside-test/postgres:15"
 # A Python http.server app that ignores SIGTERM, as Python apps without an init do (issue 27's bench app).
-PYAPP: Final = "quayside-test/pyapp"  # tags: py-v1 py-v2 py-v3
+PYAPP: Final = "quayside-test/pyapp"
+# Its tags, apart from APP's so a tag names its app; scripts/setup.d/images.sh builds each (tests/bench pins it).
+PYAPP_TAGS: Final = ("py-v1", "py-v2", "py-v3")
 # A clean Debian server with cloud-init and sshd, no Docker (scripts/setup.d/clean-debian.sh).
 CLEAN_DEBIAN: Final = "quayside-clean-debian/server:bookworm"
 
