@@ -20,6 +20,10 @@ bench/trace/sitecustomize.py on the program's PYTHONPATH (when Python started, e
     steps, program ends           the engine's steps (the swaps among them) until the program has ended
     state written, CLI exits      the snapshot saved and the process gone
 
+Each run also times Docker's part alone, load off: the app's container started and switched to by a kamal-proxy
+(`kamal-proxy deploy`, which waits for its health check), one and then ten at once, with no quayside and no Pulumi.
+What ten take beyond one, every 10-role change takes beyond a 1-role change on this machine, whatever quayside does.
+
 The total is the wall time of the whole command as the bench timed it. The engine's log costs some of it: see
 docs/benchmarks.md for the same commands untraced in bench/run.
 """
@@ -35,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +50,7 @@ from typing import Any, Final
 from bench.common import ROOT, BenchError, machine_lock, push_to_registry, registry_ref, run_logged
 from bench.quayside import cli_env
 from tests.support import images
+from tests.support.docker import docker, unique_name
 from tests.support.load import Load
 from tests.support.stacks import PROXY_PORT, STACK, DemoStack, unique_service
 from tests.support.testbed import TestServer
@@ -262,6 +268,41 @@ def run_scenarios(stack: PhasedStack, run: int, loaded: bool, scenarios: dict[st
         print(f"  {scenario.name}: {up.seconds:.2f} s", flush=True)
 
 
+@contextmanager
+def bare_proxy() -> Iterator[tuple[str, str]]:
+    """(network, proxy): a network of its own with a kamal-proxy on it, removed afterwards."""
+    network = unique_name("qs-floor")
+    proxy = f"{network}-proxy"
+    docker("network", "create", network)
+    try:
+        docker("run", "--detach", "--name", proxy, "--network", network, "--", images.KAMAL_PROXY)
+        yield network, proxy
+    finally:
+        docker("rm", "--force", proxy, check=False)
+        docker("network", "rm", network, check=False)
+
+
+def boots_and_switches(network: str, proxy: str, count: int) -> float:
+    """Seconds for COUNT containers of the app, started at once, each to boot and be made its route's target by the
+    proxy (its health check passed): the work each swap must do, by Docker and kamal-proxy alone. The proxy checks
+    every 50 ms, so no swap waits for a check the way one whose first check came too early would."""
+    names = [f"{network}-{index}" for index in range(count)]
+
+    def boot_and_switch(name: str) -> None:
+        container = docker("run", "--detach", "--name", name, "--network", network, "--", images.pyapp("py-v1"))
+        docker("exec", proxy, "kamal-proxy", "deploy", name, "--host", f"{name}.localhost",
+               "--target", f"{container[:12]}:80",
+               "--health-check-path", "/up", "--health-check-interval", "50ms", "--deploy-timeout", "30s")  # fmt: skip
+
+    began = time.monotonic()
+    try:
+        with ThreadPoolExecutor(count) as pool:
+            list(pool.map(boot_and_switch, names))
+        return time.monotonic() - began
+    finally:
+        docker("rm", "--force", *names, check=False)
+
+
 def breakdown(scenario: Scenario) -> list[str]:
     """The scenario's median per phase, its registry look-ups and its longest changing steps."""
     ups = scenario.ups
@@ -294,7 +335,7 @@ def breakdown(scenario: Scenario) -> list[str]:
     return lines
 
 
-def report(scenarios: dict[str, Scenario]) -> None:
+def report(scenarios: dict[str, Scenario], floors: dict[int, list[float]]) -> None:
     print()
     for scenario in scenarios.values():
         print("\n".join(breakdown(scenario)))
@@ -312,6 +353,11 @@ def report(scenarios: dict[str, Scenario]) -> None:
               f"{one_of_ten / one_of_three:.2f} (goal <= 1.3)")  # fmt: skip
         print(f"  {load}: 10 roles changed / 1 role changed, 10-role stack = {every_of_ten:.2f} / {one_of_ten:.2f} s "
               f"= {every_of_ten / one_of_ten:.2f} (goal <= 1.5)")  # fmt: skip
+    one, ten = (statistics.median(floors[count]) for count in (1, 10))
+    one_of_ten = median_of("10 roles", "1 role changed", False)
+    print(f"  Docker's part alone, load off: one container booted and switched to {one:.2f} s, ten at once {ten:.2f} s "
+          f"(medians of {len(floors[1])}); so 10 roles changed take at least {one_of_ten:.2f} + {ten - one:.2f} s, "
+          f"{(one_of_ten + ten - one) / one_of_ten:.2f} of 1 role changed, whatever quayside does")  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
@@ -322,6 +368,7 @@ def main(argv: list[str]) -> int:
     began = time.monotonic()
     server = TestServer.from_testbed()
     scenarios: dict[str, Scenario] = {}
+    floors: dict[int, list[float]] = {1: [], 10: []}
     with tempfile.TemporaryDirectory(prefix="quayside-phases-") as directory:
         stacks = [PhasedStack(Path(directory) / str(n), server, n) for n in (3, 10)]
         with machine_lock("preparing the phases' stacks"):
@@ -335,11 +382,16 @@ def main(argv: list[str]) -> int:
                         print(f"[{time.monotonic() - began:5.0f} s] run {run + 1}, load {'on' if loaded else 'off'}:")
                         for stack in stacks:
                             run_scenarios(stack, run, loaded, scenarios)
+                        if not loaded:
+                            with bare_proxy() as (network, proxy):
+                                for count, seconds in floors.items():
+                                    seconds.append(boots_and_switches(network, proxy, count))
+                                    print(f"  Docker's part alone, {count} at once: {seconds[-1]:.2f} s", flush=True)
         finally:
             with machine_lock("removing the phases' stacks"):
                 for stack in stacks:
                     stack.destroy()
-    report(scenarios)
+    report(scenarios, floors)
     print(f"\nbench/run --phases took {(time.monotonic() - began) / 60:.1f} minutes")
     return 0
 

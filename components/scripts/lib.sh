@@ -81,24 +81,58 @@ size_words() {
 
 # Bytes of memory the server has available for new processes (the kernel's MemAvailable).
 memory_available() {
-  local kib
-  kib=$(awk '$1 == "MemAvailable:" { print $2; exit }' /proc/meminfo)
-  [[ -z $kib ]] || echo $((kib * 1024))
+  local key kib _
+  while read -r key kib _; do
+    [[ $key == MemAvailable: ]] || continue
+    echo $((kib * 1024))
+    return 0
+  done </proc/meminfo
+}
+
+# cgroup_of PID: the directory of PID's memory cgroup (v1's memory controller, else v2's unified one), or nothing.
+# A container's processes share it: Docker makes one per container.
+cgroup_of() {
+  local line v2=''
+  [[ -n $1 && $1 != 0 ]] || return 0
+  while IFS= read -r line; do
+    if [[ $line =~ ^[0-9]+:([^:]*,)?memory(,[^:]*)?:(.*)$ ]]; then
+      echo "/sys/fs/cgroup/memory${BASH_REMATCH[3]}"
+      return 0
+    fi
+    [[ $line != 0::* ]] || v2=/sys/fs/cgroup${line#0::}
+  done 2>/dev/null <"/proc/$1/cgroup"
+  [[ -z $v2 ]] || echo "$v2"
 }
 
 # Bytes of memory a running container uses now, by its main process (its .State.Pid; 0 or nothing when it is not
-# running), read from its cgroup (v1's memory controller, else v2's), or nothing when neither is found: `docker
-# stats` would take a second and more.
+# running), read from its cgroup, or nothing when it has none: `docker stats` would take a second and more.
 pid_memory_use() {
-  local pid=$1 line
-  [[ -n $pid && $pid != 0 ]] || return 0
-  line=$(grep -m1 -E '^[0-9]+:memory:' "/proc/$pid/cgroup" 2>/dev/null || true)
-  if [[ -n $line ]]; then
-    cat "/sys/fs/cgroup/memory${line#*:memory:}/memory.usage_in_bytes" 2>/dev/null || true
-  else
-    line=$(grep -m1 '^0::' "/proc/$pid/cgroup" 2>/dev/null || true)
-    [[ -z $line ]] || cat "/sys/fs/cgroup${line#0::}/memory.current" 2>/dev/null || true
-  fi
+  local dir file bytes
+  dir=$(cgroup_of "$1")
+  [[ -n $dir ]] || return 0
+  for file in "$dir/memory.usage_in_bytes" "$dir/memory.current"; do
+    read -r bytes 2>/dev/null <"$file" || continue
+    echo "$bytes"
+    return 0
+  done
+}
+
+# utc_now VAR: sets VAR to the time now in UTC, as 2026-12-05T23:07:26Z (the shell's own clock: no process).
+utc_now() { TZ=UTC0 printf -v "$1" '%(%Y-%m-%dT%H:%M:%SZ)T' -1; }
+
+# ensure_dir DIR: DIR exists (made with its parents when it does not).
+ensure_dir() { [[ -d $1 ]] || mkdir -p "$1"; }
+
+# add_sorted ARRAY WORD: WORD into the sorted ARRAY, unless there already.
+add_sorted() {
+  local -n into=$1
+  local i=${#into[@]}
+  [[ " ${into[*]} " != *" $2 "* ]] || return 0
+  while ((i > 0)) && [[ ${into[i - 1]} > $2 ]]; do
+    into[i]=${into[i - 1]}
+    i=$((i - 1))
+  done
+  into[i]=$2
 }
 
 # Milliseconds since the epoch, for timings.
@@ -122,13 +156,14 @@ drift_record() { echo "$(drift_dir "$1")/$2"; }
 # record_drift SERVICE PART WORDS...: the record, replaced atomically (a reader never sees half of it). Written once
 # the step has done its work, so a record that cannot be written (a full disk) is said, and fails nothing.
 record_drift() {
-  local file tmp=''
+  local file tmp
   file=$(drift_record "$1" "$2")
+  tmp=$file.$BASHPID
   shift 2
-  if mkdir -p "${file%/*}" && tmp=$(mktemp "$file.XXXXXX") && echo "$*" >"$tmp" && mv -f "$tmp" "$file"; then
+  if ensure_dir "${file%/*}" && echo "$*" >"$tmp" && mv -f "$tmp" "$file"; then
     return 0
   fi
-  [[ -z $tmp ]] || rm -f "$tmp"
+  rm -f "$tmp"
   echo "$STEP: the drift record ${file##*/} was not written: the next preview cannot judge it" >&2
 }
 
@@ -139,7 +174,7 @@ record_drift() {
 lock() {
   local service=$1 part=$2 wait=${3:-$LOCK_WAIT_SECONDS} dir holder
   dir=$(service_dir "$service")/locks
-  mkdir -p "$dir"
+  ensure_dir "$dir"
   LOCK_FILE=$dir/$part.lock
   exec 9<>"$LOCK_FILE"
   if ! flock -n 9; then
@@ -153,7 +188,9 @@ lock() {
 # lock_note [WHAT]: the holder's line in the lock file, which a waiting step prints: this step, its pid (a
 # background part's own), since when, and what it does now.
 lock_note() {
-  printf '%s (pid %s) since %s%s\n' "$STEP" "$BASHPID" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${1:+: $1}" >"$LOCK_FILE"
+  local since
+  utc_now since
+  printf '%s (pid %s) since %s%s\n' "$STEP" "$BASHPID" "$since" "${1:+: $1}" >"$LOCK_FILE"
 }
 
 # The server's images lock: held shared by whoever is between pulling an image and running a container of it, of
@@ -162,23 +199,23 @@ images_lock_file() { echo "$QUAYSIDE_ROOT/images.lock"; }
 
 # hold_images: the images lock, shared, on fd 8; release_images lets go.
 hold_images() {
-  mkdir -p "$QUAYSIDE_ROOT"
+  ensure_dir "$QUAYSIDE_ROOT"
   exec 8<>"$(images_lock_file)"
   flock -s -w "$LOCK_WAIT_SECONDS" 8 || die "the server's images are still locked after ${LOCK_WAIT_SECONDS}s"
 }
 release_images() { exec 8>&-; }
 
-# Replaces the role's env file with stdin (KEY=VALUE lines, possibly none): mode 600, swapped in atomically.
+# Replaces the role's env file with stdin (KEY=VALUE lines, possibly none): in a directory of mode 700, made 600
+# from its first byte, swapped in atomically.
 write_env_file() {
   local dir target tmp
   [[ ! -t 0 ]] || die "the secret env file is read from stdin: pipe it in (or </dev/null for none)"
   target=$(env_file "$1" "$2")
   dir=${target%/*}
-  mkdir -p "$dir"
+  ensure_dir "$dir"
   chmod 700 "$dir"
-  tmp=$(mktemp "$dir/.$2.env.XXXXXX")
-  cat >"$tmp" || { rm -f "$tmp"; die "could not read the env file from stdin"; }
-  chmod 600 "$tmp"
+  tmp=$dir/.$2.env.$BASHPID
+  (umask 077 && cat >"$tmp") || { rm -f "$tmp"; die "could not read the env file from stdin"; }
   mv -f "$tmp" "$target"
 }
 
@@ -209,9 +246,10 @@ redact_env() {
 
 # One line per event: ISO time, role, version, event, detail.
 audit() {
-  local service=$1 role=$2 version=$3 event=$4 detail=$5
-  mkdir -p "$(service_dir "$service")"
-  printf '%s %s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$role" "$version" "$event" "$detail" \
+  local service=$1 role=$2 version=$3 event=$4 detail=$5 now
+  ensure_dir "$(service_dir "$service")"
+  utc_now now
+  printf '%s %s %s %s %s\n' "$now" "$role" "$version" "$event" "$detail" \
     >>"$(service_dir "$service")/audit.log"
 }
 
@@ -419,7 +457,16 @@ proxy_routes() { docker exec "$1" kamal-proxy list | sed 's/\x1b\[[0-9;]*m//g'; 
 # ("3f2a9c1d2e4b:80 running"), or nothing. The columns are Service Host Path Target State TLS; the target is the
 # first cell ending in :PORT (a route without a host has no Host cell).
 route_in() {
-  awk -v service="$1" '$1 == service { for (i = 2; i <= NF; i++) if ($i ~ /:[0-9]+$/) { print $i, $(i + 1); exit } }'
+  local name rest cells i
+  while read -r name rest; do
+    [[ $name == "$1" ]] || continue
+    read -ra cells <<<"$rest"
+    for i in "${!cells[@]}"; do
+      [[ ${cells[i]} =~ :[0-9]+$ ]] || continue
+      echo "${cells[i]} ${cells[i + 1]:-}"
+      return 0
+    done
+  done
 }
 
 # proxy_route PROXY SERVICE: route_in of the proxy's listing now.

@@ -16,7 +16,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' proxy_name=''
+service='' proxy_name='' containers=''
 
 parse_options() {
   while (($#)); do
@@ -38,20 +38,28 @@ service_containers() {
     '{{.ID}} {{.State}} {{or (.Label "quayside.role") "-"}} {{or (.Label "quayside.version") "-"}} {{or (.Label "quayside.accessory") "-"}} {{.Names}}'
 }
 
-# serving_version ROLE ROUTES CONTAINERS: the version the role's last swap put live here, if its container runs: a
-# canary's by its name, else the container the proxy's route targets (ROUTES: as proxy_routes listed them), else the
-# role's newest running one (live.sh's choice). CONTAINERS: service_containers' lines.
+# serving_version ROLE ROUTES: the version the role's last swap put live here, if its container runs: a canary's by
+# its name, else the container the proxy's route targets (ROUTES: as proxy_routes listed them), else the role's
+# newest running one (live.sh's choice), among $containers (service_containers' lines). Every look is the shell's own:
+# each process here is on the way of every preview and up, once per role.
 serving_version() {
-  local role=$1 routes=$2 containers=$3 canary target
-  canary=$(cat "$(canary_file "$service" "$role")" 2>/dev/null || true)
-  target=$(route_in "$(route_name "$service" "$role")" <<<"$routes")
-  target=${target%% *}
-  awk -v name="${canary:+$(container_name "$service" "$role" "${canary%% *}")}" -v id="${target%:*}" -v role="$role" '
-    $2 != "running" { next }
-    name != "" { if ($6 == name) { print $4; exit } next }
-    id != "" { if (index($1, id) == 1) { print $4; exit } next }
-    $3 == role { print $4; exit }
-  ' <<<"$containers"
+  local role=$1 canary='' name='' target id _ cid state container_role container_version container
+  read -r canary _ 2>/dev/null <"$(canary_file "$service" "$role")" || true
+  [[ -z $canary ]] || name=$(container_name "$service" "$role" "$canary")
+  target=$(route_in "$(route_name "$service" "$role")" <<<"$2")
+  id=${target%%:*}
+  while read -r cid state container_role container_version _ container; do
+    [[ $state == running ]] || continue
+    if [[ -n $name ]]; then
+      [[ $container == "$name" ]] || continue
+    elif [[ -n $id ]]; then
+      [[ $cid == "$id"* ]] || continue
+    else
+      [[ $container_role == "$role" ]] || continue
+    fi
+    echo "$container_version"
+    return 0
+  done <<<"$containers"
 }
 
 # The proxy runs, and is on the service's network (whose name is the service's).
@@ -65,44 +73,52 @@ proxy_serves() {
 
 # The record's words of PART, or the default given when it has none.
 record_of() {
-  cat "$(drift_record "$service" "$1")" 2>/dev/null || echo "$2"
+  local words
+  if read -r words 2>/dev/null <"$(drift_record "$service" "$1")"; then echo "$words"; else echo "$2"; fi
 }
 
-yes_or_no() { if "$@"; then echo yes; else echo no; fi; }
-
-# accessory_runs NAME CONTAINERS: its container <service>-NAME runs.
+# accessory_runs NAME: its container <service>-NAME runs.
 accessory_runs() {
-  awk -v name="$service-$1" '$6 == name && $2 == "running" { found = 1 } END { exit !found }' <<<"$2"
+  local _ state container
+  while read -r _ state _ _ _ container; do
+    [[ $container != "$service-$1" || $state != running ]] || return 0
+  done <<<"$containers"
+  return 1
 }
 
-# The parts with a record here, by the record file's name (role-web, accessory-postgres, proxy).
-recorded() {
-  local file
+# The roles and accessories of the service here, sorted: those with a container (an accessory's running), and those
+# with a record (role-web, accessory-postgres: the record file's name).
+list_parts() {
+  local _ state role accessory file part
+  while read -r _ state role _ accessory _; do
+    [[ -z $role || $role == - ]] || add_sorted roles "$role"
+    [[ $accessory == - || $state != running ]] || add_sorted accessories "$accessory"
+  done <<<"$containers"
   for file in "$(drift_dir "$service")"/*; do
-    [[ -f $file && $file != *.* ]] && echo "${file##*/}"
+    [[ -f $file && $file != *.* ]] || continue
+    part=${file##*/}
+    case $part in
+      role-*) add_sorted roles "${part#role-}" ;;
+      accessory-*) add_sorted accessories "${part#accessory-}" ;;
+    esac
   done
-  return 0
 }
 
 main() {
   parse_options "$@"
-  local role accessory live routes containers proxy_here
+  local role accessory routes proxy_here live running roles=() accessories=()
   routes=$(proxy_routes "$proxy_name" 2>/dev/null || true)
   containers=$(service_containers)
-  for role in $({
-    awk '$3 != "-" { print $3 }' <<<"$containers"
-    recorded | sed -n 's/^role-//p'
-  } | sort -u); do
-    live=$(serving_version "$role" "$routes" "$containers")
+  list_parts
+  for role in "${roles[@]}"; do
+    live=$(serving_version "$role" "$routes")
     echo "role $role ${live:--} $(record_of "role-$role" "- -")"
   done
-  for accessory in $({
-    awk '$5 != "-" && $2 == "running" { print $5 }' <<<"$containers"
-    recorded | sed -n 's/^accessory-//p'
-  } | sort -u); do
-    echo "accessory $accessory $(yes_or_no accessory_runs "$accessory" "$containers") $(record_of "accessory-$accessory" -)"
+  for accessory in "${accessories[@]}"; do
+    if accessory_runs "$accessory"; then running=yes; else running=no; fi
+    echo "accessory $accessory $running $(record_of "accessory-$accessory" -)"
   done
-  proxy_here=$(yes_or_no proxy_serves)
+  if proxy_serves; then proxy_here=yes; else proxy_here=no; fi
   if [[ $proxy_here == yes || -f $(drift_record "$service" proxy) ]]; then
     echo "proxy $proxy_here $(record_of proxy -)"
   fi

@@ -147,7 +147,7 @@ pull_wanted() {
 boot() {
   local output cidfile
   cidfile=$(service_dir "$service")/locks/$role.cid
-  rm -f "$cidfile"
+  [[ ! -e $cidfile ]] || rm -f "$cidfile"
   output=$(run_container "$cidfile" 2>&1) && { id=${output##*$'\n'}; return 0; }
   if [[ $output == *"No such image"* ]]; then
     pull_wanted
@@ -174,27 +174,37 @@ is_live() {
 
 live_target() { proxy_target "$proxy_name" "$(route_name "$service" "$role")" 2>/dev/null || true; }
 
-# The one read of a new version's hot path, a `docker ps` of the role's containers: the versions running now,
-# for the audit line ("" on a first deploy; two only after an interrupted swap), and the status of a container
-# of this version, if there is one. Asking kamal-proxy would cost a `docker exec`.
+# The one read of a new version's hot path, a `docker ps` of the role's containers, read by the shell itself: the
+# versions running now, for the audit line ("" on a first deploy; two only after an interrupted swap); the status
+# of a container of this version, if there is one; and the IDs the stop and the retention after the switch act on
+# (while this step holds the role's lock, no other starts or stops its containers). Asking kamal-proxy would cost a
+# `docker exec`.
 read_role() {
-  local containers
+  local containers container state role_version short_id versions=() found='' found_state=''
   containers=$(docker ps --all --filter "label=quayside.service=$service" --filter "label=quayside.role=$role" \
     --format '{{.Names}} {{.State}} {{.Label "quayside.version"}} {{.ID}}')
-  previous=$(awk '$2 == "running" { print $3 }' <<<"$containers" | sort -u | paste -sd, - | sed 's/,/, /g')
-  running_ids=$(awk -v name="$name" '$2 == "running" && $1 != name { print $4 }' <<<"$containers")
-  status=$(awk -v name="$name" '$1 == name { print $2 }' <<<"$containers")
-  [[ -n $status ]] || adopt_by_version "$containers"
+  while read -r container state role_version short_id; do
+    case $state in
+      running | restarting) role_running+=("$short_id") ;;
+      exited | created) role_stopped+=("$short_id") ;;
+    esac
+    if [[ $state == running ]]; then
+      [[ $container == "$name" ]] || running_ids+="${running_ids:+ }$short_id"
+      add_sorted versions "$role_version"
+    fi
+    [[ $container != "$name" ]] || status=$state
+    [[ -n $found || $role_version != "$version" || $container == *_replaced_* ]] || found=$container found_state=$state
+  done <<<"$containers"
+  previous=${versions[*]}
+  previous=${previous// /, }
+  [[ -n $status || -z $found ]] || adopt "$found" "$found_state"
 }
 
 # A container of this version under another name (one named by an earlier scheme) takes the name it has now,
 # so a redeploy or rollback finds it as before.
-adopt_by_version() {
-  local found state
-  read -r found state <<<"$(awk -v version="$version" '$3 == version && $1 !~ /_replaced_/ { print $1, $2; exit }' <<<"$1")"
-  [[ -n $found ]] || return 0
-  docker rename "$found" "$name"
-  status=$state
+adopt() {
+  docker rename "$1" "$name"
+  status=$2
 }
 
 # A container of this version exists: the full comparison, with the image of the wanted digest at hand.
@@ -222,10 +232,10 @@ check_memory_room() {
   local need source advice available pid use short
   if [[ -n $memory ]]; then
     need=$(bytes_of "$memory") source="its memory limit, roles.$role.memory"
-    advice="lower roles.$role.memory or free memory on $(uname -n)"
+    advice="lower roles.$role.memory or free memory on $HOSTNAME"
   else
     need=0 source="what $previous uses now"
-    advice="free memory on $(uname -n), or give roles.$role.memory what $version needs"
+    advice="free memory on $HOSTNAME, or give roles.$role.memory what $version needs"
     # shellcheck disable=SC2086 # one argument per ID; one `docker inspect` for them all
     for pid in $([[ -z $running_ids ]] || docker inspect --format '{{.State.Pid}}' $running_ids); do
       use=$(pid_memory_use "$pid")
@@ -234,7 +244,7 @@ check_memory_room() {
   fi
   available=$(memory_available)
   ((need > 0 && ${available:-0} > 0 && need > available)) || return 0
-  short="$version may take $(size_words "$need") ($source)${previous:+ beside $previous}, and $(uname -n) has"
+  short="$version may take $(size_words "$need") ($source)${previous:+ beside $previous}, and $HOSTNAME has"
   short+=" $(size_words "$available") available"
   # A canary keeps the version serving by design: it is never stopped for one.
   if [[ $memory_short == stop-first && -n $running_ids && -z $canary_percent ]]; then
@@ -296,11 +306,11 @@ proxy_deploy() {
 # shell's own (the clock, the kernel's socket tables): ten swaps at once look many times, and a process started for
 # each look would take the CPU the new containers boot on.
 wait_listening() {
-  local pid network deadline_us
-  read -r pid network <<<"$(inspect_container "$id" "{{.State.Pid}} {{with index .NetworkSettings.Networks \"$service\"}}yes{{end}}")"
-  [[ $network == yes && ${pid:-0} != 0 ]] || return 0
+  local network deadline_us
+  read -r new_pid network <<<"$(inspect_container "$id" "{{.State.Pid}} {{with index .NetworkSettings.Networks \"$service\"}}yes{{end}}")"
+  [[ $network == yes && ${new_pid:-0} != 0 ]] || return 0
   deadline_us=$((${EPOCHREALTIME//[!0-9]/} + $(ms_of "$health_interval") * 1000))
-  until listening_in "$pid" "$port"; do
+  until listening_in "$new_pid" "$port"; do
     ((${EPOCHREALTIME//[!0-9]/} < deadline_us)) || return 0
     sleep 0.02
   done
@@ -353,7 +363,7 @@ fail() {
     reason+=${memory:+ at its limit of $memory (roles.$role.memory: raise it, or make the app use less)}
   fi
   {
-    echo "swap failed: role $role on $(uname -n): $reason ($(readiness))"
+    echo "swap failed: role $role on $HOSTNAME: $reason ($(readiness))"
     if [[ -n $(inspect_container "$id" '{{.Id}}') ]]; then
       echo "container $name: $(inspect_container "$id" \
         '{{.State.Status}}{{if .State.Health}}, health {{.State.Health.Status}}{{end}}, exit code {{.State.ExitCode}}, restarts {{.RestartCount}}')"
@@ -368,7 +378,7 @@ fail() {
 
 # Refuses before anything is made: one line why, in the audit log too.
 refuse() {
-  echo "swap failed: role $role on $(uname -n): $*" >&2
+  echo "swap failed: role $role on $HOSTNAME: $*" >&2
   audit "$service" "$role" "$version" failed "$*"
   exit 1
 }
@@ -387,7 +397,7 @@ put_back() {
 # Killed by the caller's timeout: the proxy may still switch to the new container, so leave everything
 # running; the next run finds this container and converges.
 interrupted() {
-  echo "swap failed: role $role on $(uname -n): interrupted; $name left running beside the old one" >&2
+  echo "swap failed: role $role on $HOSTNAME: interrupted; $name left running beside the old one" >&2
   audit "$service" "$role" "$version" failed "interrupted"
   exit 1
 }
@@ -472,24 +482,33 @@ readonly STOPPING_NOTE="stopping, drained already:"
 
 # The live container's processes back to the kernel's ordinary score, unless it is a canary (the version serving
 # everyone else stays the one kept). Only root may lower a score: as another user the container keeps it until it
-# next starts, and a restart after a crash gets it again.
+# next starts, and a restart after a crash gets it again. Its processes are those of its main process's cgroup.
 as_ordinary_process() {
   ((EUID == 0)) && [[ -z $stable_id ]] || return 0
-  local pid
-  for pid in $(docker top "$id" -eo pid 2>/dev/null | tail -n +2); do
+  local cgroup pid pids
+  [[ ${new_pid:-0} != 0 ]] || new_pid=$(inspect_container "$id" '{{.State.Pid}}')
+  cgroup=$(cgroup_of "$new_pid")
+  if [[ -n $cgroup && -r $cgroup/cgroup.procs ]]; then
+    pids=$(<"$cgroup/cgroup.procs")
+  else
+    pids=$(docker top "$id" -eo pid 2>/dev/null | tail -n +2)
+  fi
+  for pid in $pids; do
     echo 0 >"/proc/$pid/oom_score_adj" 2>/dev/null || true
   done
 }
 
+# The role's containers that ran when the swap began, but the live one and a canary's stable one, stop.
 stop_others() {
   local other others=()
-  for other in $(role_containers "$service" "$role" --filter status=running --filter status=restarting); do
+  for other in "${role_running[@]}"; do
     [[ $other == "${id:0:12}" || $other == "$stable_id" ]] || others+=("$other")
   done
   ((${#others[@]})) || return 0
   lock_note "$STOPPING_NOTE ${others[*]}"
   # All at once: the lock is held for one stop_timeout at most (role_work in components/swap_command.py).
   docker stop "${others[@]}" >/dev/null
+  role_stopped+=("${others[@]}")
 }
 
 # A rollback does not wait out the last swap's stop of what it replaced (an app that ignores SIGTERM stops only at
@@ -521,16 +540,16 @@ preempt_stopping() {
 # Keeps the newest $retain stopped containers of the role (by when they stopped); removes the rest and
 # their images when no container uses them any more.
 prune_stopped() {
-  local stopped old image_id image_ref
-  stopped=$(role_containers "$service" "$role" --filter status=exited --filter status=created)
-  [[ -n $stopped ]] || return 0
-  # shellcheck disable=SC2086 # one argument per ID
-  for old in $(docker inspect --format '{{.State.FinishedAt}} {{.Id}}' $stopped | sort -r |
-    tail -n +"$((retain + 1))" | cut -d' ' -f2); do
-    read -r image_id image_ref <<<"$(inspect_container "$old" '{{.Image}} {{.Config.Image}}')"
+  local candidate stopped=() kept=0 _ old image_id image_ref
+  for candidate in "${role_stopped[@]}"; do
+    [[ $candidate == "${id:0:12}" ]] || stopped+=("$candidate")
+  done
+  ((${#stopped[@]} > retain)) || return 0
+  while read -r _ old image_id image_ref; do
+    ((++kept > retain)) || continue
     docker rm "$old" >/dev/null
     [[ -n $(docker ps --all --quiet --filter "ancestor=$image_id") ]] || remove_image_unless_in_use "$image_ref"
-  done
+  done < <(docker inspect --format '{{.State.FinishedAt}} {{.Id}} {{.Image}} {{.Config.Image}}' "${stopped[@]}" | sort -r)
 }
 
 # Not while another role, of this service or another, is between pulling an image and running it (it holds
@@ -551,14 +570,15 @@ drop_route() {
 
 finish() {
   [[ $proxy == yes ]] || drop_route
-  local log
+  local log now
   log=$(service_dir "$service")/logs/$role.log
-  mkdir -p "${log%/*}"
+  ensure_dir "${log%/*}"
   lock_note "stopping the containers $version replaced"
   # fd 9 (the role's lock) goes along; the images lock and the SSH session's streams do not.
   (
     trap '' HUP
-    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $version: stopping the others, pruning"
+    utc_now now
+    echo "$now $version: stopping the others, pruning"
     as_ordinary_process
     stop_others
     prune_stopped
@@ -576,10 +596,11 @@ main() {
   [[ $proxy == no ]] || claim_route "$proxy_name" "$service" "$role"
   [[ $retained_only == yes ]] || own_volumes "$service" "${volumes[@]}"
   if [[ $retained_only == no ]]; then write_env_file "$service" "$role"; fi
-  [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $(uname -n): deploy it first"
-  env_hash=$(sha256sum "$(env_file "$service" "$role")" | cut -c1-16)
+  [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $HOSTNAME: deploy it first"
+  env_hash=$(sha256sum "$(env_file "$service" "$role")")
+  env_hash=${env_hash:0:16}
   status='' old_config='' old_env='' id='' old_image='' image_id_wanted='' aside='' event=deploy previous=''
-  stable_id='' running_ids='' stopped_first='' held_route=''
+  stable_id='' running_ids='' stopped_first='' held_route='' new_pid='' role_running=() role_stopped=()
   [[ $retained_only == yes ]] || hold_images
   read_role
   [[ -z $status ]] || read_existing_in_full
@@ -593,7 +614,7 @@ main() {
     return 0
   fi
   if [[ $retained_only == yes ]] && ! { [[ -n $status ]] && same_config; }; then
-    die "no container of $role $version with the role's current config is kept on $(uname -n)"
+    die "no container of $role $version with the role's current config is kept on $HOSTNAME"
   fi
   local output
   if [[ -n $status ]] && same_config; then

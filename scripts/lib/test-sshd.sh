@@ -18,6 +18,9 @@ StrictModes no
 # Remote commands of a deploy run in parallel, one session each.
 MaxSessions 64
 MaxStartups 64:30:128
+# A session's bash reads ~/.bashrc only as a top-level shell: with SHLVL=1 it counts itself nested. A new server's
+# root has a .bashrc that does nothing; this machine's sets up developers' tools (about 100 processes a session).
+SetEnv SHLVL=1
 Subsystem sftp internal-sftp
 CONF
 }
