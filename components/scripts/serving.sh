@@ -16,7 +16,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-service='' proxy_name='' containers=''
+service='' proxy_name=''
 
 parse_options() {
   while (($#)); do
@@ -38,10 +38,10 @@ service_containers() {
     '{{.ID}} {{.State}} {{or (.Label "quayside.role") "-"}} {{or (.Label "quayside.version") "-"}} {{or (.Label "quayside.accessory") "-"}} {{.Names}}'
 }
 
-# serving_version ROLE ROUTES: the version the role's last swap put live here, if its container runs: a canary's by
-# its name, else the container the proxy's route targets (ROUTES: as proxy_routes listed them), else the role's
-# newest running one (live.sh's choice), among $containers (service_containers' lines). Every look is the shell's own:
-# each process here is on the way of every preview and up, once per role.
+# serving_version ROLE ROUTES CONTAINERS: the version the role's last swap put live here, if its container runs: a
+# canary's by its name, else the container the proxy's route targets (ROUTES: as proxy_routes listed them), else the
+# role's newest running one (live.sh's choice). CONTAINERS: service_containers' lines. Every look is the shell's own:
+# a process here would be on the way of every preview and up, once per role.
 serving_version() {
   local role=$1 canary='' name='' target id _ cid state container_role container_version container
   read -r canary _ 2>/dev/null <"$(canary_file "$service" "$role")" || true
@@ -59,7 +59,7 @@ serving_version() {
     fi
     echo "$container_version"
     return 0
-  done <<<"$containers"
+  done <<<"$3"
 }
 
 # The proxy runs, and is on the service's network (whose name is the service's).
@@ -77,45 +77,46 @@ record_of() {
   if read -r words 2>/dev/null <"$(drift_record "$service" "$1")"; then echo "$words"; else echo "$2"; fi
 }
 
-# accessory_runs NAME: its container <service>-NAME runs.
+# accessory_runs NAME CONTAINERS: its container <service>-NAME runs.
 accessory_runs() {
   local _ state container
   while read -r _ state _ _ _ container; do
     [[ $container != "$service-$1" || $state != running ]] || return 0
-  done <<<"$containers"
+  done <<<"$2"
   return 1
 }
 
-# The roles and accessories of the service here, sorted: those with a container (an accessory's running), and those
-# with a record (role-web, accessory-postgres: the record file's name).
+# list_parts CONTAINERS ROLES ACCESSORIES: into the arrays named ROLES and ACCESSORIES, sorted, the service's roles
+# and accessories here: those with a container (an accessory's running), and those with a record (role-web,
+# accessory-postgres: the record file's name).
 list_parts() {
   local _ state role accessory file part
   while read -r _ state role _ accessory _; do
-    [[ -z $role || $role == - ]] || add_sorted roles "$role"
-    [[ $accessory == - || $state != running ]] || add_sorted accessories "$accessory"
-  done <<<"$containers"
+    [[ -z $role || $role == - ]] || add_sorted "$2" "$role"
+    [[ $accessory == - || $state != running ]] || add_sorted "$3" "$accessory"
+  done <<<"$1"
   for file in "$(drift_dir "$service")"/*; do
     [[ -f $file && $file != *.* ]] || continue
     part=${file##*/}
     case $part in
-      role-*) add_sorted roles "${part#role-}" ;;
-      accessory-*) add_sorted accessories "${part#accessory-}" ;;
+      role-*) add_sorted "$2" "${part#role-}" ;;
+      accessory-*) add_sorted "$3" "${part#accessory-}" ;;
     esac
   done
 }
 
 main() {
   parse_options "$@"
-  local role accessory routes proxy_here live running roles=() accessories=()
+  local role accessory routes containers proxy_here live running roles=() accessories=()
   routes=$(proxy_routes "$proxy_name" 2>/dev/null || true)
   containers=$(service_containers)
-  list_parts
+  list_parts "$containers" roles accessories
   for role in "${roles[@]}"; do
-    live=$(serving_version "$role" "$routes")
+    live=$(serving_version "$role" "$routes" "$containers")
     echo "role $role ${live:--} $(record_of "role-$role" "- -")"
   done
   for accessory in "${accessories[@]}"; do
-    if accessory_runs "$accessory"; then running=yes; else running=no; fi
+    if accessory_runs "$accessory" "$containers"; then running=yes; else running=no; fi
     echo "accessory $accessory $running $(record_of "accessory-$accessory" -)"
   done
   if proxy_serves; then proxy_here=yes; else proxy_here=no; fi
