@@ -77,6 +77,8 @@ record_of() {
   if read -r words 2>/dev/null <"$(drift_record "$service" "$1")"; then echo "$words"; else echo "$2"; fi
 }
 
+yes_or_no() { if "$@"; then echo yes; else echo no; fi; }
+
 # accessory_runs NAME CONTAINERS: its container <service>-NAME runs.
 accessory_runs() {
   local _ state container
@@ -107,7 +109,7 @@ list_parts() {
 
 main() {
   parse_options "$@"
-  local role accessory routes containers proxy_here live running roles=() accessories=()
+  local role accessory routes containers proxy_here live roles=() accessories=()
   routes=$(proxy_routes "$proxy_name" 2>/dev/null || true)
   containers=$(service_containers)
   list_parts "$containers" roles accessories
@@ -116,10 +118,9 @@ main() {
     echo "role $role ${live:--} $(record_of "role-$role" "- -")"
   done
   for accessory in "${accessories[@]}"; do
-    if accessory_runs "$accessory" "$containers"; then running=yes; else running=no; fi
-    echo "accessory $accessory $running $(record_of "accessory-$accessory" -)"
+    echo "accessory $accessory $(yes_or_no accessory_runs "$accessory" "$containers") $(record_of "accessory-$accessory" -)"
   done
-  if proxy_serves; then proxy_here=yes; else proxy_here=no; fi
+  proxy_here=$(yes_or_no proxy_serves)
   if [[ $proxy_here == yes || -f $(drift_record "$service" proxy) ]]; then
     echo "proxy $proxy_here $(record_of proxy -)"
   fi
