@@ -220,6 +220,22 @@ put_back() {
   echo "accessory $name: the previous container is running again" >&2
 }
 
+# The container at the accessory's fixed address (lib.sh fixed_network): the one kept for its name, else a new one,
+# kept for its next containers, since the roles' hosts files name it. One in another's network namespace (the
+# backup, in Postgres's) has that one's.
+take_fixed_address() {
+  local file subnet result
+  [[ $network == "$service" ]] || return 0
+  [[ $(inspect_container "$container" \
+    '{{with index .NetworkSettings.Networks "'"$(fixed_network "$service")"'"}}on{{end}}') != on ]] || return 0
+  file=$(accessory_addresses_dir "$service")/$container
+  subnet=$(ensure_fixed_network "$service")
+  result=$(connect_fixed "$service" "$container" "$subnet" "$(cat "$file" 2>/dev/null || true)" 2>&1) ||
+    { echo "its fixed address: $result"; return 1; }
+  ensure_dir "${file%/*}"
+  echo "$result" >"$file"
+}
+
 boot() {
   lock "$service" "accessory-$name"
   write_env_file "$service" "$(secrets_name)"
@@ -234,6 +250,7 @@ boot() {
   current=$(booted_with "$container")
   if [[ $current == "$config_hash $env_hash $image_id" ]]; then
     [[ $(inspect_container "$container" '{{.State.Running}}') == true ]] || docker start "$container" >/dev/null
+    reason=$(take_fixed_address) || { report_failure "$reason"; exit 1; }
     reason=$(wait_ready) || { report_failure "$reason"; exit 1; }
     record_drift "$service" "accessory-$name" "${heal:-0}"
     say "$container is up to date ($image)"
@@ -247,6 +264,7 @@ boot() {
     docker rename "$container" "$aside"
   fi
   output=$(run_container 2>&1) || { report_failure "docker run: ${output##*$'\n'}"; put_back; exit 1; }
+  reason=$(take_fixed_address) || { report_failure "$reason"; put_back; exit 1; }
   reason=$(wait_ready) || { report_failure "$reason"; put_back; exit 1; }
   release_requests
   [[ -z $aside ]] || docker rm "$aside" >/dev/null

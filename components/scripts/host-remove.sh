@@ -21,24 +21,24 @@ parse_options() {
   required --service "$service"; check_part_name --service "$service"
 }
 
-# Names of the containers still attached to the network.
-attached() { docker network inspect --format '{{range .Containers}}{{.Name}} {{end}}' "$service" 2>/dev/null; }
-
+# remove_network NETWORK: removed, unless a container is still on it (then it fails).
 remove_network() {
-  docker network inspect "$service" >/dev/null 2>&1 || return 0
-  local left
-  left=$(attached)
-  if [[ -n ${left// /} ]]; then
-    say "network $service kept: still attached: $left"
-  else
-    docker network rm "$service" >/dev/null
+  local subnet left
+  read -r subnet left < <(network_state "$1")
+  [[ -n $subnet ]] || return 0
+  if [[ -n $left ]]; then
+    say "network $1 kept: still attached: ${left//,/ }"
+    return 1
   fi
+  docker network rm "$1" >/dev/null
 }
 
 main() {
   parse_options "$@"
   lock "$service" host
-  remove_network
+  remove_network "$service" || true
+  # The accessories' addresses are the fixed network's: a new one has another subnet.
+  if remove_network "$(fixed_network "$service")"; then rm -rf "$(accessory_addresses_dir "$service")"; fi
   rm -rf "$(service_dir "$service")/env" "$(service_dir "$service")/stack-id" "$(drift_dir "$service")"
   # Ours is held until this script exits; nothing else of the service is left to deploy.
   rm -rf "$(service_dir "$service")/locks" "$(service_dir "$service")/logs"

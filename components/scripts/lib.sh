@@ -409,7 +409,7 @@ claim_route() {
     mkdir -p "${file%/*}"
     # A route deployed before claims were kept: its owner is whose labels its live container carries.
     target=$(proxy_target "$proxy" "$(route_name "$service" "$role")" 2>/dev/null || true)
-    [[ -z $target ]] || owner=$(inspect_container "${target%:*}" \
+    [[ -z $target ]] || owner=$(inspect_container "$(target_container "$service" "$target")" \
       '{{index .Config.Labels "quayside.service"}} {{index .Config.Labels "quayside.role"}}')
     [[ ${owner:-} == [a-z]*' '[a-z]* ]] || owner=$claimant
     (set -o noclobber && echo "$owner" >"$file") 2>/dev/null || true
@@ -490,6 +490,117 @@ proxy_route_state() {
   [[ -z $route ]] || echo "${route#* }"
 }
 
+# --- fixed addresses -------------------------------------------------------------------------------------
+
+# Each container of a service's roles and accessories has an address of its own on a second network of the
+# service's, given once (--ip) and given back by Docker at its every start; kamal-proxy is on it too. So nothing on
+# a request's way asks Docker's embedded DNS, which does not answer while the engine restarts (live-restore keeps
+# the containers running meanwhile): kamal-proxy's targets are these addresses, and a role's container finds each
+# accessory by the address its hosts file gives (--add-host). Only a network created with a subnet takes --ip; the
+# subnet is one Docker's address pools find free. A service name holds no '.', so no service network takes the name.
+fixed_network() { echo "$1.fixed"; }
+
+# Each accessory's address, in a file named as its container (the name the roles know it by), so its next container
+# takes the same one and the roles' hosts files stay true.
+accessory_addresses_dir() { echo "$(service_dir "$1")/addresses"; }
+
+# ensure_fixed_network SERVICE [PROXY]: the network there, with its subnet, and PROXY on it; prints the subnet.
+# The server's services and swaps take turns on a lock of their own while they make it.
+ensure_fixed_network() {
+  local network subnet joined
+  network=$(fixed_network "$1")
+  read -r subnet joined < <(network_state "$network")
+  if [[ -z $subnet ]]; then
+    ensure_dir "$QUAYSIDE_ROOT"
+    exec 5<>"$QUAYSIDE_ROOT/networks.lock"
+    flock -w "$LOCK_WAIT_SECONDS" 5 || die "the server's networks are still locked after ${LOCK_WAIT_SECONDS}s"
+    read -r subnet joined < <(network_state "$network")
+    if [[ -z $subnet ]]; then
+      subnet=$(free_subnet "$network.probe")
+      docker network create --subnet "$subnet" --label "quayside.service=$1" "$network" >/dev/null
+    fi
+    exec 5>&-
+  fi
+  [[ -z ${2:-} || ,$joined == *",$2,"* ]] || docker network connect "$network" "$2"
+  echo "$subnet"
+}
+
+# connect_fixed SERVICE CONTAINER SUBNET [ADDRESS]: CONTAINER on the fixed network at ADDRESS, else at a new one
+# (picked again when another container holds it: rare, the subnet has thousands); prints the address, or the error
+# on stderr.
+connect_fixed() {
+  local network address output _
+  network=$(fixed_network "$1")
+  for _ in 1 2 3; do
+    address=${4:-$(new_address "$1" "$3")}
+    output=$(docker network connect --ip "$address" "$network" "$2" 2>&1) && { echo "$address"; return 0; }
+    [[ -z ${4:-} && $output == *"Address already in use"* ]] || break
+  done
+  echo "${output%%$'\n'*}" >&2
+  return 1
+}
+
+# new_address SERVICE SUBNET: a host address of SUBNET that no accessory of SERVICE keeps.
+new_address() {
+  local address file
+  while :; do
+    address=$(random_address "$2")
+    for file in "$(accessory_addresses_dir "$1")"/*; do
+      [[ ! -f $file || $(<"$file") != "$address" ]] || continue 2
+    done
+    echo "$address"
+    return 0
+  done
+}
+
+# network_state NETWORK: "SUBNET NAME,NAME,": the subnet it was created with and the containers on it, or nothing.
+network_state() {
+  docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}}{{end}} {{range .Containers}}{{.Name}},{{end}}' \
+    "$1" 2>/dev/null || true
+}
+
+# free_subnet NAME: a subnet Docker's address pools have free (a network NAME made and removed to find it).
+free_subnet() {
+  local subnet
+  docker network rm "$1" >/dev/null 2>&1 || true
+  docker network create "$1" >/dev/null
+  subnet=$(docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$1")
+  docker network rm "$1" >/dev/null
+  echo "$subnet"
+}
+
+# random_address SUBNET: a host address of SUBNET (a.b.c.d/bits), neither its first two (the network's own and
+# Docker's gateway) nor its last (broadcast).
+random_address() {
+  local a b c d bits=${1#*/} n
+  IFS=. read -r a b c d <<<"${1%/*}"
+  n=$(((a << 24 | b << 16 | c << 8 | d) + 2 + (RANDOM << 15 | RANDOM) % ((1 << (32 - bits)) - 3)))
+  echo "$((n >> 24 & 255)).$((n >> 16 & 255)).$((n >> 8 & 255)).$((n & 255))"
+}
+
+# fixed_addresses SERVICE: "ID ADDRESS/BITS" of each container running on the service's fixed network, a line
+# each; nothing when there is no such network.
+fixed_addresses() {
+  # shellcheck disable=SC2016 # a Go template, not a shell expansion
+  docker network inspect --format '{{range $id, $c := .Containers}}{{$id}} {{$c.IPv4Address}}{{"\n"}}{{end}}' \
+    "$(fixed_network "$1")" 2>/dev/null || true
+}
+
+# target_id TARGET ADDRESSES: the ID (12 hex) of the container a kamal-proxy target ("ADDRESS:PORT") names, by
+# ADDRESSES (fixed_addresses' lines), or - when none runs there. A route set before containers had fixed addresses
+# names its container by ID ("3f2a9c1d2e4b:80"): that ID.
+target_id() {
+  local host=${1%:*} id address
+  [[ $host == *.*.*.* ]] || { echo "$host"; return 0; }
+  while read -r id address; do
+    [[ ${address%/*} != "$host" ]] || { echo "${id:0:12}"; return 0; }
+  done <<<"$2"
+  echo -
+}
+
+# target_container SERVICE TARGET: target_id, the network read now.
+target_container() { target_id "$2" "$(fixed_addresses "$1")"; }
+
 # How many services kamal-proxy routes (the lines of `kamal-proxy list` after its header); fails when the
 # proxy does not answer.
 proxy_service_count() {
@@ -501,6 +612,7 @@ proxy_service_count() {
 # --- the server's Docker engine (host.sh, and bootstrap.sh as root) ---------------------------------------
 
 readonly DAEMON_JSON=/etc/docker/daemon.json
+readonly ENGINE_PIDFILE=/var/run/docker.pid
 readonly ENGINE_SECONDS=60
 readonly CLOUD_INIT_SECONDS=300
 
@@ -546,36 +658,45 @@ wait_for_engine() {
   done
 }
 
-# Log rotation, and published ports served by the kernel rather than by docker-proxy processes. Not
-# live-restore: on Debian's docker.io 20.10 it kept containers through a restart of dockerd but left their
-# DNS failing for most lookups for a minute or more, and kamal-proxy finds its targets by name (see
-# docs/design.md); without it, the containers restart with the engine and answer again within seconds.
-daemon_json() {
-  cat <<'JSON'
-{
+# Containers that live through a restart of the engine (an unattended upgrade of docker.io), log rotation, and
+# published ports served by the kernel rather than by docker-proxy processes, which die with the engine. With
+# live-restore, Docker's embedded DNS may fail lookups after a restart, so kamal-proxy targets addresses
+# (fixed_network) and never names (docs/design.md, "The server's Docker daemon").
+readonly DAEMON_CONFIG='{
+  "live-restore": true,
   "log-driver": "json-file",
   "log-opts": {"max-size": "10m", "max-file": "3"},
   "userland-proxy": false
-}
-JSON
-}
+}'
+readonly LIVE_RESTORE_LINE=$'\n  "live-restore": true,'
 
-# Only when absent: an operator's own daemon.json wins. Written before docker.io is installed, the engine starts
-# with it; an engine with containers is never restarted (the config applies at its next restart), one with no
-# container at all (a new server, under systemd) restarts to take it now.
+# When absent, or as quayside wrote it before it asked for live-restore (that line aside, the same): an operator's
+# own daemon.json wins. Written before docker.io is installed, the engine starts with it. A running engine reloads
+# it, which turns live-restore on at once; the rest applies at its next restart: an engine with containers is never
+# restarted for it, one with no container at all (a new server, under systemd) restarts to take it now.
 write_daemon_json() {
-  [[ ! -e $DAEMON_JSON ]] || return 0
+  if [[ -e $DAEMON_JSON ]]; then
+    [[ $(<"$DAEMON_JSON") == "${DAEMON_CONFIG/"$LIVE_RESTORE_LINE"/}" ]] || return 0
+  fi
   if ((EUID != 0)); then
-    say "no $DAEMON_JSON, and only root may write one: the engine keeps its defaults (bootstrap.sh writes it)"
+    say "$DAEMON_JSON is due to be written, and only root may: the engine keeps its config (bootstrap.sh writes it)"
     return 0
   fi
   mkdir -p "${DAEMON_JSON%/*}"
-  daemon_json >"$DAEMON_JSON"
-  changed "wrote $DAEMON_JSON (log rotation, no userland proxy)"
-  if command -v docker >/dev/null && [[ -z $(docker ps --all --quiet 2>/dev/null) ]] && has_systemd; then
+  echo "$DAEMON_CONFIG" >"$DAEMON_JSON"
+  changed "wrote $DAEMON_JSON (live-restore, log rotation, no userland proxy)"
+  command -v docker >/dev/null && docker info >/dev/null 2>&1 || return 0
+  if [[ -z $(docker ps --all --quiet 2>/dev/null) ]] && has_systemd; then
     systemctl restart docker
-    wait_for_engine
+  else
+    reload_engine
   fi
+  wait_for_engine
+}
+
+# The running engine reads daemon.json again (SIGHUP, as `systemctl reload docker` sends it).
+reload_engine() {
+  if has_systemd; then systemctl reload docker; else kill -HUP "$(<"$ENGINE_PIDFILE")"; fi
 }
 
 install_docker() {

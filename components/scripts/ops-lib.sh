@@ -8,7 +8,7 @@ live_container() {
   local service=$1 role=$2 proxy=$3 target
   target=$(proxy_target "$proxy" "$(route_name "$service" "$role")" 2>/dev/null || true)
   if [[ -n $target ]]; then
-    inspect_container "${target%:*}" '{{.Id}}' | cut -c1-12
+    inspect_container "$(target_container "$service" "$target")" '{{.Id}}' | cut -c1-12
   else
     role_containers "$service" "$role" --filter status=running | head -n 1
   fi

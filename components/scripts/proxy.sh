@@ -109,11 +109,12 @@ lock_proxy() {
 # on it asks for the same options.
 asked_file() { echo "$(service_dir "$1")/proxy-options"; }
 
-# The other services the proxy serves: the networks it is on, this service's and its own aside.
+# The other services the proxy serves: the networks it is on, this service's, its own and fixed networks aside.
 other_services() {
   local joined
   for joined in $(networks_of); do
-    [[ $joined == "$network" || $joined == "$proxy_network" ]] || echo "$joined"
+    [[ $joined == "$network" || $joined == "$proxy_network" || $joined == "$(fixed_network "${joined%.*}")" ]] ||
+      echo "$joined"
   done
 }
 
@@ -165,11 +166,12 @@ boot() {
     say "$name up ($image), on network $network"
     return 0
   fi
-  local others joined
-  mapfile -t others < <(other_services)
+  local joined rejoin=()
+  # Every network the old one was on: the services' and their fixed networks.
+  for joined in $(networks_of); do [[ $joined == "$proxy_network" || $joined == "$network" ]] || rejoin+=("$joined"); done
   [[ -z $(inspect_container "$name" '{{.Id}}') ]] || docker rm --force "$name" >/dev/null
   run_proxy
-  for joined in "${others[@]}" "$network"; do docker network connect "$joined" "$name"; done
+  for joined in "${rejoin[@]}" "$network"; do docker network connect "$joined" "$name"; done
   wait_until_answering
   record_drift "$network" proxy "${heal:-0}"
   say "$name booted ($image) on $bind:$http_port and $bind:$https_port, on network $network"
@@ -187,7 +189,7 @@ remove() {
   join_network "$proxy_network"
   local joined
   for joined in $(networks_of); do
-    [[ $joined != "$network" ]] || docker network disconnect "$network" "$name"
+    [[ $joined != "$network" && $joined != "$(fixed_network "$network")" ]] || docker network disconnect "$joined" "$name"
   done
   local services
   if ! services=$(proxy_service_count "$name"); then

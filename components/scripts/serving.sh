@@ -38,16 +38,17 @@ service_containers() {
     '{{.ID}} {{.State}} {{or (.Label "quayside.role") "-"}} {{or (.Label "quayside.version") "-"}} {{or (.Label "quayside.accessory") "-"}} {{.Names}}'
 }
 
-# serving_version ROLE ROUTES CONTAINERS: the version the role's last swap put live here, if its container runs: a
-# canary's by its name, else the container the proxy's route targets (ROUTES: as proxy_routes listed them), else the
-# role's newest running one (live.sh's choice). CONTAINERS: service_containers' lines. Every look is the shell's own:
-# a process here would be on the way of every preview and up, once per role.
+# serving_version ROLE ROUTES CONTAINERS ADDRESSES: the version the role's last swap put live here, if its container
+# runs: a canary's by its name, else the container the proxy's route targets (ROUTES: as proxy_routes listed them;
+# ADDRESSES: as fixed_addresses did), else the role's newest running one (live.sh's choice). CONTAINERS:
+# service_containers' lines. Every look is the shell's own: a process here would be on the way of every preview and
+# up, once per role.
 serving_version() {
-  local role=$1 canary='' name='' target id _ cid state container_role container_version container
+  local role=$1 canary='' name='' target id='' _ cid state container_role container_version container
   read -r canary _ 2>/dev/null <"$(canary_file "$service" "$role")" || true
   [[ -z $canary ]] || name=$(container_name "$service" "$role" "$canary")
   target=$(route_in "$(route_name "$service" "$role")" <<<"$2")
-  id=${target%%:*}
+  [[ -z $target ]] || id=$(target_id "${target%% *}" "$4")
   while read -r cid state container_role container_version _ container; do
     [[ $state == running ]] || continue
     if [[ -n $name ]]; then
@@ -109,12 +110,13 @@ list_parts() {
 
 main() {
   parse_options "$@"
-  local role accessory routes containers proxy_here live roles=() accessories=()
+  local role accessory routes containers addresses proxy_here live roles=() accessories=()
   routes=$(proxy_routes "$proxy_name" 2>/dev/null || true)
   containers=$(service_containers)
+  addresses=$(fixed_addresses "$service")
   list_parts "$containers" roles accessories
   for role in "${roles[@]}"; do
-    live=$(serving_version "$role" "$routes" "$containers")
+    live=$(serving_version "$role" "$routes" "$containers" "$addresses")
     echo "role $role ${live:--} $(record_of "role-$role" "- -")"
   done
   for accessory in "${accessories[@]}"; do

@@ -119,7 +119,8 @@ parse_options() {
 readonly BOOT_OOM_SCORE_ADJ=500
 
 run_container() {
-  local args=(--detach --cidfile "$1" --name "$name" --network "$service" --restart unless-stopped --stop-timeout "$stop_timeout"
+  local args=(--detach --cidfile "$1" --name "$name" --network "$fixed" --ip "$address" --restart unless-stopped
+    --stop-timeout "$stop_timeout"
     --oom-score-adj "$BOOT_OOM_SCORE_ADJ"
     --log-opt max-size=10m --log-opt max-file=3
     --label "quayside.service=$service" --label "quayside.role=$role" --label "quayside.version=$version"
@@ -130,6 +131,10 @@ run_container() {
   for volume in "${volumes[@]}"; do args+=(--volume "$volume"); done
   [[ -z $memory ]] || args+=(--memory "$memory")
   [[ -z $cpus ]] || args+=(--cpus "$cpus")
+  local file
+  for file in "$(accessory_addresses_dir "$service")"/*; do
+    [[ ! -f $file ]] || args+=(--add-host "${file##*/}:$(<"$file")")
+  done
   docker run --pull never "${args[@]}" -- "$image" "${cmd[@]}"
 }
 
@@ -140,28 +145,41 @@ pull_wanted() {
   echo "$said"
 }
 
-# Boots the new container and sets $id. Most often its image is here already: `docker run` goes first, and a
-# pull (then a second run) happens only when Docker has no image of that digest. A run that fails after making
-# its container (a port taken) leaves the ID in the cidfile, so a failure removes only what this run made, never
-# a container that merely had the name.
+# Boots the new container at a new address on the fixed network, then joins it to the service's network, and sets
+# $id and $address. Most often its image is here already: `docker run` goes first, and a pull (then a second run)
+# happens only when Docker has no image of that digest. A run that fails after making its container (a port taken)
+# leaves the ID in the cidfile, so a failure removes only what this run made, never a container that merely had the
+# name. One whose address another container took meanwhile (rare) goes, and the run is tried at another.
 boot() {
-  local output cidfile
+  local output cidfile subnet tries=0
   cidfile=$(service_dir "$service")/locks/$role.cid
-  [[ ! -e $cidfile ]] || rm -f "$cidfile"
-  output=$(run_container "$cidfile" 2>&1) && { id=${output##*$'\n'}; return 0; }
-  if [[ $output == *"No such image"* ]]; then
-    pull_wanted
-    rm -f "$cidfile"
-    output=$(run_container "$cidfile" 2>&1) && { id=${output##*$'\n'}; return 0; }
-  fi
-  id=$(cat "$cidfile" 2>/dev/null || true)
-  fail "${output%%$'\n'*}"
+  subnet=$(ensure_fixed_network "$service" "$(proxy_on_fixed)")
+  while :; do
+    address=$(new_address "$service" "$subnet")
+    [[ ! -e $cidfile ]] || rm -f "$cidfile"
+    output=$(run_container "$cidfile" 2>&1) && break
+    if [[ $output == *"No such image"* ]]; then
+      pull_wanted
+      rm -f "$cidfile"
+      output=$(run_container "$cidfile" 2>&1) && break
+    fi
+    id=$(cat "$cidfile" 2>/dev/null || true)
+    if [[ $output != *"Address already in use"* ]] || ((++tries == 3)); then fail "${output%%$'\n'*}"; fi
+    docker rm --force "$id" >/dev/null
+  done
+  id=${output##*$'\n'}
+  docker network connect "$service" "$id"
 }
 
-# "<status> <config hash> <env hash> <id> <image id>" of the container named $name, or nothing.
+# The proxy joins the fixed network of a service whose role it routes.
+proxy_on_fixed() { [[ $proxy == no ]] || echo "$proxy_name"; }
+
+# "<status> <config hash> <env hash> <id> <image id> <address>" of the container named $name, or nothing; the
+# address is the one it was given on the fixed network (none before containers had one).
 read_existing() {
-  read -r status old_config old_env id old_image <<<"$(inspect_container "$name" \
-    '{{.State.Status}} {{index .Config.Labels "quayside.config"}} {{index .Config.Labels "quayside.env-hash"}} {{.Id}} {{.Image}}')" || true
+  read -r status old_config old_env id old_image address <<<"$(inspect_container "$name" \
+    '{{.State.Status}} {{index .Config.Labels "quayside.config"}} {{index .Config.Labels "quayside.env-hash"}} {{.Id}} {{.Image}}'\
+' {{with index .NetworkSettings.Networks "'"$fixed"'"}}{{with .IPAMConfig}}{{.IPv4Address}}{{end}}{{end}}')" || true
 }
 
 # The same options, secrets and image: a container of a pinned `version:` whose tag moved is not the same.
@@ -169,7 +187,20 @@ same_config() { [[ $old_config == "$config_hash" && $old_env == "$env_hash" && $
 
 is_live() {
   [[ $status == running ]] && same_config || return 1
-  [[ $proxy == no || $(live_target) == "${id:0:12}:$port" ]]
+  [[ $proxy == no || $(live_target) == "$(target)" ]]
+}
+
+# kamal-proxy's target for this container: its fixed address; its ID for one booted before containers had one,
+# until the role's next new version.
+target() { echo "${address:-${id:0:12}}:$port"; }
+
+# A container booted before containers had fixed addresses gets one when it goes live again.
+give_address() {
+  [[ -z $address ]] || return 0
+  local subnet result
+  subnet=$(ensure_fixed_network "$service" "$(proxy_on_fixed)")
+  result=$(connect_fixed "$service" "$id" "$subnet" 2>&1) || fail "$result"
+  address=$result
 }
 
 live_target() { proxy_target "$proxy_name" "$(route_name "$service" "$role")" 2>/dev/null || true; }
@@ -288,7 +319,7 @@ oom_kills() {
 # --- switching traffic ------------------------------------------------------------------------------------
 
 proxy_deploy() {
-  local args=(--target "${id:0:12}:$port" --health-check-path "$health_path"
+  local args=(--target "$(target)" --health-check-path "$health_path"
     --health-check-interval "$health_interval" --health-check-timeout "$health_timeout"
     --deploy-timeout "$deploy_timeout" --drain-timeout "$drain_timeout")
   local host prefix
@@ -430,11 +461,7 @@ serve_new_certificate() {
 canary_mark() { canary_file "$service" "$role"; }
 
 # The container serving everyone while a canary runs: kamal-proxy's active target; sets $stable_id.
-read_stable() {
-  local target
-  target=$(live_target)
-  stable_id=${target%%:*}
-}
+read_stable() { stable_id=$(target_container "$service" "$(live_target)"); }
 
 # The new container goes into the route's rollout slot (kamal-proxy health-checks it first, as a deploy does),
 # then the split is set. A canary running already (a new share) keeps its slot: only the split changes, so a failure
@@ -444,7 +471,7 @@ canary_deploy() {
   route=$(route_name "$service" "$role")
   mark=$(cat "$(canary_mark)" 2>/dev/null || true)
   if [[ $status != running || ${mark%% *} != "$version" ]]; then
-    docker exec "$proxy_name" kamal-proxy rollout deploy "$route" --target "${id:0:12}:$port" \
+    docker exec "$proxy_name" kamal-proxy rollout deploy "$route" --target "$(target)" \
       --deploy-timeout "$deploy_timeout" --drain-timeout "$drain_timeout" 2>&1 || return 1
   fi
   allow=$(IFS=,; echo "${canary_allow[*]}")
@@ -591,6 +618,7 @@ main() {
   started=$(now_ms)
   parse_options "$@"
   name=$(container_name "$service" "$role" "$version")
+  fixed=$(fixed_network "$service")
   [[ $retained_only == no ]] || preempt_stopping
   lock "$service" "$role" "$lock_wait"
   [[ $proxy == no ]] || claim_route "$proxy_name" "$service" "$role"
@@ -599,7 +627,7 @@ main() {
   [[ -f $(env_file "$service" "$role") ]] || die "$role has no env file on $HOSTNAME: deploy it first"
   env_hash=$(sha256sum "$(env_file "$service" "$role")")
   env_hash=${env_hash:0:16}
-  status='' old_config='' old_env='' id='' old_image='' image_id_wanted='' aside='' event=deploy previous=''
+  status='' old_config='' old_env='' id='' old_image='' address='' image_id_wanted='' aside='' event=deploy previous=''
   stable_id='' running_ids='' stopped_first='' held_route='' new_pid='' role_running=() role_stopped=()
   [[ $retained_only == yes ]] || hold_images
   read_role
@@ -622,6 +650,7 @@ main() {
       event=rollback
       output=$(docker start "$name" 2>&1) || fail "${output%%$'\n'*}"
     fi
+    give_address
   else
     check_memory_room
     [[ -z $status ]] || set_aside

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.engine import live_restore_enabled, restart_dockerd
 from tests.support.load import Load, LoadReport
 from tests.support.stacks import PROXY_PORT, DemoStack, Events, registry_postgres, unique_service
 from tests.support.testbed import TestServer, registry_address
@@ -74,3 +75,22 @@ def test_a_postgres_restart_holds_the_roles_requests_and_drops_none_and_without_
 
     assert dropped.failures, f"without the hold, no request needed the database: {dropped.summary()}"
     print(f"Postgres restarted, nothing held: {len(dropped.failures)} failed of {dropped.total}")
+
+
+def test_three_restarts_of_dockerd_under_load_on_a_role_that_asks_postgres_fail_no_request(
+    database_demo: DemoStack,
+) -> None:
+    """Through an engine restart a role's container keeps finding Postgres by its name, as kamal-proxy keeps finding
+    the container by its address (tests/e2e/test_deploys.py restarts the engine under load on a plain role)."""
+    assert live_restore_enabled(), "the engine runs without live-restore: host.sh writes it to daemon.json and reloads"
+    took = []
+    with Load(PROXY_PORT, database_demo.host("backend"), path=DB_PATH, workers=2) as load:
+        load.wait_for_requests(50)
+        for _ in range(3):
+            took.append(restart_dockerd())
+            load.wait_for_requests(load.report.total + 100)
+    report = load.report
+
+    restarts = ", ".join(f"{seconds:.1f} s" for seconds in took)
+    print(f"3 dockerd restarts ({restarts}) under load on Postgres: {report.summary()[:160]}")
+    assert report.failures == [], report.summary()

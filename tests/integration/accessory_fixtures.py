@@ -27,7 +27,7 @@ from components.accessories import backup, container, postgres, vector
 from components.config import Backup, Postgres, Vector
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port, listens, unique_name
-from tests.support.remote import REMOTE_ROOT, install_scripts, run_script
+from tests.support.remote import REMOTE_ROOT, fixed_network, install_scripts, run_script
 from tests.support.testbed import TestServer
 
 ROOT: Final = Path(__file__).resolve().parents[2]
@@ -276,7 +276,7 @@ class AccessoryService:
         ids = docker("ps", "--all", "--quiet", "--filter", f"label=quayside.service={self.name}").split()
         if ids:
             docker("rm", "--force", *ids, check=False)
-        docker("network", "rm", self.name, check=False)
+        docker("network", "rm", self.name, fixed_network(self.name), check=False)
         self.remote("rm", "-rf", f"{REMOTE_ROOT}/{self.name}")
 
 

@@ -22,7 +22,7 @@ from components.swap_command import container_options
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port, unique_name
 from tests.support.load import Load, LoadReport
-from tests.support.remote import REMOTE_ROOT, container_name, install_scripts, run_script, settle
+from tests.support.remote import REMOTE_ROOT, container_name, fixed_network, install_scripts, run_script, settle
 from tests.support.testbed import TestServer
 
 DAEMON_JSON: Final = Path("/etc/docker/daemon.json")
@@ -166,7 +166,7 @@ class Service:
         roles = set(docker("ps", "--all", "--filter", f"label=quayside.service={self.name}",
                            "--format", '{{.Label "quayside.role"}}').split())  # fmt: skip
         docker("rm", "--force", self.proxy, *ids, check=False)
-        docker("network", "rm", self.name, self.proxy_network, check=False)
+        docker("network", "rm", self.name, fixed_network(self.name), self.proxy_network, check=False)
         docker("volume", "rm", self.state_volume, check=False)
         for image in self.extra_images:
             docker("image", "rm", image, check=False)

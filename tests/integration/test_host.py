@@ -7,6 +7,7 @@ import shlex
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -50,6 +51,7 @@ def test_host_prepares_network_and_directories_without_restarting_docker(
         version = docker("version", "--format", "{{.Server.Version}}")
         assert f"host: docker {version}, network {bare_service.name} ready" in first.stdout
         assert daemon_json == {
+            "live-restore": True,
             "log-driver": "json-file",
             "log-opts": {"max-size": "10m", "max-file": "3"},
             "userland-proxy": False,
@@ -58,6 +60,36 @@ def test_host_prepares_network_and_directories_without_restarting_docker(
         assert docker("network", "inspect", "--format", "{{.Name}}", bare_service.name) == bare_service.name
         root = Path(REMOTE_ROOT) / bare_service.name
         assert (root.stat().st_mode & 0o777, (root / "env").stat().st_mode & 0o777) == (0o700, 0o700)
+        assert docker("inspect", "--format", "{{.State.StartedAt}}", canary) == canary_started
+    finally:
+        docker("rm", "--force", canary, check=False)
+
+
+# What host.sh wrote before it asked for live-restore.
+DAEMON_JSON_BEFORE_LIVE_RESTORE: Final = """{
+  "log-driver": "json-file",
+  "log-opts": {"max-size": "10m", "max-file": "3"},
+  "userland-proxy": false
+}
+"""
+
+
+def test_host_turns_live_restore_on_where_it_wrote_daemon_json_before_and_the_engine_takes_it_at_once(
+    bare_service: Service, daemon_json_absent: None
+) -> None:
+    canary = unique_name("qs-canary")
+    docker("run", "-d", "--name", canary, images.app("v1"))
+    try:
+        canary_started = docker("inspect", "--format", "{{.State.StartedAt}}", canary)
+        DAEMON_JSON.write_text(DAEMON_JSON_BEFORE_LIVE_RESTORE)
+
+        done = bare_service.run("host.sh", "--service", bare_service.name, "--stack-id", uuid.uuid4().hex)
+
+        assert done.returncode == 0, done.stderr
+        before = json.loads(DAEMON_JSON_BEFORE_LIVE_RESTORE)
+        assert json.loads(DAEMON_JSON.read_text()) == {**before, "live-restore": True}
+        assert "host: wrote /etc/docker/daemon.json (live-restore, log rotation, no userland proxy)" in done.stdout
+        assert docker("info", "--format", "{{.LiveRestoreEnabled}}") == "true", "the engine reloads its config"
         assert docker("inspect", "--format", "{{.State.StartedAt}}", canary) == canary_started
     finally:
         docker("rm", "--force", canary, check=False)

@@ -11,6 +11,7 @@ from components import steps
 from tests.integration.conftest import Service, new_service, share_proxy
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port
+from tests.support.remote import fixed_network
 from tests.support.stacks import registry_pinned
 from tests.support.testbed import TestServer, registry_address
 
@@ -155,10 +156,12 @@ def test_a_shared_proxy_changes_once_every_service_asks_for_the_same_and_keeps_e
 
     assert agreed.returncode == 0, agreed.stderr
     assert "booted" in agreed.stdout and started(service)[0] != before[0]
-    # Both routes came back from the state volume; the new container is on both services' networks.
+    # Both routes came back from the state volume; the new container is on both services' networks, and on the
+    # fixed networks where their containers are its targets.
     assert service.get("web")[1].split()[0] == "v1"
     assert other_service.get("api")[1].split()[0] == "v2"
-    assert sorted(networks(service)) == sorted([service.proxy_network, service.name, other_service.name])
+    services = [service.name, other_service.name]
+    assert sorted(networks(service)) == sorted([service.proxy_network, *services, *map(fixed_network, services)])
     assert f"{service.proxy} up" in other_service.boot_proxy().stdout
 
 
@@ -179,7 +182,7 @@ def test_a_service_joining_and_leaving_the_proxy_refuses_no_connection_of_anothe
             load.wait_for_requests(load.report.total + 100)
 
     assert load.report.failures == [], load.report.summary()
-    assert networks(service) == [service.proxy_network, service.name]
+    assert networks(service) == [service.proxy_network, service.name, fixed_network(service.name)]
     print(f"a service joined and left the proxy 3 times: {load.report.summary()}")
 
 
@@ -193,7 +196,7 @@ def test_removing_the_proxy_waits_until_no_service_uses_it(service: Service, oth
 
     assert kept.returncode == 0, kept.stderr
     assert "still routes 1 service" in kept.stdout
-    assert networks(service) == [service.proxy_network, other_service.name]
+    assert networks(service) == [service.proxy_network, other_service.name, fixed_network(other_service.name)]
     assert other_service.get("api", port=service.http_port)[1].split()[0] == "v2"
 
     assert other_service.retire("api", "v2").returncode == 0

@@ -20,6 +20,12 @@ def container_name(service: str, role: str, version: str) -> str:
     return f"{service}_{role}_{version.replace('@', '_')}"
 
 
+def fixed_network(service: str) -> str:
+    """The network kamal-proxy reaches the service's proxied containers on, as lib.sh's fixed_network names it
+    (tests/unit/test_names.py holds the two equal)."""
+    return f"{service}.fixed"
+
+
 def install_scripts(server: TestServer, service: str) -> None:
     server.run(remote.install_scripts(service), stdin=remote.scripts_archive(), timeout=60)
 

@@ -26,6 +26,7 @@ from pulumi import automation as auto
 from tests.support.hosts import HostBed, TestHost
 from tests.support.load import Load
 from tests.support.pulumi_engine import PULUMI_HOME, ROOT, QuaysideProject, pulumi_cli, secret
+from tests.support.remote import fixed_network
 from tests.support.stacks import PROXY, STACK, Events
 from tests.support.testbed import registry_address
 
@@ -172,9 +173,9 @@ class SeveralStack:
         script = (
             'ids=$(docker ps --all --quiet --filter "label=quayside.service=$1"); '
             '[ -z "$ids" ] || docker rm --force $ids >/dev/null; '
-            'docker network rm "$1" >/dev/null 2>&1; rm -rf "/var/lib/quayside/$1"; true'
+            'docker network rm "$1" "$2" >/dev/null 2>&1; rm -rf "/var/lib/quayside/$1"; true'
         )
-        host.run(shlex.join(["sh", "-c", script, "leftovers", self.service]), check=False)
+        host.run(shlex.join(["sh", "-c", script, "leftovers", self.service, fixed_network(self.service)]), check=False)
 
 
 class BalancedStack(SeveralStack):

@@ -99,3 +99,24 @@ def test_the_steps_check_part_names_as_the_config_does() -> None:
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     assert done.stdout.split() == ["yes" if re.fullmatch(NAME_PATTERN, sample) else "no" for sample in samples]
+
+
+def test_no_service_network_can_take_the_name_of_a_fixed_network() -> None:
+    services = generated_names(60, seed=3)
+    targets = lib(f"fixed_network {quoted(service)}" for service in services)
+    assert targets == [remote.fixed_network(service) for service in services]
+    assert not set(targets) & set(services), "a service's own network is named as the service"
+
+
+def test_a_container_is_given_a_host_address_of_the_subnet_never_its_network_gateway_or_broadcast() -> None:
+    picks = lib(["for _ in $(seq 2000); do random_address 10.9.8.0/29; done"])
+    assert set(picks) <= {f"10.9.8.{host}" for host in range(2, 7)}
+    assert len(set(picks)) == 5, "every host address but the gateway can be picked"
+    assert lib(["random_address 172.18.0.0/16"])[0].startswith("172.18.")
+
+
+def test_a_target_names_the_container_at_its_address_or_by_its_id_when_routed_before_addresses() -> None:
+    addresses = "addresses=$'3f2a9c1d2e4b5a6b7c8d 172.18.0.7/16\\n9a8b7c6d5e4f3a2b1c0d 172.18.0.17/16'"
+    targets = ("172.18.0.17:80", "172.18.0.7:3000", "172.18.0.1:80", "3f2a9c1d2e4b:80")
+    calls = [addresses, *(f'target_id {target} "$addresses"' for target in targets)]
+    assert lib(calls) == ["9a8b7c6d5e4f", "3f2a9c1d2e4b", "-", "3f2a9c1d2e4b"]
