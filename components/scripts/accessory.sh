@@ -142,6 +142,7 @@ run_container() {
   [[ -z $health_cmd ]] || args+=(--health-cmd "$health_cmd" --health-interval "$health_interval"
     --health-timeout 5s --health-retries 3)
   [[ -z $memory ]] || args+=(--memory "$memory")
+  [[ $network != "$service" ]] || add_accessory_hosts args "$service"
   docker run "${args[@]}" -- "$image" "${cmd[@]}"
 }
 

@@ -6,6 +6,7 @@
 #     container<TAB>ROLE<TAB>ACCESSORY<TAB>VERSION<TAB>STATE<TAB>HEALTH<TAB>ID<TAB>NAME<TAB>STARTED<TAB>FINISHED<TAB>IMAGE
 #       <TAB>MEMORY LIMIT<TAB>MEMORY USED (bytes; the limit 0 when there is none, the use - when not running)
 #     route<TAB>CELL... (a row of `kamal-proxy list` for one of the service's routes)
+#     address<TAB>ID<TAB>ADDRESS (a running container's fixed address, which a route's target names)
 #     canary<TAB>ROLE<TAB>VERSION<TAB>PERCENT<TAB>VALUE,VALUE (a role's canary, as swap.sh recorded it)
 #     memory<TAB>AVAILABLE (bytes the server has available for new processes)
 set -euo pipefail
@@ -49,6 +50,14 @@ routes() {
     awk -v prefix="$service-" 'NR > 1 && index($1, prefix) == 1 { $1 = $1; gsub(/ /, "\t"); print "route\t" $0 }'
 }
 
+# `address<TAB>ID<TAB>ADDRESS` of each container at its fixed address, which kamal-proxy's targets name.
+addresses() {
+  local id address
+  while read -r id address; do
+    [[ -z $id ]] || printf 'address\t%s\t%s\n' "${id:0:12}" "${address%/*}"
+  done < <(fixed_addresses "$service")
+}
+
 canaries() {
   local pattern file version percent allow role
   pattern=$(canary_file "$service" '*')
@@ -65,6 +74,7 @@ main() {
   parse_options "$@"
   containers
   routes
+  addresses
   canaries
   printf 'memory\t%s\n' "$(memory_available)"
 }

@@ -504,6 +504,16 @@ fixed_network() { echo "$1.fixed"; }
 # takes the same one and the roles' hosts files stay true.
 accessory_addresses_dir() { echo "$(service_dir "$1")/addresses"; }
 
+# add_accessory_hosts ARRAY SERVICE: adds to the array named ARRAY an --add-host option for each accessory's fixed
+# address, so the container finds them by name in its hosts file.
+add_accessory_hosts() {
+  local -n options=$1
+  local file
+  for file in "$(accessory_addresses_dir "$2")"/*; do
+    [[ ! -f $file ]] || options+=(--add-host "${file##*/}:$(<"$file")")
+  done
+}
+
 # ensure_fixed_network SERVICE [PROXY]: the network there, with its subnet, and PROXY on it; prints the subnet.
 # The server's services and swaps take turns on a lock of their own while they make it.
 ensure_fixed_network() {
@@ -515,10 +525,16 @@ ensure_fixed_network() {
     exec 5<>"$QUAYSIDE_ROOT/networks.lock"
     flock -w "$LOCK_WAIT_SECONDS" 5 || die "the server's networks are still locked after ${LOCK_WAIT_SECONDS}s"
     read -r subnet joined < <(network_state "$network")
-    if [[ -z $subnet ]]; then
-      subnet=$(free_subnet "$network.probe")
-      docker network create --subnet "$subnet" --label "quayside.service=$1" "$network" >/dev/null
-    fi
+    # Another network (of a step not on this lock) may take the subnet found free before this one does: once more.
+    local output _
+    for _ in 1 2 3; do
+      [[ -z $subnet ]] || break
+      subnet=$(free_subnet "$network.probe") ||
+        die "network $network: Docker has no address pool free (each service takes two; default-address-pools" \
+          "in $DAEMON_JSON gives more)"
+      output=$(docker network create --subnet "$subnet" --label "quayside.service=$1" "$network" 2>&1) || subnet=''
+    done
+    [[ -n $subnet ]] || die "network $network could not be made: ${output%%$'\n'*}"
     exec 5>&-
   fi
   [[ -z ${2:-} || ,$joined == *",$2,"* ]] || docker network connect "$network" "$2"

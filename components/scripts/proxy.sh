@@ -81,6 +81,13 @@ join_network() {
   docker network connect "$1" "$name"
 }
 
+# The service's fixed network, where its containers are the proxy's targets, once a swap has made it.
+join_fixed_network() {
+  local fixed
+  fixed=$(fixed_network "$network")
+  [[ -z $(network_state "$fixed") ]] || join_network "$fixed"
+}
+
 run_proxy() {
   docker run --detach --name "$name" --network "$proxy_network" --restart unless-stopped \
     --log-opt max-size=10m --log-opt max-file=3 \
@@ -161,6 +168,7 @@ boot() {
     [[ $(inspect_container "$name" '{{.State.Running}}') == true ]] || docker start "$name" >/dev/null
     join_network "$proxy_network"
     join_network "$network"
+    join_fixed_network
     wait_until_answering
     record_drift "$network" proxy "${heal:-0}"
     say "$name up ($image), on network $network"
@@ -168,10 +176,13 @@ boot() {
   fi
   local joined rejoin=()
   # Every network the old one was on: the services' and their fixed networks.
-  for joined in $(networks_of); do [[ $joined == "$proxy_network" || $joined == "$network" ]] || rejoin+=("$joined"); done
+  for joined in $(networks_of); do
+    [[ $joined == "$proxy_network" || $joined == "$network" ]] || rejoin+=("$joined")
+  done
   [[ -z $(inspect_container "$name" '{{.Id}}') ]] || docker rm --force "$name" >/dev/null
   run_proxy
   for joined in "${rejoin[@]}" "$network"; do docker network connect "$joined" "$name"; done
+  join_fixed_network
   wait_until_answering
   record_drift "$network" proxy "${heal:-0}"
   say "$name booted ($image) on $bind:$http_port and $bind:$https_port, on network $network"
@@ -189,7 +200,8 @@ remove() {
   join_network "$proxy_network"
   local joined
   for joined in $(networks_of); do
-    [[ $joined != "$network" && $joined != "$(fixed_network "$network")" ]] || docker network disconnect "$joined" "$name"
+    [[ $joined != "$network" && $joined != "$(fixed_network "$network")" ]] ||
+      docker network disconnect "$joined" "$name"
   done
   local services
   if ! services=$(proxy_service_count "$name"); then

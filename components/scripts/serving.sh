@@ -11,7 +11,8 @@
 #                                     the record's version and count (- - without a record)
 #     accessory NAME RUNNING HEALS    RUNNING: yes when its container <service>-<name> runs, else no; HEALS: the
 #                                     record's count (- without a record)
-#     proxy RUNNING HEALS             RUNNING: yes when the server's kamal-proxy runs on the service's network
+#     proxy RUNNING HEALS             RUNNING: yes when the server's kamal-proxy runs on the service's network (and
+#                                     on its fixed network, where containers are at their fixed addresses)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -63,13 +64,15 @@ serving_version() {
   done <<<"$3"
 }
 
-# The proxy runs, and is on the service's network (whose name is the service's).
+# proxy_serves ADDRESSES: the proxy runs, and is on the service's network (whose name is the service's) and, when
+# containers are at their fixed addresses (ADDRESSES: as fixed_addresses listed them), on the fixed network too.
 proxy_serves() {
   local running networks
   # shellcheck disable=SC2016 # a Go template, not shell
   read -r running networks <<<"$(inspect_container "$proxy_name" \
     '{{.State.Running}} {{range $net, $_ := .NetworkSettings.Networks}}{{$net}} {{end}}')"
-  [[ $running == true && " $networks " == *" $service "* ]]
+  [[ $running == true && " $networks " == *" $service "* ]] || return 1
+  [[ -z $1 || " $networks " == *" $(fixed_network "$service") "* ]]
 }
 
 # The record's words of PART, or the default given when it has none.
@@ -122,7 +125,7 @@ main() {
   for accessory in "${accessories[@]}"; do
     echo "accessory $accessory $(yes_or_no accessory_runs "$accessory" "$containers") $(record_of "accessory-$accessory" -)"
   done
-  proxy_here=$(yes_or_no proxy_serves)
+  proxy_here=$(yes_or_no proxy_serves "$addresses")
   if [[ $proxy_here == yes || -f $(drift_record "$service" proxy) ]]; then
     echo "proxy $proxy_here $(record_of proxy -)"
   fi

@@ -7,6 +7,8 @@
 # the background, still holding the role's lock, logged to <service dir>/logs/<role>.log. IMG comes pinned by
 # digest (repo:tag@sha256:...): it is pulled whenever that digest is missing, a container counts as the same
 # only when it runs that image, and retention removes the images of the versions it removes.
+# The new container runs at an address of its own on the service's fixed network (lib.sh fixed_network), which is
+# kamal-proxy's target for it, with a hosts-file entry for each accessory's fixed address.
 # --retained-only is a rollback's fast switch: only a kept container of this version and config goes live
 # (started again if stopped); the env file stays as it is (stdin is not read); nothing is pulled or booted. When
 # there is none it fails, touching nothing.
@@ -131,10 +133,7 @@ run_container() {
   for volume in "${volumes[@]}"; do args+=(--volume "$volume"); done
   [[ -z $memory ]] || args+=(--memory "$memory")
   [[ -z $cpus ]] || args+=(--cpus "$cpus")
-  local file
-  for file in "$(accessory_addresses_dir "$service")"/*; do
-    [[ ! -f $file ]] || args+=(--add-host "${file##*/}:$(<"$file")")
-  done
+  add_accessory_hosts args "$service"
   docker run --pull never "${args[@]}" -- "$image" "${cmd[@]}"
 }
 
@@ -164,11 +163,11 @@ boot() {
       output=$(run_container "$cidfile" 2>&1) && break
     fi
     id=$(cat "$cidfile" 2>/dev/null || true)
-    if [[ $output != *"Address already in use"* ]] || ((++tries == 3)); then fail "${output%%$'\n'*}"; fi
+    if [[ -z $id || $output != *"Address already in use"* ]] || ((++tries == 3)); then fail "${output%%$'\n'*}"; fi
     docker rm --force "$id" >/dev/null
   done
   id=${output##*$'\n'}
-  docker network connect "$service" "$id"
+  output=$(docker network connect "$service" "$id" 2>&1) || fail "${output%%$'\n'*}"
 }
 
 # The proxy joins the fixed network of a service whose role it routes.

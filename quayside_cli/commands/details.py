@@ -59,17 +59,20 @@ class Facts:
     # On a load balancer's server (balancer.sh check): ROLE, TARGET and what its health path answers now.
     targets: list[tuple[str, str, str]] = field(default_factory=list)
     memory_available: int | None = None  # bytes
+    # The container (its short ID) at each fixed address, which kamal-proxy's targets name.
+    addresses: dict[str, str] = field(default_factory=dict)
 
 
 def parse(text: str) -> Facts:
     """details.sh's lines: `container<TAB>...` (12 fields; 10 from a server's scripts before memory was shown),
-    `route<TAB><cells of kamal-proxy list>`, `canary<TAB>ROLE<TAB>VERSION<TAB>PERCENT<TAB>VALUE,VALUE` and
-    `memory<TAB>AVAILABLE`."""
+    `route<TAB><cells of kamal-proxy list>`, `address<TAB>ID<TAB>ADDRESS`,
+    `canary<TAB>ROLE<TAB>VERSION<TAB>PERCENT<TAB>VALUE,VALUE` and `memory<TAB>AVAILABLE`."""
     containers: list[Container] = []
     routes: list[Route] = []
     canaries: dict[str, str] = {}
     targets: list[tuple[str, str, str]] = []
     available: int | None = None
+    addresses: dict[str, str] = {}
     for line in text.splitlines():
         kind, _, rest = line.partition("\t")
         cells = rest.split("\t")
@@ -94,7 +97,9 @@ def parse(text: str) -> Facts:
             targets.append((role, target, target_health(status)))
         elif kind == "memory" and cells[0].isdigit():
             available = int(cells[0])
-    return Facts(containers, routes, canaries, targets, available)
+        elif kind == "address" and len(cells) == 2:
+            addresses[cells[1]] = cells[0]
+    return Facts(containers, routes, canaries, targets, available, addresses)
 
 
 def size_words(size: int) -> str:
@@ -131,12 +136,14 @@ def route_of(service: str, role: str, routes: list[Route]) -> Route | None:
     return next((route for route in routes if route.service == f"{service}-{role}"), None)
 
 
-def live_of(service: str, role: str, containers: list[Container], routes: list[Route]) -> Container | None:
-    """The container kamal-proxy routes the role to, else (a role without the proxy) its running one."""
-    mine = [container for container in containers if container.role == role]
-    route = route_of(service, role, routes)
+def live_of(service: str, role: str, facts: Facts) -> Container | None:
+    """The container kamal-proxy routes the role to (its target names the container's fixed address, or its ID when
+    it was routed before containers had one), else (a role without the proxy) its running one."""
+    mine = [container for container in facts.containers if container.role == role]
+    route = route_of(service, role, facts.routes)
     if route is not None:
-        target = route.target.rsplit(":", 1)[0]
+        host = route.target.rsplit(":", 1)[0]
+        target = facts.addresses.get(host, host)
         return next((container for container in mine if container.id.startswith(target)), None)
     return next((container for container in mine if container.state == "running"), None)
 
@@ -166,7 +173,7 @@ def health(container: Container | None, route: Route | None) -> str:
 def role_row(service: str, name: str, output: dict[str, Any], facts: Facts) -> list[str]:
     """VERSION, CONTAINER, STATE, HEALTH, ROLLBACK TO and URLS of a role on one server."""
     containers, routes = facts.containers, facts.routes
-    live = live_of(service, name, containers, routes)
+    live = live_of(service, name, facts)
     version = live.version if live else "none live"
     if name in facts.canaries:
         version += f" (canary {facts.canaries[name]})"

@@ -15,6 +15,7 @@ from typing import Final
 
 from tests.support.docker import docker
 from tests.support.pulumi_engine import pulumi_cli
+from tests.support.remote import fixed_network
 from tests.support.stacks import (
     PROXY,
     DemoStack,
@@ -83,10 +84,18 @@ def test_a_rollback_that_was_not_recorded_shows_in_the_preview_and_up_puts_the_r
     assert events.changed() == {}, "the run after a heal changes nothing"
 
 
+def status_of(demo: DemoStack, role: str) -> int | None:
+    """The role's answer through the proxy; None when none comes in time (its target's address has no container)."""
+    try:
+        return demo.get(role)[0]
+    except TimeoutError:
+        return None
+
+
 def test_containers_stopped_or_removed_by_hand_show_in_the_preview_and_up_brings_them_back(demo: DemoStack) -> None:
     docker("stop", "--time", "1", container_name(demo.service, "web", "v1"))
     docker("rm", "--force", container_name(demo.service, "api", "v3"))
-    assert demo.get("web")[0] != 200 and demo.get("api")[0] != 200
+    assert status_of(demo, "web") != 200 and status_of(demo, "api") != 200
 
     preview = demo.preview()
     for role, version in (("web", "v1"), ("api", "v3")):
@@ -116,7 +125,8 @@ def test_a_database_stopped_and_the_proxy_cut_off_by_hand_are_put_back_by_up_wit
         sql(demo, "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('written before the drift')")
         docker("stop", f"{demo.service}-postgres")
         docker("network", "disconnect", demo.service, PROXY)
-        assert demo.get("web")[0] != 200, "the proxy no longer reaches the service"
+        docker("network", "disconnect", fixed_network(demo.service), PROXY)
+        assert status_of(demo, "web") != 200, "the proxy no longer reaches the service"
 
         preview = demo.preview()
         for said in (

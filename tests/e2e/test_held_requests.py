@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.engine import live_restore_enabled, restart_dockerd
+from tests.support.engine import live_restore_enabled, restarts_under
 from tests.support.load import Load, LoadReport
 from tests.support.stacks import PROXY_PORT, DemoStack, Events, registry_postgres, unique_service
 from tests.support.testbed import TestServer, registry_address
@@ -83,14 +83,10 @@ def test_three_restarts_of_dockerd_under_load_on_a_role_that_asks_postgres_fail_
     """Through an engine restart a role's container keeps finding Postgres by its name, as kamal-proxy keeps finding
     the container by its address (tests/e2e/test_deploys.py restarts the engine under load on a plain role)."""
     assert live_restore_enabled(), "the engine runs without live-restore: host.sh writes it to daemon.json and reloads"
-    took = []
     with Load(PROXY_PORT, database_demo.host("backend"), path=DB_PATH, workers=2) as load:
         load.wait_for_requests(50)
-        for _ in range(3):
-            took.append(restart_dockerd())
-            load.wait_for_requests(load.report.total + 100)
+        restarts = restarts_under(load, times=3, responses_between=100)
     report = load.report
 
-    restarts = ", ".join(f"{seconds:.1f} s" for seconds in took)
-    print(f"3 dockerd restarts ({restarts}) under load on Postgres: {report.summary()[:160]}")
+    print(f"{restarts} under load on Postgres: {report.summary()[:160]}")
     assert report.failures == [], report.summary()

@@ -33,36 +33,45 @@ def daemon_json_absent() -> Iterator[None]:
             DAEMON_JSON.write_bytes(original)
 
 
-def test_host_prepares_network_and_directories_without_restarting_docker(
-    bare_service: Service, daemon_json_absent: None
-) -> None:
-    canary = unique_name("qs-canary")
-    docker("run", "-d", "--name", canary, images.app("v1"))
+@pytest.fixture
+def bystander() -> Iterator[str]:
+    """A running container of no service's: what host.sh never restarts."""
+    name = unique_name("qs-bystander")
+    docker("run", "-d", "--name", name, images.app("v1"))
     try:
-        canary_started = docker("inspect", "--format", "{{.State.StartedAt}}", canary)
-
-        stack_id = uuid.uuid4().hex
-        first = bare_service.run("host.sh", "--service", bare_service.name, "--stack-id", stack_id)
-        daemon_json = json.loads(DAEMON_JSON.read_text())
-        DAEMON_JSON.write_text('{"log-driver": "json-file"}\n')  # an operator's own file stays as it is
-        second = bare_service.run("host.sh", "--service", bare_service.name, "--stack-id", stack_id)
-
-        assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-        version = docker("version", "--format", "{{.Server.Version}}")
-        assert f"host: docker {version}, network {bare_service.name} ready" in first.stdout
-        assert daemon_json == {
-            "live-restore": True,
-            "log-driver": "json-file",
-            "log-opts": {"max-size": "10m", "max-file": "3"},
-            "userland-proxy": False,
-        }
-        assert DAEMON_JSON.read_text() == '{"log-driver": "json-file"}\n'
-        assert docker("network", "inspect", "--format", "{{.Name}}", bare_service.name) == bare_service.name
-        root = Path(REMOTE_ROOT) / bare_service.name
-        assert (root.stat().st_mode & 0o777, (root / "env").stat().st_mode & 0o777) == (0o700, 0o700)
-        assert docker("inspect", "--format", "{{.State.StartedAt}}", canary) == canary_started
+        yield name
     finally:
-        docker("rm", "--force", canary, check=False)
+        docker("rm", "--force", name, check=False)
+
+
+def started_at(container: str) -> str:
+    return docker("inspect", "--format", "{{.State.StartedAt}}", container)
+
+
+def test_host_prepares_network_and_directories_without_restarting_docker(
+    bare_service: Service, daemon_json_absent: None, bystander: str
+) -> None:
+    bystander_started = started_at(bystander)
+    stack_id = uuid.uuid4().hex
+    first = bare_service.run("host.sh", "--service", bare_service.name, "--stack-id", stack_id)
+    daemon_json = json.loads(DAEMON_JSON.read_text())
+    DAEMON_JSON.write_text('{"log-driver": "json-file"}\n')  # an operator's own file stays as it is
+    second = bare_service.run("host.sh", "--service", bare_service.name, "--stack-id", stack_id)
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    version = docker("version", "--format", "{{.Server.Version}}")
+    assert f"host: docker {version}, network {bare_service.name} ready" in first.stdout
+    assert daemon_json == {
+        "live-restore": True,
+        "log-driver": "json-file",
+        "log-opts": {"max-size": "10m", "max-file": "3"},
+        "userland-proxy": False,
+    }
+    assert DAEMON_JSON.read_text() == '{"log-driver": "json-file"}\n'
+    assert docker("network", "inspect", "--format", "{{.Name}}", bare_service.name) == bare_service.name
+    root = Path(REMOTE_ROOT) / bare_service.name
+    assert (root.stat().st_mode & 0o777, (root / "env").stat().st_mode & 0o777) == (0o700, 0o700)
+    assert started_at(bystander) == bystander_started
 
 
 # What host.sh wrote before it asked for live-restore.
@@ -75,24 +84,19 @@ DAEMON_JSON_BEFORE_LIVE_RESTORE: Final = """{
 
 
 def test_host_turns_live_restore_on_where_it_wrote_daemon_json_before_and_the_engine_takes_it_at_once(
-    bare_service: Service, daemon_json_absent: None
+    bare_service: Service, daemon_json_absent: None, bystander: str
 ) -> None:
-    canary = unique_name("qs-canary")
-    docker("run", "-d", "--name", canary, images.app("v1"))
-    try:
-        canary_started = docker("inspect", "--format", "{{.State.StartedAt}}", canary)
-        DAEMON_JSON.write_text(DAEMON_JSON_BEFORE_LIVE_RESTORE)
+    bystander_started = started_at(bystander)
+    DAEMON_JSON.write_text(DAEMON_JSON_BEFORE_LIVE_RESTORE)
 
-        done = bare_service.run("host.sh", "--service", bare_service.name, "--stack-id", uuid.uuid4().hex)
+    done = bare_service.run("host.sh", "--service", bare_service.name, "--stack-id", uuid.uuid4().hex)
 
-        assert done.returncode == 0, done.stderr
-        before = json.loads(DAEMON_JSON_BEFORE_LIVE_RESTORE)
-        assert json.loads(DAEMON_JSON.read_text()) == {**before, "live-restore": True}
-        assert "host: wrote /etc/docker/daemon.json (live-restore, log rotation, no userland proxy)" in done.stdout
-        assert docker("info", "--format", "{{.LiveRestoreEnabled}}") == "true", "the engine reloads its config"
-        assert docker("inspect", "--format", "{{.State.StartedAt}}", canary) == canary_started
-    finally:
-        docker("rm", "--force", canary, check=False)
+    assert done.returncode == 0, done.stderr
+    before = json.loads(DAEMON_JSON_BEFORE_LIVE_RESTORE)
+    assert json.loads(DAEMON_JSON.read_text()) == {**before, "live-restore": True}
+    assert "host: wrote /etc/docker/daemon.json (live-restore, log rotation, no userland proxy)" in done.stdout
+    assert docker("info", "--format", "{{.LiveRestoreEnabled}}") == "true", "the engine reloads its config"
+    assert started_at(bystander) == bystander_started
 
 
 def test_a_host_without_docker_is_refused_when_installing_is_not_allowed(bare_service: Service) -> None:

@@ -13,7 +13,7 @@ from tests.integration.conftest import Service, derived_image, prepare
 from tests.support import images
 from tests.support.docker import docker, unique_name
 from tests.support.polling import wait_for
-from tests.support.remote import REMOTE_ROOT, run_script
+from tests.support.remote import REMOTE_ROOT, fixed_network, run_script
 
 
 def image_exists(reference: str) -> bool:
@@ -204,6 +204,51 @@ def test_swapping_back_restarts_the_retained_container_as_a_rollback(service: Se
         service.container("web", "v1"): "running",
         service.container("web", "v2"): "exited",
     }
+
+
+def fixed_address(container: str, service: Service) -> str:
+    """The address the container was given on the service's fixed network, or nothing."""
+    network = fixed_network(service.name)
+    template = '{{with index .NetworkSettings.Networks "' + network + '"}}{{.IPAddress}}{{end}}'
+    return docker("inspect", "--format", template, container)
+
+
+def test_a_new_version_runs_at_a_fixed_address_which_is_the_proxys_target(service: Service) -> None:
+    service.deploy("web", "v1")
+
+    address = fixed_address(service.container("web", "v1"), service)
+    assert address, "the container is not on the fixed network"
+    assert f" {address}:80 " in service.proxy_routes(), service.proxy_routes()
+    docker("restart", service.container("web", "v1"))
+    assert fixed_address(service.container("web", "v1"), service) == address, "Docker gives the address back"
+
+
+def test_a_role_routed_by_container_id_moves_to_a_fixed_address_with_its_next_version_and_a_rollback(
+    service: Service,
+) -> None:
+    """A role deployed before containers had fixed addresses: kamal-proxy routes it by container ID, and its container
+    is on the service network only. Its next version runs at an address and takes over under load; a rollback to the
+    old one gives that one an address too."""
+    service.deploy("web", "v1")
+    v1 = service.container("web", "v1")
+    v1_id = docker("inspect", "--format", "{{.Id}}", v1)[:12]
+    docker("exec", service.proxy, "kamal-proxy", "deploy", f"{service.name}-web", "--target", f"{v1_id}:80",
+           "--host", service.host("web"))  # fmt: skip
+    docker("network", "disconnect", fixed_network(service.name), v1)
+    assert f" {v1_id}:80 " in service.proxy_routes() and service.get("web")[0] == 200
+
+    swapped, report = service.swap_under_load("web", "v2")
+
+    assert swapped.returncode == 0, swapped.stderr
+    assert report.failures == [] and report.version_sequence() == ["v1", "v2"], report.summary()
+    assert f" {fixed_address(service.container('web', 'v2'), service)}:80 " in service.proxy_routes()
+
+    rolled_back, report = service.swap_under_load("web", "v1")
+
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    assert report.failures == [] and report.version_sequence() == ["v2", "v1"], report.summary()
+    assert fixed_address(v1, service), "the kept container went live without an address"
+    assert f" {fixed_address(v1, service)}:80 " in service.proxy_routes()
 
 
 def test_the_same_swap_twice_changes_nothing_the_second_time(service: Service) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support.load import Load
 from tests.support.polling import wait_for
 from tests.support.pulumi_engine import ROOT
 
@@ -27,3 +28,13 @@ def restart_dockerd() -> float:
     engine = subprocess.run(["bash", str(ROOT / "scripts/setup.d/docker-engine.sh")], capture_output=True, text=True)
     assert engine.returncode == 0, engine.stderr
     return time.monotonic() - started
+
+
+def restarts_under(load: Load, times: int, responses_between: int) -> str:
+    """Restarts the engine `times` in a row under `load`, `responses_between` responses after each; says how long
+    each restart took."""
+    took = []
+    for _ in range(times):
+        took.append(restart_dockerd())
+        load.wait_for_requests(load.report.total + responses_between)
+    return f"{times} dockerd restarts ({', '.join(f'{seconds:.1f} s' for seconds in took)})"

@@ -222,6 +222,15 @@ def test_details_shows_a_roles_canary_beside_the_version_serving_everyone_else()
     assert lines[3].startswith("web     v2 (canary v3 for 10%, staff-1, staff-2)  acme-web-v2 (aaaaaaaaaaaa)")
 
 
+def test_details_finds_the_live_container_by_the_fixed_address_the_route_targets() -> None:
+    by_address = DETAILS_OUTPUT.replace("aaaaaaaaaaaa:80", "172.20.14.9:80") + "\naddress\taaaaaaaaaaaa\t172.20.14.9"
+
+    lines = details.render(stack_with(OUTPUTS), details.parse(by_address))
+
+    assert lines[3].startswith("web     v2       acme-web-v2 (aaaaaaaaaaaa)"), lines[3]
+    assert "acme-web  acme.com  /     172.20.14.9:80  stopped  yes" in lines
+
+
 def test_a_route_without_a_host_is_a_catch_all() -> None:
     assert details.parse_route(["acme-web", "/", "abc123abc123:80", "running", "no"]) == details.Route(
         "acme-web", "*", "/", "abc123abc123:80", "running", "no"
