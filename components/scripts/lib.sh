@@ -577,10 +577,10 @@ network_state() {
 
 # free_subnet NAME: a subnet Docker's address pools have free (a network NAME made and removed to find it).
 free_subnet() {
-  local subnet
+  local subnet _
   docker network rm "$1" >/dev/null 2>&1 || true
   docker network create "$1" >/dev/null
-  subnet=$(docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$1")
+  read -r subnet _ < <(network_state "$1")
   docker network rm "$1" >/dev/null
   echo "$subnet"
 }
