@@ -227,8 +227,7 @@ put_back() {
 take_fixed_address() {
   local file subnet result
   [[ $network == "$service" ]] || return 0
-  [[ $(inspect_container "$container" \
-    '{{with index .NetworkSettings.Networks "'"$(fixed_network "$service")"'"}}on{{end}}') != on ]] || return 0
+  [[ -z $(inspect_container "$container" "$(fixed_address_template "$service")") ]] || return 0
   file=$(accessory_addresses_dir "$service")/$container
   subnet=$(ensure_fixed_network "$service")
   result=$(connect_fixed "$service" "$container" "$subnet" "$(cat "$file" 2>/dev/null || true)" 2>&1) ||

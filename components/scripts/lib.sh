@@ -514,6 +514,12 @@ add_accessory_hosts() {
   done
 }
 
+# fixed_address_template SERVICE: a Go template over a container: the address it was given on the service's fixed
+# network, or nothing (not on it).
+fixed_address_template() {
+  echo "{{with index .NetworkSettings.Networks \"$(fixed_network "$1")\"}}{{with .IPAMConfig}}{{.IPv4Address}}{{end}}{{end}}"
+}
+
 # ensure_fixed_network SERVICE [PROXY]: the network there, with its subnet, and PROXY on it; prints the subnet.
 # The server's services and swaps take turns on a lock of their own while they make it.
 ensure_fixed_network() {

@@ -176,9 +176,9 @@ proxy_on_fixed() { [[ $proxy == no ]] || echo "$proxy_name"; }
 # "<status> <config hash> <env hash> <id> <image id> <address>" of the container named $name, or nothing; the
 # address is the one it was given on the fixed network (none before containers had one).
 read_existing() {
+  local hashes='{{index .Config.Labels "quayside.config"}} {{index .Config.Labels "quayside.env-hash"}}'
   read -r status old_config old_env id old_image address <<<"$(inspect_container "$name" \
-    '{{.State.Status}} {{index .Config.Labels "quayside.config"}} {{index .Config.Labels "quayside.env-hash"}} {{.Id}} {{.Image}}'\
-' {{with index .NetworkSettings.Networks "'"$fixed"'"}}{{with .IPAMConfig}}{{.IPv4Address}}{{end}}{{end}}')" || true
+    "{{.State.Status}} $hashes {{.Id}} {{.Image}} $(fixed_address_template "$service")")" || true
 }
 
 # The same options, secrets and image: a container of a pinned `version:` whose tag moved is not the same.
