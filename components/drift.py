@@ -80,25 +80,29 @@ class Reading:
 
     roles: dict[str, RoleHere] = field(default_factory=dict)
     parts: dict[str, PartHere] = field(default_factory=dict)
+    # An accessory whose data directory holds a Postgres cluster → its major version (the plan says an upgrade).
+    data_majors: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     refused: bool = False  # the server refused the connection: its sshd is not listening
 
     @classmethod
     def parse(cls, output: str) -> Reading:
-        """serving.sh's lines: `role ROLE LIVE DEPLOYED HEALS`, `accessory NAME RUNNING HEALS`, `proxy RUNNING HEALS`
-        (`-` for none)."""
-        roles, parts = {}, {}
+        """serving.sh's lines: `role ROLE LIVE DEPLOYED HEALS`, `accessory NAME RUNNING HEALS`, `data NAME MAJOR`,
+        `proxy RUNNING HEALS` (`-` for none)."""
+        roles, parts, data_majors = {}, {}, {}
         for line in output.splitlines():
             match line.split():
                 case ["role", role, live, deployed, heals] if is_count(heals):
                     roles[role] = RoleHere(none_for_dash(live), none_for_dash(deployed), count_of(heals) or 0)
                 case ["accessory", name, "yes" | "no" as running, heals] if is_count(heals):
                     parts[name] = PartHere(running == "yes", count_of(heals))
+                case ["data", name, major] if major.isdigit():
+                    data_majors[name] = major
                 case ["proxy", "yes" | "no" as running, heals] if is_count(heals):
                     parts[PROXY] = PartHere(running == "yes", count_of(heals))
                 case _:
-                    return cls(error=f"serving.sh printed {line.strip()!r}, not a role, accessory or proxy line")
-        return cls(roles, parts)
+                    return cls(error=f"serving.sh printed {line.strip()!r}, not a role, accessory, data or proxy line")
+        return cls(roles, parts, data_majors)
 
 
 def none_for_dash(word: str) -> str | None:
@@ -296,6 +300,10 @@ class DriftCheck:
 
         return pulumi.Output.unsecret(self._reading(server).apply(decide))
 
+    def data_major(self, server: str, part: str) -> pulumi.Output[str | None]:
+        """The major version of the Postgres cluster in an accessory's data directory there (None: none, or unread)."""
+        return pulumi.Output.unsecret(self._reading(server).apply(lambda reading: reading.data_majors.get(part)))
+
     def _recorded_outputs(self) -> pulumi.Output[tuple[Any, Any]]:
         if self._recorded is None:
             self._recorded = self._recorded_reader()
@@ -354,6 +362,11 @@ def said(verdict: Verdict) -> int:
     if verdict.warning is not None:
         pulumi.log.warn(verdict.warning)
     return verdict.heal
+
+
+def data_major_of(check: DriftCheck | None, server: str, part: str) -> pulumi.Output[str | None]:
+    """DriftCheck.data_major; None without a drift check."""
+    return check.data_major(server, part) if check is not None else pulumi.Output.from_input(None)
 
 
 def heal_of(check: DriftCheck | None, server: str, part: str) -> pulumi.Output[int]:

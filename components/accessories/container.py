@@ -38,6 +38,7 @@ class ContainerSpec:
     network: str | None = None  # default: the service network
     cmd: list[str] = field(default_factory=list)
     hold: Hold | None = None  # how a restart goes: the roles' requests held meanwhile (outside the config hash)
+    upgrade_seconds: int = 0  # what a move of its data to a new version may add to a boot (Postgres's major)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def config_hash(options: Sequence[str]) -> str:
 def boot_timeout(spec: ContainerSpec) -> int:
     # A hold drains the held routes first, up to its duration.
     drain = commands.seconds(spec.hold.duration) if spec.hold else 0
-    waits = spec.ready_timeout + spec.readiness_delay + spec.stop_timeout + drain
+    waits = spec.ready_timeout + spec.readiness_delay + spec.stop_timeout + drain + spec.upgrade_seconds
     return core.LOCK_WAIT_SECONDS + defaults.PULL_SECONDS + waits + core.STEP_SLACK_SECONDS
 
 

@@ -17,6 +17,8 @@ POSTGRES_STOP_SECONDS: Final = 60
 POSTGRES_HEALTH_CMD: Final = 'pg_isready -U "$POSTGRES_USER" -d "$POSTGRES_DB"'
 POSTGRES_HEALTH_INTERVAL: Final = "2s"
 POSTGRES_PASSWORD_SECRET: Final = "postgres_password"
+# A major upgrade's dump and restore, beyond its two extra boots and stops: the database's size decides.
+POSTGRES_DUMP_RESTORE_SECONDS: Final = 900
 
 # Backups: pg_dump | gpg | rclone in <service>-backup, which also runs the schedule.
 BACKUP_SCHEDULE: Final = "@daily"

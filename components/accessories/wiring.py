@@ -99,6 +99,9 @@ def deploy_accessories(
                 private_ip=site("postgres").private_ip,
                 held_roles=sorted(name for name, role in stack.roles.items() if role.proxy),
                 heal=drift.heal_of(drift_check, deployed.servers["postgres"], "postgres"),
+                data_major=drift.data_major_of(drift_check, deployed.servers["postgres"], "postgres"),
+                backed_up=accessories.backup is not None,
+                where=drift.named(deployed.servers["postgres"]),
             ),
         )
     if accessories.backup is not None:

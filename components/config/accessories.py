@@ -39,6 +39,7 @@ from components.config.types import (
     Version,
     VersionedImage,
 )
+from components.image_ref import Reference
 
 CRON_FIELD: Final = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?(,(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?)*"
 CRON_PATTERN: Final = rf"^{CRON_FIELD}( {CRON_FIELD}){{4}}$"
@@ -70,7 +71,8 @@ class Postgres(Model):
 
     version: Version = Field(
         default=defaults.POSTGRES_VERSION,
-        description="the image tag: postgres:<version> (a new major version needs a dump and restore)",
+        description="the image tag: postgres:<version>; a newer major version than the data's is moved to by a "
+        "dump and restore in one `up` (the old data directory kept beside the new one)",
     )
     image: VersionedImage | None = Field(
         default=None, description="an image instead of postgres:<version>, with the official image's contract"
@@ -133,6 +135,13 @@ class Postgres(Model):
 
     def image_ref(self) -> str:
         return self.image or f"{defaults.POSTGRES_IMAGE}:{self.version}"
+
+    def major(self) -> str | None:
+        """The major version asked for: the leading number of the version, or of the image's tag (None: an image
+        pinned by digest alone)."""
+        version = (Reference.parse(self.image).tag or "") if self.image else self.version
+        found = re.match(r"\d+", version)
+        return found[0] if found else None
 
     def user_for(self, service: str) -> str:
         return self.user or service.replace("-", "_")

@@ -7,6 +7,10 @@
 # the old container stops until the new one is ready, or the old one is back: the apps see a slow request, not an
 # error.
 # Data lives in /var/lib/quayside/<service>/<name>/data and is never deleted, except by `remove --delete-data`.
+# A data directory that holds a Postgres cluster (its PG_VERSION) of an older major version than the new image runs is
+# moved to the new major by a dump and restore (postgres-major.sh): a backup first when the service's backup
+# accessory runs, requests held as for any restart, the old directory kept; a failure anywhere puts the old
+# container back on its untouched data. A newer major than the image's is refused before anything stops.
 # --heal N counts the times `pulumi up` found the accessory not running as recorded (components/drift.py): a new
 # count makes Pulumi run the boot again, which starts it.
 #
@@ -25,10 +29,12 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=postgres-major.sh
+source "$(dirname "${BASH_SOURCE[0]}")/postgres-major.sh"
 
 action='' service='' name='' image='' config_hash='' network='' data='' health_cmd='' health_interval=''
 ready_timeout='' readiness_delay='' stop_timeout='' memory='' delete_data=no hold_for='' proxy_name=''
-held_since='' heal='' envs=() volumes=() files=() publishes=() cmd=() hold_roles=() held=()
+held_since='' heal='' old_major='' new_major='' kept_data='' envs=() volumes=() files=() publishes=() cmd=() hold_roles=() held=()
 
 # 127.0.0.1, or an RFC 1918 address that an interface of this server holds.
 private_address() {
@@ -101,7 +107,7 @@ parse_options() {
 # --- where things live ------------------------------------------------------------------------------------
 
 accessory_dir() { echo "$(service_dir "$service")/$name"; }
-data_dir() { echo "$(accessory_dir)/data"; }
+data_dir() { accessory_data_dir "$service" "$name"; }
 files_dir() { echo "$(accessory_dir)/files"; }
 secrets_name() { echo "accessory-$name"; }
 
@@ -215,6 +221,7 @@ release_requests() {
 # Puts the previous container back after a failed replacement; the data directory is the same.
 put_back() {
   docker rm --force "$container" >/dev/null 2>&1 || true
+  put_back_data
   [[ -n $aside ]] || return 0
   docker rename "$aside" "$container"
   docker start "$container" >/dev/null
@@ -234,6 +241,32 @@ take_fixed_address() {
     { echo "its fixed address: $result"; return 1; }
   ensure_dir "${file%/*}"
   echo "$result" >"$file"
+}
+
+# decide_major CURRENT: old_major and new_major set when the data directory holds an older major's cluster than
+# $image runs (CURRENT: the running container's booted_with, empty when there is none); dies, touching nothing,
+# when the move cannot be made.
+decide_major() {
+  [[ -n $data ]] || return 0
+  local found wanted
+  found=$(data_major "$(data_dir)")
+  [[ -n $found ]] || return 0
+  wanted=$(image_major "$image") || die "cannot tell which Postgres $image runs (above)"
+  ((wanted != found)) || return 0
+  ((wanted > found)) ||
+    die "$(data_dir) holds Postgres $found's data and $image runs $wanted: a major version cannot go back (set the version to $found)"
+  [[ -n $1 ]] ||
+    die "$(data_dir) holds Postgres $found's data and no container of it is here to dump it: deploy Postgres $found first, then $wanted"
+  old_major=$found new_major=$wanted
+  say "Postgres $old_major to $new_major: a dump of the cluster is restored into a new data directory"
+}
+
+# Before a major upgrade, a backup to S3 when the service's backup accessory runs (the upgrade's own dump stays here).
+back_up_first() {
+  [[ $(inspect_container "$service-backup" '{{.State.Running}}') == true ]] || return 0
+  say "backing up to S3 before the upgrade"
+  bash "$(dirname "${BASH_SOURCE[0]}")/backup.sh" now --service "$service" ||
+    die "the backup before the upgrade from Postgres $old_major failed: nothing was changed"
 }
 
 boot() {
@@ -256,12 +289,18 @@ boot() {
     say "$container is up to date ($image)"
     return 0
   fi
+  decide_major "$current"
+  [[ -z $new_major ]] || back_up_first
   if [[ -n $current ]]; then
     hold_requests
     # Stopped first: two servers must never share a data directory.
     docker stop --time "$stop_timeout" "$container" >/dev/null
     aside="${container}_replaced_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
     docker rename "$container" "$aside"
+  fi
+  if [[ -n $new_major ]]; then
+    upgrade_data "$(inspect_container "$aside" '{{.Image}}')" ||
+      { report_failure "the upgrade from Postgres $old_major to $new_major failed (above)"; put_back; exit 1; }
   fi
   output=$(run_container 2>&1) || { report_failure "docker run: ${output##*$'\n'}"; put_back; exit 1; }
   reason=$(take_fixed_address) || { report_failure "$reason"; put_back; exit 1; }
@@ -270,6 +309,7 @@ boot() {
   [[ -z $aside ]] || docker rm "$aside" >/dev/null
   record_drift "$service" "accessory-$name" "${heal:-0}"
   say "$container ${current:+re}booted ($image)${data:+, data in $(data_dir)}"
+  [[ -z $kept_data ]] || say "Postgres $old_major's data directory is kept in $kept_data: remove it when you no longer need it"
 }
 
 remove() {

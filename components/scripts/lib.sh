@@ -145,6 +145,8 @@ now_ms() {
 
 service_dir() { echo "$QUAYSIDE_ROOT/$1"; }
 env_file() { echo "$QUAYSIDE_ROOT/$1/env/$2.env"; }
+# An accessory's data directory (its container's --data mount), which only `remove --delete-data` deletes.
+accessory_data_dir() { echo "$QUAYSIDE_ROOT/$1/$2/data"; }
 canary_file() { echo "$QUAYSIDE_ROOT/$1/$2.canary"; }
 
 # What the last successful step of a part put on this server, for the drift check (serving.sh reads it): PART is

@@ -11,6 +11,7 @@
 #                                     the record's version and count (- - without a record)
 #     accessory NAME RUNNING HEALS    RUNNING: yes when its container <service>-<name> runs, else no; HEALS: the
 #                                     record's count (- without a record)
+#     data NAME MAJOR                 the accessory's data directory holds a Postgres cluster of this major version
 #     proxy RUNNING HEALS             RUNNING: yes when the server's kamal-proxy runs on the service's network (and
 #                                     on its fixed network, where containers are at their fixed addresses)
 set -euo pipefail
@@ -113,7 +114,7 @@ list_parts() {
 
 main() {
   parse_options "$@"
-  local role accessory routes containers addresses proxy_here live roles=() accessories=()
+  local role accessory routes containers addresses proxy_here live major roles=() accessories=()
   routes=$(proxy_routes "$proxy_name" 2>/dev/null || true)
   containers=$(service_containers)
   addresses=$(fixed_addresses "$service")
@@ -124,6 +125,9 @@ main() {
   done
   for accessory in "${accessories[@]}"; do
     echo "accessory $accessory $(yes_or_no accessory_runs "$accessory" "$containers") $(record_of "accessory-$accessory" -)"
+    if read -r major 2>/dev/null <"$(accessory_data_dir "$service" "$accessory")/PG_VERSION"; then
+      echo "data $accessory $major"
+    fi
   done
   proxy_here=$(yes_or_no proxy_serves "$addresses")
   if [[ $proxy_here == yes || -f $(drift_record "$service" proxy) ]]; then

@@ -3,12 +3,13 @@
 #   quayside-test/app:{v1,v2,v3,never-healthy,slow-start}  busybox httpd FROM scratch
 #   quayside-test/app:{noterm-v1,noterm-v2}                 the same, ignoring SIGTERM (bench/run's variant)
 #   quayside-test/kamal-proxy:$KAMAL_PROXY_VERSION          the Go-built kamal-proxy FROM scratch
-#   quayside-test/postgres:15                               Debian's postgresql-15, official-image contract
+#   quayside-test/postgres:{15,17}                          Debian's postgresql-<major>, official-image contract
 #   quayside-test/db-app:v1                                 the app on the Postgres image, asking it per request
 #   quayside-test/pyapp:{py-v1,py-v2,py-v3}                 a Python http.server app, PID 1 ignoring SIGTERM
 # Each image carries the label quayside.inputs = the hash of its build inputs; an image whose label
 # matches is not rebuilt, so a second run takes seconds. Needs a running dockerd and root (debootstrap). Postgres and
-# pyapp are built FROM Debian bookworm rootfs images debootstrapped here (debian-{postgres,python}-rootfs:bookworm).
+# pyapp are built FROM Debian rootfs images debootstrapped here (debian-{postgres,python}-rootfs:<suite>): Postgres 15
+# from bookworm, 17 from trixie (a major upgrade's two ends), pyapp from bookworm.
 set -euo pipefail
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/images.sh"
@@ -18,7 +19,8 @@ KAMAL_PROXY_MODULE=github.com/basecamp/kamal-proxy
 KAMAL_PROXY_VERSION=v0.9.2
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${QUAYSIDE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-POSTGRES_PACKAGES=postgresql-15
+# Each Postgres major the tests run, and the Debian suite whose postgresql-<major> it is.
+POSTGRES_SUITES=(15:bookworm 17:trixie)
 # The full python3: http.server is not in python3-minimal.
 PYTHON_PACKAGES=python3
 BUSYBOX=${QUAYSIDE_BUSYBOX:-/bin/busybox}
@@ -129,20 +131,20 @@ build_kamal_proxy_image() {
 
 # --- Debian rootfs images ----------------------------------------------------------------------
 
-# build_debian_rootfs NAME PACKAGES [PRUNE...]: a tarball of a minbase Debian $DEBIAN_SUITE with PACKAGES (a comma-
+# build_debian_rootfs SUITE NAME PACKAGES [PRUNE...]: a tarball of a minbase Debian SUITE with PACKAGES (a comma-
 # separated list, as debootstrap --include takes it), once per suite+packages, in
-# $QUAYSIDE_CACHE/rootfs/debian-<suite>-NAME-<key>.tar. Package caches and lists, docs and translations are pruned,
+# $QUAYSIDE_CACHE/rootfs/debian-SUITE-NAME-<key>.tar. Package caches and lists, docs and translations are pruned,
 # and the PRUNE paths (inside the rootfs, globs allowed) too. Sets rootfs_key (the hash that names the tarball,
 # which the images built on it take as an input) and rootfs_tar.
 build_debian_rootfs() {
-  local name=$1 packages=$2 key dir target started=$EPOCHREALTIME log path
-  shift 2
+  local suite=$1 name=$2 packages=$3 key dir target started=$EPOCHREALTIME log path
+  shift 3
   # The key's inputs are those the Postgres rootfs always had, so its tarball keeps its name.
-  key=$(inputs_hash "$DEBIAN_SUITE" minbase "$packages" prune-v1 | cut -c1-16)
+  key=$(inputs_hash "$suite" minbase "$packages" prune-v1 | cut -c1-16)
   rootfs_key=$key
-  rootfs_tar=$QUAYSIDE_CACHE/rootfs/debian-$DEBIAN_SUITE-$name-$key.tar
+  rootfs_tar=$QUAYSIDE_CACHE/rootfs/debian-$suite-$name-$key.tar
   if [[ -f $rootfs_tar ]]; then
-    say "images: Debian $DEBIAN_SUITE rootfs with $packages is cached ($rootfs_tar)"
+    say "images: Debian $suite rootfs with $packages is cached ($rootfs_tar)"
     return
   fi
   ((EUID == 0)) || die "debootstrap needs root: run this step as root (sudo bash scripts/setup.d/images.sh)"
@@ -152,12 +154,12 @@ build_debian_rootfs() {
   log=$dir/debootstrap.log
   mkdir -p "$dir"
   trap 'unmount_under "$dir"; rm -rf --one-file-system "$dir"' EXIT
-  say "images: debootstrap $DEBIAN_SUITE with $packages from $DEBIAN_MIRROR (about a minute)"
-  if ! debootstrap --variant=minbase --include="$packages" "$DEBIAN_SUITE" "$target" "$DEBIAN_MIRROR" \
+  say "images: debootstrap $suite with $packages from $DEBIAN_MIRROR (about a minute)"
+  if ! debootstrap --variant=minbase --include="$packages" "$suite" "$target" "$DEBIAN_MIRROR" \
     >"$log" 2>&1; then
     tail -n 15 "$log" >&2
     cp "$log" "$QUAYSIDE_CACHE/rootfs/debootstrap-failed.log"
-    die "debootstrap from $DEBIAN_MIRROR failed (log: $QUAYSIDE_CACHE/rootfs/debootstrap-failed.log); check the mirror, or try by hand: debootstrap --variant=minbase --include=$packages $DEBIAN_SUITE /tmp/rootfs $DEBIAN_MIRROR (another mirror: QUAYSIDE_DEBIAN_MIRROR=...)"
+    die "debootstrap from $DEBIAN_MIRROR failed (log: $QUAYSIDE_CACHE/rootfs/debootstrap-failed.log); check the mirror, or try by hand: debootstrap --variant=minbase --include=$packages $suite /tmp/rootfs $DEBIAN_MIRROR (another mirror: QUAYSIDE_DEBIAN_MIRROR=...)"
   fi
   unmount_under "$target"
   # What an image does not need: package caches and lists, docs, translations, and the caller's PRUNE paths.
@@ -167,18 +169,19 @@ build_debian_rootfs() {
     rm -rf "${target:?}"/${path:?}
   done
   save_rootfs "$target" "$rootfs_tar" "$dir"
-  say "images: built the Debian $DEBIAN_SUITE rootfs with $packages in $(since "$started") ($rootfs_tar)"
+  say "images: built the Debian $suite rootfs with $packages in $(since "$started") ($rootfs_tar)"
 }
 
 # --- quayside-test/postgres ---------------------------------------------------------------------
 
+# build_postgres_image MAJOR SUITE: quayside-test/postgres:MAJOR, Debian SUITE's postgresql-MAJOR.
 build_postgres_image() {
-  local image=quayside-test/postgres:15 hash
+  local major=$1 suite=$2 image=quayside-test/postgres:$1 hash
   # The cluster postgresql-common creates on install goes: the entrypoint runs initdb itself.
-  build_debian_rootfs postgres "$POSTGRES_PACKAGES" 'var/lib/postgresql/*' 'etc/postgresql/*'
-  import_rootfs "quayside-test/debian-postgres-rootfs:$DEBIAN_SUITE" "$rootfs_tar" "$rootfs_key"
+  build_debian_rootfs "$suite" postgres "postgresql-$major" 'var/lib/postgresql/*' 'etc/postgresql/*'
+  import_rootfs "quayside-test/debian-postgres-rootfs:$suite" "$rootfs_tar" "$rootfs_key"
   hash=$(inputs_hash "$sources/postgres/Dockerfile" "$sources/postgres/docker-entrypoint.sh" "$rootfs_key")
-  build_unless_current "$image" "$sources/postgres" "$hash"
+  build_unless_current "$image" "$sources/postgres" "$hash" --build-arg "SUITE=$suite" --build-arg "PG_MAJOR=$major"
 }
 
 # --- quayside-test/db-app -----------------------------------------------------------------------
@@ -198,7 +201,7 @@ build_db_app_image() {
 
 build_pyapp_images() {
   local src=$sources/pyapp tag hash
-  build_debian_rootfs python "$PYTHON_PACKAGES"
+  build_debian_rootfs "$DEBIAN_SUITE" python "$PYTHON_PACKAGES"
   import_rootfs "quayside-test/debian-python-rootfs:$DEBIAN_SUITE" "$rootfs_tar" "$rootfs_key"
   for tag in py-v1 py-v2 py-v3; do
     hash=$(inputs_hash "$src/Dockerfile" "$src/app.py" "$rootfs_key" "--build-arg VERSION=$tag")
@@ -213,7 +216,7 @@ exec 9>"$contexts/.lock"
 flock 9
 build_app_images
 build_kamal_proxy_image
-build_postgres_image
+for postgres in "${POSTGRES_SUITES[@]}"; do build_postgres_image "${postgres%%:*}" "${postgres#*:}"; done
 build_db_app_image
 build_pyapp_images
 say "images: done in $(since "$step_started")"

@@ -72,6 +72,13 @@ def container_id(service: AccessoryService, accessory: str) -> str:
     return service.inspect(accessory, "{{.Id}}")
 
 
+def wait_healthy(service: AccessoryService, why: str) -> None:
+    deadline = time.monotonic() + 60
+    while service.inspect("postgres", "{{.State.Health.Status}}") != "healthy":
+        assert time.monotonic() < deadline, f"{why} within 60 s"
+        time.sleep(1)
+
+
 def refused(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=3):
@@ -164,10 +171,7 @@ def test_rows_survive_a_config_change_a_restart_and_a_remove_and_boot(accessory_
     assert read_rows(service) == ROWS
 
     docker("restart", service.container("postgres"))
-    deadline = time.monotonic() + 60
-    while service.inspect("postgres", "{{.State.Health.Status}}") != "healthy":
-        assert time.monotonic() < deadline, "not healthy again within 60 s of docker restart"
-        time.sleep(1)
+    wait_healthy(service, "not healthy again after docker restart")
     assert read_rows(service) == ROWS
 
     removed = service.remove(service.postgres_spec(changed))
@@ -207,10 +211,7 @@ def test_a_change_that_never_becomes_healthy_puts_the_old_container_back(accesso
     assert "shared_buffers" in failed.stderr  # the new container's own log says why
     assert "the previous container is running again" in failed.stderr
     assert container_id(service, "postgres") == first
-    deadline = time.monotonic() + 60
-    while service.inspect("postgres", "{{.State.Health.Status}}") != "healthy":
-        assert time.monotonic() < deadline, "the previous container did not come back healthy"
-        time.sleep(1)
+    wait_healthy(service, "the previous container did not come back healthy")
     assert read_rows(service) == ROWS
 
 
@@ -223,6 +224,76 @@ def test_removing_with_delete_data_deletes_the_data_directory(accessory_service:
 
     assert removed.returncode == 0, removed.stderr
     assert service.remote("test", "-e", service.remote_path("postgres")).returncode == 1
+
+
+def server_major(service: AccessoryService) -> str:
+    return service.sql("SHOW server_version_num")[:2]
+
+
+def kept_data_directories(service: AccessoryService) -> list[str]:
+    listed = service.remote("sh", "-c", f"cd {service.remote_path('postgres')} && ls -d data-* 2>/dev/null || true")
+    return listed.stdout.split()
+
+
+def test_a_new_major_version_restores_the_rows_into_a_new_data_directory_and_keeps_the_old_one(
+    accessory_service: AccessoryService,
+) -> None:
+    service = accessory_service
+    service.start_postgres(service.postgres_config())
+    write_rows(service)
+    service.sql("CREATE ROLE reader LOGIN PASSWORD 'reader-pass'")
+    assert server_major(service) == "15"
+
+    output = service.start_postgres(service.postgres_config(image=images.POSTGRES_NEXT_MAJOR))
+
+    assert "Postgres 15 to 17: a dump of the cluster is restored into a new data directory" in output
+    assert server_major(service) == "17"
+    assert read_rows(service) == ROWS
+    assert service.sql("SELECT rolname FROM pg_roles WHERE rolname = 'reader'") == "reader"
+    [kept] = kept_data_directories(service)
+    assert kept.startswith("data-15-"), kept
+    assert f"Postgres 15's data directory is kept in {service.remote_path('postgres', kept)}" in output
+    assert service.remote("cat", service.remote_path("postgres", kept, "PG_VERSION")).stdout.strip() == "15"
+    dump = service.remote("sh", "-c", f"stat -c '%a %n' {service.remote_path('postgres')}/dump-15-*.sql").stdout
+    assert dump.startswith("600 "), dump
+    assert "up to date" in service.start_postgres(service.postgres_config(image=images.POSTGRES_NEXT_MAJOR))
+
+
+def test_a_major_upgrade_that_fails_puts_the_old_major_back_on_its_untouched_data(
+    accessory_service: AccessoryService,
+) -> None:
+    service = accessory_service
+    service.start_postgres(service.postgres_config())
+    write_rows(service)
+    first = container_id(service, "postgres")
+
+    failed = service.boot_postgres(
+        service.postgres_config(image=images.POSTGRES_NEXT_MAJOR, settings={"shared_buffers": "not-a-size"})
+    )
+
+    assert failed.returncode == 1, failed.stdout
+    assert "Postgres 15's data directory is back in place" in failed.stderr, failed.stderr
+    assert "the previous container is running again" in failed.stderr
+    assert container_id(service, "postgres") == first
+    wait_healthy(service, "Postgres 15 did not come back healthy")
+    assert server_major(service) == "15"
+    assert read_rows(service) == ROWS
+    assert kept_data_directories(service) == []
+
+
+def test_a_major_version_older_than_the_data_is_refused_before_anything_stops(
+    accessory_service: AccessoryService,
+) -> None:
+    service = accessory_service
+    service.start_postgres(service.postgres_config(image=images.POSTGRES_NEXT_MAJOR))
+    first = container_id(service, "postgres")
+
+    refused = service.boot_postgres(service.postgres_config())
+
+    assert refused.returncode == 1
+    assert f"holds Postgres 17's data and {images.POSTGRES} runs 15: a major version cannot go back" in refused.stderr
+    assert container_id(service, "postgres") == first
+    assert service.inspect("postgres", "{{.State.Running}}") == "true"
 
 
 # --- backups ----------------------------------------------------------------------------------------------------
@@ -284,6 +355,19 @@ def test_a_backup_restores_the_rows_after_the_table_is_dropped(
     assert len(names) == 1 and names[0].startswith(f"{service.name.replace('-', '_')}-"), listed.stdout
     assert f"restored {service.name.replace('-', '_')} from s3://{config.s3.bucket}/" in restored.stdout
     print(f"\nbackup now {backup_seconds:.1f} s, restore latest {restore_seconds:.1f} s (over SSH, incl. docker exec)")
+
+
+def test_a_major_upgrade_backs_up_to_s3_first_when_the_backup_accessory_runs(
+    with_backups: tuple[AccessoryService, Backup, Postgres], s3_store: S3Store
+) -> None:
+    service, config, pg = with_backups
+
+    upgraded = service.start_postgres(pg.model_copy(update={"image": images.POSTGRES_NEXT_MAJOR}))
+
+    assert "backing up to S3 before the upgrade" in upgraded
+    assert len(s3_store.keys(config.s3.bucket, config.s3.prefix_for(service.name))) == 1
+    assert server_major(service) == "17"
+    assert read_rows(service) == ROWS
 
 
 def test_the_stored_backup_is_unreadable_without_the_passphrase(

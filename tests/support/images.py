@@ -7,6 +7,8 @@ from typing import Final
 APP: Final = "quayside-test/app"  # tags: v1 v2 v3 never-healthy slow-start
 KAMAL_PROXY: Final = "quayside-test/kamal-proxy:v0.9.2"
 POSTGRES: Final = "quayside-test/postgres:15"
+# A later major (Debian trixie's postgresql-17): what a major upgrade moves POSTGRES's data to.
+POSTGRES_NEXT_MAJOR: Final = "quayside-test/postgres:17"
 # A Python http.server app that ignores SIGTERM, as Python apps without an init do (issue 27's bench app).
 PYAPP: Final = "quayside-test/pyapp"
 # Its tags, apart from APP's so a tag names its app; scripts/setup.d/images.sh builds each (tests/bench pins it).

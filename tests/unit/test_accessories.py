@@ -154,6 +154,48 @@ def test_an_image_pinned_to_a_digest_boots_by_digest_under_the_config_hash_of_it
     assert option(pinned, "--config-hash") == option(tag, "--config-hash")
 
 
+def test_the_major_version_asked_for_is_the_versions_or_the_image_tags_leading_number() -> None:
+    assert config.Postgres().major() == defaults.POSTGRES_VERSION
+    assert config.Postgres(version="17.2").major() == "17"
+    assert config.Postgres(image="registry.acme.com/postgres:16.4-bookworm").major() == "16"
+    assert config.Postgres(image=f"postgres@sha256:{'a' * 64}").major() is None
+
+
+def test_the_plan_says_a_major_upgrade_in_words_and_nothing_when_the_major_stays() -> None:
+    held = config.Postgres(version="17", hold_requests="30s")
+
+    words = postgres.major_upgrade("acme", held, "15", backed_up=True, where="db")
+
+    assert words == (
+        "acme-postgres: Postgres 15 to 17: a backup to S3 first, then the cluster dumped by 15 and restored into a new "
+        "data directory by 17, the roles' requests held meanwhile, each up to 30s; Postgres 15's data directory and "
+        "the dump stay beside it; a failed step puts 15 back on its own data"
+    )
+    unheld = postgres.major_upgrade("acme", config.Postgres(version="17"), "16", backed_up=False, where="db")
+    assert unheld is not None and "fail meanwhile (hold_requests holds them)" in unheld and "S3" not in unheld
+    assert postgres.major_upgrade("acme", config.Postgres(version="17.1"), "17", backed_up=False, where="db") is None
+    assert postgres.major_upgrade("acme", held, None, backed_up=False, where="db") is None, "no data yet"
+
+
+def test_an_older_major_than_the_data_holds_is_refused_before_the_plan_naming_the_version_to_set() -> None:
+    with pytest.raises(pulumi.RunError) as refused:
+        postgres.major_upgrade("acme", config.Postgres(version="15"), "17", backed_up=False, where="db")
+
+    assert str(refused.value) == (
+        "quayside: accessories.postgres: the data directory on db holds Postgres 17's cluster, and postgres:15 runs "
+        "15: a major version cannot go back; set version to 17 or later"
+    )
+
+
+def test_a_major_upgrade_has_the_time_of_a_dump_and_restore_and_two_more_boots() -> None:
+    pg = config.Postgres(ready_timeout=60)
+    plain = container.ContainerSpec(name="postgres", image="postgres:16", ready_timeout=60, stop_timeout=60)
+
+    upgrade = container.boot_timeout(postgres.spec("acme", pg)) - container.boot_timeout(plain)
+
+    assert upgrade == 2 * (60 + defaults.POSTGRES_STOP_SECONDS) + defaults.POSTGRES_DUMP_RESTORE_SECONDS
+
+
 @pulumi.runtime.test
 def test_delete_data_is_the_only_way_a_removal_deletes_the_data() -> pulumi.Output[None]:
     deployed = deploy(accessories(postgres={"delete_data": True}, backup=None, vector=None))

@@ -157,7 +157,8 @@ def test_a_recorded_part_not_running_raises_its_count_and_one_without_a_record_i
 
 def test_serving_sh_answers_a_line_for_each_part_running_or_recorded() -> None:
     answer = (
-        "role web 1.0 1.0 2\nrole api - 2.0@3f2a9c1d2e4b 0\nrole old 0.9 - -\naccessory postgres no 4\nproxy yes -\n"
+        "role web 1.0 1.0 2\nrole api - 2.0@3f2a9c1d2e4b 0\nrole old 0.9 - -\naccessory postgres no 4\n"
+        "data postgres 15\nproxy yes -\n"
     )
 
     assert Reading.parse(answer) == Reading(
@@ -167,10 +168,11 @@ def test_serving_sh_answers_a_line_for_each_part_running_or_recorded() -> None:
             "old": RoleHere("0.9", None, 0),
         },
         {"postgres": PartHere(False, 4), "proxy": PartHere(True, None)},
+        {"postgres": "15"},
     )
     assert Reading.parse("") == Reading()
     assert Reading.parse("role web 1.0\n").error == (
-        "serving.sh printed 'role web 1.0', not a role, accessory or proxy line"
+        "serving.sh printed 'role web 1.0', not a role, accessory, data or proxy line"
     )
 
 

@@ -27,6 +27,7 @@ from quayside_cli.commands.maintenance import maintenance_args
 NOT_STEPS: Final = {
     "lib.sh": "helpers every step sources",
     "ops-lib.sh": "helpers the `quayside` command's steps source",
+    "postgres-major.sh": "accessory.sh's move of a Postgres data directory to a newer major version, sourced by it",
     "backup-agent.sh": "runs inside the backup container, called by backup.sh and the container's command",
     "container-firewall.sh": "root's copy runs at every start of the engine (systemd), installed by bootstrap.sh",
 }
