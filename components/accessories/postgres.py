@@ -76,7 +76,8 @@ def major_upgrade(
     if int(wanted) < int(found):
         raise pulumi.RunError(
             f"quayside: accessories.postgres: the data directory on {where} holds Postgres {found}'s cluster, and "
-            f"{postgres.image_ref()} runs {wanted}: a major version cannot go back; set version to {found} or later"
+            f"{postgres.image_ref()} runs {wanted}: a major version cannot go back; set version (or the image's tag) "
+            f"to {found} or later"
         )
     held = (
         f"the roles' requests held meanwhile, each up to {postgres.hold_requests}"

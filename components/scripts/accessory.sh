@@ -251,6 +251,8 @@ decide_major() {
   local found wanted
   found=$(data_major "$(data_dir)")
   [[ -n $found ]] || return 0
+  # The same image as the running container's runs the same major (a settings change): no need to ask it.
+  [[ -z $1 || $(inspect_container "$container" '{{.Image}}') != "$image_id" ]] || return 0
   wanted=$(image_major "$image") || die "cannot tell which Postgres $image runs (above)"
   ((wanted != found)) || return 0
   ((wanted > found)) ||

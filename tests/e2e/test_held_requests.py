@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pulumi import automation as auto
 
 from tests.support import images
 from tests.support.docker import docker
@@ -129,3 +130,11 @@ def test_a_new_postgres_major_in_one_up_keeps_every_row_and_fails_no_request(dat
     assert kept.stdout.strip() == "15", f"Postgres 15's data directory is kept: {kept.stderr}"
     print(f"Postgres 15 to 17 under load: {report.summary()[:160]}; longest request {longest(report):.2f} s")
     assert changes(demo.preview().change_summary) == set(), "a second plan changes nothing"
+
+    postgres["image"] = registry_postgres()
+    postgres["version"] = "15"
+    with pytest.raises(auto.CommandError) as refused:
+        demo.preview()
+    assert "holds Postgres 17's cluster, and" in str(refused.value), str(refused.value)
+    assert "a major version cannot go back; set version (or the image's tag) to 17 or later" in str(refused.value)
+    print(next(line for line in str(refused.value).splitlines() if "cannot go back" in line))

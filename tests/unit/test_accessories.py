@@ -183,7 +183,7 @@ def test_an_older_major_than_the_data_holds_is_refused_before_the_plan_naming_th
 
     assert str(refused.value) == (
         "quayside: accessories.postgres: the data directory on db holds Postgres 17's cluster, and postgres:15 runs "
-        "15: a major version cannot go back; set version to 17 or later"
+        "15: a major version cannot go back; set version (or the image's tag) to 17 or later"
     )
 
 
