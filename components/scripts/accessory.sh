@@ -220,7 +220,12 @@ release_requests() {
 
 # Puts the previous container back after a failed replacement; the data directory is the same.
 put_back() {
+  local joined
   docker rm --force "$container" >/dev/null 2>&1 || true
+  # A container removed while it restarts can leave its endpoint behind under the name the old one takes back.
+  for joined in "$network" "$(fixed_network "$service")"; do
+    docker network disconnect --force "$joined" "$container" >/dev/null 2>&1 || true
+  done
   put_back_data
   [[ -n $aside ]] || return 0
   docker rename "$aside" "$container"
