@@ -6,7 +6,8 @@
 #       Same image and options as the running one: make sure it runs and is on network S. Otherwise (absent,
 #       an upgrade, or new content under its tag when IMG is pinned by a digest) replace it; kamal-proxy reloads
 #       its routes from the state volume, and the new container joins every network the old one was on. Waits
-#       until `kamal-proxy list` answers.
+#       until `kamal-proxy list` answers. A running proxy whose image alone changes hands its published ports
+#       over without refusing a connection (hand_over, below).
 #       Options that differ from those another service on the proxy asked for are refused: nothing changes.
 #       --heal N counts the times `pulumi up` found the proxy not running on network S as recorded
 #       (components/drift.py): a new count makes Pulumi run the boot again. Not an option of the proxy's.
@@ -22,6 +23,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 readonly READY_SECONDS=30
+# How long a proxy that hands over may finish the requests it has (kamal-proxy's own shutdown waits up to 30 s).
+readonly DRAIN_SECONDS=30
 action='' image='' network='' name='' proxy_network='' http_port='' https_port='' bind='' state_volume='' state_dir=''
 heal=''
 
@@ -72,6 +75,9 @@ runs_image() {
   [[ $(inspect_container "$name" '{{.Image}}') == "$(docker image inspect --format '{{.Id}}' "$image")" ]]
 }
 
+# only_image_changed CURRENT: the running proxy's options label differs from this boot's in the image alone.
+only_image_changed() { [[ -n $1 && ${1#* } == "$(options_label | cut -d' ' -f2-)" ]]; }
+
 # shellcheck disable=SC2016 # a Go template, not a shell expansion
 networks_of() { inspect_container "$name" '{{range $net, $_ := .NetworkSettings.Networks}}{{$net}} {{end}}'; }
 
@@ -96,10 +102,11 @@ run_proxy() {
     -- "$image" >/dev/null
 }
 
+# wait_until_answering [CONTAINER]: the proxy (or CONTAINER) answers `kamal-proxy list`.
 wait_until_answering() {
-  local deadline=$((SECONDS + READY_SECONDS))
-  until docker exec "$name" kamal-proxy list >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "$name did not answer 'kamal-proxy list' within ${READY_SECONDS}s"
+  local proxy=${1:-$name} deadline=$((SECONDS + READY_SECONDS))
+  until docker exec "$proxy" kamal-proxy list >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "$proxy did not answer 'kamal-proxy list' within ${READY_SECONDS}s"
     sleep 0.2
   done
 }
@@ -149,6 +156,91 @@ refuse_unless_all_ask() {
   done
 }
 
+# --- a handover: a new image takes over without refusing a connection ---------------------------------------
+# kamal-proxy v0.9.2 cannot share a port with another process (no SO_REUSEPORT), and Docker gives a host port to one
+# container. So for the moment the old proxy stops and the new one starts, new connections go to a standby proxy of
+# the new image, by a DNAT rule of quayside's own ahead of Docker's; connections already open stay where they are
+# (conntrack), and each proxy drains its own on SIGTERM. The standby has the same state volume (kamal-proxy reads it
+# at start and writes it only on a route change, which the server-wide lock keeps out) and the same networks.
+
+readonly SWITCH_COMMENT=quayside-proxy-handover
+
+# iptables as root: this step's user is root, or one sudo lets run it (bootstrap.sh allows the deploy user).
+as_root() { if ((EUID == 0)); then "$@"; else sudo -n "$@"; fi; }
+
+# can_switch: iptables can be run here as root.
+can_switch() { as_root iptables -w -t nat -S OUTPUT >/dev/null 2>&1; }
+
+# switch_to ADDRESS: new connections to the published ports go to ADDRESS's 80 and 443, from outside and from here.
+switch_to() {
+  local chain port target match=()
+  [[ $bind == 0.0.0.0 ]] || match=(-d "$bind")
+  for chain in PREROUTING OUTPUT; do
+    for port in "$http_port:80" "$https_port:443"; do
+      target=$1:${port#*:}
+      as_root iptables -w -t nat -I "$chain" 1 -p tcp "${match[@]}" --dport "${port%:*}" -m addrtype \
+        --dst-type LOCAL -m comment --comment "$SWITCH_COMMENT" -j DNAT --to-destination "$target"
+    done
+  done
+}
+
+# switch_back: quayside's DNAT rules gone (also those a handover that was killed left behind): Docker's serve.
+switch_back() {
+  local chain rule deletion
+  for chain in PREROUTING OUTPUT; do
+    while read -r rule; do
+      [[ -n $rule ]] || continue
+      read -ra deletion <<<"${rule/-A /-D }"
+      as_root iptables -w -t nat "${deletion[@]}"
+    done < <(as_root iptables -w -t nat -S "$chain" | grep -F -- "--comment $SWITCH_COMMENT" || true)
+  done
+}
+
+# The proxy's address on its own network, where the DNAT rules send connections.
+proxy_address() { inspect_container "$1" "{{(index .NetworkSettings.Networks \"$proxy_network\").IPAddress}}"; }
+
+# run_standby NAME NETWORK...: the new image as NAME, on the proxy network and NETWORK..., its ports published on
+# loopback ports Docker picks (so Docker's filter rules let forwarded connections reach it), answering.
+run_standby() {
+  local standby=$1 joined
+  shift
+  docker run --detach --name "$standby" --network "$proxy_network" --restart no \
+    --log-opt max-size=10m --log-opt max-file=3 --publish "127.0.0.1::80" --publish "127.0.0.1::443" \
+    --volume "$state_volume:$state_dir" --label "quayside.proxy-standby=$name" -- "$image" >/dev/null
+  for joined; do docker network connect "$joined" "$standby"; done
+  wait_until_answering "$standby"
+}
+
+# retire_standby: quayside's DNAT rules removed (Docker's serve the proxy again), then a standby drained and removed.
+retire_standby() {
+  local standby=${name}_standby
+  [[ -n $(inspect_container "$standby" '{{.Id}}') ]] || return 0
+  switch_back
+  docker stop --time "$DRAIN_SECONDS" "$standby" >/dev/null
+  docker rm --force "$standby" >/dev/null
+}
+
+# hand_over NETWORK...: the running proxy replaced by one of the new image, on the same NETWORKs, while a standby of
+# the new image takes the new connections. Should the new proxy not start, the standby goes on serving through the
+# DNAT rules, and the next boot (the proxy is absent then) replaces it.
+hand_over() {
+  local standby=${name}_standby joined
+  docker rm --force "$standby" >/dev/null 2>&1 || true
+  switch_back
+  run_standby "$standby" "$@"
+  if [[ $(proxy_routes "$standby") != "$(proxy_routes "$name")" ]]; then
+    docker rm --force "$standby" >/dev/null
+    die "a standby of $image did not restore the routes $name serves; nothing was changed"
+  fi
+  switch_to "$(proxy_address "$standby")"
+  docker stop --time "$DRAIN_SECONDS" "$name" >/dev/null
+  docker rm "$name" >/dev/null
+  run_proxy || die "$name did not start ($image): the standby $standby serves meanwhile; run the step again"
+  for joined; do docker network connect "$joined" "$name"; done
+  wait_until_answering
+  retire_standby
+}
+
 ensure_proxy_network() {
   docker network inspect "$proxy_network" >/dev/null 2>&1 || docker network create "$proxy_network" >/dev/null
 }
@@ -179,11 +271,20 @@ boot() {
   for joined in $(networks_of); do
     [[ $joined == "$proxy_network" || $joined == "$network" ]] || rejoin+=("$joined")
   done
+  if only_image_changed "$current" && [[ $(inspect_container "$name" '{{.State.Running}}') == true ]] && can_switch
+  then
+    hand_over "${rejoin[@]}" "$network"
+    join_fixed_network
+    record_drift "$network" proxy "${heal:-0}"
+    say "$name handed over to $image on $bind:$http_port and $bind:$https_port, no connection refused"
+    return 0
+  fi
   [[ -z $(inspect_container "$name" '{{.Id}}') ]] || docker rm --force "$name" >/dev/null
   run_proxy
   for joined in "${rejoin[@]}" "$network"; do docker network connect "$joined" "$name"; done
   join_fixed_network
   wait_until_answering
+  retire_standby
   record_drift "$network" proxy "${heal:-0}"
   say "$name booted ($image) on $bind:$http_port and $bind:$https_port, on network $network"
 }

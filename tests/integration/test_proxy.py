@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from components import steps
-from tests.integration.conftest import Service, new_service, share_proxy
+from tests.integration.conftest import Service, derived_image, new_service, share_proxy
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port
+from tests.support.load import Load
 from tests.support.remote import fixed_network
 from tests.support.stacks import registry_pinned
 from tests.support.testbed import TestServer, registry_address
@@ -91,6 +92,42 @@ def test_new_content_under_the_proxys_pinned_tag_reboots_it_and_its_routes_come_
     finally:
         service.boot_proxy()  # back on the local image, so this test's images can go
         docker("image", "rm", f"{repository}:v0.9.2", *(pin.replace(":v0.9.2@", "@") for pin in digests), check=False)
+
+
+def test_a_new_proxy_image_takes_over_under_load_refusing_no_connection_and_losing_no_request(service: Service) -> None:
+    """Two kinds of client on two roles: one opening a connection per request (any refused or reset one fails), one
+    keeping its connection alive, which sends a request again when a proxy closes that connection between two
+    requests, as browsers do."""
+    service.deploy("web", "v1")
+    service.deploy("api", "v1")
+    upgrade = derived_image(
+        f"quayside-test/kamal-proxy:upgrade-{service.name}", f"FROM {images.KAMAL_PROXY}\nLABEL build=next\n"
+    )
+    before = started(service)[0]
+    fresh = Load(service.http_port, service.host("web"), keep_alive=False)
+    kept = Load(service.http_port, service.host("api"), retry_closed_keep_alive=True)
+    try:
+        with fresh, kept:
+            fresh.wait_for_requests(100)
+            handed = service.boot_proxy("--image", upgrade)
+            fresh.wait_for_requests(fresh.report.total + 200)
+            kept.wait_for_requests(kept.report.total + 200)
+
+        assert handed.returncode == 0, handed.stderr
+        assert "handed over" in handed.stdout, handed.stdout
+        assert started(service)[0] != before
+        assert docker("inspect", "--format", "{{.Config.Image}}", service.proxy) == upgrade
+        for report in (fresh.report, kept.report):
+            assert report.failures == [] and set(report.versions()) == {"v1"}, report.summary()
+        print(f"\nproxy handed over: a connection per request {fresh.report.summary()[:60]}; kept alive "
+              f"{kept.report.summary()[:90]}")  # fmt: skip
+        assert docker("ps", "--all", "--quiet", "--filter", f"name=^{service.proxy}_standby$") == ""
+        rules = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True, check=True).stdout
+        assert "quayside-proxy-handover" not in rules
+        assert f"{service.proxy} up" in service.boot_proxy("--image", upgrade).stdout
+    finally:
+        service.boot_proxy()
+        docker("image", "rm", upgrade, check=False)
 
 
 def test_booting_a_stopped_proxy_starts_it_again(service: Service) -> None:

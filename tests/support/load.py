@@ -18,6 +18,8 @@ from tests.support.hosts import bed_addresses
 # Bounds so no load loop can outlive its test.
 MAX_SECONDS: Final = 600.0
 MAX_REQUESTS: Final = 2_000_000
+# How a request fails when the server closed its kept-alive connection before answering it.
+CLOSED_UNDER_IT: Final = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class Response:
     version: str  # first token of the body; "" on failure
     error: str  # "" on success
     cookie: str = ""  # the kamal-rollout cookie's value the request sent, with Load(rollout_cookie=True)
+    # With Load(retry_closed_keep_alive=True): sent again on a new connection, its kept-alive one closed by the server
+    # before any byte of the response came.
+    retried: bool = False
 
 
 @dataclass
@@ -70,11 +75,16 @@ class LoadReport:
         """The counts alone, for loads whose answers mix by design (a canary, several servers)."""
         return f"{len(self.failures)} failed of {self.total}; versions {dict(self.versions())}"
 
+    @property
+    def retried(self) -> int:
+        return sum(1 for r in self.responses if r.retried)
+
     def summary(self) -> str:
         failures = self.failures
         sample = "; ".join(f"{r.at:.2f}s {r.status} {r.error}" for r in failures[:5])
+        retried = f" ({self.retried} retried on a new connection)" if self.retried else ""
         return (
-            f"{len(failures)} failed of {self.total}; versions {dict(self.versions())}; "
+            f"{len(failures)} failed of {self.total}{retried}; versions {dict(self.versions())}; "
             f"sequence {self.version_sequence()}" + (f"; first failures: {sample}" if failures else "")
         )
 
@@ -85,6 +95,11 @@ class Load:
     Each worker keeps one keep-alive connection to 127.0.0.1:port (or a test host's address:port), as browsers do,
     and reconnects after an error; a connection error, a timeout or any non-200 status is a failed request. With
     `rollout_cookie`, each request sends a kamal-rollout cookie of a random value of its own, as many users would.
+
+    With `retry_closed_keep_alive`, a request whose kept-alive connection the server closed before any byte of the
+    response came is sent once more on a new connection, as browsers, curl and Go's client do (RFC 9112, 9.3.1: a
+    server may close an idle connection at any time); the report counts those. Without `keep_alive`, each request
+    has a connection of its own (`Connection: close`), so none is ever closed under it.
     """
 
     def __init__(
@@ -99,6 +114,8 @@ class Load:
         max_seconds: float = MAX_SECONDS,
         tls: ssl.SSLContext | None = None,
         rollout_cookie: bool = False,
+        keep_alive: bool = True,
+        retry_closed_keep_alive: bool = False,
     ) -> None:
         if not (address.startswith("127.") or address in bed_addresses()):
             raise ValueError(f"load is only sent to loopback or to the test hosts' addresses, not {address}")
@@ -111,6 +128,8 @@ class Load:
         self._max_seconds = min(max_seconds, MAX_SECONDS)
         self._tls = tls
         self._rollout_cookie = rollout_cookie
+        self._keep_alive = keep_alive
+        self._retry_closed_keep_alive = retry_closed_keep_alive
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -158,9 +177,10 @@ class Load:
             elapsed = self.elapsed()
             if elapsed > self._max_seconds or self.report.total >= MAX_REQUESTS:
                 break
+            reused = connection is not None
             if connection is None:
                 connection = self._connect()
-            if not self._request(connection, elapsed):
+            if not self._request(connection, elapsed, retry=reused and self._retry_closed_keep_alive):
                 connection.close()
                 connection = None
         if connection is not None:
@@ -171,23 +191,35 @@ class Load:
             return http.client.HTTPConnection(self._address, self._port, timeout=self._request_timeout)
         return HTTPSTo(self._address, self._host_header, self._port, self._tls, self._request_timeout)
 
-    def _request(self, connection: http.client.HTTPConnection, elapsed: float) -> bool:
-        """One request; False when the connection cannot be used again."""
+    def _request(
+        self, connection: http.client.HTTPConnection, elapsed: float, *, retry: bool = False, retried: bool = False
+    ) -> bool:
+        """One request; False when the connection cannot be used again. `retry`: once more on a new connection when
+        the server closed this one before answering."""
         headers = {"Host": self._host_header}
+        if not self._keep_alive:
+            headers["Connection"] = "close"
         cookie = f"user-{secrets.token_hex(6)}" if self._rollout_cookie else ""
         if cookie:
             headers["Cookie"] = f"kamal-rollout={cookie}"
+        reply: http.client.HTTPResponse | None = None
         try:
             connection.request("GET", self._path, headers=headers)
             reply = connection.getresponse()
             body = reply.read().decode(errors="replace")
         except (OSError, http.client.HTTPException) as failure:
-            self._record(Response(elapsed, self.elapsed(), 0, "", f"{type(failure).__name__}: {failure}", cookie))
+            if retry and reply is None and isinstance(failure, CLOSED_UNDER_IT):
+                fresh = self._connect()
+                self._request(fresh, elapsed, retried=True)
+                fresh.close()
+            else:
+                failed = f"{type(failure).__name__}: {failure}"
+                self._record(Response(elapsed, self.elapsed(), 0, "", failed, cookie, retried))
             return False
         words = body.split()
         error = "" if reply.status == 200 else body[:80]
-        self._record(Response(elapsed, self.elapsed(), reply.status, words[0] if words else "", error, cookie))
-        return not reply.will_close
+        self._record(Response(elapsed, self.elapsed(), reply.status, words[0] if words else "", error, cookie, retried))
+        return self._keep_alive and not reply.will_close
 
 
 class HTTPSTo(http.client.HTTPSConnection):
