@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bootstrap: make a Debian server ready for deploys by a non-root user, as root, before anything else runs on it:
 # cloud-init finished, a swap file, Docker (Debian's docker.io) with log rotation, the deploy user in the docker
-# group with root's SSH keys, password SSH off, unattended security upgrades, the containers' firewall
-# (container-firewall.sh), and the service's directory owned by the deploy user. Every step checks first and says
-# what it changed; a second run changes nothing and says so.
+# group with root's SSH keys and iptables by sudo (a kamal-proxy upgrade's handover), password SSH off, unattended
+# security upgrades, the containers' firewall (container-firewall.sh), and the service's directory owned by the
+# deploy user. Every step checks first and says what it changed; a second run changes nothing and says so.
 #
 #   bootstrap.sh --service S --deploy-user U --swap-mb N [--no-unattended-upgrades] [--no-install-docker]
 #   (components/steps.py BOOTSTRAP)
@@ -14,6 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 readonly SWAP_FILE=/swapfile
 readonly SSHD_DROP_IN=/etc/ssh/sshd_config.d/10-quayside.conf
 readonly AUTO_UPGRADES=/etc/apt/apt.conf.d/20auto-upgrades
+readonly SUDOERS_DROP_IN=/etc/sudoers.d/quayside
 # Root's own copy: the service's scripts belong to the deploy user, and systemd runs this as root.
 readonly FIREWALL=/usr/local/lib/quayside/container-firewall.sh
 readonly FIREWALL_DROP_IN=/etc/systemd/system/docker.service.d/quayside-container-firewall.conf
@@ -84,6 +85,27 @@ ensure_deploy_user() {
     install -d -m 700 -o "$deploy_user" -g "$deploy_user" "$home/.ssh"
     printf '%s\n' "$keys" | install -m 600 -o "$deploy_user" -g "$deploy_user" /dev/stdin "$home/.ssh/authorized_keys"
     changed "gave $deploy_user root's SSH keys"
+  fi
+}
+
+sudoers_drop_in() {
+  printf '%s\n' \
+    '# quayside (bootstrap.sh): a new kamal-proxy takes over its ports by a DNAT rule (proxy.sh hand_over).' \
+    "$deploy_user ALL=(root) NOPASSWD: $(command -v iptables)"
+}
+
+# The deploy user may run iptables as root, by sudo (Debian's cloud images have it): a kamal-proxy upgrade hands its
+# ports over with it, without an outage. It is in the docker group, which is as much as root already.
+ensure_proxy_handover() {
+  [[ $deploy_user != root ]] || return 0
+  if ! command -v sudo >/dev/null; then
+    say "no sudo here: $deploy_user cannot hand kamal-proxy's ports over, so a proxy upgrade restarts it"
+    return 0
+  fi
+  if [[ $(cat "$SUDOERS_DROP_IN" 2>/dev/null) != "$(sudoers_drop_in)" ]]; then
+    sudoers_drop_in | install -o root -g root -m 0440 /dev/stdin "$SUDOERS_DROP_IN"
+    visudo -cf "$SUDOERS_DROP_IN" >/dev/null || { rm -f "$SUDOERS_DROP_IN"; die "visudo rejected $SUDOERS_DROP_IN"; }
+    changed "$deploy_user may run iptables as root, for a kamal-proxy upgrade's handover ($SUDOERS_DROP_IN)"
   fi
 }
 
@@ -190,6 +212,7 @@ main() {
   ensure_unattended_upgrades
   ensure_container_firewall
   ensure_deploy_user
+  ensure_proxy_handover
   ensure_sshd_keys_only
   ensure_service_dir
   if ((${#CHANGES[@]} == 1)); then

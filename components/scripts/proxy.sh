@@ -271,13 +271,15 @@ boot() {
   for joined in $(networks_of); do
     [[ $joined == "$proxy_network" || $joined == "$network" ]] || rejoin+=("$joined")
   done
-  if only_image_changed "$current" && [[ $(inspect_container "$name" '{{.State.Running}}') == true ]] && can_switch
-  then
-    hand_over "${rejoin[@]}" "$network"
-    join_fixed_network
-    record_drift "$network" proxy "${heal:-0}"
-    say "$name handed over to $image on $bind:$http_port and $bind:$https_port, no connection refused"
-    return 0
+  if only_image_changed "$current" && [[ $(inspect_container "$name" '{{.State.Running}}') == true ]]; then
+    if can_switch; then
+      hand_over "${rejoin[@]}" "$network"
+      join_fixed_network
+      record_drift "$network" proxy "${heal:-0}"
+      say "$name handed over to $image on $bind:$http_port and $bind:$https_port, no connection refused"
+      return 0
+    fi
+    say "$(id -un) may not run iptables as root here (bootstrap.sh allows the deploy user): $name restarts instead"
   fi
   [[ -z $(inspect_container "$name" '{{.Id}}') ]] || docker rm --force "$name" >/dev/null
   run_proxy

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A clean Debian server for the bootstrap tests (tests/e2e/test_clean_debian.py) and for `cloud-init schema`:
-#   quayside-clean-debian/server:bookworm   debootstrap's minbase bookworm with openssh-server, and Debian's
-#                                           cloud-init by apt (as a Hetzner debian-12 image has them), security
+#   quayside-clean-debian/server:bookworm   debootstrap's minbase bookworm with openssh-server and sudo, and
+#                                           Debian's cloud-init by apt (as a Hetzner debian-12 image has them), security
 #                                           and updates sources, no Docker; tests/images/clean-debian/ boots it
 # The rootfs is debootstrapped once per suite and package list (about a minute cold), kept as a tarball in
 # $QUAYSIDE_CACHE/clean-debian, imported, then built with the entrypoint; an image whose inputs label matches is
@@ -14,7 +14,7 @@ DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${QUAYSIDE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What a Debian cloud image has that the bootstrap relies on; Docker is left out on purpose (bootstrap installs it).
 # cloud-init comes by apt in the image build: debootstrap fails to configure its Python dependencies.
-PACKAGES=openssh-server,passwd,procps,iproute2,ca-certificates,init-system-helpers,netbase
+PACKAGES=openssh-server,passwd,procps,iproute2,ca-certificates,init-system-helpers,netbase,sudo
 ROOTFS_IMAGE=quayside-clean-debian/rootfs:$DEBIAN_SUITE
 SERVER_IMAGE=quayside-clean-debian/server:$DEBIAN_SUITE
 

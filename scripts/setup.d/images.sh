@@ -3,6 +3,7 @@
 #   quayside-test/app:{v1,v2,v3,never-healthy,slow-start}  busybox httpd FROM scratch
 #   quayside-test/app:{noterm-v1,noterm-v2}                 the same, ignoring SIGTERM (bench/run's variant)
 #   quayside-test/kamal-proxy:$KAMAL_PROXY_VERSION          the Go-built kamal-proxy FROM scratch
+#   quayside-test/kamal-proxy:$KAMAL_PROXY_VERSION-next     another build of it, what a proxy upgrade moves to
 #   quayside-test/postgres:{15,17}                          Debian's postgresql-<major>, official-image contract
 #   quayside-test/db-app:v1                                 the app on the Postgres image, asking it per request
 #   quayside-test/pyapp:{py-v1,py-v2,py-v3}                 a Python http.server app, PID 1 ignoring SIGTERM
@@ -129,6 +130,12 @@ build_kamal_proxy_image() {
   build_image "$image" "$context" "$hash"
 }
 
+build_kamal_proxy_next_image() {
+  local base=quayside-test/kamal-proxy:$KAMAL_PROXY_VERSION hash
+  hash=$(inputs_hash "$sources/kamal-proxy-next/Dockerfile" "$(docker image inspect --format '{{.Id}}' "$base")")
+  build_unless_current "$base-next" "$sources/kamal-proxy-next" "$hash" --build-arg "BASE=$base"
+}
+
 # --- Debian rootfs images ----------------------------------------------------------------------
 
 # build_debian_rootfs SUITE NAME PACKAGES [PRUNE...]: a tarball of a minbase Debian SUITE with PACKAGES (a comma-
@@ -216,6 +223,7 @@ exec 9>"$contexts/.lock"
 flock 9
 build_app_images
 build_kamal_proxy_image
+build_kamal_proxy_next_image
 for postgres in "${POSTGRES_SUITES[@]}"; do build_postgres_image "${postgres%%:*}" "${postgres#*:}"; done
 build_db_app_image
 build_pyapp_images

@@ -11,7 +11,8 @@ registry=$(sed -n 's/^QUAYSIDE_REGISTRY=//p' "$QUAYSIDE_TESTBED/registry.env" 2>
 
 pushed=0
 for image in quayside-test/app:v1 quayside-test/app:v2 quayside-test/app:v3 quayside-test/app:never-healthy \
-  quayside-test/app:slow-start quayside-test/kamal-proxy:v0.9.2 quayside-test/postgres:15 quayside-test/postgres:17 \
+  quayside-test/app:slow-start quayside-test/kamal-proxy:v0.9.2 \
+  quayside-test/kamal-proxy:v0.9.2-next quayside-test/postgres:15 quayside-test/postgres:17 \
   quayside-test/db-app:v1; do
   target=$registry/$image
   local_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) \

@@ -142,7 +142,8 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
     service = unique_service("e2e-clean")
     with clean_debian_server(tmp_path / "server") as server, server.registry_tunnel():
         assert server.run("root", "command -v docker").returncode != 0, "the server must start without Docker"
-        stack = QuaysideProject.create(tmp_path).stack("e2e", stack_config(server, service))
+        project = QuaysideProject.create(tmp_path)
+        stack = project.stack("e2e", stack_config(server, service))
 
         stack.up(color="never")
 
@@ -159,6 +160,9 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
             f"/var/lib/quayside/{service} belongs to {DEPLOY_USER}",
         ):  # fmt: skip
             assert f"bootstrap: {change}" in first, first
+        assert f"bootstrap: {DEPLOY_USER} may run iptables as root, for a kamal-proxy upgrade's handover" in first
+        handover = server.run(DEPLOY_USER, "sudo -n iptables -w -t nat -S OUTPUT")
+        assert handover.returncode == 0, handover.stderr
         assert server.run("root", "cloud-init status").stdout.strip() == "status: done"
         # cloud-init validated the user data (and the image's own config) at boot, and found nothing wrong.
         assert server.run("root", "grep -ci 'invalid cloud-config' /var/log/cloud-init.log").stdout.strip() == "0"
@@ -179,6 +183,13 @@ def test_a_clean_debian_server_is_bootstrapped_then_deployed_to_as_a_non_root_us
         assert again.returncode == 0, again.stdout + again.stderr
         assert again.stdout.splitlines()[-1] == f"bootstrap: nothing changed; deploys connect as {DEPLOY_USER}"
         assert server.run("root", FINGERPRINT).stdout == before
+        assert get(server.http_port, f"web.{service}.localhost") == (200, "v1")
+
+        # The deploy user hands kamal-proxy's ports over to a new build through sudo iptables.
+        upgraded = stack_config(server, service)
+        upgraded["quayside:proxy"]["version"] = images.KAMAL_PROXY_NEXT.split(":")[1]
+        project.stack("e2e", upgraded).up(color="never")
+        assert "handed over" in command_output(stack, f"{service}-proxy-container")
         assert get(server.http_port, f"web.{service}.localhost") == (200, "v1")
 
         # Password SSH is off for every user: the server offers keys only.

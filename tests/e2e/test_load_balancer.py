@@ -7,6 +7,7 @@ as users' requests would, and every failed request counts.
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,5 +130,32 @@ def test_tls_ends_at_the_balancer_with_certificates_from_the_acme_server_and_pla
             assert len(acme.certificates_fetched()) == 1, "web's hostname's, got by the balancer at its first handshake"
             assert stack.get("web", "app-1") == (200, "v1"), "a role's own proxy serves plain HTTP, no redirect"
             print(f"HTTPS through the balancer, checked against the ACME server's root: {load.report.tally()}")
+
+            # A new build of kamal-proxy takes over on every server, the balancer's too, keeping the certificate.
+            certificate = served_certificate(balancer.address, stack.host_name("web"), trust)
+            stack.config["quayside:proxy"]["version"] = acme.proxy_next_tag
+            with Load(
+                HTTPS_PORT, stack.host_name("web"), workers=2, address=balancer.address, tls=trust,
+                retry_closed_keep_alive=True,
+            ) as upgraded:  # fmt: skip
+                upgraded.wait_for_requests(100, timeout=60)
+                stack.up()
+                upgraded.wait_for_requests(upgraded.report.total + 100)
+
+            assert upgraded.report.failures == [], upgraded.report.summary()
+            assert served_certificate(balancer.address, stack.host_name("web"), trust) == certificate
+            assert len(acme.certificates_fetched()) == 1, "the certificate came with the state volume"
+            print(f"kamal-proxy upgraded under HTTPS load through the balancer: {upgraded.report.summary()[:90]}")
         finally:
             stack.destroy()
+
+
+def served_certificate(address: str, hostname: str, trust: ssl.SSLContext) -> bytes:
+    """The certificate the proxy at `address` serves for `hostname` (DER), checked against `trust`."""
+    with (
+        socket.create_connection((address, HTTPS_PORT), timeout=10) as raw,
+        trust.wrap_socket(raw, server_hostname=hostname) as tls,
+    ):
+        certificate = tls.getpeercert(binary_form=True)
+    assert certificate is not None
+    return certificate

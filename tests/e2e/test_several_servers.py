@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
+from tests.support import images
 from tests.support.hosts import HostBed
 from tests.support.load import LoadReport
 from tests.support.polling import wait_for
 from tests.support.several import SeveralStack
-from tests.support.stacks import Events, unique_service
+from tests.support.stacks import PROXY, Events, unique_service
 
 
 @pytest.fixture
@@ -33,14 +34,14 @@ def several(tmp_path: Path, host_bed: HostBed) -> Iterator[SeveralStack]:
 
 
 def up_under_load(
-    stack: SeveralStack, placed: dict[str, list[str]], events: Events | None = None
+    stack: SeveralStack, placed: dict[str, list[str]], events: Events | None = None, *, retry: bool = False
 ) -> tuple[str | None, dict[str, LoadReport]]:
     """`pulumi up` with load on each (role, server) of `placed`; returns the error of a failed up (None when it
-    succeeded) and each load's report, keyed `role@server`."""
+    succeeded) and each load's report, keyed `role@server`. `retry`: as Load's retry_closed_keep_alive."""
     error: str | None = None
     with ExitStack() as running:
         loads = {
-            f"{role}@{server}": running.enter_context(stack.load(role, server))
+            f"{role}@{server}": running.enter_context(stack.load(role, server, retry_closed_keep_alive=retry))
             for role, servers in placed.items()
             for server in servers
         }
@@ -212,3 +213,32 @@ def test_a_rollback_puts_the_previous_version_back_on_every_server_of_the_role(s
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert [load.report.failures for load in loads] == [[], []], [load.report.summary() for load in loads]
     assert several.get("web", "app-1") == (200, "v1") and several.get("web", "app-2") == (200, "v1")
+
+
+def test_a_new_kamal_proxy_takes_over_on_every_server_under_load_and_loses_no_request(several: SeveralStack) -> None:
+    """The proxy's version changes to another build: on each server a standby of it takes the new connections while
+    the old proxy drains and the new one starts. Clients that keep their connection alive send a request again when
+    a proxy closes it between two requests, as browsers do (a client opening a connection per request meets no
+    refused or reset connection: tests/integration/test_proxy.py)."""
+    repository, next_tag = images.KAMAL_PROXY_NEXT.split(":")
+    next_build = several.image(next_tag, repository)
+    placed = {"web": ["app-1", "app-2"], "backend": ["app-1", "app-2"], "api": ["app-2"]}
+    routes = {server: proxy_routes(several, server) for server in ("app-1", "app-2")}
+    several.config["quayside:proxy"]["version"] = next_tag
+
+    error, reports = up_under_load(several, placed, retry=True)
+
+    assert error is None, error
+    assert no_failures(reports) == [], no_failures(reports)
+    for server in ("app-1", "app-2"):
+        image = several.hosts[server].run(shlex.join(["docker", "inspect", "--format", "{{.Config.Image}}", PROXY]))
+        assert image.stdout.strip().startswith(next_build), image.stdout
+        assert proxy_routes(several, server) == routes[server], "every route kept"
+    retried = sum(report.retried for report in reports.values())
+    total = sum(report.total for report in reports.values())
+    print(f"kamal-proxy v0.9.2 to v0.9.2-next on 2 servers under load: 0 failed of {total} ({retried} retried)")
+
+
+def proxy_routes(stack: SeveralStack, server: str) -> list[str]:
+    listing = stack.hosts[server].run(shlex.join(["docker", "exec", PROXY, "kamal-proxy", "list"])).stdout
+    return sorted(line.split()[0] for line in listing.splitlines()[1:] if line.strip())

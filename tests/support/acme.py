@@ -30,7 +30,7 @@ from typing import Final
 
 from tests.support.docker import docker, free_loopback_port, listens
 from tests.support.hosts import HostBed, TestHost
-from tests.support.images import KAMAL_PROXY
+from tests.support.images import KAMAL_PROXY, KAMAL_PROXY_NEXT
 from tests.support.polling import wait_for
 from tests.support.testbed import BenchMissing, read_env_file, registry_address
 
@@ -146,6 +146,7 @@ class AcmeBed:
     root: Path  # the root CA of what Pebble issues: curl --cacert it
     proxy_repository: str
     proxy_tag: str
+    proxy_next_tag: str  # the same from another build of kamal-proxy (images.KAMAL_PROXY_NEXT): an upgrade's
     front: FrontServer
 
     def certificates_fetched(self) -> list[str]:
@@ -202,24 +203,27 @@ class AcmeBed:
             stack.callback(front.server_close)
             threading.Thread(target=front.serve_forever, name="acme-front", daemon=True).start()
             stack.callback(front.shutdown)
-            repository, tag = _proxy_image(directory, ca, f"http://{bed.gateway}:{front.server_address[1]}")
-            yield cls(host, root, repository, tag, front)
+            https_proxy = f"http://{bed.gateway}:{front.server_address[1]}"
+            tag = f"{KAMAL_PROXY.rsplit(':', 1)[1]}-acme-{uuid.uuid4().hex[:6]}"
+            repository = _proxy_image(directory, ca, https_proxy, KAMAL_PROXY, tag)
+            _proxy_image(directory, ca, https_proxy, KAMAL_PROXY_NEXT, f"{tag}-next")
+            yield cls(host, root, repository, tag, f"{tag}-next", front)
 
 
-def _proxy_image(directory: Path, ca: Path, https_proxy: str) -> tuple[str, str]:
-    """The test stand-in of kamal-proxy, trusting `ca` and sending HTTPS through `https_proxy`, in the registry."""
-    context = directory / "proxy-image"
+def _proxy_image(directory: Path, ca: Path, https_proxy: str, base: str, tag: str) -> str:
+    """The test stand-in of kamal-proxy built FROM `base`, trusting `ca` and sending HTTPS through `https_proxy`, in
+    the registry as `tag`; returns its repository."""
+    context = directory / f"proxy-image-{tag}"
     context.mkdir()
     (context / "front-ca.pem").write_bytes(ca.read_bytes())
     (context / "Dockerfile").write_text(
-        f"FROM {KAMAL_PROXY}\nCOPY front-ca.pem /etc/ssl/quayside-acme-front.pem\n"
+        f"FROM {base}\nCOPY front-ca.pem /etc/ssl/quayside-acme-front.pem\n"
         f"ENV SSL_CERT_FILE=/etc/ssl/quayside-acme-front.pem HTTPS_PROXY={https_proxy}\n"
     )
     repository = f"{registry_address()}/quayside-test/kamal-proxy"
-    tag = f"{KAMAL_PROXY.rsplit(':', 1)[1]}-acme-{uuid.uuid4().hex[:6]}"
     docker("build", "--quiet", "--tag", f"{repository}:{tag}", str(context))
     docker("push", "--quiet", f"{repository}:{tag}")
-    return repository, tag
+    return repository
 
 
 @contextlib.contextmanager

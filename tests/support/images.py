@@ -6,6 +6,8 @@ from typing import Final
 
 APP: Final = "quayside-test/app"  # tags: v1 v2 v3 never-healthy slow-start
 KAMAL_PROXY: Final = "quayside-test/kamal-proxy:v0.9.2"
+# Another build of it (its own image ID and tag): what a proxy upgrade moves to.
+KAMAL_PROXY_NEXT: Final = "quayside-test/kamal-proxy:v0.9.2-next"
 POSTGRES: Final = "quayside-test/postgres:15"
 # A later major (Debian trixie's postgresql-17): what a major upgrade moves POSTGRES's data to.
 POSTGRES_NEXT_MAJOR: Final = "quayside-test/postgres:17"

@@ -19,7 +19,9 @@ from tests.support.hosts import bed_addresses
 MAX_SECONDS: Final = 600.0
 MAX_REQUESTS: Final = 2_000_000
 # How a request fails when the server closed its kept-alive connection before answering it.
-CLOSED_UNDER_IT: Final = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+CLOSED_UNDER_IT: Final = (
+    http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -144,8 +144,13 @@ class SeveralStack:
         finally:
             connection.close()
 
-    def load(self, role: str, server: str, workers: int = 2) -> Load:
-        return Load(PROXY_PORT, self.host_name(role), workers=workers, address=self.hosts[server].address)
+    def load(self, role: str, server: str, workers: int = 2, *, retry_closed_keep_alive: bool = False) -> Load:
+        """Load on the role's host name at the server's proxy (`retry_closed_keep_alive`: as Load's)."""
+        address = self.hosts[server].address
+        return Load(
+            PROXY_PORT, self.host_name(role), workers=workers, address=address,
+            retry_closed_keep_alive=retry_closed_keep_alive,
+        )  # fmt: skip
 
     def proxy_log(self, server: str, role: str, message: str) -> list[datetime]:
         """When the server's kamal-proxy logged `message` (Deploying, Deployed) for the role's route, oldest first."""
