@@ -94,6 +94,15 @@ join_fixed_network() {
   [[ -z $(network_state "$fixed") ]] || join_network "$fixed"
 }
 
+# start_proxy NETWORK...: the proxy run, on NETWORK... and the service's fixed network, answering.
+start_proxy() {
+  local joined
+  run_proxy || return 1
+  for joined; do docker network connect "$joined" "$name" || return 1; done
+  join_fixed_network || return 1
+  wait_until_answering
+}
+
 run_proxy() {
   docker run --detach --name "$name" --network "$proxy_network" --restart unless-stopped \
     --log-opt max-size=10m --log-opt max-file=3 \
@@ -102,14 +111,16 @@ run_proxy() {
     -- "$image" >/dev/null
 }
 
-# wait_until_answering [CONTAINER]: the proxy (or CONTAINER) answers `kamal-proxy list`.
-wait_until_answering() {
-  local proxy=${1:-$name} deadline=$((SECONDS + READY_SECONDS))
-  until docker exec "$proxy" kamal-proxy list >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "$proxy did not answer 'kamal-proxy list' within ${READY_SECONDS}s"
+# answers CONTAINER: it answers `kamal-proxy list` within READY_SECONDS.
+answers() {
+  local deadline=$((SECONDS + READY_SECONDS))
+  until docker exec "$1" kamal-proxy list >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
     sleep 0.2
   done
 }
+
+wait_until_answering() { answers "$name" || die "$name did not answer 'kamal-proxy list' within ${READY_SECONDS}s"; }
 
 # One proxy serves every service of the server, so its boots and removals take turns on a server-wide lock.
 lock_proxy() {
@@ -206,9 +217,9 @@ run_standby() {
   shift
   docker run --detach --name "$standby" --network "$proxy_network" --restart no \
     --log-opt max-size=10m --log-opt max-file=3 --publish "127.0.0.1::80" --publish "127.0.0.1::443" \
-    --volume "$state_volume:$state_dir" --label "quayside.proxy-standby=$name" -- "$image" >/dev/null
-  for joined; do docker network connect "$joined" "$standby"; done
-  wait_until_answering "$standby"
+    --volume "$state_volume:$state_dir" --label "quayside.proxy-standby=$name" -- "$image" >/dev/null || return 1
+  for joined; do docker network connect "$joined" "$standby" || return 1; done
+  answers "$standby"
 }
 
 # retire_standby: quayside's DNAT rules removed (Docker's serve the proxy again), then a standby drained and removed.
@@ -224,20 +235,19 @@ retire_standby() {
 # the new image takes the new connections. Should the new proxy not start, the standby goes on serving through the
 # DNAT rules, and the next boot (the proxy is absent then) replaces it.
 hand_over() {
-  local standby=${name}_standby joined
+  local standby=${name}_standby
   docker rm --force "$standby" >/dev/null 2>&1 || true
   switch_back
-  run_standby "$standby" "$@"
-  if [[ $(proxy_routes "$standby") != "$(proxy_routes "$name")" ]]; then
-    docker rm --force "$standby" >/dev/null
-    die "a standby of $image did not restore the routes $name serves; nothing was changed"
+  if ! run_standby "$standby" "$@" || [[ $(proxy_routes "$standby") != "$(proxy_routes "$name")" ]]; then
+    echo "the standby's last log lines:" >&2
+    docker logs --tail 10 "$standby" 2>&1 | sed 's/^/  | /' >&2
+    docker rm --force "$standby" >/dev/null 2>&1 || true
+    die "a standby of $image did not answer with the routes $name serves: $name serves on, nothing was changed"
   fi
   switch_to "$(proxy_address "$standby")"
   docker stop --time "$DRAIN_SECONDS" "$name" >/dev/null
   docker rm "$name" >/dev/null
-  run_proxy || die "$name did not start ($image): the standby $standby serves meanwhile; run the step again"
-  for joined; do docker network connect "$joined" "$name"; done
-  wait_until_answering
+  start_proxy "$@" || die "$name did not start ($image): the standby $standby serves meanwhile; run the step again"
   retire_standby
 }
 
@@ -262,6 +272,7 @@ boot() {
     join_network "$network"
     join_fixed_network
     wait_until_answering
+    retire_standby
     record_drift "$network" proxy "${heal:-0}"
     say "$name up ($image), on network $network"
     return 0
@@ -274,7 +285,6 @@ boot() {
   if only_image_changed "$current" && [[ $(inspect_container "$name" '{{.State.Running}}') == true ]]; then
     if can_switch; then
       hand_over "${rejoin[@]}" "$network"
-      join_fixed_network
       record_drift "$network" proxy "${heal:-0}"
       say "$name handed over to $image on $bind:$http_port and $bind:$https_port, no connection refused"
       return 0
@@ -282,10 +292,7 @@ boot() {
     say "$(id -un) may not run iptables as root here (bootstrap.sh allows the deploy user): $name restarts instead"
   fi
   [[ -z $(inspect_container "$name" '{{.Id}}') ]] || docker rm --force "$name" >/dev/null
-  run_proxy
-  for joined in "${rejoin[@]}" "$network"; do docker network connect "$joined" "$name"; done
-  join_fixed_network
-  wait_until_answering
+  start_proxy "${rejoin[@]}" "$network"
   retire_standby
   record_drift "$network" proxy "${heal:-0}"
   say "$name booted ($image) on $bind:$http_port and $bind:$https_port, on network $network"

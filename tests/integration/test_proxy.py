@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from components import steps
-from tests.integration.conftest import Service, new_service, share_proxy
+from tests.integration.conftest import Service, derived_image, new_service, share_proxy
 from tests.support import images
 from tests.support.docker import docker, free_loopback_port
 from tests.support.load import Load
@@ -125,6 +125,28 @@ def test_a_new_proxy_image_takes_over_under_load_refusing_no_connection_and_losi
         assert f"{service.proxy} up" in service.boot_proxy("--image", upgrade).stdout
     finally:
         service.boot_proxy()
+
+
+def test_a_new_proxy_image_that_never_answers_changes_nothing_and_fails_no_request(service: Service) -> None:
+    service.deploy("web", "v1")
+    broken = derived_image(
+        f"quayside-test/kamal-proxy:broken-{service.name}",
+        f'FROM {images.KAMAL_PROXY_NEXT}\nCMD ["kamal-proxy", "nonsense"]\n',
+    )
+    before = started(service)
+    try:
+        with service.load("web") as load:
+            load.wait_for_requests(100)
+            refused = service.boot_proxy("--image", broken)
+            load.wait_for_requests(load.report.total + 100)
+
+        assert refused.returncode == 1
+        assert f"did not answer with the routes {service.proxy} serves: {service.proxy} serves on" in refused.stderr
+        assert started(service) == before
+        assert load.report.failures == [], load.report.summary()
+        assert docker("ps", "--all", "--quiet", "--filter", f"name=^{service.proxy}_standby$") == ""
+    finally:
+        docker("image", "rm", broken, check=False)
 
 
 def test_booting_a_stopped_proxy_starts_it_again(service: Service) -> None:
