@@ -174,7 +174,8 @@ refuse_unless_all_ask() {
 # (conntrack), and each proxy drains its own on SIGTERM. The standby has the same state volume (kamal-proxy reads it
 # at start and writes it only on a route change, which the server-wide lock keeps out) and the same networks.
 
-readonly SWITCH_COMMENT=quayside-proxy-handover
+# What tags this proxy's DNAT rules: a server may run more than one proxy (a test bed does), each handing over alone.
+switch_comment() { echo "quayside-proxy-handover:$name"; }
 
 # iptables as root: this step's user is root, or one sudo lets run it (bootstrap.sh allows the deploy user).
 as_root() { if ((EUID == 0)); then "$@"; else sudo -n "$@"; fi; }
@@ -190,7 +191,7 @@ switch_to() {
     for port in "$http_port:80" "$https_port:443"; do
       target=$1:${port#*:}
       as_root iptables -w -t nat -I "$chain" 1 -p tcp "${match[@]}" --dport "${port%:*}" -m addrtype \
-        --dst-type LOCAL -m comment --comment "$SWITCH_COMMENT" -j DNAT --to-destination "$target"
+        --dst-type LOCAL -m comment --comment "$(switch_comment)" -j DNAT --to-destination "$target"
     done
   done
 }
@@ -203,7 +204,7 @@ switch_back() {
       [[ -n $rule ]] || continue
       read -ra deletion <<<"${rule/-A /-D }"
       as_root iptables -w -t nat "${deletion[@]}"
-    done < <(as_root iptables -w -t nat -S "$chain" | grep -F -- "--comment $SWITCH_COMMENT" || true)
+    done < <(as_root iptables -w -t nat -S "$chain" | grep -F -- "--comment $(switch_comment) " || true)
   done
 }
 
