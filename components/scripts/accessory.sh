@@ -309,7 +309,12 @@ boot() {
     upgrade_data "$(inspect_container "$aside" '{{.Image}}')" ||
       { report_failure "the upgrade from Postgres $old_major to $new_major failed (above)"; put_back; exit 1; }
   fi
-  output=$(run_container 2>&1) || { report_failure "docker run: ${output##*$'\n'}"; put_back; exit 1; }
+  output=$(run_container 2>&1) || {
+    # Docker says why on a line of its own ("docker: Error response ..."), before its usage hint.
+    report_failure "$(grep -m1 '^docker: ' <<<"$output" || echo "docker run: ${output##*$'\n'}")"
+    put_back
+    exit 1
+  }
   reason=$(take_fixed_address) || { report_failure "$reason"; put_back; exit 1; }
   reason=$(wait_ready) || { report_failure "$reason"; put_back; exit 1; }
   release_requests

@@ -609,7 +609,8 @@ finish() {
     stop_others
     prune_stopped
   ) </dev/null >>"$log" 2>&1 8>&- &
-  disown
+  # A job with nothing to stop may have ended already: then there is none to disown.
+  disown 2>/dev/null || true
 }
 
 main() {

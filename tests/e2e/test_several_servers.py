@@ -26,8 +26,8 @@ from tests.support.stacks import PROXY, Events, unique_service
 @pytest.fixture
 def several(tmp_path: Path, host_bed: HostBed) -> Iterator[SeveralStack]:
     stack = SeveralStack.create(tmp_path, host_bed, unique_service("multi"))
-    stack.up()
     try:
+        stack.up()
         yield stack
     finally:
         stack.destroy()

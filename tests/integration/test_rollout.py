@@ -25,7 +25,7 @@ from components.swap_command import swap_args, swap_timeout
 from tests.support.docker import unique_name
 from tests.support.hosts import SETUP_STEP, HostBed, TestHost
 from tests.support.load import Load, LoadReport
-from tests.support.remote import REMOTE_ROOT, container_name, install_scripts, run_script, settle
+from tests.support.remote import REMOTE_ROOT, container_name, fixed_network, install_scripts, run_script, settle
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 ROLE: Final = "web"
@@ -199,7 +199,7 @@ def remove_from_host(host: TestHost, name: str, had_daemon_json: bool) -> None:
     script = f"""
         ids=$(docker ps --all --quiet --filter label=quayside.service={name})
         docker rm --force {name}-proxy $ids >/dev/null 2>&1
-        docker network rm {name} 0-{name}-proxy >/dev/null 2>&1
+        docker network rm {name} {fixed_network(name)} 0-{name}-proxy >/dev/null 2>&1
         docker volume rm {name}-proxy-state >/dev/null 2>&1
         rm -rf {REMOTE_ROOT}/{name} {REMOTE_ROOT}/{name}-proxy.lock /tmp/{name}-up
         {"" if had_daemon_json else "rm -f /etc/docker/daemon.json"}

@@ -174,13 +174,16 @@ class SeveralStack:
         return done.stdout + done.stderr
 
     def remove_leftovers(self, host: TestHost) -> None:
-        """What a killed run may have left on a host: the service's containers, network and directory."""
+        """What a killed run may have left on a host: the service's containers, networks (the proxy taken off them)
+        and directory."""
         script = (
             'ids=$(docker ps --all --quiet --filter "label=quayside.service=$1"); '
             '[ -z "$ids" ] || docker rm --force $ids >/dev/null; '
+            'for net in "$1" "$2"; do docker network disconnect --force "$net" "$3" >/dev/null 2>&1; done; '
             'docker network rm "$1" "$2" >/dev/null 2>&1; rm -rf "/var/lib/quayside/$1"; true'
         )
-        host.run(shlex.join(["sh", "-c", script, "leftovers", self.service, fixed_network(self.service)]), check=False)
+        service, fixed = self.service, fixed_network(self.service)
+        host.run(shlex.join(["sh", "-c", script, "leftovers", service, fixed, PROXY]), check=False)
 
 
 class BalancedStack(SeveralStack):
