@@ -174,38 +174,39 @@ refuse_unless_all_ask() {
 # (conntrack), and each proxy drains its own on SIGTERM. The standby has the same state volume (kamal-proxy reads it
 # at start and writes it only on a route change, which the server-wide lock keeps out) and the same networks.
 
-# What tags this proxy's DNAT rules: a server may run more than one proxy (a test bed does), each handing over alone.
-switch_comment() { echo "quayside-proxy-handover:$name"; }
-
 # iptables as root: this step's user is root, or one sudo lets run it (bootstrap.sh allows the deploy user).
 as_root() { if ((EUID == 0)); then "$@"; else sudo -n "$@"; fi; }
 
 # can_switch: iptables can be run here as root.
 can_switch() { as_root iptables -w -t nat -S OUTPUT >/dev/null 2>&1; }
 
+# This proxy's DNAT rules, a line each (CHAIN and the rule's words), so they are deleted as they were made, whoever
+# else changes the chains meanwhile (another proxy of a test bed hands over too), and after a killed run.
+switch_rules() { echo "$QUAYSIDE_ROOT/$name.handover"; }
+
 # switch_to ADDRESS: new connections to the published ports go to ADDRESS's 80 and 443, from outside and from here.
 switch_to() {
-  local chain port target match=()
+  local chain port rule match=()
   [[ $bind == 0.0.0.0 ]] || match=(-d "$bind")
   for chain in PREROUTING OUTPUT; do
     for port in "$http_port:80" "$https_port:443"; do
-      target=$1:${port#*:}
-      as_root iptables -w -t nat -I "$chain" 1 -p tcp "${match[@]}" --dport "${port%:*}" -m addrtype \
-        --dst-type LOCAL -m comment --comment "$(switch_comment)" -j DNAT --to-destination "$target"
+      rule=(-p tcp "${match[@]}" --dport "${port%:*}" -m addrtype --dst-type LOCAL
+        -m comment --comment "quayside-proxy-handover:$name" -j DNAT --to-destination "$1:${port#*:}")
+      echo "$chain ${rule[*]}" >>"$(switch_rules)"
+      as_root iptables -w -t nat -I "$chain" 1 "${rule[@]}"
     done
   done
 }
 
-# switch_back: quayside's DNAT rules gone (also those a handover that was killed left behind): Docker's serve.
+# switch_back: this proxy's DNAT rules gone (also those a killed handover left): Docker's serve again.
 switch_back() {
-  local chain rule deletion
-  for chain in PREROUTING OUTPUT; do
-    while read -r rule; do
-      [[ -n $rule ]] || continue
-      read -ra deletion <<<"${rule/-A /-D }"
-      as_root iptables -w -t nat "${deletion[@]}"
-    done < <(as_root iptables -w -t nat -S "$chain" | grep -F -- "--comment $(switch_comment) " || true)
-  done
+  local chain words rule
+  [[ -f $(switch_rules) ]] || return 0
+  while read -r chain words; do
+    read -ra rule <<<"$words"
+    as_root iptables -w -t nat -D "$chain" "${rule[@]}" 2>/dev/null || true
+  done <"$(switch_rules)"
+  rm -f "$(switch_rules)"
 }
 
 # The proxy's address on its own network, where the DNAT rules send connections.

@@ -121,7 +121,7 @@ def test_a_new_proxy_image_takes_over_under_load_refusing_no_connection_and_losi
               f"{kept.report.summary()[:90]}")  # fmt: skip
         assert docker("ps", "--all", "--quiet", "--filter", f"name=^{service.proxy}_standby$") == ""
         rules = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True, check=True).stdout
-        assert f"quayside-proxy-handover:{service.proxy} " not in rules
+        assert f"quayside-proxy-handover:{service.proxy}" not in rules
         assert f"{service.proxy} up" in service.boot_proxy("--image", upgrade).stdout
     finally:
         service.boot_proxy()
