@@ -103,12 +103,17 @@ start_proxy() {
   wait_until_answering
 }
 
+# run_proxy_as CONTAINER RESTART [OPTION...]: the image as CONTAINER, on the proxy network with the state volume.
+run_proxy_as() {
+  local container=$1 restart=$2
+  shift 2
+  docker run --detach --name "$container" --network "$proxy_network" --restart "$restart" \
+    --log-opt max-size=10m --log-opt max-file=3 --volume "$state_volume:$state_dir" "$@" -- "$image" >/dev/null
+}
+
 run_proxy() {
-  docker run --detach --name "$name" --network "$proxy_network" --restart unless-stopped \
-    --log-opt max-size=10m --log-opt max-file=3 \
-    --publish "$bind:$http_port:80" --publish "$bind:$https_port:443" \
-    --volume "$state_volume:$state_dir" --label "quayside.proxy-options=$(options_label)" \
-    -- "$image" >/dev/null
+  run_proxy_as "$name" unless-stopped --publish "$bind:$http_port:80" --publish "$bind:$https_port:443" \
+    --label "quayside.proxy-options=$(options_label)"
 }
 
 # answers CONTAINER: it answers `kamal-proxy list` within READY_SECONDS.
@@ -217,9 +222,8 @@ proxy_address() { inspect_container "$1" "{{(index .NetworkSettings.Networks \"$
 run_standby() {
   local standby=$1 joined
   shift
-  docker run --detach --name "$standby" --network "$proxy_network" --restart no \
-    --log-opt max-size=10m --log-opt max-file=3 --publish "127.0.0.1::80" --publish "127.0.0.1::443" \
-    --volume "$state_volume:$state_dir" --label "quayside.proxy-standby=$name" -- "$image" >/dev/null || return 1
+  run_proxy_as "$standby" no --publish "127.0.0.1::80" --publish "127.0.0.1::443" \
+    --label "quayside.proxy-standby=$name" || return 1
   for joined; do docker network connect "$joined" "$standby" || return 1; done
   answers "$standby"
 }
