@@ -257,7 +257,7 @@ decide_major() {
   found=$(data_major "$(data_dir)")
   [[ -n $found ]] || return 0
   # The same image as the running container's runs the same major (a settings change): no need to ask it.
-  [[ -z $1 || $(inspect_container "$container" '{{.Image}}') != "$image_id" ]] || return 0
+  [[ ${1##* } != "$image_id" ]] || return 0
   wanted=$(image_major "$image") || die "cannot tell which Postgres $image runs (above)"
   ((wanted != found)) || return 0
   ((wanted > found)) ||
@@ -302,11 +302,11 @@ boot() {
     hold_requests
     # Stopped first: two servers must never share a data directory.
     docker stop --time "$stop_timeout" "$container" >/dev/null
-    aside="${container}_replaced_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+    aside="${container}_replaced_$(random_suffix)"
     docker rename "$container" "$aside"
   fi
   if [[ -n $new_major ]]; then
-    upgrade_data "$(inspect_container "$aside" '{{.Image}}')" ||
+    upgrade_data "${current##* }" ||
       { report_failure "the upgrade from Postgres $old_major to $new_major failed (above)"; put_back; exit 1; }
   fi
   output=$(run_container 2>&1) || {

@@ -145,6 +145,9 @@ now_ms() {
 
 service_dir() { echo "$QUAYSIDE_ROOT/$1"; }
 env_file() { echo "$QUAYSIDE_ROOT/$1/env/$2.env"; }
+# Eight hex digits of chance: a name beside another container's that no earlier one took (name_replaced_1a2b3c4d).
+random_suffix() { od -An -N4 -tx1 /dev/urandom | tr -d ' \n'; }
+
 # An accessory's data directory (its container's --data mount), which only `remove --delete-data` deletes.
 accessory_data_dir() { echo "$QUAYSIDE_ROOT/$1/$2/data"; }
 canary_file() { echo "$QUAYSIDE_ROOT/$1/$2.canary"; }

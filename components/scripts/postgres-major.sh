@@ -24,7 +24,7 @@ image_major() {
 # started; prints its name.
 start_offline() {
   local image=$1 offline args item
-  offline="${container}_$2_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+  offline="${container}_$2_$(random_suffix)"
   args=(--detach --name "$offline" --network none --label "quayside.service=$service"
     --env-file "$(env_file "$service" "$(secrets_name)")" --volume "$(data_dir):$data")
   for item in "${envs[@]}"; do args+=(--env "$item"); done

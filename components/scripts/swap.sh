@@ -249,7 +249,7 @@ read_existing_in_full() {
 
 # Moves a container of this version with another config out of the way, so the new one can take its name.
 set_aside() {
-  aside="${name}_replaced_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+  aside="${name}_replaced_$(random_suffix)"
   docker rename "$name" "$aside"
 }
 
